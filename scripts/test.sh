@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs every test: installs the Debian packages the tests need, then the whole cargo test suite
+# (unit tests, integration tests against real nginx, fixture and fuzz-corpus replays).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+export PATH="$PATH:/usr/sbin"
+cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-4}"

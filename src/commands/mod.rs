@@ -1,0 +1,79 @@
+//! The subcommands. Each module has one entry function, `run(args, ctx) -> CommandResult`; this is the
+//! only layer where the nginx model and the CA clients meet.
+
+pub mod discover;
+
+use std::path::PathBuf;
+
+use crate::cli::{Cli, Command, GlobalOpts};
+use crate::exit::{CommandResult, Failure};
+use crate::nginx::control::{NginxBinary, NginxPaths};
+
+/// What every command is given: the global options, resolved.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The global options exactly as parsed (flags and environment).
+    pub global: GlobalOpts,
+}
+
+impl Context {
+    /// Builds the context from parsed global options.
+    pub fn new(global: GlobalOpts) -> Context {
+        Context { global }
+    }
+
+    /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx.
+    pub fn nginx_binary(&self) -> NginxBinary {
+        NginxBinary::locate(self.global.nginx_bin.clone())
+    }
+
+    /// The main config file and prefix, resolved as design §3.1 says. Asks `nginx -V` only for what
+    /// the options leave open.
+    pub fn nginx_paths(&self) -> Result<NginxPaths, Failure> {
+        let given_conf = self.global.nginx_conf.clone().map(absolute);
+        let given_prefix = self.global.nginx_prefix.clone().map(absolute);
+        if let (Some(conf), Some(prefix)) = (&given_conf, &given_prefix) {
+            return Ok(NginxPaths { conf: conf.clone(), prefix: Some(prefix.clone()) });
+        }
+        let compiled = self.nginx_binary().compiled_paths().ok();
+        let prefix = given_prefix.or_else(|| compiled.as_ref().and_then(|c| c.prefix.clone()));
+        let conf = match given_conf {
+            Some(conf) => conf,
+            None => match compiled.and_then(|c| c.conf_path) {
+                Some(conf) if conf.is_absolute() => conf,
+                Some(conf) => prefix.clone().unwrap_or_default().join(conf),
+                None => PathBuf::from("/etc/nginx/nginx.conf"),
+            },
+        };
+        Ok(NginxPaths { conf, prefix })
+    }
+}
+
+/// Makes a user-given path absolute against the current directory (lexically; symlinks are kept).
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> CommandResult {
+    let ctx = Context::new(cli.global);
+    match cli.command {
+        Command::Discover(args) => discover::run(&args, &ctx),
+    }
+}
+
+/// Sets up `tracing` output on stderr; `-v` raises the level to info, `-vv` to debug.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENC365_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}

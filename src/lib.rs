@@ -1,0 +1,13 @@
+//! enc365-nginx: HTTPS for every nginx site, with no manual steps.
+//!
+//! The library holds everything; the binaries (`enc365-nginx`, `enc365-sim`) only parse arguments and
+//! call into it. Modules keep their knowledge to themselves: [`nginx`] reads and edits nginx
+//! configuration and knows nothing of certificate authorities; the CA clients know nothing of nginx;
+//! [`commands`] is the only place where both meet.
+
+pub mod cli;
+pub mod commands;
+pub mod exit;
+
+pub mod nginx;
+

@@ -1,0 +1,6 @@
+//! The nginx model: read configuration exactly as nginx does (byte-exact lexer, directive tree with
+//! spans, include resolution), find the sites in it, and run the nginx binary.
+//!
+//! Knows nothing of certificate authorities.
+
+pub mod control;
