@@ -10,4 +10,5 @@ pub mod commands;
 pub mod exit;
 
 pub mod nginx;
+pub mod store;
 
