@@ -33,7 +33,10 @@ impl Context {
         let given_conf = self.global.nginx_conf.clone().map(absolute);
         let given_prefix = self.global.nginx_prefix.clone().map(absolute);
         if let (Some(conf), Some(prefix)) = (&given_conf, &given_prefix) {
-            return Ok(NginxPaths { conf: conf.clone(), prefix: Some(prefix.clone()) });
+            return Ok(NginxPaths {
+                conf: conf.clone(),
+                prefix: Some(prefix.clone()),
+            });
         }
         let compiled = self.nginx_binary().compiled_paths().ok();
         let prefix = given_prefix.or_else(|| compiled.as_ref().and_then(|c| c.prefix.clone()));
@@ -46,6 +49,21 @@ impl Context {
             },
         };
         Ok(NginxPaths { conf, prefix })
+    }
+}
+
+impl Context {
+    /// The current time in Unix seconds; `ENC365_NOW` overrides it (for tests of expiry).
+    pub fn now(&self) -> i64 {
+        if let Some(now) = std::env::var("ENC365_NOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            return now;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
     }
 }
 

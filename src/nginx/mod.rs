@@ -4,3 +4,6 @@
 //! Knows nothing of certificate authorities.
 
 pub mod control;
+pub mod lexer;
+pub mod sites;
+pub mod tree;
