@@ -89,8 +89,8 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
                 };
                 print_json(&doc)?;
             }
-            Err(Failure::usage(anyhow::Error::new(error).context(
-                "the nginx configuration cannot be read; nothing was changed (fix it, then check with nginx -t)",
+            Err(Failure::usage(anyhow::anyhow!(
+                "{error}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."
             )))
         }
     }

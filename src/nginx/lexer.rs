@@ -176,7 +176,7 @@ impl LexError {
             }
             LexErrorKind::UnterminatedQuote(q) => format!(
                 "unterminated quoted string: expected a closing {} before the end of the file",
-                describe_byte(q)
+                if q == b'"' { "'\"'" } else { "\"'\"" }
             ),
             LexErrorKind::UnterminatedLuaBlock => {
                 "unterminated Lua block: expected \"}\" before the end of the file".to_string()

@@ -28,9 +28,9 @@ pub type FileId = usize;
 /// exhausting the stack of the walks over the tree.
 const MAX_NESTING: usize = 256;
 
-/// A configuration error at a place in a file: `file:line:column: message`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", file.display())]
+/// A configuration error at a place in a file: `file:line:column: message` (just `file: message`
+/// when the file could not be read at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// The file, as nginx names it.
     pub file: PathBuf,
@@ -41,6 +41,25 @@ pub struct ParseError {
     /// What was expected there.
     pub message: String,
 }
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 /// One directive: its name, arguments and, for a block directive, its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
