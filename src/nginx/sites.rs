@@ -82,7 +82,7 @@ pub fn servers(config: &Config) -> Result<Vec<Server>, ParseError> {
         http_certs: Vec::new(),
         http_keys: Vec::new(),
     };
-    walker.walk(0, &config.main().directives, Context::Main)?;
+    walker.walk(0, config.main().directives(), Context::Main)?;
     let Walker {
         mut servers,
         http_certs,
@@ -139,12 +139,12 @@ impl Walker<'_> {
         let src = &cf.bytes;
         for d in list {
             let config = self.config;
-            for &inc in &d.included {
-                self.walk(inc, &config.files[inc].directives, ctx)?;
+            for &inc in cf.included(d) {
+                self.walk(inc, config.files[inc].directives(), ctx)?;
             }
             match ctx {
                 Context::Main if d.is("http", src) => {
-                    self.walk(file, d.children(), Context::Http)?
+                    self.walk(file, cf.children(d), Context::Http)?
                 }
                 Context::Http if d.is("server", src) => {
                     if !matches!(d.body, crate::nginx::tree::Body::Block { .. }) {
@@ -184,7 +184,7 @@ impl Walker<'_> {
             ssl_on: false,
             tls: false,
         };
-        self.server_level(file, block.children(), &mut server);
+        self.server_level(file, self.config.files[file].children(block), &mut server);
         server
     }
 
@@ -193,8 +193,8 @@ impl Walker<'_> {
         let cf = &self.config.files[file];
         let src = &cf.bytes;
         for d in list {
-            for &inc in &d.included {
-                self.server_level(inc, &self.config.files[inc].directives, server);
+            for &inc in cf.included(d) {
+                self.server_level(inc, self.config.files[inc].directives(), server);
             }
             let name = d.name.span.slice(src);
             let args = cf.args(d);

@@ -62,31 +62,43 @@ impl std::fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// One directive: its name, arguments and, for a block directive, its body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Plain data: its arguments, children and included files are runs of the lists its
+/// [`ConfigFile`] holds (a file's tree lives in a few flat vectors, not one allocation per
+/// directive), read with [`ConfigFile::args`], [`ConfigFile::children`] and
+/// [`ConfigFile::included`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Directive {
     /// The directive name (first word).
     pub name: Word,
-    /// The arguments: a range of [`ConfigFile::words`] (see [`ConfigFile::args`]).
-    pub args: WordRange,
+    /// The arguments: a run of [`ConfigFile::words`].
+    pub args: Run,
     /// From the first byte of the name to the terminating `;`, or to the `}` closing the block.
     pub span: Span,
     /// The block, if the directive has one.
     pub body: Body,
-    /// For `include`: the files it pulled in, in nginx's order.
-    pub included: Vec<FileId>,
+    /// For `include`: the files it pulled in, in nginx's order (a run of
+    /// [`ConfigFile::includes`]).
+    pub included: Run,
 }
 
-/// A run of words in [`ConfigFile::words`]: `start..start + len`.
+/// A run `start..start + len` of one of a [`ConfigFile`]'s flat lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WordRange {
-    /// Index of the first word.
+pub struct Run {
+    /// Index of the first item.
     pub start: u32,
-    /// Number of words.
+    /// Number of items.
     pub len: u32,
 }
 
+impl Run {
+    fn of<T>(self, list: &[T]) -> &[T] {
+        &list[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
 /// The body of a directive.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Body {
     /// A simple directive ending in `;`.
     None,
@@ -96,8 +108,8 @@ pub enum Body {
         open: u32,
         /// Offset of `}`.
         close: u32,
-        /// The directives inside.
-        children: Vec<Directive>,
+        /// The directives inside: a run of [`ConfigFile::nodes`].
+        children: Run,
     },
     /// A `*_by_lua_block`: Lua source between `open` and `close`, kept as raw bytes.
     Raw {
@@ -113,14 +125,6 @@ impl Directive {
     pub fn is(&self, name: &str, src: &[u8]) -> bool {
         self.name.quote.is_none() && self.name.span.slice(src) == name.as_bytes()
     }
-
-    /// The children of a block directive (empty for others).
-    pub fn children(&self) -> &[Directive] {
-        match &self.body {
-            Body::Block { children, .. } => children,
-            _ => &[],
-        }
-    }
 }
 
 /// One configuration file as read from disk.
@@ -130,10 +134,14 @@ pub struct ConfigFile {
     pub path: PathBuf,
     /// The file's bytes, exactly as read.
     pub bytes: Vec<u8>,
-    /// The top-level directives.
-    pub directives: Vec<Directive>,
-    /// The arguments of every directive of the file, in order (directives refer to runs of it).
+    /// Every directive of the file; the children of each block are one contiguous run.
+    pub nodes: Vec<Directive>,
+    /// The top-level directives: a run of `nodes`.
+    pub top: Run,
+    /// The arguments of every directive of the file (directives refer to runs of it).
     pub words: Vec<Word>,
+    /// The files every `include` of the file pulled in (directives refer to runs of it).
+    pub includes: Vec<FileId>,
     /// The `#` comments, in order.
     pub comments: Vec<Span>,
     line_starts: Vec<u32>,
@@ -146,14 +154,17 @@ impl ConfigFile {
         let mut file = ConfigFile {
             path,
             bytes,
-            directives: Vec::new(),
+            nodes: Vec::new(),
+            top: Run::default(),
             words: Vec::new(),
+            includes: Vec::new(),
             comments: Vec::new(),
             line_starts,
         };
         match parse_directives(&file.bytes) {
             Ok(parsed) => {
-                file.directives = parsed.directives;
+                file.nodes = parsed.nodes;
+                file.top = parsed.top;
                 file.words = parsed.words;
                 file.comments = parsed.comments;
                 Ok(file)
@@ -162,9 +173,27 @@ impl ConfigFile {
         }
     }
 
+    /// The top-level directives.
+    pub fn directives(&self) -> &[Directive] {
+        self.top.of(&self.nodes)
+    }
+
     /// The arguments of a directive of this file.
     pub fn args(&self, d: &Directive) -> &[Word] {
-        &self.words[d.args.start as usize..(d.args.start + d.args.len) as usize]
+        d.args.of(&self.words)
+    }
+
+    /// The directives inside a block directive of this file (empty for other directives).
+    pub fn children(&self, d: &Directive) -> &[Directive] {
+        match d.body {
+            Body::Block { children, .. } => children.of(&self.nodes),
+            _ => &[],
+        }
+    }
+
+    /// The files an `include` directive of this file pulled in (empty for other directives).
+    pub fn included(&self, d: &Directive) -> &[FileId] {
+        d.included.of(&self.includes)
     }
 
     /// 1-based line and column of a byte offset.
@@ -197,7 +226,7 @@ impl ConfigFile {
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len());
         let mut at = 0usize;
-        render_list(self, &self.directives, &mut at, &mut out);
+        render_list(self, self.directives(), &mut at, &mut out);
         out.extend_from_slice(&self.bytes[at..]);
         out
     }
@@ -215,10 +244,8 @@ fn render_list(file: &ConfigFile, list: &[Directive], at: &mut usize, out: &mut 
             *at = w.span.end as usize;
         }
         match &d.body {
-            Body::Block {
-                close, children, ..
-            } => {
-                render_list(file, children, at, out);
+            Body::Block { close, .. } => {
+                render_list(file, file.children(d), at, out);
                 out.extend_from_slice(&src[*at..*close as usize + 1]);
             }
             Body::None | Body::Raw { .. } => {
@@ -252,17 +279,23 @@ struct OpenBlock {
 
 /// What parsing one file yields.
 struct Parsed {
-    directives: Vec<Directive>,
+    nodes: Vec<Directive>,
+    top: Run,
     words: Vec<Word>,
     comments: Vec<Span>,
 }
 
-/// Parses one file's bytes into its top-level directives; errors carry a byte offset.
+/// Parses one file's bytes into its directives; errors carry a byte offset.
+///
+/// Each block's children are collected in a scratch vector (recycled through `spare`) and moved
+/// into `nodes` as one run when the block closes, so the whole tree costs a few flat vectors.
 fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
     let mut lexer = Lexer::new(src);
+    let mut nodes: Vec<Directive> = Vec::with_capacity(src.len() / 40);
     let mut top: Vec<Directive> = Vec::new();
     let mut stack: Vec<OpenBlock> = Vec::new();
-    let mut all_words: Vec<Word> = Vec::with_capacity(src.len() / 16);
+    let mut spare: Vec<Vec<Directive>> = Vec::new();
+    let mut all_words: Vec<Word> = Vec::with_capacity(src.len() / 24);
     let mut words: Vec<Word> = Vec::new();
     loop {
         words.clear();
@@ -271,7 +304,7 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
             .map_err(|e: LexError| (e.offset, e.message()))?;
         let mut leaf = |end: u32, body: Body| {
             let name = words[0];
-            let args = WordRange {
+            let args = Run {
                 start: all_words.len() as u32,
                 len: words.len() as u32 - 1,
             };
@@ -284,7 +317,7 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                     end,
                 },
                 body,
-                included: Vec::new(),
+                included: Run::default(),
             }
         };
         let finished = match end {
@@ -295,15 +328,16 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                     return Err((open, format!("blocks nested more than {MAX_NESTING} deep")));
                 }
                 let directive = leaf(open + 1, Body::None);
+                let children = spare.pop().unwrap_or_default();
                 stack.push(OpenBlock {
                     directive,
                     open,
-                    children: Vec::new(),
+                    children,
                 });
                 continue;
             }
             Terminator::BlockClose(at) => {
-                let Some(block) = stack.pop() else {
+                let Some(mut block) = stack.pop() else {
                     return Err((
                         at,
                         "unexpected \"}\": expected a directive (no block is open here; blocks \
@@ -311,12 +345,18 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                             .to_string(),
                     ));
                 };
+                let children = Run {
+                    start: nodes.len() as u32,
+                    len: block.children.len() as u32,
+                };
+                nodes.append(&mut block.children);
+                spare.push(block.children);
                 let mut d = block.directive;
                 d.span.end = at + 1;
                 d.body = Body::Block {
                     open: block.open,
                     close: at,
-                    children: block.children,
+                    children,
                 };
                 d
             }
@@ -332,8 +372,14 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                         ),
                     ));
                 }
+                let top_run = Run {
+                    start: nodes.len() as u32,
+                    len: top.len() as u32,
+                };
+                nodes.append(&mut top);
                 return Ok(Parsed {
-                    directives: top,
+                    nodes,
+                    top: top_run,
                     words: all_words,
                     comments: lexer.comments,
                 });
@@ -435,29 +481,26 @@ impl Loader {
         self.files.push(None);
         self.by_path.insert(file.path.clone(), id);
         self.stack.push(id);
-        let mut directives = std::mem::take(&mut file.directives);
-        self.resolve_includes(&file, &mut directives)?;
-        file.directives = directives;
+        let top = file.top;
+        self.resolve_includes(&mut file, top)?;
         self.stack.pop();
         self.files[id] = Some(file);
         Ok(id)
     }
 
-    /// Resolves every `include` among `list` (at any depth) of `file`.
-    fn resolve_includes(
-        &mut self,
-        file: &ConfigFile,
-        list: &mut [Directive],
-    ) -> Result<(), ParseError> {
-        for d in list.iter_mut() {
-            if let Body::Block { children, .. } = &mut d.body {
+    /// Resolves every `include` among the directives `run` of `file` (at any depth), in document
+    /// order.
+    fn resolve_includes(&mut self, file: &mut ConfigFile, run: Run) -> Result<(), ParseError> {
+        for index in run.start as usize..(run.start + run.len) as usize {
+            let d = file.nodes[index];
+            if let Body::Block { children, .. } = d.body {
                 self.resolve_includes(file, children)?;
                 continue;
             }
             if !d.is("include", &file.bytes) {
                 continue;
             }
-            let args = file.args(d);
+            let args = file.args(&d);
             if args.len() != 1 {
                 return Err(file.error_at(
                     d.name.span.start,
@@ -476,10 +519,16 @@ impl Loader {
                 vec![pattern]
             };
             let mut prefetched = self.prefetch(&paths);
+            let mut ids = Vec::with_capacity(paths.len());
             for (i, path) in paths.into_iter().enumerate() {
                 let ready = prefetched.as_mut().and_then(|p| p[i].take());
-                d.included.push(self.include(file, at, path, ready)?);
+                ids.push(self.include(file, at, path, ready)?);
             }
+            file.nodes[index].included = Run {
+                start: file.includes.len() as u32,
+                len: ids.len() as u32,
+            };
+            file.includes.extend(ids);
         }
         Ok(())
     }
@@ -635,9 +684,9 @@ mod tests {
     #[test]
     fn blocks_nest_and_keep_spans() {
         let f = parse("http {\n  server {\n    listen 80;\n  }\n}\n").unwrap();
-        let http = &f.directives[0];
+        let http = &f.directives()[0];
         assert!(http.is("http", &f.bytes));
-        let server = &http.children()[0];
+        let server = &f.children(http)[0];
         assert_eq!(
             server.span.slice(&f.bytes),
             b"server {\n    listen 80;\n  }"
@@ -660,7 +709,7 @@ mod tests {
     #[test]
     fn columns_count_characters() {
         let f = parse("# é\nserver_name 例子.test ;\n").unwrap();
-        let d = &f.directives[0];
+        let d = &f.directives()[0];
         assert_eq!(f.line_col(d.span.end - 1), (2, 21));
     }
 }

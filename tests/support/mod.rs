@@ -62,11 +62,7 @@ pub fn nginx_dump_files(prefix: &Path, conf: &Path) -> Vec<String> {
 pub fn relativize(value: &mut serde_json::Value, root: &str) {
     let prefix = format!("{root}/");
     match value {
-        serde_json::Value::String(s) => {
-            if s.contains(&prefix) {
-                *s = s.replace(&prefix, "");
-            }
-        }
+        serde_json::Value::String(s) if s.contains(&prefix) => *s = s.replace(&prefix, ""),
         serde_json::Value::Array(items) => items.iter_mut().for_each(|v| relativize(v, root)),
         serde_json::Value::Object(map) => map.values_mut().for_each(|v| relativize(v, root)),
         _ => {}
