@@ -11,4 +11,3 @@ pub mod exit;
 
 pub mod nginx;
 pub mod store;
-

@@ -4,3 +4,4 @@
 //! Knows nothing of certificate authorities.
 
 pub mod control;
+pub mod edit;
