@@ -11,3 +11,4 @@ pub mod exit;
 
 pub mod nginx;
 pub mod store;
+pub mod verify;

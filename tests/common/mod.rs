@@ -615,12 +615,29 @@ impl TestCert {
     /// A fresh self-signed ECDSA P-256 certificate for `names` (the first is also the CN).
     pub fn self_signed(names: &[&str]) -> TestCert {
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let certified =
-            rcgen::generate_simple_self_signed(names).expect("rcgen makes a self-signed cert");
+        let params = rcgen::CertificateParams::new(names).expect("valid test names");
+        TestCert::from_params(params)
+    }
+
+    /// A self-signed certificate for `names` whose validity ended on 2020-01-01.
+    pub fn expired(names: &[&str]) -> TestCert {
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("valid test names");
+        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        TestCert::from_params(params)
+    }
+
+    /// A self-signed certificate from rcgen parameters, with a fresh ECDSA P-256 key.
+    pub fn from_params(params: rcgen::CertificateParams) -> TestCert {
+        let key = rcgen::KeyPair::generate().expect("rcgen makes a key");
+        let cert = params
+            .self_signed(&key)
+            .expect("rcgen signs the certificate");
         TestCert {
-            cert_pem: certified.cert.pem(),
-            key_pem: certified.signing_key.serialize_pem(),
-            der: certified.cert.der().to_vec(),
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
         }
     }
 
