@@ -14,3 +14,4 @@ pub mod names;
 pub mod nginx;
 pub mod store;
 pub mod tlsinfo;
+pub mod verify;

@@ -4,13 +4,31 @@
 //! through [`write_atomic`]: a temporary file in the same directory, the final mode set before any
 //! byte is written, fsync, rename over the target, fsync of the directory. A reader sees the old
 //! bytes or the new bytes, never a mix, and a crash leaves no half-written file.
+//!
+//! Also here, the two pieces of state that keep a run safe (design §3.4):
+//!
+//! - [`RunLock`]: `flock` on `<state-dir>/lock`, so one run at a time. The kernel drops the lock
+//!   when the process ends, however it ends, so a lock is never stale.
+//! - [`Transaction`]: the backup journal. Before a file is touched, [`Transaction::backup`] copies
+//!   its bytes, mode and owner (or notes that it did not exist) into
+//!   `<state-dir>/backups/<id>/` and writes the manifest there — so even after a crash mid-change,
+//!   [`Transaction::open`] + [`Transaction::restore`] put every file back byte for byte (and
+//!   delete files the transaction created). [`Transaction::list`] serves `history`/`rollback`.
+//!
+//! Not here: deciding what to change, running nginx, or reloading after a restore — that is the
+//! install step's job.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::exit::Failure;
 
 /// Writes `bytes` to `path` atomically with permission bits `mode`.
 ///
@@ -92,6 +110,548 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("could not flush the directory {}", dir.display()))
 }
 
+/// The lock file's name inside the state directory.
+pub const LOCK_FILE: &str = "lock";
+
+/// Creates the state directory (mode 0711, design §3.4) when it does not exist yet. An existing
+/// directory keeps the mode it has.
+pub fn ensure_state_dir(state_dir: &Path) -> anyhow::Result<()> {
+    if state_dir.is_dir() {
+        return Ok(());
+    }
+    ensure_dir(state_dir, 0o711)
+}
+
+/// One run at a time: an exclusive `flock` on `<state-dir>/lock`, held until dropped (or until the
+/// process ends, however it ends — a lock is never stale).
+#[derive(Debug)]
+pub struct RunLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+/// Why the run lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error(
+        "another enc365-nginx run holds the lock {}; wait for it to finish and try again \
+         (the lock is released when that process exits)",
+        path.display()
+    )]
+    Held {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The state directory or lock file cannot be created or opened.
+    #[error(
+        "could not take the lock {}: {reason} (run as root, or point --state-dir at a writable \
+         directory)",
+        path.display()
+    )]
+    Io {
+        /// The lock file.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+}
+
+impl From<LockError> for Failure {
+    /// A held lock is exit 3; a state directory we cannot use is a configuration error (exit 2).
+    fn from(error: LockError) -> Failure {
+        match error {
+            LockError::Held { .. } => Failure::locked(error),
+            LockError::Io { .. } => Failure::usage(error),
+        }
+    }
+}
+
+impl RunLock {
+    /// Takes the lock without waiting, creating the state directory and lock file when missing.
+    pub fn acquire(state_dir: &Path) -> Result<RunLock, LockError> {
+        let path = state_dir.join(LOCK_FILE);
+        let io = |reason: String| LockError::Io {
+            path: path.clone(),
+            reason,
+        };
+        ensure_state_dir(state_dir).map_err(|e| io(format!("{e:#}")))?;
+        // Opened, never rewritten: replacing the file would leave the lock on a dead inode.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| io(e.to_string()))?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(RunLock { _lock: lock, path }),
+            Err((_, Errno::EWOULDBLOCK)) => Err(LockError::Held { path }),
+            Err((_, errno)) => Err(io(errno.desc().to_string())),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnState {
+    /// Begun, neither committed nor restored: the run is going on, or it died mid-change.
+    Open,
+    /// The change succeeded and was kept.
+    Committed,
+    /// Every file was put back.
+    Restored,
+}
+
+/// What was saved about one file before the transaction touched it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupEntry {
+    /// The path as given to [`Transaction::backup`] (made absolute).
+    pub path: PathBuf,
+    /// The file a write to `path` replaces (symlinks resolved); this is what is restored.
+    pub target: PathBuf,
+    /// When `path` itself was a symlink, what it pointed to (put back if it was replaced).
+    pub symlink: Option<PathBuf>,
+    /// Whether the file existed; if not, restoring deletes it.
+    pub existed: bool,
+    /// Permission bits (`mode & 0o7777`) of the original.
+    pub mode: Option<u32>,
+    /// Owner of the original.
+    pub uid: Option<u32>,
+    /// Group of the original.
+    pub gid: Option<u32>,
+    /// SHA-256 (hex) of the original bytes, checked before restoring.
+    pub sha256: Option<String>,
+    /// The byte copy, relative to the transaction directory.
+    pub copy: Option<PathBuf>,
+}
+
+/// A transaction's manifest, `backups/<id>/manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Format version of this file.
+    pub version: u32,
+    /// The transaction id (also its directory name); ids sort by creation time.
+    pub id: String,
+    /// When it began, RFC 3339 UTC.
+    pub created: String,
+    /// What the run was doing, for `history` (e.g. `auto: shop.example.com`).
+    pub label: String,
+    /// Where it stands.
+    pub state: TxnState,
+    /// Every file backed up, in the order they were.
+    pub entries: Vec<BackupEntry>,
+}
+
+/// Why a transaction step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    /// A file operation failed.
+    #[error("could not {action} {}: {reason}", path.display())]
+    Io {
+        /// What we were doing ("read", "back up", …).
+        action: &'static str,
+        /// The file concerned.
+        path: PathBuf,
+        /// What the system said.
+        reason: String,
+    },
+    /// The manifest cannot be read or written.
+    #[error(
+        "the backup manifest {} cannot be used: {reason} (the byte copies beside it are intact; \
+         inspect them before deleting the directory)",
+        path.display()
+    )]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No transaction with this id.
+    #[error("there is no backup transaction {id:?} in {}", dir.display())]
+    NotFound {
+        /// The id asked for.
+        id: String,
+        /// The backups directory.
+        dir: PathBuf,
+    },
+    /// A directory (or other non-file) was given to back up.
+    #[error("{} is not a regular file; only files can be backed up", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A byte copy no longer matches its checksum.
+    #[error(
+        "the backup copy {} of {} is damaged (its SHA-256 no longer matches); not restoring \
+         that file",
+        copy.display(),
+        path.display()
+    )]
+    Damaged {
+        /// The file it would restore.
+        path: PathBuf,
+        /// The damaged copy.
+        copy: PathBuf,
+    },
+    /// Some files could not be restored; the others were.
+    #[error(
+        "transaction {id}: {} file(s) could not be put back (the others were): {}; fix the cause \
+         and restore the transaction again",
+        failures.len(),
+        failures.join("; ")
+    )]
+    Incomplete {
+        /// The transaction.
+        id: String,
+        /// One message per file that failed.
+        failures: Vec<String>,
+    },
+}
+
+/// The backup journal of one change: back up every file before touching it, then commit or
+/// restore. See the module doc.
+#[derive(Debug)]
+pub struct Transaction {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Transaction {
+    /// Starts a transaction: creates `<state-dir>/backups/<id>/` (0700) and writes its manifest.
+    pub fn begin(state_dir: &Path, label: &str) -> Result<Transaction, TxnError> {
+        let backups = state_dir.join("backups");
+        let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
+            action,
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        ensure_state_dir(state_dir).map_err(|e| io("create", state_dir, &e))?;
+        ensure_dir(&backups, 0o700).map_err(|e| io("create", &backups, &e))?;
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            std::process::id()
+        );
+        // create_dir (not _all) claims the id: two transactions never share a directory.
+        let mut n = 0u32;
+        let (id, dir) = loop {
+            let id = if n == 0 {
+                stamp.clone()
+            } else {
+                format!("{stamp}-{n}")
+            };
+            let dir = backups.join(&id);
+            match fs::create_dir(&dir) {
+                Ok(()) => break (id, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 10_000 => n += 1,
+                Err(e) => return Err(io("create", &dir, &e)),
+            }
+        };
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("set the mode of", &dir, &e))?;
+        let created = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let manifest = Manifest {
+            version: 1,
+            id,
+            created,
+            label: label.to_string(),
+            state: TxnState::Open,
+            entries: Vec::new(),
+        };
+        let txn = Transaction { dir, manifest };
+        txn.save()?;
+        Ok(txn)
+    }
+
+    /// Opens an existing transaction by id (e.g. one a crashed run left open).
+    pub fn open(state_dir: &Path, id: &str) -> Result<Transaction, TxnError> {
+        let backups = state_dir.join("backups");
+        let valid = !id.is_empty() && !id.starts_with('.') && !id.contains('/');
+        let dir = backups.join(id);
+        if !valid || !dir.join("manifest.json").is_file() {
+            return Err(TxnError::NotFound {
+                id: id.to_string(),
+                dir: backups,
+            });
+        }
+        let manifest = read_manifest(&dir.join("manifest.json"))?;
+        Ok(Transaction { dir, manifest })
+    }
+
+    /// Every transaction's manifest, oldest first. Directories without a manifest (a `begin`
+    /// that died before writing it) are skipped; an unreadable manifest is an error.
+    pub fn list(state_dir: &Path) -> Result<Vec<Manifest>, TxnError> {
+        let backups = state_dir.join("backups");
+        let entries = match fs::read_dir(&backups) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(TxnError::Io {
+                    action: "list",
+                    path: backups,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        let mut manifests = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| TxnError::Io {
+                action: "list",
+                path: backups.clone(),
+                reason: e.to_string(),
+            })?;
+            let path = entry.path().join("manifest.json");
+            if path.is_file() {
+                manifests.push(read_manifest(&path)?);
+            }
+        }
+        manifests.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(manifests)
+    }
+
+    /// The transaction id.
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    /// The transaction's directory, `<state-dir>/backups/<id>`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest as last written.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Saves `path` as it is now — bytes, mode, owner, or the fact that it does not exist — and
+    /// writes the manifest, all before returning: call it before the first change to `path`.
+    /// Backing up a file already in the transaction (by any path to it) does nothing, so the
+    /// copy is always of the state before the transaction.
+    pub fn backup(&mut self, path: &Path) -> Result<(), TxnError> {
+        let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
+            action,
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
+        let path = std::path::absolute(path).map_err(|e| io("find", path, &e))?;
+        let target = resolve_symlinks(&path).map_err(|e| io("resolve", &path, &e))?;
+        // `enabled/../available/x` and `available/x` are one file: canonicalise the directory
+        // (the file itself may not exist yet).
+        let target = match (target.parent().map(fs::canonicalize), target.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => target,
+        };
+        if self.manifest.entries.iter().any(|e| e.target == target) {
+            return Ok(());
+        }
+        let symlink = match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                Some(fs::read_link(&path).map_err(|e| io("read the link", &path, &e))?)
+            }
+            _ => None,
+        };
+        let index = self.manifest.entries.len();
+        let entry = match fs::metadata(&target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BackupEntry {
+                path,
+                target,
+                symlink,
+                existed: false,
+                mode: None,
+                uid: None,
+                gid: None,
+                sha256: None,
+                copy: None,
+            },
+            Err(e) => return Err(io("inspect", &target, &e)),
+            Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
+            Ok(meta) => {
+                let bytes = fs::read(&target).map_err(|e| io("read", &target, &e))?;
+                let files = self.dir.join("files");
+                ensure_dir(&files, 0o700).map_err(|e| io("create", &files, &e))?;
+                let copy = PathBuf::from("files").join(index.to_string());
+                let copy_path = self.dir.join(&copy);
+                write_atomic(&copy_path, &bytes, 0o600)
+                    .map_err(|e| io("back up", &copy_path, &e))?;
+                BackupEntry {
+                    path,
+                    target,
+                    symlink,
+                    existed: true,
+                    mode: Some(meta.permissions().mode() & 0o7777),
+                    uid: Some(meta.uid()),
+                    gid: Some(meta.gid()),
+                    sha256: Some(sha256_hex(&bytes)),
+                    copy: Some(copy),
+                }
+            }
+        };
+        self.manifest.entries.push(entry);
+        if let Err(e) = self.save() {
+            self.manifest.entries.pop();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Puts every backed-up file back as it was — same bytes, mode and owner; a file that did not
+    /// exist is deleted; a replaced symlink is put back — newest first, and marks the transaction
+    /// restored. Goes on past a file that fails and reports all failures at the end. Returns the
+    /// paths whose content was changed back.
+    pub fn restore(&mut self) -> Result<Vec<PathBuf>, TxnError> {
+        let mut changed = Vec::new();
+        let mut failures = Vec::new();
+        for entry in self.manifest.entries.iter().rev() {
+            match restore_entry(&self.dir, entry) {
+                Ok(true) => changed.push(entry.path.clone()),
+                Ok(false) => {}
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(TxnError::Incomplete {
+                id: self.manifest.id.clone(),
+                failures,
+            });
+        }
+        self.set_state(TxnState::Restored)?;
+        Ok(changed)
+    }
+
+    /// Marks the transaction committed: the change is kept. The copies stay for `rollback`.
+    pub fn commit(&mut self) -> Result<(), TxnError> {
+        self.set_state(TxnState::Committed)
+    }
+
+    fn set_state(&mut self, state: TxnState) -> Result<(), TxnError> {
+        let before = self.manifest.state;
+        self.manifest.state = state;
+        if let Err(e) = self.save() {
+            self.manifest.state = before;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(), TxnError> {
+        let path = self.dir.join("manifest.json");
+        let manifest_error = |reason: String| TxnError::Manifest {
+            path: path.clone(),
+            reason,
+        };
+        let mut json = serde_json::to_vec_pretty(&self.manifest)
+            .map_err(|e| manifest_error(format!("{e} (paths must be UTF-8)")))?;
+        json.push(b'\n');
+        write_atomic(&path, &json, 0o600).map_err(|e| manifest_error(format!("{e:#}")))
+    }
+}
+
+/// Restores one file; `Ok(true)` when something on disk changed.
+fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
+    let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
+        action,
+        path: path.to_path_buf(),
+        reason: format!("{e:#}"),
+    };
+    let mut changed = false;
+    if let Some(link) = &entry.symlink {
+        let current = fs::read_link(&entry.path).ok();
+        if current.as_ref() != Some(link) {
+            match fs::symlink_metadata(&entry.path) {
+                Ok(_) => fs::remove_file(&entry.path).map_err(|e| io("remove", &entry.path, &e))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("inspect", &entry.path, &e)),
+            }
+            std::os::unix::fs::symlink(link, &entry.path)
+                .map_err(|e| io("recreate the link", &entry.path, &e))?;
+            changed = true;
+        }
+    }
+    if !entry.existed {
+        return match fs::remove_file(&entry.target) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(changed),
+            Err(e) => Err(io("remove", &entry.target, &e)),
+        };
+    }
+    let (Some(copy), Some(mode)) = (&entry.copy, entry.mode) else {
+        return Err(TxnError::Manifest {
+            path: dir.join("manifest.json"),
+            reason: format!("the entry for {} has no copy or mode", entry.path.display()),
+        });
+    };
+    let copy_path = dir.join(copy);
+    let bytes = fs::read(&copy_path).map_err(|e| io("read the backup copy", &copy_path, &e))?;
+    if entry.sha256.as_deref() != Some(sha256_hex(&bytes).as_str()) {
+        return Err(TxnError::Damaged {
+            path: entry.path.clone(),
+            copy: copy_path,
+        });
+    }
+    let current = fs::read(&entry.target).ok();
+    let current_meta = fs::metadata(&entry.target).ok();
+    let same_mode = current_meta
+        .as_ref()
+        .map(|m| m.permissions().mode() & 0o7777)
+        == Some(mode);
+    if current.as_deref() != Some(&bytes[..]) || !same_mode {
+        write_atomic(&entry.target, &bytes, mode).map_err(|e| io("restore", &entry.target, &e))?;
+        changed = true;
+    }
+    let owner = fs::metadata(&entry.target).map(|m| (m.uid(), m.gid())).ok();
+    if let (Some(uid), Some(gid)) = (entry.uid, entry.gid)
+        && owner != Some((uid, gid))
+    {
+        std::os::unix::fs::chown(&entry.target, Some(uid), Some(gid))
+            .map_err(|e| io("restore the owner of", &entry.target, &e))?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest, TxnError> {
+    let bytes = fs::read(path).map_err(|e| TxnError::Manifest {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| TxnError::Manifest {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +688,270 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read(&real).unwrap(), b"new");
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// A tree with a non-UTF-8 CRLF file, a symlinked site and a path that does not exist yet.
+    struct Tree {
+        _dir: tempfile::TempDir,
+        state: PathBuf,
+        plain: PathBuf,
+        link: PathBuf,
+        real: PathBuf,
+        created: PathBuf,
+    }
+
+    const PLAIN: &[u8] = b"# caf\xe9 \xff\r\nserver {\r\n\tlisten 80;\r\n}";
+    const SITE: &[u8] = b"server { server_name shop.test; }\n";
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        fs::create_dir_all(etc.join("available")).unwrap();
+        fs::create_dir_all(etc.join("enabled")).unwrap();
+        let plain = etc.join("nginx.conf");
+        fs::write(&plain, PLAIN).unwrap();
+        fs::set_permissions(&plain, fs::Permissions::from_mode(0o640)).unwrap();
+        let real = etc.join("available/shop.conf");
+        fs::write(&real, SITE).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = etc.join("enabled/shop.conf");
+        std::os::unix::fs::symlink("../available/shop.conf", &link).unwrap();
+        Tree {
+            state: dir.path().join("state"),
+            created: etc.join("ssl-params.conf"),
+            _dir: dir,
+            plain,
+            link,
+            real,
+        }
+    }
+
+    /// Changes every file of the tree the way an install would.
+    fn change_everything(t: &Tree) {
+        write_atomic(&t.plain, b"changed\n", 0o644).unwrap();
+        write_atomic(&t.link, b"changed site\n", 0o600).unwrap();
+        write_atomic(&t.created, b"ssl_protocols TLSv1.2;\n", 0o644).unwrap();
+    }
+
+    fn assert_original(t: &Tree) {
+        assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+        assert_eq!(mode_of(&t.plain), 0o640);
+        assert!(
+            fs::symlink_metadata(&t.link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&t.real).unwrap(), SITE);
+        assert_eq!(mode_of(&t.real), 0o644);
+        assert!(
+            !t.created.exists(),
+            "a file the transaction created is removed"
+        );
+    }
+
+    #[test]
+    fn restore_puts_every_file_back_byte_identical() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto: shop.test").unwrap();
+        for path in [&t.plain, &t.link, &t.created] {
+            txn.backup(path).unwrap();
+        }
+        change_everything(&t);
+        let changed = txn.restore().unwrap();
+        assert_original(&t);
+        assert_eq!(changed.len(), 3);
+        assert_eq!(txn.manifest().state, TxnState::Restored);
+        let listed = Transaction::list(&t.state).unwrap();
+        assert_eq!(listed[0].state, TxnState::Restored);
+        // Restoring again changes nothing and still succeeds.
+        assert!(txn.restore().unwrap().is_empty());
+        assert_original(&t);
+    }
+
+    #[test]
+    fn backup_is_on_disk_before_the_file_is_touched() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        txn.backup(&t.plain).unwrap();
+        let manifest = read_manifest(&txn.dir().join("manifest.json")).unwrap();
+        assert_eq!(manifest.entries.len(), 1);
+        let entry = &manifest.entries[0];
+        assert!(entry.existed);
+        assert_eq!(entry.mode, Some(0o640));
+        assert_eq!(
+            fs::read(txn.dir().join(entry.copy.as_ref().unwrap())).unwrap(),
+            PLAIN
+        );
+        assert_eq!(mode_of(&t.state.join("backups")), 0o700);
+        assert_eq!(mode_of(txn.dir()), 0o700);
+        assert_eq!(mode_of(&txn.dir().join("manifest.json")), 0o600);
+        assert_eq!(mode_of(&t.state), 0o711);
+    }
+
+    #[test]
+    fn backing_up_a_file_twice_keeps_the_state_before_the_transaction() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        txn.backup(&t.link).unwrap();
+        write_atomic(&t.real, b"first change\n", 0o644).unwrap();
+        txn.backup(&t.real).unwrap(); // same file through its real path
+        txn.backup(&t.link).unwrap();
+        assert_eq!(txn.manifest().entries.len(), 1);
+        txn.restore().unwrap();
+        assert_eq!(fs::read(&t.real).unwrap(), SITE);
+    }
+
+    #[test]
+    fn a_run_that_dies_without_commit_can_be_restored_from_its_manifest() {
+        let t = tree();
+        let id = {
+            let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+            for path in [&t.plain, &t.link, &t.created] {
+                txn.backup(path).unwrap();
+            }
+            change_everything(&t);
+            txn.id().to_string()
+            // dropped here without commit or restore, as a crash would leave it
+        };
+        let listed = Transaction::list(&t.state).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(
+            (listed[0].id.as_str(), listed[0].state),
+            (id.as_str(), TxnState::Open)
+        );
+        let mut txn = Transaction::open(&t.state, &id).unwrap();
+        txn.restore().unwrap();
+        assert_original(&t);
+    }
+
+    #[test]
+    fn a_replaced_symlink_is_put_back() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        txn.backup(&t.link).unwrap();
+        fs::remove_file(&t.link).unwrap();
+        fs::write(&t.link, b"a panel replaced the link with a file\n").unwrap();
+        txn.restore().unwrap();
+        assert_original(&t);
+    }
+
+    #[test]
+    fn commit_keeps_the_change_and_list_is_oldest_first() {
+        let t = tree();
+        let mut first = Transaction::begin(&t.state, "one").unwrap();
+        first.backup(&t.plain).unwrap();
+        write_atomic(&t.plain, b"kept\n", 0o640).unwrap();
+        first.commit().unwrap();
+        let second = Transaction::begin(&t.state, "two").unwrap();
+        assert_ne!(first.id(), second.id());
+        let listed = Transaction::list(&t.state).unwrap();
+        let summary: Vec<_> = listed.iter().map(|m| (m.label.as_str(), m.state)).collect();
+        assert_eq!(
+            summary,
+            [("one", TxnState::Committed), ("two", TxnState::Open)]
+        );
+        assert_eq!(fs::read(&t.plain).unwrap(), b"kept\n");
+        // A committed transaction can still be rolled back later.
+        Transaction::open(&t.state, first.id())
+            .unwrap()
+            .restore()
+            .unwrap();
+        assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn a_damaged_copy_is_not_restored_and_the_others_are() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        txn.backup(&t.plain).unwrap();
+        txn.backup(&t.link).unwrap();
+        change_everything(&t);
+        let copy = txn
+            .dir()
+            .join(txn.manifest().entries[0].copy.as_ref().unwrap());
+        fs::write(&copy, b"bit rot").unwrap();
+        let err = txn.restore().unwrap_err();
+        assert!(matches!(&err, TxnError::Incomplete { failures, .. } if failures.len() == 1));
+        assert!(err.to_string().contains("damaged"), "{err}");
+        assert_eq!(
+            fs::read(&t.plain).unwrap(),
+            b"changed\n",
+            "not overwritten with garbage"
+        );
+        assert_eq!(
+            fs::read(&t.real).unwrap(),
+            SITE,
+            "the other file is restored"
+        );
+        assert_eq!(txn.manifest().state, TxnState::Open);
+    }
+
+    #[test]
+    fn directories_and_unknown_ids_are_refused() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        let err = txn.backup(t.real.parent().unwrap()).unwrap_err();
+        assert!(matches!(err, TxnError::NotAFile { .. }), "{err}");
+        for id in ["nope", "../backups", ""] {
+            let err = Transaction::open(&t.state, id).unwrap_err();
+            assert!(matches!(err, TxnError::NotFound { .. }), "{id}: {err}");
+        }
+        assert!(
+            Transaction::list(&t.state.join("missing"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_second_run_lock_is_refused_with_exit_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let held = RunLock::acquire(&state).unwrap();
+        assert_eq!(held.path(), state.join(LOCK_FILE));
+        let err = RunLock::acquire(&state).unwrap_err();
+        assert!(matches!(err, LockError::Held { .. }), "{err}");
+        assert!(err.to_string().contains("wait for it to finish"), "{err}");
+        assert_eq!(Failure::from(err).status, crate::exit::ExitStatus::Locked);
+        drop(held);
+        RunLock::acquire(&state).expect("the lock is free once the holder is dropped");
+    }
+
+    #[test]
+    fn an_unusable_state_dir_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("not-a-dir");
+        fs::write(&file, b"").unwrap();
+        let err = RunLock::acquire(&file.join("state")).unwrap_err();
+        assert!(matches!(err, LockError::Io { .. }), "{err}");
+        assert_eq!(Failure::from(err).status, crate::exit::ExitStatus::Usage);
+    }
+
+    #[test]
+    fn restore_gives_the_file_back_to_its_owner() {
+        // chown needs root; CI and the package's timer run as root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("not root: owner restoration cannot be exercised here");
+            return;
+        }
+        let t = tree();
+        std::os::unix::fs::chown(&t.plain, Some(65534), Some(65534)).unwrap();
+        let mut txn = Transaction::begin(&t.state, "test").unwrap();
+        txn.backup(&t.plain).unwrap();
+        write_atomic(&t.plain, b"changed\n", 0o644).unwrap();
+        assert_eq!(
+            fs::metadata(&t.plain).unwrap().uid(),
+            0,
+            "the write made root the owner"
+        );
+        txn.restore().unwrap();
+        let meta = fs::metadata(&t.plain).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
     }
 }

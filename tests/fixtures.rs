@@ -153,3 +153,23 @@ fn the_installed_debian_tree_reads_like_nginx_reads_it() {
     let found = discovery::discover(conf, NOW, 30).unwrap();
     assert!(found.servers.iter().any(|s| s.server_names == ["_"]));
 }
+
+/// An unreadable certificate file cannot be a fixture (nginx -t rejects it), so this case builds
+/// its own tree: a certificate that is not PEM, and one that does not exist.
+#[test]
+fn an_unreadable_certificate_needs_replacing() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(tmp.path().join("garbage.crt"), b"not a certificate\n").unwrap();
+    fs::write(
+        tmp.path().join("nginx.conf"),
+        "events {}\nhttp {\n\
+         server { listen 443 ssl; server_name a.example.com; ssl_certificate garbage.crt; }\n\
+         server { listen 443 ssl; server_name b.example.com; ssl_certificate missing.crt; }\n}\n",
+    )
+    .unwrap();
+    let found = discovery::discover(&tmp.path().join("nginx.conf"), NOW, 30).unwrap();
+    let reasons: Vec<&str> = found.assessments.iter().map(|a| a.reason.as_str()).collect();
+    assert!(found.assessments.iter().all(|a| a.needs_certificate));
+    assert!(reasons[0].starts_with("certificate unreadable: ") && reasons[0].contains("no valid PEM"));
+    assert!(reasons[1].starts_with("certificate unreadable: ") && reasons[1].contains("No such file"));
+}

@@ -4,6 +4,7 @@
 //! Knows nothing of certificate authorities.
 
 pub mod control;
+pub mod edit;
 pub mod lexer;
 pub mod sites;
 pub mod tree;
