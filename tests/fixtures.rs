@@ -6,7 +6,7 @@
 //!
 //! `UPDATE_EXPECTED=1 cargo test --test fixtures` rewrites the expected files (review the diff!).
 
-mod support;
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn discovery_of_every_valid_fixture_matches_its_expected_json() {
             .unwrap_or_else(|e| panic!("{} should parse: {e}", dir.display()));
         let mut got = serde_json::to_value(to_json(conf.display().to_string(), &found)).unwrap();
         got.as_object_mut().unwrap().remove("nginx_conf");
-        support::relativize(&mut got, &dir.display().to_string());
+        common::relativize(&mut got, &dir.display().to_string());
         let expected_path = dir.join("expected.json");
         if update() {
             fs::write(
@@ -100,7 +100,7 @@ fn every_malformed_fixture_fails_with_the_exact_message() {
 #[test]
 fn nginx_t_agrees_on_which_fixtures_are_valid() {
     for dir in cases() {
-        let out = support::run_nginx(&dir, &dir.join("nginx.conf"), &["-t", "-q"]);
+        let out = common::run_nginx(&dir, &dir.join("nginx.conf"), &["-t", "-q"]);
         assert_eq!(
             out.status.success(),
             !is_malformed(&dir),
@@ -119,7 +119,7 @@ fn file_lists_equal_the_files_nginx_dumps() {
         let ours: Vec<String> = config.paths().map(|p| p.display().to_string()).collect();
         assert_eq!(
             ours,
-            support::nginx_dump_files(&dir, &conf),
+            common::nginx_dump_files(&dir, &conf),
             "{}",
             dir.display()
         );
@@ -148,7 +148,7 @@ fn the_installed_debian_tree_reads_like_nginx_reads_it() {
     let ours: Vec<String> = config.paths().map(|p| p.display().to_string()).collect();
     assert_eq!(
         ours,
-        support::nginx_dump_files(Path::new("/usr/share/nginx"), conf)
+        common::nginx_dump_files(Path::new("/usr/share/nginx"), conf)
     );
     let found = discovery::discover(conf, NOW, 30).unwrap();
     assert!(found.servers.iter().any(|s| s.server_names == ["_"]));

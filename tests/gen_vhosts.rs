@@ -2,7 +2,7 @@
 //! the servers must equal the generator's ground truth (file, listen, server_name, root), the file
 //! list must equal what `nginx -T` dumps, and every file must re-render byte for byte.
 
-mod support;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
@@ -32,12 +32,12 @@ fn check_tree(seed: u64) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("tree");
     let mut expected = generate(&dir, 1000, seed);
-    support::relativize(&mut expected, &dir.display().to_string());
+    common::relativize(&mut expected, &dir.display().to_string());
     let conf = dir.join("nginx.conf");
 
     let found = discovery::discover(&conf, 0, 30).unwrap();
     let mut got = serde_json::to_value(to_json(conf.display().to_string(), &found)).unwrap();
-    support::relativize(&mut got, &dir.display().to_string());
+    common::relativize(&mut got, &dir.display().to_string());
 
     // Ground truth lists servers in generation order; nginx reads the glob sorted. Within a file
     // the order is the file's own, so a stable sort by file gives nginx's order.
@@ -61,7 +61,7 @@ fn check_tree(seed: u64) {
         .paths()
         .map(|p| p.display().to_string())
         .collect();
-    assert_eq!(files, support::nginx_dump_files(&dir, &conf));
+    assert_eq!(files, common::nginx_dump_files(&dir, &conf));
 
     for file in &found.config.files {
         assert_eq!(file.render(), file.bytes, "{}", file.path.display());
