@@ -168,8 +168,16 @@ fn an_unreadable_certificate_needs_replacing() {
     )
     .unwrap();
     let found = discovery::discover(&tmp.path().join("nginx.conf"), NOW, 30).unwrap();
-    let reasons: Vec<&str> = found.assessments.iter().map(|a| a.reason.as_str()).collect();
+    let reasons: Vec<&str> = found
+        .assessments
+        .iter()
+        .map(|a| a.reason.as_str())
+        .collect();
     assert!(found.assessments.iter().all(|a| a.needs_certificate));
-    assert!(reasons[0].starts_with("certificate unreadable: ") && reasons[0].contains("no valid PEM"));
-    assert!(reasons[1].starts_with("certificate unreadable: ") && reasons[1].contains("No such file"));
+    assert!(
+        reasons[0].starts_with("certificate unreadable: ") && reasons[0].contains("no valid PEM")
+    );
+    assert!(
+        reasons[1].starts_with("certificate unreadable: ") && reasons[1].contains("No such file")
+    );
 }

@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 
 use crate::nginx::lexer::Span;
-use crate::nginx::tree::{Config, Directive, FileId, ParseError};
+use crate::nginx::tree::{Body, Config, Directive, FileId, ParseError};
 
 /// Where a directive is: its file and byte span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +61,14 @@ pub struct Server {
     pub ssl_on: bool,
     /// Whether nginx speaks TLS on at least one of this block's addresses.
     pub tls: bool,
+    /// Offsets of the block's `{` and `}` in its file.
+    pub braces: (u32, u32),
+    /// The block's own `ssl_certificate` directives (not inherited ones), in order.
+    pub certificate_directives: Vec<Place>,
+    /// The block's own `ssl_certificate_key` directives, in order.
+    pub certificate_key_directives: Vec<Place>,
+    /// A server-level `return` (it runs before any `location` is chosen).
+    pub server_level_return: bool,
 }
 
 impl Server {
@@ -147,7 +155,7 @@ impl Walker<'_> {
                     self.walk(file, cf.children(d), Context::Http)?
                 }
                 Context::Http if d.is("server", src) => {
-                    if !matches!(d.body, crate::nginx::tree::Body::Block { .. }) {
+                    if !matches!(d.body, Body::Block { .. }) {
                         return Err(self.config.files[file].error_at(
                             d.span.start,
                             "expected \"{\" after \"server\" in http context",
@@ -171,6 +179,10 @@ impl Walker<'_> {
     }
 
     fn server(&self, file: FileId, block: &Directive) -> Server {
+        let braces = match block.body {
+            Body::Block { open, close, .. } => (open, close),
+            _ => (block.span.start, block.span.end),
+        };
         let mut server = Server {
             place: Place {
                 file,
@@ -183,6 +195,10 @@ impl Walker<'_> {
             ssl_certificate_keys: Vec::new(),
             ssl_on: false,
             tls: false,
+            braces,
+            certificate_directives: Vec::new(),
+            certificate_key_directives: Vec::new(),
+            server_level_return: false,
         };
         self.server_level(file, self.config.files[file].children(block), &mut server);
         server
@@ -208,8 +224,19 @@ impl Walker<'_> {
                 }
                 b"server_name" => server.server_names.extend(args.iter().map(|w| w.text(src))),
                 b"root" if server.root.is_none() => server.root = first(),
-                b"ssl_certificate" => server.ssl_certificates.extend(first()),
-                b"ssl_certificate_key" => server.ssl_certificate_keys.extend(first()),
+                b"ssl_certificate" => {
+                    server.ssl_certificates.extend(first());
+                    server
+                        .certificate_directives
+                        .push(Place { file, span: d.span });
+                }
+                b"ssl_certificate_key" => {
+                    server.ssl_certificate_keys.extend(first());
+                    server
+                        .certificate_key_directives
+                        .push(Place { file, span: d.span });
+                }
+                b"return" => server.server_level_return = true,
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
                 _ => {}
             }
