@@ -35,17 +35,26 @@ pub struct Failure {
 impl Failure {
     /// A usage or configuration error (exit 2).
     pub fn usage(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { status: ExitStatus::Usage, error: error.into() }
+        Failure {
+            status: ExitStatus::Usage,
+            error: error.into(),
+        }
     }
 
     /// A failure of the work itself (exit 1).
     pub fn failed(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { status: ExitStatus::Failed, error: error.into() }
+        Failure {
+            status: ExitStatus::Failed,
+            error: error.into(),
+        }
     }
 
     /// Another run holds the lock (exit 3).
     pub fn locked(error: impl Into<anyhow::Error>) -> Failure {
-        Failure { status: ExitStatus::Locked, error: error.into() }
+        Failure {
+            status: ExitStatus::Locked,
+            error: error.into(),
+        }
     }
 }
 

@@ -5,10 +5,14 @@
 //! configuration and knows nothing of certificate authorities; the CA clients know nothing of nginx;
 //! [`commands`] is the only place where both meet.
 
+pub mod ca;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod exit;
+pub mod keys;
+pub mod secret;
+pub mod sim;
 
 pub mod nginx;
 pub mod store;
-

@@ -79,7 +79,10 @@ pub fn resolve_symlinks(path: &Path) -> anyhow::Result<PathBuf> {
             _ => return Ok(current),
         }
     }
-    Err(anyhow!("too many levels of symbolic links at {}", path.display()))
+    Err(anyhow!(
+        "too many levels of symbolic links at {}",
+        path.display()
+    ))
 }
 
 /// fsyncs a directory so a rename in it survives a crash.
@@ -100,7 +103,10 @@ mod tests {
         write_atomic(&path, b"one", 0o600).unwrap();
         write_atomic(&path, b"two", 0o600).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
     }
@@ -115,7 +121,12 @@ mod tests {
         let link = dir.path().join("enabled/site.conf");
         std::os::unix::fs::symlink("../available/site.conf", &link).unwrap();
         write_atomic(&link, b"new", 0o644).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(&real).unwrap(), b"new");
     }
 }

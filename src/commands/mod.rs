@@ -33,7 +33,10 @@ impl Context {
         let given_conf = self.global.nginx_conf.clone().map(absolute);
         let given_prefix = self.global.nginx_prefix.clone().map(absolute);
         if let (Some(conf), Some(prefix)) = (&given_conf, &given_prefix) {
-            return Ok(NginxPaths { conf: conf.clone(), prefix: Some(prefix.clone()) });
+            return Ok(NginxPaths {
+                conf: conf.clone(),
+                prefix: Some(prefix.clone()),
+            });
         }
         let compiled = self.nginx_binary().compiled_paths().ok();
         let prefix = given_prefix.or_else(|| compiled.as_ref().and_then(|c| c.prefix.clone()));
