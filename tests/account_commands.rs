@@ -78,10 +78,8 @@ fn run(args: &[&str], config: &Path, stdin: Option<&str>, env: &[(&str, &str)]) 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("runs");
-    if let Some(mut pipe) = child.stdin.take() {
-        if let Some(text) = stdin {
-            pipe.write_all(text.as_bytes()).expect("stdin");
-        }
+    if let (Some(mut pipe), Some(text)) = (child.stdin.take(), stdin) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
     }
     child.wait_with_output().expect("finishes")
 }
