@@ -300,3 +300,19 @@ fn the_base_url_from_the_environment_wins_over_the_config() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_config_path_can_come_from_enc365_config() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, _) = sim.registered_config(dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["account", "--json"])
+        .env("ENC365_CONFIG", &config)
+        .env_remove("ENC365_BASE_URL")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["credit"], 1000.0);
+}

@@ -723,3 +723,36 @@ async fn a_ca_that_is_down_is_a_connect_error_naming_the_host() {
     assert!(e.to_string().contains(&addr.to_string()), "{e}");
     assert_no_secret(&e, "t0ken-xyz");
 }
+
+#[tokio::test]
+async fn dcv_data_for_a_name_that_was_never_ordered_is_refused() {
+    let s = setup().await;
+    s.sim.set_faults(Faults {
+        foreign_dcv_name: Some("victim.example.org".into()),
+        ..Faults::default()
+    });
+    let (req, _) = request(&["mine.example.com"]);
+    let e = s.client.create(&req).await.expect_err("foreign name");
+    assert!(matches!(e, CaError::Malformed { .. }), "{e:?}");
+    assert!(e.to_string().contains("victim.example.org"), "{e}");
+    assert!(e.to_string().contains("not among the names ordered"), "{e}");
+}
+
+#[test]
+fn the_ca_module_never_imports_the_nginx_model() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ca");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("src/ca") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let code = text.lines().filter(|l| !l.trim_start().starts_with("//"));
+        for line in code {
+            assert!(!line.contains("nginx::"), "{}: {line}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 4,
+        "expected the ca module files, found {checked}"
+    );
+}

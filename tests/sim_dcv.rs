@@ -614,3 +614,30 @@ async fn orders_tokens_and_the_ca_survive_a_restart_with_a_state_dir() {
     assert_eq!(after.status, CertStatus::Issued);
     assert_eq!(after.certificate, before.certificate);
 }
+
+#[tokio::test]
+async fn an_issued_certificate_past_its_validity_reports_expired() {
+    let nginx = Nginx::start(&["expiring.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        validity: Some(Duration::from_secs(1)),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["expiring.test"]).await;
+    assert_eq!(
+        client.details(id).await.expect("details").status,
+        CertStatus::Issued
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let order = client
+        .order_status(&OrderId(id.to_string()))
+        .await
+        .expect("status");
+    assert_eq!(
+        order.state,
+        OrderState::Failed {
+            reason: "expired".into()
+        }
+    );
+}

@@ -81,6 +81,9 @@ struct Args {
     /// Fault: drop this field from successful answers.
     #[arg(long, value_name = "FIELD")]
     drop_field: Option<String>,
+    /// Fault: add a dcv_info entry for this never-ordered name.
+    #[arg(long, value_name = "NAME")]
+    foreign_dcv_name: Option<String>,
     /// Apply faults only to this CA path (repeatable), e.g. /cert/create.
     #[arg(long = "fault-path", value_name = "PATH")]
     fault_paths: Vec<String>,
@@ -139,6 +142,7 @@ async fn run(args: Args) -> Result<(), String> {
         oversize_body: args.oversize_body,
         dcv_filename: args.dcv_filename,
         drop_field: args.drop_field,
+        foreign_dcv_name: args.foreign_dcv_name,
         paths: args.fault_paths,
     };
     let options = SimOptions {

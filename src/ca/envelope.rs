@@ -87,8 +87,8 @@ pub fn parse(endpoint: &str, body: &[u8]) -> Result<Fields, CaError> {
     let message = map
         .get("message")
         .map(|m| match m {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) => clean_message(s),
+            other => clean_message(&other.to_string()),
         })
         .filter(|m| !m.is_empty());
     if result == Some("error") || status == Some("error") {
@@ -114,6 +114,28 @@ pub fn parse(endpoint: &str, body: &[u8]) -> Result<Fields, CaError> {
         map,
     })
 }
+
+/// The CA's message made safe to print: control characters (terminal escapes) replaced, at most
+/// [`MAX_MESSAGE_CHARS`] characters.
+pub fn clean_message(text: &str) -> String {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_MESSAGE_CHARS + 1)
+        .collect();
+    if cleaned.chars().count() > MAX_MESSAGE_CHARS {
+        format!(
+            "{}…",
+            cleaned.chars().take(MAX_MESSAGE_CHARS).collect::<String>()
+        )
+    } else {
+        cleaned
+    }
+}
+
+/// The longest CA message quoted in an error.
+pub const MAX_MESSAGE_CHARS: usize = 500;
 
 fn json_or_absent(v: Option<&Value>) -> String {
     v.map_or_else(|| "absent".to_string(), Value::to_string)
@@ -317,6 +339,21 @@ mod tests {
         assert!(e.to_string().contains("malformed JSON"), "{e}");
         let e = parse("x", br#"{"foo":1}"#).expect_err("no envelope");
         assert!(e.to_string().contains("result"), "{e}");
+    }
+
+    #[test]
+    fn messages_lose_terminal_escapes_and_are_capped() {
+        let e = parse(
+            "x",
+            b"{\"result\":\"error\",\"message\":\"bad\\u001b[31m red\"}",
+        )
+        .expect_err("error");
+        assert!(!e.to_string().contains('\u{1b}'), "{e:?}");
+        assert!(e.to_string().contains("bad [31m red"), "{e}");
+        assert_eq!(
+            clean_message(&"x".repeat(2000)).chars().count(),
+            MAX_MESSAGE_CHARS + 1
+        );
     }
 
     #[test]

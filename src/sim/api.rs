@@ -62,6 +62,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Res
             let mut st = lock(&shared.state);
             owned(&st, id, &username)?;
             maybe_issue(shared, &mut st, id);
+            expire_if_due(shared, &mut st, id);
             let order = st.orders.get(&id).ok_or(NO_ORDER)?;
             Ok(order_json(order, &contact_of(&st, order), true))
         }
@@ -437,6 +438,7 @@ fn cert_create(shared: &Shared, req: &Req) -> Result<Value, String> {
             cert_pem: None,
             ca_pem: None,
             expire_at: None,
+            not_after: None,
             total_fees: total,
             renews,
         };
@@ -491,6 +493,7 @@ fn cert_reissue(shared: &Shared, req: &Req) -> Result<Value, String> {
     order.cert_pem = None;
     order.ca_pem = None;
     order.expire_at = None;
+    order.not_after = None;
     let mut answer = order_json(order, &contact, false);
     answer["total_fees"] = json!(extra);
     shared.save(&st);
@@ -572,6 +575,7 @@ fn maybe_issue(shared: &Shared, st: &mut SimState, id: u64) {
             order.cert_pem = Some(issued.cert_pem);
             order.ca_pem = Some(issued.ca_pem);
             order.expire_at = Some(api_time(issued.not_after));
+            order.not_after = Some(issued.not_after.unix_timestamp());
             order.status = ISSUED.into();
         }
         Err(e) => {
@@ -580,6 +584,18 @@ fn maybe_issue(shared: &Shared, st: &mut SimState, id: u64) {
         }
     }
     shared.save(st);
+}
+
+/// Marks an issued order `expired` once its certificate's notAfter has passed.
+fn expire_if_due(shared: &Shared, st: &mut SimState, id: u64) {
+    let Some(order) = st.orders.get_mut(&id) else {
+        return;
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    if order.status == ISSUED && order.not_after.is_some_and(|t| now > t) {
+        order.status = "expired".into();
+        shared.save(st);
+    }
 }
 
 /// Checks every unvalidated name of order `id` by fetching its file; returns a summary message.

@@ -76,6 +76,9 @@ pub struct Faults {
     pub dcv_filename: Option<String>,
     /// Remove this top-level field from successful answers.
     pub drop_field: Option<String>,
+    /// Add a `dcv_info` entry for this name, which was never ordered (to test that clients refuse
+    /// validation data for foreign names).
+    pub foreign_dcv_name: Option<String>,
     /// Apply the faults above only to these paths (e.g. `/cert/create`); empty means all CA paths.
     /// `reject_orders` and `issuance_delay_secs` always apply.
     pub paths: Vec<String>,
@@ -468,6 +471,13 @@ fn shape(path: &str, outcome: Result<Value, String>, faults: &Faults) -> Respons
                         entry["http_filename"] = json!(name);
                         entry["https_filename"] = json!(name);
                     }
+                }
+                if let Some(foreign) = &faults.foreign_dcv_name
+                    && let Some(Value::Object(entries)) = map.get_mut("dcv_info")
+                    && let Some(mut entry) = entries.values().next().cloned()
+                {
+                    entry["domain"] = json!(foreign);
+                    entries.insert(foreign.clone(), entry);
                 }
                 if faults.crlf_pem {
                     for key in ["cert_code", "ca_code"] {

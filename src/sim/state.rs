@@ -76,6 +76,9 @@ pub struct OrderRecord {
     pub ca_pem: Option<String>,
     /// The leaf's expiry (API format), once issued.
     pub expire_at: Option<String>,
+    /// The leaf's expiry as Unix time, once issued; past it the order reports `expired`.
+    #[serde(default)]
+    pub not_after: Option<i64>,
     /// Fees charged.
     pub total_fees: f64,
     /// The order this renews.
