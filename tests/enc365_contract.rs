@@ -353,7 +353,8 @@ async fn an_endpoint_the_ca_does_not_have_is_a_clear_transport_error() {
     )
     .await;
     let e = s.client.revoke(52295091).await.expect_err("404");
-    assert!(e.to_string().contains("404"), "{e}");
+    assert!(e.to_string().contains("HTTP 404"), "{e}");
+    assert!(e.to_string().contains("no /cert/revoke endpoint"), "{e}");
 }
 
 #[tokio::test]
@@ -560,7 +561,11 @@ async fn terminal_statuses_end_the_order_and_unknown_ones_stay_pending() {
             force_status: Some(status.into()),
             ..Faults::default()
         });
-        let neutral = s.client.order_status(&id).await.expect("status");
+        let neutral = s
+            .client
+            .order_status(&id, &req.domains)
+            .await
+            .expect("status");
         assert_eq!(
             neutral.state,
             OrderState::Failed {
@@ -572,7 +577,11 @@ async fn terminal_statuses_end_the_order_and_unknown_ones_stay_pending() {
         force_status: Some("enroll_dcv".into()),
         ..Faults::default()
     });
-    let neutral = s.client.order_status(&id).await.expect("status");
+    let neutral = s
+        .client
+        .order_status(&id, &req.domains)
+        .await
+        .expect("status");
     assert_eq!(
         neutral.state,
         OrderState::Pending {
@@ -681,6 +690,7 @@ async fn the_trait_places_an_order_through_the_same_wire_calls() {
             product: "100".into(),
             names: vec!["q.example.com".into()],
             csr_pem: made.csr_pem,
+            period: None,
             renews: None,
             existing_id: None,
         })
@@ -695,6 +705,7 @@ async fn the_trait_places_an_order_through_the_same_wire_calls() {
             product: "free".into(),
             names: vec!["q.example.com".into()],
             csr_pem: String::new(),
+            period: None,
             renews: None,
             existing_id: None,
         })
@@ -755,4 +766,22 @@ fn the_ca_module_never_imports_the_nginx_model() {
         checked >= 4,
         "expected the ca module files, found {checked}"
     );
+}
+
+#[tokio::test]
+async fn details_checked_against_our_names_refuse_a_name_the_ca_added() {
+    let s = setup().await;
+    let (req, _) = request(&["ours.example.com", "theirs.example.com"]);
+    let order = s.client.create(&req).await.expect("order");
+    // Our stored order only knows one of the names: the CA's own list is not trusted.
+    let ours = vec!["ours.example.com".to_string()];
+    let e = s
+        .client
+        .details_for(order.trustocean_id, &ours)
+        .await
+        .expect_err("refused");
+    assert!(e.to_string().contains("theirs.example.com"), "{e}");
+    let id = OrderId(order.trustocean_id.to_string());
+    assert!(s.client.order_status(&id, &ours).await.is_err());
+    assert!(s.client.order_status(&id, &req.domains).await.is_ok());
 }

@@ -291,7 +291,7 @@ async fn the_simulator_validates_files_served_by_real_nginx_and_issues_a_real_ce
 
     // The provider-neutral view hands over leaf + chain.
     let neutral = client
-        .order_status(&OrderId(order.trustocean_id.to_string()))
+        .order_status(&OrderId(order.trustocean_id.to_string()), &req.domains)
         .await
         .expect("st");
     match neutral.state {
@@ -479,7 +479,7 @@ async fn a_rejected_order_ends_in_a_terminal_failure() {
     let (_sim, client) = sim_and_client(options).await;
     let (id, _) = validated_order(&nginx, &client, &["rejected.test"]).await;
     let order = client
-        .order_status(&OrderId(id.to_string()))
+        .order_status(&OrderId(id.to_string()), &["rejected.test".to_string()])
         .await
         .expect("status");
     assert_eq!(
@@ -631,7 +631,7 @@ async fn an_issued_certificate_past_its_validity_reports_expired() {
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let order = client
-        .order_status(&OrderId(id.to_string()))
+        .order_status(&OrderId(id.to_string()), &["expiring.test".to_string()])
         .await
         .expect("status");
     assert_eq!(

@@ -376,13 +376,32 @@ impl Enc365 {
         parse_order(&f, None, Some(&request.domains), true)
     }
 
-    /// `/cert/details`: status, DCV data, and the certificate once issued.
+    /// `/cert/details`: status, DCV data, and the certificate once issued. DCV entries are checked
+    /// against the names the answer itself lists; prefer [`Enc365::details_for`] with the names we
+    /// ordered, which does not trust the CA's list.
     pub async fn details(&self, trustocean_id: u64) -> Result<CertOrder, CaError> {
+        self.details_checked(trustocean_id, None).await
+    }
+
+    /// `/cert/details`, refusing DCV data for any name not in `ordered`.
+    pub async fn details_for(
+        &self,
+        trustocean_id: u64,
+        ordered: &[String],
+    ) -> Result<CertOrder, CaError> {
+        self.details_checked(trustocean_id, Some(ordered)).await
+    }
+
+    async fn details_checked(
+        &self,
+        trustocean_id: u64,
+        ordered: Option<&[String]>,
+    ) -> Result<CertOrder, CaError> {
         let mut body = Map::new();
         body.insert("trustocean_id".into(), json!(trustocean_id));
         let body = self.authed(body)?;
         let f = self.call("/cert/details", body, Kind::ReadOnly).await?;
-        parse_order(&f, Some(trustocean_id), None, false)
+        parse_order(&f, Some(trustocean_id), ordered, false)
     }
 
     /// `/cert/challenge`: asks the CA to re-check validation now; returns the CA's message.
@@ -533,6 +552,12 @@ impl Enc365 {
                 transport(format!("{what} ({}){unsure}", without_url(&e)))
             })?;
         let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(transport(format!(
+                "HTTP 404 from {}: the CA has no {path} endpoint (check base_url){unsure}",
+                host_of(url)
+            )));
+        }
         if status != reqwest::StatusCode::OK {
             return Err(transport(format!(
                 "HTTP {status} from {} (the API always answers 200, so the CA or a proxy in \
@@ -839,7 +864,7 @@ impl CertificateAuthority for Enc365 {
                     pid,
                     csr_pem: request.csr_pem.clone(),
                     domains: request.names.clone(),
-                    period: None,
+                    period: request.period.clone(),
                     renew_of,
                 })
                 .await?;
@@ -847,8 +872,12 @@ impl CertificateAuthority for Enc365 {
         })
     }
 
-    fn order_status<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<Order, CaError>> {
-        Box::pin(async move { Ok(self.details(parse_id(id)?).await?.to_order()) })
+    fn order_status<'a>(
+        &'a self,
+        id: &'a OrderId,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Result<Order, CaError>> {
+        Box::pin(async move { Ok(self.details_for(parse_id(id)?, names).await?.to_order()) })
     }
 
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {

@@ -46,6 +46,9 @@ pub struct OrderRequest {
     pub names: Vec<String>,
     /// The CSR in PEM, made locally with the key that stays here.
     pub csr_pem: String,
+    /// The product's term as the provider names it (Encryption365 `period` such as `quarterly`,
+    /// HowSSL months), when known.
+    pub period: Option<String>,
     /// The order this one renews, if any (Encryption365 `old_vendor_id`).
     pub renews: Option<OrderId>,
     /// The already-bought certificate to apply to (Huawei SCM), if the provider needs one.
@@ -206,8 +209,14 @@ pub trait CertificateAuthority: Send + Sync {
         request: &'a OrderRequest,
     ) -> BoxFuture<'a, Result<Order, CaError>>;
 
-    /// Reads where an order stands, with the certificate once issued.
-    fn order_status<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<Order, CaError>>;
+    /// Reads where an order stands, with the certificate once issued. `names` are the names we
+    /// ordered (from our stored order): validation data for any other name is refused, whatever
+    /// the CA lists.
+    fn order_status<'a>(
+        &'a self,
+        id: &'a OrderId,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Result<Order, CaError>>;
 
     /// Asks the CA to check the published validation now (a no-op success for poll-only CAs).
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
