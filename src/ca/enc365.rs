@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::envelope::{self, Fields, loose_bool, loose_string};
-use super::pem::normalize_certificates;
+use super::pem::{certificate_list, normalize_certificates, uncovered_names};
 use super::{
     BoxFuture, CaError, Capabilities, CertificateAuthority, Challenge, IssuedCertificate,
     NameValidation, Order, OrderId, OrderRequest, OrderState, is_safe_file_name,
@@ -665,10 +665,25 @@ fn parse_order(
         };
         let cert = f.string("cert_code")?;
         let ca = f.opt_string("ca_code")?.unwrap_or_default();
-        let leaf_pem = normalize_certificates(&cert, false)
-            .map_err(|e| malformed(format!("cert_code: {e}")))?;
-        let chain_pem =
-            normalize_certificates(&ca, true).map_err(|e| malformed(format!("ca_code: {e}")))?;
+        let mut leaf = certificate_list(&cert, false)
+            .map_err(|e| malformed(format!("cert_code: {e}")))?
+            .into_iter();
+        let leaf_pem = leaf.next().unwrap_or_default();
+        // A cert_code that also holds intermediates: they belong to the chain.
+        let mut chain_pem: String = leaf.collect();
+        chain_pem.push_str(
+            &normalize_certificates(&ca, true).map_err(|e| malformed(format!("ca_code: {e}")))?,
+        );
+        if let Some(names) = ordered {
+            let missing = uncovered_names(&leaf_pem, names)
+                .map_err(|e| malformed(format!("cert_code: {e}")))?;
+            if !missing.is_empty() {
+                return Err(malformed(format!(
+                    "the issued certificate does not cover {}",
+                    missing.join(", ")
+                )));
+            }
+        }
         Some(IssuedCertificate {
             leaf_pem,
             chain_pem,
