@@ -116,6 +116,10 @@ fn register_with_password_stdin_saves_the_token_0600_and_never_prints_it() {
     let token = saved.access_token.clone().expect("token");
     assert_eq!(saved.client_id.as_deref(), json["client_id"].as_str());
     assert_eq!(
+        saved.base_url, base,
+        "the token is kept with the service that issued it"
+    );
+    assert_eq!(
         std::fs::metadata(&config).expect("m").permissions().mode() & 0o777,
         0o600
     );

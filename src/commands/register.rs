@@ -3,7 +3,9 @@
 //!
 //! The password comes from `ENC365_PASSWORD`, from standard input with `--password-stdin`, or from
 //! a prompt without echo — never from a flag (argv is visible to every user of the host). It is sent
-//! once and not stored. Nothing is written unless the CA accepted the registration.
+//! once and not stored. Nothing is written unless the CA accepted the registration. The base URL
+//! registered against (including an `ENC365_BASE_URL` override) is saved with the token, since the
+//! token is valid only there.
 
 use std::io::{BufRead, IsTerminal};
 
@@ -42,6 +44,8 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
                 effective.base_url
             )))
         })?;
+    // The token is only valid at the service that issued it: keep that URL with it.
+    config.base_url = effective.base_url.clone();
     config.client_id = Some(registration.client_id.clone());
     config.access_token = Some(registration.access_token);
     config.save(&path).map_err(Failure::usage)?;
