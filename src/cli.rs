@@ -54,6 +54,36 @@ pub enum Command {
     /// List every nginx server block, its names and TLS state, and whether it needs a certificate.
     #[command(after_help = DISCOVER_EXAMPLES)]
     Discover(DiscoverArgs),
+    /// Register this server as a device of your Encryption365 account and save its token.
+    #[command(after_help = REGISTER_EXAMPLES)]
+    Register(RegisterArgs),
+    /// List the certificate products your account may order.
+    Products,
+    /// Show the account balance.
+    Account,
+}
+
+const REGISTER_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx register --username you@example.com
+  printf '%s' \"$PASSWORD\" | enc365-nginx register --username you@example.com --password-stdin
+  ENC365_PASSWORD=... enc365-nginx register --username you@example.com --servername web-01
+
+The password is read from a prompt (no echo), from standard input with --password-stdin, or from
+ENC365_PASSWORD; it is never a command-line flag, and it is not stored.";
+
+/// Options of `register`.
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// Your TrustOcean account e-mail.
+    #[arg(long, value_name = "EMAIL")]
+    pub username: String,
+    /// A label for this server in the TrustOcean console (default: the host name).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// Read the password from standard input (first line).
+    #[arg(long)]
+    pub password_stdin: bool,
 }
 
 const DISCOVER_EXAMPLES: &str = "\

@@ -6,12 +6,17 @@
 //! [`commands`] is the only place where both meet.
 
 pub mod assess;
+pub mod ca;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod discovery;
 pub mod exit;
+pub mod keys;
 pub mod names;
 pub mod nginx;
+pub mod secret;
+pub mod sim;
 pub mod store;
 pub mod tlsinfo;
 pub mod verify;

@@ -1,11 +1,16 @@
 //! The subcommands. Each module has one entry function, `run(args, ctx) -> CommandResult`; this is the
 //! only layer where the nginx model and the CA clients meet.
 
+pub mod account;
 pub mod discover;
+pub mod products;
+pub mod register;
 
 use std::path::PathBuf;
 
+use crate::ca::enc365::{ClientOptions, Enc365};
 use crate::cli::{Cli, Command, GlobalOpts};
+use crate::config::Config;
 use crate::exit::{CommandResult, Failure};
 use crate::nginx::control::{NginxBinary, NginxPaths};
 
@@ -20,6 +25,31 @@ impl Context {
     /// Builds the context from parsed global options.
     pub fn new(global: GlobalOpts) -> Context {
         Context { global }
+    }
+
+    /// The config file: `--config` / `ENC365_CONFIG`, else /etc/enc365-nginx/config.toml.
+    pub fn config_path(&self) -> PathBuf {
+        crate::config::config_path(&self.global)
+    }
+
+    /// Loads the config file with environment overrides applied; every problem is exit 2.
+    pub fn load_config(&self) -> Result<Config, Failure> {
+        let mut config = Config::load(&self.config_path()).map_err(Failure::usage)?;
+        config.apply_env(|k| std::env::var(k).ok());
+        Ok(config)
+    }
+
+    /// An Encryption365 client from the config's base URL and credentials (exit 2 when either is
+    /// missing or invalid).
+    pub fn enc365_client(&self, config: &Config) -> Result<Enc365, Failure> {
+        let credentials = config
+            .credentials(&self.config_path())
+            .map_err(Failure::usage)?;
+        let options = ClientOptions {
+            unconfirmed_endpoints: config.enable_unconfirmed_endpoints,
+            ..ClientOptions::default()
+        };
+        Enc365::new(&config.base_url, Some(credentials), options).map_err(Failure::usage)
     }
 
     /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx.
@@ -77,7 +107,24 @@ pub fn run(cli: Cli) -> CommandResult {
     let ctx = Context::new(cli.global);
     match cli.command {
         Command::Discover(args) => discover::run(&args, &ctx),
+        Command::Register(args) => register::run(&args, &ctx),
+        Command::Products => products::run(&ctx),
+        Command::Account => account::run(&ctx),
     }
+}
+
+/// Runs a future to completion on a fresh single-threaded runtime (commands are synchronous).
+pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow::anyhow!("could not start the async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
+/// Prints one JSON object on stdout (for `--json`).
+pub fn print_json(value: &serde_json::Value) {
+    println!("{value}");
 }
 
 /// Sets up `tracing` output on stderr; `-v` raises the level to info, `-vv` to debug.

@@ -1,0 +1,265 @@
+//! Certificate authorities behind one trait, [`CertificateAuthority`], and the plain data they
+//! exchange with the rest of the tool.
+//!
+//! The trait fits all three providers of providers.md: Encryption365 creates an order in one call and
+//! has an explicit re-check ([`CertificateAuthority::request_validation`]); HowSSL creates then commits
+//! (both inside [`CertificateAuthority::place_order`]) and can cancel; Huawei SCM *applies* to a
+//! certificate the user already bought ([`OrderRequest::existing_id`]), has no re-check call (poll
+//! only, [`Capabilities::explicit_recheck`] false) and often validates by DNS. What the CA wants
+//! published for each name is a list of [`Challenge`]s; where an order stands is an [`OrderState`].
+//! Every value here has been validated by the provider module before it is handed out: file names are
+//! safe to join to a directory, names are among those ordered, chains parse as X.509.
+//!
+//! This module never sees nginx: it must not import `crate::nginx`. Only Encryption365
+//! ([`enc365`]) is implemented so far.
+
+pub mod enc365;
+pub mod envelope;
+pub mod pem;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+/// A boxed future, so the trait can be used as `dyn CertificateAuthority`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The CA's identifier for an order (Encryption365 `trustocean_id`, HowSSL `order_id`, Huawei
+/// `certificate_id`), kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct OrderId(pub String);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What to order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRequest {
+    /// The provider's product (Encryption365 `pid`, HowSSL `product_code`).
+    pub product: String,
+    /// The names to cover, in order (A-labels, `*.` wildcards, IP addresses).
+    pub names: Vec<String>,
+    /// The CSR in PEM, made locally with the key that stays here.
+    pub csr_pem: String,
+    /// The product's term as the provider names it (Encryption365 `period` such as `quarterly`,
+    /// HowSSL months), when known.
+    pub period: Option<String>,
+    /// The order this one renews, if any (Encryption365 `old_vendor_id`).
+    pub renews: Option<OrderId>,
+    /// The already-bought certificate to apply to (Huawei SCM), if the provider needs one.
+    pub existing_id: Option<OrderId>,
+}
+
+/// One way to prove control of a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Challenge {
+    /// Serve `content` at `http://<name>/.well-known/pki-validation/<file_name>`.
+    HttpFile {
+        /// The file name: only `[A-Za-z0-9._-]`, never `..`, never empty.
+        file_name: String,
+        /// The exact bytes to serve (no trailing newline added).
+        content: String,
+    },
+    /// Publish a DNS record.
+    DnsRecord {
+        /// The full owner name (e.g. `_abc.www.example.com`).
+        host: String,
+        /// The record type (`CNAME`, `TXT`).
+        record_type: String,
+        /// The record value.
+        value: String,
+    },
+}
+
+impl Challenge {
+    /// The URL path of an HTTP file challenge (`/.well-known/pki-validation/<file>`), else `None`.
+    pub fn http_path(&self) -> Option<String> {
+        match self {
+            Challenge::HttpFile { file_name, .. } => {
+                Some(format!("/.well-known/pki-validation/{file_name}"))
+            }
+            Challenge::DnsRecord { .. } => None,
+        }
+    }
+}
+
+/// What the CA wants for one name, and whether it already counts the name as validated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NameValidation {
+    /// The name as ordered.
+    pub name: String,
+    /// True once the CA reports the name validated.
+    pub validated: bool,
+    /// Every way the CA accepts, most useful first (HTTP file before DNS).
+    pub challenges: Vec<Challenge>,
+}
+
+/// An issued certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssuedCertificate {
+    /// The leaf certificate, PEM, LF line endings, ending in a newline.
+    pub leaf_pem: String,
+    /// The intermediate chain, PEM, LF, ending in a newline (may be empty).
+    pub chain_pem: String,
+}
+
+impl IssuedCertificate {
+    /// Leaf then chain: what nginx's `ssl_certificate` wants.
+    pub fn fullchain_pem(&self) -> String {
+        format!("{}{}", self.leaf_pem, self.chain_pem)
+    }
+}
+
+/// Where an order stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OrderState {
+    /// Waiting for validation or issuance.
+    Pending {
+        /// The provider's own status word, for logs and `status` output.
+        detail: String,
+    },
+    /// Issued: the certificate is here.
+    Issued(IssuedCertificate),
+    /// Ended without a certificate (rejected, cancelled, revoked, expired). Never changes again.
+    Failed {
+        /// The provider's status word or message.
+        reason: String,
+    },
+}
+
+/// An order as the CA reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Order {
+    /// The CA's id for it.
+    pub id: OrderId,
+    /// The names it covers, as the CA reports them.
+    pub names: Vec<String>,
+    /// Where it stands.
+    pub state: OrderState,
+    /// What to publish, per name (empty when the CA did not say, e.g. once issued).
+    pub validations: Vec<NameValidation>,
+}
+
+/// What a provider can do beyond ordering and polling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// It has a call that asks the CA to re-check validation now.
+    pub explicit_recheck: bool,
+    /// It can reissue an order with a new CSR.
+    pub reissue: bool,
+    /// It can cancel a pending order.
+    pub cancel: bool,
+    /// It can revoke an issued certificate.
+    pub revoke: bool,
+}
+
+/// Why a CA call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    /// The API answered with an error; `message` is its own text.
+    #[error("{endpoint}: the CA refused: {message}")]
+    Api {
+        /// The endpoint called.
+        endpoint: String,
+        /// The API's `message`.
+        message: String,
+    },
+    /// No usable HTTP answer (connection, timeout, non-200 status).
+    #[error("{endpoint}: {detail}")]
+    Transport {
+        /// The endpoint called.
+        endpoint: String,
+        /// What happened, and what to do.
+        detail: String,
+    },
+    /// An answer came but is not what the API documents.
+    #[error("{endpoint}: unexpected answer from the CA: {detail}")]
+    Malformed {
+        /// The endpoint called.
+        endpoint: String,
+        /// What was expected and what came.
+        detail: String,
+    },
+    /// The provider has no such operation (or it is switched off).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Our own input cannot be sent (bad URL, bad request).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One certificate authority's API.
+pub trait CertificateAuthority: Send + Sync {
+    /// The provider's name (`encryption365`).
+    fn name(&self) -> &'static str;
+
+    /// What this provider supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Places an order (never retried: a lost answer may still have created it).
+    fn place_order<'a>(
+        &'a self,
+        request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<Order, CaError>>;
+
+    /// Reads where an order stands, with the certificate once issued. `names` are the names we
+    /// ordered (from our stored order): validation data for any other name is refused, whatever
+    /// the CA lists.
+    fn order_status<'a>(
+        &'a self,
+        id: &'a OrderId,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Result<Order, CaError>>;
+
+    /// Asks the CA to check the published validation now (a no-op success for poll-only CAs).
+    fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
+
+    /// Replaces the CSR and names of an order (never retried).
+    fn reissue<'a>(
+        &'a self,
+        id: &'a OrderId,
+        request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<Order, CaError>>;
+
+    /// Cancels a pending order.
+    fn cancel<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
+
+    /// Revokes an issued certificate.
+    fn revoke<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
+}
+
+/// True when `file_name` is safe to create under a validation directory: 1 to 255 characters from
+/// `[A-Za-z0-9._-]`, and not `.`/`..` or anything containing `..`.
+pub fn is_safe_file_name(file_name: &str) -> bool {
+    !file_name.is_empty()
+        && file_name.len() <= 255
+        && file_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        && !file_name.contains("..")
+        && file_name != "."
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_dcv_file_names_are_refused() {
+        for bad in [
+            "", ".", "..", "../x.txt", "a/b.txt", "a..txt", "a b", "x\0", "é.txt", "a\\b",
+        ] {
+            assert!(!is_safe_file_name(bad), "{bad:?} accepted");
+        }
+        assert!(is_safe_file_name("B8EE25A34BC5CD1F4D5DC8C20FD4EEB2.txt"));
+        assert!(is_safe_file_name("fileauth_x-y.txt"));
+        assert!(!is_safe_file_name(&"a".repeat(256)));
+    }
+}

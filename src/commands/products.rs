@@ -1,0 +1,116 @@
+//! `enc365-nginx products`: the products the account may order (`/account/products`), as a table
+//! or one JSON object.
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use crate::commands::{Context, block_on, print_json};
+use crate::exit::{CommandResult, ExitStatus, Failure};
+
+/// Runs `products`.
+pub fn run(ctx: &Context) -> CommandResult {
+    let config = ctx.load_config()?;
+    let client = ctx.enc365_client(&config)?;
+    let products = block_on(client.products())?
+        .map_err(|e| Failure::failed(anyhow!(e).context("could not list the products")))?;
+    if ctx.global.json {
+        print_json(&json!({"products": products, "configured_pid": config.pid}));
+        return Ok(ExitStatus::Success);
+    }
+    let rows: Vec<[String; 7]> = products
+        .iter()
+        .map(|p| {
+            [
+                if p.pid == config.pid {
+                    format!("{}*", p.pid)
+                } else {
+                    p.pid.to_string()
+                },
+                p.title.clone(),
+                p.class.clone(),
+                p.term.clone(),
+                p.period.clone(),
+                price(p.price_fqdn),
+                price(p.price_wildcard),
+            ]
+        })
+        .collect();
+    let header = [
+        "PID",
+        "TITLE",
+        "CLASS",
+        "TERM",
+        "PERIOD",
+        "PER NAME",
+        "PER WILDCARD",
+    ];
+    print_table(&header, &rows);
+    println!(
+        "* = the configured product (pid = {} in the config file)",
+        config.pid
+    );
+    Ok(ExitStatus::Success)
+}
+
+fn price(value: f64) -> String {
+    if value == 0.0 {
+        "free".to_string()
+    } else {
+        format!("{value:.2} CNY")
+    }
+}
+
+/// Prints rows under a header, columns padded to the widest cell (in terminal columns).
+pub fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(display_width);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(display_width(cell));
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - display_width(c))))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Terminal columns a string takes: East Asian wide characters (CJK, Hangul, full-width forms)
+/// take two, as product titles from Encryption365 are Chinese.
+fn display_width(text: &str) -> usize {
+    text.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_width;
+
+    #[test]
+    fn chinese_titles_count_two_columns_per_character() {
+        assert_eq!(display_width("免费版 SSL 证书"), 15);
+        assert_eq!(display_width("90天"), 4);
+        assert_eq!(display_width("PID"), 3);
+    }
+}

@@ -1,0 +1,109 @@
+//! `enc365-nginx register`: create a device account with `/client/create` and save its
+//! `client_id`/`access_token` in the config file (created 0600 if absent).
+//!
+//! The password comes from `ENC365_PASSWORD`, from standard input with `--password-stdin`, or from
+//! a prompt without echo — never from a flag (argv is visible to every user of the host). It is sent
+//! once and not stored. Nothing is written unless the CA accepted the registration. The base URL
+//! registered against (including an `ENC365_BASE_URL` override) is saved with the token, since the
+//! token is valid only there.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::anyhow;
+use serde_json::json;
+
+use crate::ca::enc365::{ClientOptions, Enc365};
+use crate::cli::RegisterArgs;
+use crate::commands::{Context, block_on, print_json};
+use crate::config::Config;
+use crate::exit::{CommandResult, ExitStatus, Failure};
+use crate::secret::Secret;
+
+/// The environment variable a password may come from.
+pub const PASSWORD_ENV: &str = "ENC365_PASSWORD";
+
+/// Runs `register`.
+pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
+    let path = ctx.config_path();
+    let mut config = Config::load_or_default(&path).map_err(Failure::usage)?;
+    let mut effective = config.clone();
+    effective.apply_env(|k| std::env::var(k).ok());
+    if args.username.trim().is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "--username must be your TrustOcean account e-mail"
+        )));
+    }
+    let client =
+        Enc365::new(&effective.base_url, None, ClientOptions::default()).map_err(Failure::usage)?;
+    let password = read_password(args)?;
+    let servername = args.servername.clone().unwrap_or_else(host_name);
+    let registration = block_on(client.register(args.username.trim(), &password, &servername))?
+        .map_err(|e| {
+            Failure::failed(anyhow!(e).context(format!(
+                "could not register {servername:?} with {}; check the user name and password",
+                effective.base_url
+            )))
+        })?;
+    // The token is only valid at the service that issued it: keep that URL with it.
+    config.base_url = effective.base_url.clone();
+    config.client_id = Some(registration.client_id.clone());
+    config.access_token = Some(registration.access_token);
+    config.save(&path).map_err(Failure::usage)?;
+    if ctx.global.json {
+        print_json(&json!({
+            "registered": true,
+            "client_id": registration.client_id,
+            "servername": servername,
+            "status": registration.status,
+            "ip_address": registration.ip_address,
+            "config": path.display().to_string(),
+        }));
+    } else {
+        println!(
+            "Registered {servername:?} as device {} (seen from {}).",
+            registration.client_id,
+            registration
+                .ip_address
+                .as_deref()
+                .unwrap_or("an unknown address")
+        );
+        println!("Saved the device token in {} (mode 0600).", path.display());
+        println!("Next: `enc365-nginx products` to choose a product.");
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The password: `ENC365_PASSWORD`, else stdin with `--password-stdin`, else a no-echo prompt.
+fn read_password(args: &RegisterArgs) -> Result<Secret, Failure> {
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| Failure::usage(anyhow!("could not read the password from stdin: {e}")))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else if let Ok(value) = std::env::var(PASSWORD_ENV) {
+        value
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Password for {}: ", args.username.trim()))
+            .map_err(|e| Failure::usage(anyhow!("could not read the password: {e}")))?
+    } else {
+        return Err(Failure::usage(anyhow!(
+            "no password: pass --password-stdin and pipe it in, set {PASSWORD_ENV}, or run in a \
+             terminal to be prompted"
+        )));
+    };
+    if password.is_empty() {
+        return Err(Failure::usage(anyhow!("the password is empty")));
+    }
+    Ok(Secret::new(password))
+}
+
+/// This host's name, for the device label.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "nginx".to_string())
+}

@@ -1,0 +1,643 @@
+//! The simulator's DCV and issuance: the seed's test vector reproduced exactly, and real validation
+//! against a real nginx (started here with its own prefix on a free loopback port) serving real
+//! files — success, wrong content, 404 — followed by real X.509 issuance.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use enc365_nginx::ca::enc365::{CertStatus, ClientOptions, CreateRequest, Enc365};
+use enc365_nginx::ca::{CertificateAuthority, OrderId, OrderState};
+use enc365_nginx::config::Credentials;
+use enc365_nginx::keys::{self, IP_CN_PLACEHOLDER, KeyType};
+use enc365_nginx::secret::Secret;
+use enc365_nginx::sim::dcv::CsrHashes;
+use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
+use serde_json::{Value, json};
+use x509_parser::prelude::FromDer;
+
+const SEED_CSR: &str = include_str!("data/seed_example.csr");
+const SEED_MD5: &str = "b8ee25a34bc5cd1f4d5dc8c20fd4eeb2";
+const SEED_SHA256: &str = "fdadae5fbe8fce33026ffa3de7d27f546edc2686259e2ed1d64053aaef156d18";
+
+/// A real nginx serving `www/` on a free loopback port, stopped on drop.
+struct Nginx {
+    child: Child,
+    addr: SocketAddr,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx with one server block for `names`, root `<dir>/www`.
+    fn start(names: &[&str]) -> Nginx {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Workers run unprivileged when the tests run as root: let them read the tree.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let prefix = dir.path();
+        std::fs::create_dir_all(prefix.join("www/.well-known/pki-validation")).expect("www");
+        std::fs::create_dir_all(prefix.join("tmp")).expect("tmp");
+        let port = free_port();
+        let p = prefix.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  \
+             proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  \
+             uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  \
+             server {{ listen 127.0.0.1:{port} default_server; server_name _; return 404; }}\n  \
+             server {{ listen 127.0.0.1:{port}; server_name {names}; root {p}/www; }}\n}}\n",
+            names = names.join(" "),
+        );
+        std::fs::write(prefix.join("nginx.conf"), conf).expect("conf");
+        let child = Command::new(nginx_bin())
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nginx starts (is it installed? scripts/deps.sh installs it)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start listening on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Nginx { child, addr, dir }
+    }
+
+    /// Writes a validation file (0644) into the web root.
+    fn publish(&self, file_name: &str, content: &[u8]) {
+        let path = self
+            .www()
+            .join(".well-known/pki-validation")
+            .join(file_name);
+        std::fs::write(&path, content).expect("write dcv file");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+
+    fn www(&self) -> PathBuf {
+        self.dir.path().join("www")
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx_bin() -> PathBuf {
+    for candidate in [
+        "/usr/sbin/nginx",
+        "/usr/local/sbin/nginx",
+        "/usr/local/nginx/sbin/nginx",
+    ] {
+        if Path::new(candidate).exists() {
+            return PathBuf::from(candidate);
+        }
+    }
+    PathBuf::from("nginx")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn fast() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(10),
+        read_retries: 1,
+        retry_backoff: Duration::from_millis(10),
+        ..ClientOptions::default()
+    }
+}
+
+async fn sim_and_client(options: SimOptions) -> (SimHandle, Enc365) {
+    let (sim, client, _) = sim_client_credentials(options).await;
+    (sim, client)
+}
+
+async fn sim_client_credentials(options: SimOptions) -> (SimHandle, Enc365, Credentials) {
+    let sim = sim::start(options).await.expect("simulator");
+    sim.add_account("dev@example.com", "pw", 1000.0);
+    let (client_id, token) = sim.add_device("dev@example.com").expect("device");
+    let credentials = Credentials {
+        client_id,
+        access_token: Secret::new(token),
+    };
+    let client = Enc365::new(&sim.base_url(), Some(credentials.clone()), fast()).expect("client");
+    (sim, client, credentials)
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("base64")
+}
+
+fn order_for(names: &[&str], key_type: KeyType) -> (CreateRequest, keys::KeyAndCsr) {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let made = keys::generate(key_type, &names).expect("csr");
+    let req = CreateRequest {
+        pid: 100,
+        csr_pem: made.csr_pem.clone(),
+        domains: names,
+        period: None,
+        renew_of: None,
+    };
+    (req, made)
+}
+
+#[test]
+fn the_seed_example_csr_hashes_to_the_documented_vector() {
+    let hashes = CsrHashes::of_der(&der_of(SEED_CSR));
+    assert_eq!(hashes.md5, SEED_MD5);
+    assert_eq!(hashes.sha256, SEED_SHA256);
+    assert_eq!(hashes.file_name(), "B8EE25A34BC5CD1F4D5DC8C20FD4EEB2.txt");
+    assert_eq!(
+        hashes.file_content("cab202166585"),
+        "fdadae5fbe8fce33026ffa3de7d27f546edc2686259e2ed1d64053aaef156d18\r\ncomodoca.com\r\ncab202166585"
+    );
+    assert_eq!(
+        hashes.dns_value("cab202166585"),
+        "fdadae5fbe8fce33026ffa3de7d27f54.6edc2686259e2ed1d64053aaef156d18.cab202166585.comodoca.com"
+    );
+    assert_eq!(
+        hashes.dns_host(Some("api")),
+        "_b8ee25a34bc5cd1f4d5dc8c20fd4eeb2.api"
+    );
+}
+
+#[test]
+fn the_seed_example_csr_verifies_with_openssl() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seed.csr");
+    std::fs::write(&path, SEED_CSR).expect("write");
+    let out = Command::new("openssl")
+        .args(["req", "-noout", "-verify", "-in"])
+        .arg(&path)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_simulator_answers_the_seed_order_with_the_documented_dcv_info_byte_for_byte() {
+    let options = SimOptions {
+        fixed_unique_id: Some("cab202166585".into()),
+        ..SimOptions::default()
+    };
+    let sim = sim::start(options).await.expect("simulator");
+    sim.add_account("enc365@qiaokr.com", "pw", 0.0);
+    let (client_id, token) = sim.add_device("enc365@qiaokr.com").expect("device");
+    // Sent the way the Go client does: every value a string.
+    let body = json!({
+        "client_id": client_id, "access_token": token, "pid": "100", "period": "quarterly",
+        "csr_code": SEED_CSR, "domains": "www.trustocean.com,trustocean.com,api.trustocean.com",
+        "renew": "false", "old_vendor_id": "-1",
+    });
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/cert/create", sim.base_url()))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(answer["result"], "success", "{answer}");
+    assert_eq!(answer["cert_status"], "enroll_caprocessing");
+    assert_eq!(answer["unique_id"], "cab202166585");
+    let documented: Value =
+        serde_json::from_str(include_str!("data/seed_dcv_info.json")).expect("fixture");
+    assert_eq!(answer["dcv_info"], documented);
+    let csr_echo = answer["csr_code"].as_str().expect("csr_code");
+    assert!(csr_echo.contains("\r\nMIICwjCC"), "CSR echoed with CRLF");
+    assert_eq!(der_of(&csr_echo.replace('\r', "")), der_of(SEED_CSR));
+}
+
+#[tokio::test]
+async fn the_simulator_validates_files_served_by_real_nginx_and_issues_a_real_certificate() {
+    let nginx = Nginx::start(&["site.test", "www.site.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (sim, client) = sim_and_client(options).await;
+    let (req, made) = order_for(&["site.test", "www.site.test"], KeyType::Rsa2048);
+    let order = client.create(&req).await.expect("order");
+    let entry = &order.dcv[0];
+    nginx.publish(
+        entry.http_filename.as_deref().expect("file"),
+        entry
+            .http_filecontent
+            .as_deref()
+            .expect("content")
+            .as_bytes(),
+    );
+    let message = client
+        .challenge(order.trustocean_id)
+        .await
+        .expect("challenge");
+    assert!(message.contains("2/2"), "{message}");
+    let issued = client.details(order.trustocean_id).await.expect("details");
+    assert_eq!(issued.status, CertStatus::Issued);
+    assert!(issued.dcv.iter().all(|d| d.is_verified()));
+    let cert = issued.certificate.clone().expect("certificate");
+
+    // The leaf names exactly what was ordered, carries the CSR's key, and chains to the root.
+    let leaf_der = der_of(&cert.leaf_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).expect("leaf parses");
+    let sans: Vec<String> = leaf
+        .subject_alternative_name()
+        .expect("ext")
+        .expect("SAN")
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(sans, vec!["DNSName(site.test)", "DNSName(www.site.test)"]);
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&made.csr_der)
+            .expect("csr parses");
+    assert_eq!(
+        leaf.public_key().raw,
+        csr.certification_request_info.subject_pki.raw
+    );
+    let days =
+        (leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp()) / 86400;
+    assert_eq!(days, 90, "product 100 is a 90-day certificate");
+    openssl_verify(&sim.root_ca_pem(), &cert.chain_pem, &cert.leaf_pem);
+
+    // The provider-neutral view hands over leaf + chain.
+    let neutral = client
+        .order_status(&OrderId(order.trustocean_id.to_string()), &req.domains)
+        .await
+        .expect("st");
+    match neutral.state {
+        OrderState::Issued(c) => assert_eq!(c.fullchain_pem(), cert.fullchain_pem()),
+        other => panic!("not issued: {other:?}"),
+    }
+}
+
+fn openssl_verify(root: &str, chain: &str, leaf: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    };
+    let out = Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(write("root.pem", root))
+        .arg("-untrusted")
+        .arg(write("chain.pem", chain))
+        .arg(write("leaf.pem", leaf))
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn validation_fails_when_nginx_serves_different_content() {
+    let nginx = Nginx::start(&["wrong.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (req, _) = order_for(&["wrong.test"], KeyType::EcdsaP256);
+    let order = client.create(&req).await.expect("order");
+    let entry = &order.dcv[0];
+    let content = entry.http_filecontent.clone().expect("content");
+    // Off by a trailing newline: the CA compares bytes.
+    nginx.publish(
+        entry.http_filename.as_deref().expect("file"),
+        format!("{content}\n").as_bytes(),
+    );
+    let message = client
+        .challenge(order.trustocean_id)
+        .await
+        .expect("challenge");
+    assert!(message.contains("0/1"), "{message}");
+    assert!(
+        message.contains("does not hold the expected content"),
+        "{message}"
+    );
+    let details = client.details(order.trustocean_id).await.expect("details");
+    assert_eq!(details.status, CertStatus::Processing);
+    assert!(!details.dcv[0].is_verified());
+}
+
+#[tokio::test]
+async fn validation_fails_when_the_file_is_missing() {
+    let nginx = Nginx::start(&["missing.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (req, _) = order_for(&["missing.test"], KeyType::EcdsaP256);
+    let order = client.create(&req).await.expect("order");
+    let message = client
+        .challenge(order.trustocean_id)
+        .await
+        .expect("challenge");
+    assert!(message.contains("HTTP 404"), "{message}");
+    assert_eq!(
+        client.details(order.trustocean_id).await.expect("d").status,
+        CertStatus::Processing
+    );
+}
+
+#[tokio::test]
+async fn validation_fails_for_a_name_nginx_does_not_serve() {
+    let nginx = Nginx::start(&["served.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (req, _) = order_for(&["served.test", "other.test"], KeyType::EcdsaP256);
+    let order = client.create(&req).await.expect("order");
+    let e = &order.dcv[0];
+    nginx.publish(
+        e.http_filename.as_deref().expect("f"),
+        e.http_filecontent.as_deref().expect("c").as_bytes(),
+    );
+    let message = client
+        .challenge(order.trustocean_id)
+        .await
+        .expect("challenge");
+    assert!(message.contains("1/2"), "{message}");
+    assert!(message.contains("other.test"), "{message}");
+    let details = client.details(order.trustocean_id).await.expect("details");
+    assert_eq!(
+        details.status,
+        CertStatus::Processing,
+        "one failing name blocks the order"
+    );
+}
+
+async fn validated_order(nginx: &Nginx, client: &Enc365, names: &[&str]) -> (u64, keys::KeyAndCsr) {
+    let (req, made) = order_for(names, KeyType::EcdsaP256);
+    let order = client.create(&req).await.expect("order");
+    let e = &order.dcv[0];
+    nginx.publish(
+        e.http_filename.as_deref().expect("f"),
+        e.http_filecontent.as_deref().expect("c").as_bytes(),
+    );
+    client
+        .challenge(order.trustocean_id)
+        .await
+        .expect("challenge");
+    (order.trustocean_id, made)
+}
+
+#[tokio::test]
+async fn a_validity_override_gives_short_lived_certificates() {
+    let nginx = Nginx::start(&["short.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        validity: Some(Duration::from_secs(3600)),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["short.test"]).await;
+    let cert = client
+        .details(id)
+        .await
+        .expect("details")
+        .certificate
+        .expect("issued");
+    let der = der_of(&cert.leaf_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("leaf");
+    let secs = leaf.validity().not_after.timestamp() - leaf.validity().not_before.timestamp();
+    assert_eq!(secs, 3600 + 60, "one hour from now, backdated one minute");
+}
+
+#[tokio::test]
+async fn slow_issuance_keeps_the_order_pending_until_the_delay_has_passed() {
+    let nginx = Nginx::start(&["slow.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        faults: Faults {
+            issuance_delay_secs: 2,
+            ..Faults::default()
+        },
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["slow.test"]).await;
+    let early = client.details(id).await.expect("details");
+    assert_eq!(early.status, CertStatus::Processing);
+    assert!(early.dcv[0].is_verified(), "validated, waiting for the CA");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        client.details(id).await.expect("details").status,
+        CertStatus::Issued
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_order_ends_in_a_terminal_failure() {
+    let nginx = Nginx::start(&["rejected.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        faults: Faults {
+            reject_orders: true,
+            ..Faults::default()
+        },
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["rejected.test"]).await;
+    let order = client
+        .order_status(&OrderId(id.to_string()), &["rejected.test".to_string()])
+        .await
+        .expect("status");
+    assert_eq!(
+        order.state,
+        OrderState::Failed {
+            reason: "rejected".into()
+        }
+    );
+    let e = client.challenge(id).await.expect_err("terminal");
+    assert!(e.to_string().contains("rejected"), "{e}");
+}
+
+#[tokio::test]
+async fn crlf_certificates_are_normalised_to_lf_pem() {
+    let nginx = Nginx::start(&["crlf.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        faults: Faults {
+            crlf_pem: true,
+            ..Faults::default()
+        },
+        ..SimOptions::default()
+    };
+    let (sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["crlf.test"]).await;
+    let cert = client
+        .details(id)
+        .await
+        .expect("details")
+        .certificate
+        .expect("issued");
+    assert!(!cert.leaf_pem.contains('\r') && !cert.chain_pem.contains('\r'));
+    assert!(cert.leaf_pem.ends_with("-----END CERTIFICATE-----\n"));
+    openssl_verify(&sim.root_ca_pem(), &cert.chain_pem, &cert.leaf_pem);
+}
+
+#[tokio::test]
+async fn ip_and_wildcard_names_are_validated_and_issued() {
+    let nginx = Nginx::start(&["127.0.0.1", "wild.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, made) = validated_order(&nginx, &client, &["127.0.0.1", "*.wild.test"]).await;
+    assert_eq!(made.common_name, IP_CN_PLACEHOLDER);
+    let cert = client
+        .details(id)
+        .await
+        .expect("details")
+        .certificate
+        .expect("issued");
+    let der = der_of(&cert.leaf_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("leaf");
+    let sans: Vec<String> = leaf
+        .subject_alternative_name()
+        .expect("ext")
+        .expect("SAN")
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        sans,
+        vec!["IPAddress(7f:00:00:01)", "DNSName(*.wild.test)"],
+        "127.0.0.1 and the wildcard"
+    );
+}
+
+#[tokio::test]
+async fn the_periodic_recheck_issues_without_a_challenge_call() {
+    let nginx = Nginx::start(&["periodic.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        recheck_interval: Some(Duration::from_millis(200)),
+        ..SimOptions::default()
+    };
+    let (sim, client) = sim_and_client(options).await;
+    let (req, _) = order_for(&["periodic.test"], KeyType::EcdsaP384);
+    let order = client.create(&req).await.expect("order");
+    let e = &order.dcv[0];
+    nginx.publish(
+        e.http_filename.as_deref().expect("f"),
+        e.http_filecontent.as_deref().expect("c").as_bytes(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if client
+            .details(order.trustocean_id)
+            .await
+            .expect("details")
+            .status
+            == CertStatus::Issued
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never issued by the periodic re-check"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sim.request_count("/cert/challenge"), 0);
+}
+
+#[tokio::test]
+async fn orders_tokens_and_the_ca_survive_a_restart_with_a_state_dir() {
+    let state = tempfile::tempdir().expect("state");
+    let nginx = Nginx::start(&["persist.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        state_dir: Some(state.path().to_path_buf()),
+        ..SimOptions::default()
+    };
+    let (sim, client, credentials) = sim_client_credentials(options.clone()).await;
+    let (id, _) = validated_order(&nginx, &client, &["persist.test"]).await;
+    let before = client.details(id).await.expect("details");
+    let root = sim.root_ca_pem();
+    sim.stop().await;
+    let mode = std::fs::metadata(state.path().join("state.json"))
+        .expect("saved")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Same port is not needed: the client only needs the new base URL and the old token.
+    let again = sim::start(options).await.expect("restart");
+    assert_eq!(again.root_ca_pem(), root);
+    let client2 = Enc365::new(&again.base_url(), Some(credentials), fast()).expect("client");
+    let after = client2.details(id).await.expect("details after restart");
+    assert_eq!(after.status, CertStatus::Issued);
+    assert_eq!(after.certificate, before.certificate);
+}
+
+#[tokio::test]
+async fn an_issued_certificate_past_its_validity_reports_expired() {
+    let nginx = Nginx::start(&["expiring.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        validity: Some(Duration::from_secs(1)),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["expiring.test"]).await;
+    assert_eq!(
+        client.details(id).await.expect("details").status,
+        CertStatus::Issued
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let order = client
+        .order_status(&OrderId(id.to_string()), &["expiring.test".to_string()])
+        .await
+        .expect("status");
+    assert_eq!(
+        order.state,
+        OrderState::Failed {
+            reason: "expired".into()
+        }
+    );
+}
