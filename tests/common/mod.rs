@@ -15,7 +15,22 @@
 //! rcgen). Not here: anything the product itself does — tests drive the product's own code against
 //! this nginx, never a stand-in for it.
 //!
-//! Use it from a test file with `mod common;`.
+//! Use it from a test file with `mod common;`:
+//!
+//! ```ignore
+//! let mut nginx = NginxSandbox::new();
+//! let port = nginx.alloc_port();
+//! nginx.write_file("www/index.html", "hello\n");
+//! nginx.write_http_conf("server { listen 127.0.0.1:{port.0}; root {prefix}/www; }");
+//! nginx.start();
+//! assert_eq!(http_get(port, "a.test", "/").unwrap().text(), "hello\n");
+//! nginx.write_http_conf("server { listen 127.0.0.1:{port.0}; return 204; }");
+//! nginx.reload(); // returns once the old workers are gone
+//! ```
+//!
+//! Product code under test is pointed at the same nginx with `nginx_bin()`, `prefix()`,
+//! `conf_path()` and `pid_file()`; after the product reloads, [`NginxSandbox::wait_for_reload`]
+//! waits for the new workers.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -263,8 +278,9 @@ impl NginxSandbox {
         }
     }
 
-    /// Starts nginx and waits until it serves: pid file written by our master, at least one worker,
-    /// and every allocated port accepting connections. Panics with nginx's own words on failure.
+    /// Starts nginx and waits until it serves: pid file written by our master (nginx writes it
+    /// after binding every listen) and at least one worker running. Panics with nginx's own words
+    /// on failure.
     pub fn start(&mut self) {
         if let Err(e) = self.try_start() {
             panic!("{e}");
@@ -302,7 +318,9 @@ impl NginxSandbox {
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
                 == Some(pid);
-            if pid_ok && !self.workers().is_empty() && self.ports_accept() {
+            // nginx binds its listening sockets before it writes the pid file, so once the
+            // file names our master and a worker runs, every listen accepts connections.
+            if pid_ok && !self.workers().is_empty() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -313,15 +331,6 @@ impl NginxSandbox {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-
-    /// Whether every allocated port accepts a TCP connection (ports the config does not listen on
-    /// make this false: allocate only ports the config uses).
-    fn ports_accept(&self) -> bool {
-        self.ports.iter().all(|port| {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })
     }
 
     /// `Some(status)` when the master has exited.
