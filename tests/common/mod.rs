@@ -293,6 +293,7 @@ impl NginxSandbox {
             self.master.is_none(),
             "nginx is already running in this sandbox"
         );
+        self.check_own_pid_file()?;
         let stderr = fs::File::create(self.prefix.join("logs/stderr.log"))
             .map_err(|e| format!("could not create logs/stderr.log: {e}"))?;
         let child = Command::new(&self.nginx)
@@ -330,6 +331,24 @@ impl NginxSandbox {
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Refuses a configuration without `pid run/nginx.pid;`: nginx would otherwise use the
+    /// system's pid file — write it at start, or signal the system's nginx on reload.
+    fn check_own_pid_file(&self) -> Result<(), String> {
+        let conf = fs::read(self.conf_path()).unwrap_or_default();
+        let own_pid = conf
+            .split(|b| *b == b'\n')
+            .any(|line| line.trim_ascii().starts_with(b"pid run/nginx.pid;"));
+        if own_pid {
+            Ok(())
+        } else {
+            Err(
+                "the sandbox's nginx.conf must set `pid run/nginx.pid;` at top level (main_conf \
+                 does); nginx would otherwise use the system's pid file"
+                    .to_string(),
+            )
         }
     }
 
@@ -371,6 +390,7 @@ impl NginxSandbox {
 
     /// [`NginxSandbox::reload`], returning what went wrong instead of panicking.
     pub fn try_reload(&self) -> Result<(), String> {
+        self.check_own_pid_file()?;
         let before = self.workers();
         let out = Command::new(&self.nginx)
             .args(self.nginx_args())
