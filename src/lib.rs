@@ -5,10 +5,13 @@
 //! configuration and knows nothing of certificate authorities; the CA clients know nothing of nginx;
 //! [`commands`] is the only place where both meet.
 
+pub mod assess;
 pub mod cli;
 pub mod commands;
+pub mod discovery;
 pub mod exit;
-
+pub mod names;
 pub mod nginx;
 pub mod store;
+pub mod tlsinfo;
 pub mod verify;

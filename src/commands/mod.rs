@@ -52,6 +52,21 @@ impl Context {
     }
 }
 
+impl Context {
+    /// The current time in Unix seconds; `ENC365_NOW` overrides it (for tests of expiry).
+    pub fn now(&self) -> i64 {
+        if let Some(now) = std::env::var("ENC365_NOW")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            return now;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+}
+
 /// Makes a user-given path absolute against the current directory (lexically; symlinks are kept).
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)

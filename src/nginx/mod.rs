@@ -5,3 +5,7 @@
 
 pub mod control;
 pub mod edit;
+pub mod https;
+pub mod lexer;
+pub mod sites;
+pub mod tree;

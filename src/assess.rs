@@ -1,0 +1,168 @@
+//! Whether a server block needs a (new) certificate, and why.
+//!
+//! A block needs one when it has certifiable names and: it serves no TLS for them (and no other
+//! block serves TLS for all of them), its TLS has no certificate, the certificate cannot be read,
+//! is self-signed, expires within the given number of days, or does not cover all of its names.
+//! A port-80 block whose names are all served over TLS by another block (the usual redirect +
+//! HTTPS pair) takes that block's verdict.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::names::Name;
+use crate::nginx::sites::Server;
+use crate::tlsinfo::{self, CertReadError, CertSummary};
+
+/// The verdict on one server block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assessment {
+    /// Whether the block needs a certificate ordered or replaced.
+    pub needs_certificate: bool,
+    /// Why, in a few words.
+    pub reason: String,
+}
+
+impl Assessment {
+    fn needs(reason: impl Into<String>) -> Assessment {
+        Assessment {
+            needs_certificate: true,
+            reason: reason.into(),
+        }
+    }
+
+    fn fine(reason: impl Into<String>) -> Assessment {
+        Assessment {
+            needs_certificate: false,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the assessment needs to know besides the servers.
+#[derive(Debug, Clone)]
+pub struct Policy<'a> {
+    /// Relative certificate paths resolve against this directory (nginx's conf prefix).
+    pub conf_dir: &'a Path,
+    /// "Now", in seconds since the Unix epoch.
+    pub now: i64,
+    /// Certificates expiring within this many days need renewal.
+    pub renew_within_days: i64,
+}
+
+/// Assesses every server; `names[i]` are the classified names of `servers[i]`, and `locations[i]`
+/// how to refer to it in a reason (`file:line`).
+pub fn assess_all(
+    servers: &[Server],
+    names: &[Vec<Name>],
+    locations: &[String],
+    policy: &Policy,
+) -> Vec<Assessment> {
+    let mut certs: HashMap<PathBuf, Result<CertSummary, CertReadError>> = HashMap::new();
+    let tls_verdicts: Vec<Option<Assessment>> = servers
+        .iter()
+        .zip(names)
+        .map(|(s, n)| s.tls.then(|| assess_tls(s, n, policy, &mut certs)))
+        .collect();
+
+    // Which TLS blocks carry each certifiable name.
+    let mut tls_by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, s) in servers.iter().enumerate() {
+        if s.tls {
+            for n in names[i].iter().filter(|n| n.certifiable) {
+                tls_by_name.entry(n.name.as_str()).or_default().push(i);
+            }
+        }
+    }
+
+    (0..servers.len())
+        .map(|i| {
+            let certifiable: Vec<&str> = names[i]
+                .iter()
+                .filter(|n| n.certifiable)
+                .map(|n| n.name.as_str())
+                .collect();
+            if certifiable.is_empty() {
+                return Assessment::fine("no certifiable names");
+            }
+            if let Some(verdict) = &tls_verdicts[i] {
+                return verdict.clone();
+            }
+            // A plain-HTTP block: is there one TLS block that serves all of its names?
+            let twin = tls_by_name.get(certifiable[0]).and_then(|candidates| {
+                candidates.iter().copied().find(|&c| {
+                    certifiable
+                        .iter()
+                        .all(|n| tls_by_name.get(n).is_some_and(|v| v.contains(&c)))
+                })
+            });
+            match twin.and_then(|t| tls_verdicts[t].as_ref().map(|v| (t, v))) {
+                Some((t, verdict)) => Assessment {
+                    needs_certificate: verdict.needs_certificate,
+                    reason: format!("HTTPS served by {}: {}", locations[t], verdict.reason),
+                },
+                None => Assessment::needs("no TLS"),
+            }
+        })
+        .collect()
+}
+
+/// The verdict on a TLS block's certificate(s).
+fn assess_tls(
+    server: &Server,
+    names: &[Name],
+    policy: &Policy,
+    certs: &mut HashMap<PathBuf, Result<CertSummary, CertReadError>>,
+) -> Assessment {
+    if server.ssl_certificates.is_empty() {
+        return Assessment::needs("TLS without a certificate");
+    }
+    let wanted: Vec<&str> = names
+        .iter()
+        .filter(|n| n.certifiable)
+        .map(|n| n.name.as_str())
+        .collect();
+    let mut verdicts = Vec::new();
+    for file in &server.ssl_certificates {
+        if file.contains('$') {
+            return Assessment::fine("certificate chosen at run time by a variable; not managed");
+        }
+        if file.starts_with("data:") || file.starts_with("engine:") {
+            return Assessment::fine("certificate given inline or by an engine; not managed");
+        }
+        let path = policy.conf_dir.join(file);
+        let summary = certs
+            .entry(path.clone())
+            .or_insert_with(|| tlsinfo::read_certificate(&path));
+        verdicts.push(match summary {
+            Err(e) => Assessment::needs(format!("certificate unreadable: {e}")),
+            Ok(cert) => assess_certificate(cert, &wanted, policy),
+        });
+    }
+    verdicts
+        .iter()
+        .find(|v| v.needs_certificate)
+        .cloned()
+        .unwrap_or_else(|| verdicts.remove(0))
+}
+
+/// The verdict on one readable certificate for the names it should cover.
+fn assess_certificate(cert: &CertSummary, wanted: &[&str], policy: &Policy) -> Assessment {
+    if cert.self_signed {
+        return Assessment::needs("self-signed certificate");
+    }
+    let days = cert.days_left(policy.now);
+    if policy.now >= cert.not_after {
+        return Assessment::needs(format!("certificate expired {} days ago", -days));
+    }
+    if days < policy.renew_within_days {
+        return Assessment::needs(format!("certificate expires in {days} days"));
+    }
+    let uncovered = cert.uncovered(wanted.iter().copied());
+    if !uncovered.is_empty() {
+        return Assessment::needs(format!(
+            "certificate does not cover {}",
+            uncovered.join(", ")
+        ));
+    }
+    Assessment::fine(format!("certificate valid for {days} more days"))
+}

@@ -1,0 +1,340 @@
+//! Planning the edits that make a server block serve a given certificate over HTTPS.
+//!
+//! Only bytes that must change are touched, and every line added ends with
+//! [`MANAGED_MARK`](crate::nginx::edit::MANAGED_MARK):
+//!
+//! - a block that already speaks TLS keeps everything but its certificate: its own
+//!   `ssl_certificate`/`ssl_certificate_key` lines are replaced (extra ones of a dual-certificate
+//!   setup removed); a block that inherits its certificate from `http` gets its own two lines;
+//! - a plain-HTTP block gets `listen <port> ssl` for each address it listens on (the IPv6 twin when
+//!   it listens on IPv6; `default_server`, `ipv6only`, `reuseport` and `backlog` are never copied,
+//!   as nginx allows them once per address), the two certificate lines and an `include` of the
+//!   shared TLS settings, right after its last `listen`.
+//!
+//! Certificate lines set in a file shared by other blocks (an included snippet) are not edited:
+//! that would change other sites too; the plan fails with a reason instead.
+//!
+//! Knows file paths only, nothing of where certificates come from.
+
+use std::ops::Range;
+use std::path::Path;
+
+use crate::nginx::edit::{self, Splice};
+use crate::nginx::sites::{Place, Server};
+use crate::nginx::tree::{Config, FileId};
+
+/// What the edited block should serve.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsTarget<'a> {
+    /// The certificate chain file (leaf first).
+    pub certificate: &'a Path,
+    /// The private key file.
+    pub key: &'a Path,
+    /// The port `listen … ssl` gets on a plain-HTTP block.
+    pub https_port: u16,
+    /// The shared TLS settings to include into a block that had no TLS before, if any.
+    pub tls_snippet: Option<&'a Path>,
+}
+
+/// One splice in one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSplice {
+    /// The file to edit.
+    pub file: FileId,
+    /// The change.
+    pub splice: Splice,
+}
+
+/// Why a block cannot be edited safely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    /// The certificate lines live in a file other blocks may include too.
+    #[error(
+        "its certificate is set in {file}, which other server blocks may share; set the \
+         certificate in the server block itself, then run again"
+    )]
+    SharedCertificateFile {
+        /// The shared file.
+        file: String,
+    },
+    /// The block listens only on unix sockets, so there is no address to add HTTPS to.
+    #[error("it listens only on unix sockets; add an IP listen to give it HTTPS")]
+    NoIpListen,
+}
+
+/// Plans the edits that make `server` serve `target`.
+pub fn plan_server(
+    config: &Config,
+    server: &Server,
+    target: &HttpsTarget,
+) -> Result<Vec<FileSplice>, PlanError> {
+    let file = server.place.file;
+    let bytes = &config.files[file].bytes;
+    let cert_line = format!("ssl_certificate {};", quote_path(target.certificate));
+    let key_line = format!("ssl_certificate_key {};", quote_path(target.key));
+
+    if server.tls && !server.certificate_directives.is_empty() {
+        let own: Vec<&Place> = server
+            .certificate_directives
+            .iter()
+            .chain(&server.certificate_key_directives)
+            .collect();
+        if let Some(shared) = own.iter().find(|p| p.file != file) {
+            return Err(PlanError::SharedCertificateFile {
+                file: config.files[shared.file].path.display().to_string(),
+            });
+        }
+        let mut out = Vec::new();
+        for (list, text) in [
+            (&server.certificate_directives, &cert_line),
+            (&server.certificate_key_directives, &key_line),
+        ] {
+            for (i, place) in list.iter().enumerate() {
+                let splice = if i == 0 {
+                    replace_directive(bytes, place, text)
+                } else {
+                    remove_directive(bytes, place)
+                };
+                out.push(FileSplice { file, splice });
+            }
+        }
+        if server.certificate_key_directives.is_empty() {
+            let anchor = server.certificate_directives[0];
+            out.push(FileSplice {
+                file,
+                splice: insert_after(bytes, anchor.span.end, server.braces.1, &[key_line]),
+            });
+        }
+        return Ok(out);
+    }
+
+    let mut lines = Vec::new();
+    if !server.tls {
+        let mut addresses: Vec<String> = Vec::new();
+        let listens: Vec<(&str, bool)> = if server.listens.is_empty() {
+            vec![("*:80", false)]
+        } else {
+            server
+                .listens
+                .iter()
+                .map(|l| (l.address.as_str(), l.ipv6))
+                .collect()
+        };
+        for (address, ipv6) in listens {
+            if address.starts_with("unix:") {
+                continue;
+            }
+            let host = host_of(address, ipv6);
+            let listen = match host {
+                "*" => format!("listen {} ssl;", target.https_port),
+                h => format!("listen {h}:{} ssl;", target.https_port),
+            };
+            if !addresses.contains(&listen) {
+                addresses.push(listen);
+            }
+        }
+        if addresses.is_empty() {
+            return Err(PlanError::NoIpListen);
+        }
+        lines.extend(addresses);
+    }
+    lines.push(cert_line);
+    lines.push(key_line);
+    if !server.tls
+        && let Some(snippet) = target.tls_snippet
+    {
+        lines.push(format!("include {};", quote_path(snippet)));
+    }
+
+    // After the block's last own listen, else right after its opening brace.
+    let anchor = server
+        .listens
+        .iter()
+        .filter(|l| l.place.file == file)
+        .map(|l| l.place.span.end)
+        .max()
+        .unwrap_or(server.braces.0 + 1);
+    Ok(vec![FileSplice {
+        file,
+        splice: insert_after(bytes, anchor, server.braces.1, &lines),
+    }])
+}
+
+/// The host part of a normalised address (`*:80` → `*`, `[::]:80` → `[::]`, `1.2.3.4:80` →
+/// `1.2.3.4`).
+fn host_of(address: &str, ipv6: bool) -> &str {
+    if ipv6 {
+        return address
+            .rsplit_once("]:")
+            .map_or(address, |(h, _)| &address[..h.len() + 1]);
+    }
+    address.rsplit_once(':').map_or(address, |(h, _)| h)
+}
+
+/// A path as an nginx argument: bare when it has nothing special, else double-quoted.
+fn quote_path(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'"' | b'\'' | b'\\' | b';' | b'{' | b'}' | b'#' | b'$')
+        });
+    if plain {
+        text
+    } else {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// Whether the directive at `span` is the only thing on its line (besides blanks and a trailing
+/// comment), and that line's range.
+fn own_line(bytes: &[u8], span: Range<usize>) -> Option<Range<usize>> {
+    let line = edit::line_at(bytes, span.start);
+    let before = &bytes[line.start..span.start];
+    let after = &bytes[span.end..line.end];
+    let after = after.trim_ascii_start();
+    let alone = before.iter().all(|b| *b == b' ' || *b == b'\t')
+        && (after.is_empty() || after.starts_with(b"#"));
+    alone.then_some(line)
+}
+
+fn span_range(place: &Place) -> Range<usize> {
+    place.span.start as usize..place.span.end as usize
+}
+
+/// Replaces a directive by `text`: the whole line (marked as ours) when the directive is alone on
+/// it, else just the directive's bytes.
+fn replace_directive(bytes: &[u8], place: &Place, text: &str) -> Splice {
+    let span = span_range(place);
+    match own_line(bytes, span.clone()) {
+        Some(line) => Splice::replace(
+            line.clone(),
+            edit::managed_line(&bytes[line], text).expect("directive text is one line"),
+        ),
+        None => Splice::replace(span, text.as_bytes().to_vec()),
+    }
+}
+
+/// Removes a directive: its whole line when it is alone on it, else just its bytes.
+fn remove_directive(bytes: &[u8], place: &Place) -> Splice {
+    let span = span_range(place);
+    Splice::remove(own_line(bytes, span.clone()).unwrap_or(span))
+}
+
+/// Inserts `directives` as managed lines after the line holding offset `after` (indented like
+/// the line after it, or like that line), or — when that line also closes the block at `close` —
+/// right after `after`, starting a new line.
+fn insert_after(bytes: &[u8], after: u32, close: u32, directives: &[String]) -> Splice {
+    let after = after as usize;
+    let line = edit::line_at(bytes, after.saturating_sub(1));
+    let reference = {
+        let next = edit::line_at(bytes, line.end);
+        let next_bytes = &bytes[next.clone()];
+        if line.end < close as usize
+            && !next_bytes.trim_ascii().is_empty()
+            && !next_bytes.trim_ascii().starts_with(b"}")
+        {
+            next_bytes.to_vec()
+        } else {
+            bytes[line.clone()].to_vec()
+        }
+    };
+    let mut text = Vec::new();
+    for d in directives {
+        text.extend(edit::managed_line(&reference, d).expect("directive text is one line"));
+    }
+    if line.end <= close as usize && bytes[line.clone()].ends_with(b"\n") {
+        Splice::insert(line.end, text)
+    } else {
+        let mut with_newline = edit::line_ending(&bytes[line]).to_vec();
+        with_newline.extend(text);
+        Splice::insert(after, with_newline)
+    }
+}
+
+/// Groups splices by file, in file order.
+pub fn by_file(splices: Vec<FileSplice>) -> std::collections::BTreeMap<FileId, Vec<Splice>> {
+    let mut map: std::collections::BTreeMap<FileId, Vec<Splice>> =
+        std::collections::BTreeMap::new();
+    for s in splices {
+        map.entry(s.file).or_default().push(s.splice);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nginx::sites;
+    use std::path::PathBuf;
+
+    fn plan(conf: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let config = Config::load(&path).unwrap();
+        let servers = sites::servers(&config).unwrap();
+        let target = HttpsTarget {
+            certificate: Path::new("/etc/enc365-nginx/live/a.example.com/fullchain.pem"),
+            key: Path::new("/etc/enc365-nginx/live/a.example.com/privkey.pem"),
+            https_port: 443,
+            tls_snippet: Some(Path::new("/etc/enc365-nginx/nginx/ssl-params.conf")),
+        };
+        let edits = plan_server(&config, &servers[0], &target).unwrap();
+        let splices: Vec<Splice> = edits.into_iter().map(|e| e.splice).collect();
+        String::from_utf8(edit::apply(&config.files[0].bytes, &splices).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn plain_block_gets_listens_certificate_and_snippet_after_its_last_listen() {
+        let got = plan(
+            "http {\n    server {\n        listen 80 default_server;\n        listen [::]:80 ipv6only=on;\n        server_name a.example.com;\n    }\n}\n",
+        );
+        assert_eq!(
+            got,
+            "http {\n    server {\n        listen 80 default_server;\n        listen [::]:80 ipv6only=on;\n\
+             \x20       listen 443 ssl; # managed by enc365-nginx\n\
+             \x20       listen [::]:443 ssl; # managed by enc365-nginx\n\
+             \x20       ssl_certificate /etc/enc365-nginx/live/a.example.com/fullchain.pem; # managed by enc365-nginx\n\
+             \x20       ssl_certificate_key /etc/enc365-nginx/live/a.example.com/privkey.pem; # managed by enc365-nginx\n\
+             \x20       include /etc/enc365-nginx/nginx/ssl-params.conf; # managed by enc365-nginx\n\
+             \x20       server_name a.example.com;\n    }\n}\n"
+        );
+    }
+
+    #[test]
+    fn tls_block_gets_only_its_certificate_lines_replaced() {
+        let got = plan(
+            "server {\n\tlisten 443 ssl;\n\tssl_certificate /old/cert.pem; # managed by Certbot\n\tssl_certificate /old/rsa.pem;\n\tssl_certificate_key /old/key.pem;\n\tssl_certificate_key /old/rsa.key;\n}\n"
+                .replace("server {", "http { server {")
+                .replace("}\n", "} }\n")
+                .as_str(),
+        );
+        assert_eq!(
+            got,
+            "http { server {\n\tlisten 443 ssl;\n\
+             \tssl_certificate /etc/enc365-nginx/live/a.example.com/fullchain.pem; # managed by enc365-nginx\n\
+             \tssl_certificate_key /etc/enc365-nginx/live/a.example.com/privkey.pem; # managed by enc365-nginx\n} }\n"
+        );
+    }
+
+    #[test]
+    fn one_line_blocks_and_addresses_are_handled() {
+        let got = plan("http { server { listen 127.0.0.1:8080; server_name a.example.com; } }\n");
+        assert!(
+            got.starts_with("http { server { listen 127.0.0.1:8080;\n"),
+            "{got}"
+        );
+        assert!(
+            got.contains("listen 127.0.0.1:443 ssl; # managed by enc365-nginx\n"),
+            "{got}"
+        );
+        assert!(got.ends_with(" server_name a.example.com; } }\n"), "{got}");
+    }
+
+    #[test]
+    fn paths_with_spaces_are_quoted() {
+        assert_eq!(quote_path(&PathBuf::from("/a b/c")), "\"/a b/c\"");
+        assert_eq!(quote_path(&PathBuf::from("/a/b")), "/a/b");
+    }
+}

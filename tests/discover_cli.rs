@@ -1,0 +1,138 @@
+//! `enc365-nginx discover` as users and panels run it: exit codes, JSON on stdout only, errors that
+//! name `file:line:column`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn discover(conf: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .arg("discover")
+        .arg("--nginx-conf")
+        .arg(conf)
+        .args(extra)
+        .env("ENC365_NOW", "2109110400")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn json_output_is_one_object_with_the_documented_fields() {
+    let out = discover(&fixture("tls-states/nginx.conf"), &["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["nginx_conf"],
+        fixture("tls-states/nginx.conf").display().to_string()
+    );
+    assert_eq!(doc["errors"], serde_json::json!([]));
+    let first = &doc["servers"][0];
+    for key in [
+        "file",
+        "line",
+        "listen",
+        "server_name",
+        "root",
+        "ssl_certificate",
+        "ssl_certificate_key",
+        "names",
+        "needs_certificate",
+        "reason",
+    ] {
+        assert!(first.get(key).is_some(), "missing {key}");
+    }
+    let needs: Vec<bool> = doc["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["needs_certificate"].as_bool().unwrap())
+        .collect();
+    assert_eq!(needs, [false, false, true, true, true, false]);
+}
+
+#[test]
+fn the_table_names_every_server_and_the_verdict() {
+    let out = discover(&fixture("tls-states/nginx.conf"), &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("SERVER"), "{text}");
+    assert!(text.contains("nginx.conf:23"), "{text}");
+    assert!(
+        text.contains("NEEDS CERT: certificate expires in 18 days"),
+        "{text}"
+    );
+    assert!(
+        text.contains("6 server blocks, 3 need a certificate."),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_malformed_config_exits_2_and_names_the_place() {
+    let conf = fixture("bad-missing-semicolon/nginx.conf");
+    let out = discover(&conf, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:5:5: unexpected \"}}\": expected \";\" to end the directive before it\n",
+            conf.display()
+        )),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = discover(&conf, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"][0]["line"], 5);
+    assert_eq!(doc["errors"][0]["column"], 5);
+    assert_eq!(doc["servers"], serde_json::json!([]));
+}
+
+#[test]
+fn a_missing_main_file_exits_2() {
+    let out = discover(Path::new("/nonexistent/nginx.conf"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("could not read the main configuration file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_flag_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["discover", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_relative_nginx_conf_resolves_against_the_working_directory() {
+    let out = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["discover", "--json", "--nginx-conf", "symlinks/nginx.conf"])
+        .current_dir(fixture(""))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["servers"].as_array().unwrap().len(), 3);
+}
