@@ -116,7 +116,19 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex
 }
 
-/// Reads the fields we check from a DER certificate.
+/// The fingerprint (as [`fingerprint`]) of the first certificate in a PEM file — the leaf of a
+/// `fullchain.pem`, the one nginx serves — to compare with what a handshake returns.
+pub fn pem_leaf_fingerprint(pem: &[u8]) -> Result<String, String> {
+    for block in x509_parser::pem::Pem::iter_from_buffer(pem) {
+        let block = block.map_err(|e| format!("not a valid PEM file: {e}"))?;
+        if block.label == "CERTIFICATE" {
+            return Ok(fingerprint(&block.contents));
+        }
+    }
+    Err("the PEM file holds no CERTIFICATE block".to_string())
+}
+
+/// Reads the fields we check from a DER certificate: notAfter and the SAN DNS names.
 pub fn describe(der: &[u8]) -> Result<(OffsetDateTime, Vec<String>), String> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| e.to_string())?;
     let not_after = cert.validity().not_after.to_datetime();
@@ -133,6 +145,9 @@ pub fn describe(der: &[u8]) -> Result<(OffsetDateTime, Vec<String>), String> {
 
 /// Connects to `addr`, does a TLS handshake sending `name` as SNI, and returns the certificate
 /// the server sent. `timeout` bounds the connect and each read and write.
+///
+/// `name` must be in the form nginx matches on: an IDN as its A-label (`xn--…`). An IP address
+/// is accepted but sends no SNI (TLS has none for addresses).
 pub fn handshake(
     addr: SocketAddr,
     name: &str,
@@ -325,5 +340,23 @@ mod tests {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let err = handshake(addr, "bad name", Duration::from_secs(1)).unwrap_err();
         assert!(matches!(err, VerifyError::InvalidName { .. }), "{err}");
+    }
+
+    #[test]
+    fn pem_leaf_fingerprint_takes_the_first_certificate() {
+        let leaf = rcgen::generate_simple_self_signed(vec!["leaf.test".to_string()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["ca.test".to_string()]).unwrap();
+        let chain = format!("{}{}", leaf.cert.pem(), other.cert.pem());
+        let key_first = format!("{}{}", leaf.signing_key.serialize_pem(), chain);
+        assert_eq!(
+            pem_leaf_fingerprint(chain.as_bytes()).unwrap(),
+            fingerprint(leaf.cert.der())
+        );
+        assert_eq!(
+            pem_leaf_fingerprint(key_first.as_bytes()).unwrap(),
+            fingerprint(leaf.cert.der())
+        );
+        assert!(pem_leaf_fingerprint(b"").is_err());
+        assert!(pem_leaf_fingerprint(leaf.signing_key.serialize_pem().as_bytes()).is_err());
     }
 }

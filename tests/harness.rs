@@ -153,3 +153,13 @@ fn render_fills_prefix_and_ports() {
         format!("root {prefix}/www; listen {p0}; listen {p1}; set $x {{y}};")
     );
 }
+
+#[test]
+fn a_config_without_its_own_pid_file_is_refused_before_nginx_runs() {
+    let mut nginx = NginxSandbox::new();
+    nginx.alloc_port();
+    nginx.write_conf(&nginx.render("events {}\nhttp { server { listen 127.0.0.1:{port.0}; } }\n"));
+    let err = nginx.try_start().expect_err("no pid directive");
+    assert!(err.contains("pid run/nginx.pid;"), "{err}");
+    assert!(nginx.master_pid().is_none());
+}

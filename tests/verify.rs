@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{NginxSandbox, TestCert, free_port};
-use enc365_nginx::verify::{VerifyError, fingerprint, handshake, wait_for_leaf};
+use enc365_nginx::verify::{
+    VerifyError, fingerprint, handshake, pem_leaf_fingerprint, wait_for_leaf,
+};
 
 /// One TLS server block per (name, cert dir) on `{port.0}`.
 fn tls_sites(sites: &[(&str, &str)]) -> String {
@@ -42,6 +44,10 @@ fn handshake_reads_the_certificate_served_for_each_name() {
     let served = handshake(addr(port), "www.a.test", Duration::from_secs(5)).unwrap();
     assert_eq!(served.der, a.der);
     assert_eq!(served.fingerprint, fingerprint(&a.der));
+    assert_eq!(
+        served.fingerprint,
+        pem_leaf_fingerprint(a.cert_pem.as_bytes()).unwrap()
+    );
     assert_eq!(served.names, ["a.test", "www.a.test"]);
     assert_eq!(served.chain, vec![a.der.clone()]);
 

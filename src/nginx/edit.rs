@@ -56,6 +56,29 @@ impl Splice {
         }
     }
 
+    /// Inserts `directive` as a managed line (see [`managed_line`]) right after the line holding
+    /// byte `offset`, indented and ended like that line. This is the safe way to add a directive:
+    /// the mark comments out the rest of its line, so a managed directive must end its line —
+    /// never insert one in the middle of `server { listen 80; }`. When that line is the file's
+    /// last and has no line ending, one is added before the new line.
+    pub fn after_line(bytes: &[u8], offset: usize, directive: &str) -> Result<Splice, EditError> {
+        if offset > bytes.len() {
+            return Err(EditError::OutOfBounds {
+                start: offset,
+                end: offset,
+                len: bytes.len(),
+            });
+        }
+        let line = line_at(bytes, offset);
+        let reference = &bytes[line.clone()];
+        let mut text = Vec::new();
+        if !reference.ends_with(b"\n") {
+            text.extend_from_slice(line_ending(reference));
+        }
+        text.extend(managed_line(reference, directive)?);
+        Ok(Splice::insert(line.end, text))
+    }
+
     /// Whether this splice inserts without replacing anything.
     pub fn is_insertion(&self) -> bool {
         self.start == self.end
@@ -448,5 +471,32 @@ mod tests {
             String::from_utf8_lossy(&out.stdout)
         );
         assert!(ours.starts_with(b"--- old\n+++ new\n@@ "));
+    }
+
+    #[test]
+    fn after_line_adds_a_whole_managed_line_below_the_reference() {
+        let text = b"server {\r\n\tserver_name a.test;\r\n}\r\n";
+        let at = text.windows(11).position(|w| w == b"server_name").unwrap();
+        let splice = Splice::after_line(text, at, "listen 443 ssl;").unwrap();
+        let out = apply(text, &[splice]).unwrap();
+        assert_eq!(
+            out,
+            b"server {\r\n\tserver_name a.test;\r\n\tlisten 443 ssl; # managed by enc365-nginx\r\n}\r\n"
+        );
+        // The last line of a file without a final newline gets one first.
+        let text = b"    include a.conf;";
+        let out = apply(
+            text,
+            &[Splice::after_line(text, 0, "include b.conf;").unwrap()],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            b"    include a.conf;\n    include b.conf; # managed by enc365-nginx\n"
+        );
+        assert!(matches!(
+            Splice::after_line(text, 99, "x;"),
+            Err(EditError::OutOfBounds { .. })
+        ));
     }
 }

@@ -18,7 +18,22 @@
 //! And, for the nginx-model tests: [`run_nginx`] (`nginx -t`/`-T` on a tree with a bounded number
 //! of open files), [`nginx_dump_files`] and [`relativize`].
 //!
-//! Use it from a test file with `mod common;`.
+//! Use it from a test file with `mod common;`:
+//!
+//! ```ignore
+//! let mut nginx = NginxSandbox::new();
+//! let port = nginx.alloc_port();
+//! nginx.write_file("www/index.html", "hello\n");
+//! nginx.write_http_conf("server { listen 127.0.0.1:{port.0}; root {prefix}/www; }");
+//! nginx.start();
+//! assert_eq!(http_get(port, "a.test", "/").unwrap().text(), "hello\n");
+//! nginx.write_http_conf("server { listen 127.0.0.1:{port.0}; return 204; }");
+//! nginx.reload(); // returns once the old workers are gone
+//! ```
+//!
+//! Product code under test is pointed at the same nginx with `nginx_bin()`, `prefix()`,
+//! `conf_path()` and `pid_file()`; after the product reloads, [`NginxSandbox::wait_for_reload`]
+//! waits for the new workers.
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
@@ -267,8 +282,9 @@ impl NginxSandbox {
         }
     }
 
-    /// Starts nginx and waits until it serves: pid file written by our master, at least one worker,
-    /// and every allocated port accepting connections. Panics with nginx's own words on failure.
+    /// Starts nginx and waits until it serves: pid file written by our master (nginx writes it
+    /// after binding every listen) and at least one worker running. Panics with nginx's own words
+    /// on failure.
     pub fn start(&mut self) {
         if let Err(e) = self.try_start() {
             panic!("{e}");
@@ -281,6 +297,7 @@ impl NginxSandbox {
             self.master.is_none(),
             "nginx is already running in this sandbox"
         );
+        self.check_own_pid_file()?;
         let stderr = fs::File::create(self.prefix.join("logs/stderr.log"))
             .map_err(|e| format!("could not create logs/stderr.log: {e}"))?;
         let child = Command::new(&self.nginx)
@@ -306,7 +323,9 @@ impl NginxSandbox {
                 .ok()
                 .and_then(|s| s.trim().parse::<i32>().ok())
                 == Some(pid);
-            if pid_ok && !self.workers().is_empty() && self.ports_accept() {
+            // nginx binds its listening sockets before it writes the pid file, so once the
+            // file names our master and a worker runs, every listen accepts connections.
+            if pid_ok && !self.workers().is_empty() {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -319,13 +338,22 @@ impl NginxSandbox {
         }
     }
 
-    /// Whether every allocated port accepts a TCP connection (ports the config does not listen on
-    /// make this false: allocate only ports the config uses).
-    fn ports_accept(&self) -> bool {
-        self.ports.iter().all(|port| {
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, *port));
-            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-        })
+    /// Refuses a configuration without `pid run/nginx.pid;`: nginx would otherwise use the
+    /// system's pid file — write it at start, or signal the system's nginx on reload.
+    fn check_own_pid_file(&self) -> Result<(), String> {
+        let conf = fs::read(self.conf_path()).unwrap_or_default();
+        let own_pid = conf
+            .split(|b| *b == b'\n')
+            .any(|line| line.trim_ascii().starts_with(b"pid run/nginx.pid;"));
+        if own_pid {
+            Ok(())
+        } else {
+            Err(
+                "the sandbox's nginx.conf must set `pid run/nginx.pid;` at top level (main_conf \
+                 does); nginx would otherwise use the system's pid file"
+                    .to_string(),
+            )
+        }
     }
 
     /// `Some(status)` when the master has exited.
@@ -366,6 +394,7 @@ impl NginxSandbox {
 
     /// [`NginxSandbox::reload`], returning what went wrong instead of panicking.
     pub fn try_reload(&self) -> Result<(), String> {
+        self.check_own_pid_file()?;
         let before = self.workers();
         let out = Command::new(&self.nginx)
             .args(self.nginx_args())
