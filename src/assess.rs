@@ -116,9 +116,11 @@ fn assess_tls(
     if server.ssl_certificates.is_empty() {
         return Assessment::needs("TLS without a certificate");
     }
+    // Wildcards count only when they could be validated, which needs DNS validation (not
+    // configured); otherwise a site with one would need a certificate forever.
     let wanted: Vec<&str> = names
         .iter()
-        .filter(|n| n.certifiable)
+        .filter(|n| n.certifiable && !n.wildcard)
         .map(|n| n.name.as_str())
         .collect();
     let mut verdicts = Vec::new();

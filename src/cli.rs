@@ -61,6 +61,64 @@ pub enum Command {
     Products,
     /// Show the account balance.
     Account,
+    /// Give every site that needs it a verified HTTPS certificate: order, validate, install, reload,
+    /// prove by handshake; roll back on any failure.
+    #[command(after_help = AUTO_EXAMPLES)]
+    Auto(AutoArgs),
+    /// Show what `auto` would do — sites, names kept and left out, the exact config diff — touching
+    /// nothing.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(AutoArgs),
+}
+
+const AUTO_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx auto
+  enc365-nginx auto --site shop.example.com --json      # from a panel's post-deploy hook
+  enc365-nginx auto --dry-run                           # the same as `enc365-nginx plan`
+
+A rerun resumes any order an earlier run left pending (after a crash, Ctrl-C or --timeout); it
+never orders the same certificate twice.";
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx plan
+  enc365-nginx plan --site shop.example.com --json";
+
+/// Options of `auto` and `plan`.
+#[derive(Debug, Clone, Args)]
+pub struct AutoArgs {
+    /// Only this site: one of its names, or the file holding its server block (repeatable).
+    #[arg(long = "site", value_name = "NAME")]
+    pub sites: Vec<String>,
+    /// Cover all selected sites with one certificate instead of one per site.
+    #[arg(long)]
+    pub one_certificate: bool,
+    /// Do not require each name to resolve in DNS before ordering.
+    #[arg(long)]
+    pub skip_dns_check: bool,
+    /// Fail a site when any of its names fails the preflight checks, instead of leaving it out.
+    #[arg(long)]
+    pub require_all: bool,
+    /// Show what would be done; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Order and publish validation, then return without waiting for issuance.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for issuance, in seconds; the order is kept when this runs out.
+    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    pub timeout: u64,
+    /// Seconds between status polls of the CA (the CA asks for no more than one per 30 s).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub poll_interval: f64,
+    /// The port a temporary validation server listens on, for names no plain-HTTP block answers.
+    #[arg(long, default_value_t = 80, value_name = "PORT")]
+    pub http_port: u16,
+    /// Order anew for a site whose earlier ordering was interrupted before the CA's answer was
+    /// saved (check the CA console first: the CA may hold that order).
+    #[arg(long)]
+    pub discard_interrupted_order: bool,
 }
 
 const REGISTER_EXAMPLES: &str = "\

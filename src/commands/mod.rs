@@ -2,6 +2,7 @@
 //! only layer where the nginx model and the CA clients meet.
 
 pub mod account;
+pub mod auto;
 pub mod discover;
 pub mod products;
 pub mod register;
@@ -83,6 +84,26 @@ impl Context {
 }
 
 impl Context {
+    /// The running master's pid file: the configuration's `pid` directive (relative to the
+    /// prefix), else nginx's compiled-in `--pid-path`, else `PREFIX/logs/nginx.pid`.
+    pub fn pid_file(&self, paths: &NginxPaths) -> PathBuf {
+        let prefix = paths.prefix.clone().unwrap_or_else(|| PathBuf::from("/"));
+        if let Ok(config) = crate::nginx::tree::Config::load(&paths.conf) {
+            let main = config.main();
+            if let Some(d) = main.directives().iter().find(|d| d.is("pid", &main.bytes))
+                && let Some(arg) = main.args(d).first()
+            {
+                return prefix.join(arg.text(&main.bytes));
+            }
+        }
+        self.nginx_binary()
+            .compiled_paths()
+            .ok()
+            .and_then(|c| c.pid_path)
+            .map(|p| prefix.join(p))
+            .unwrap_or_else(|| prefix.join("logs/nginx.pid"))
+    }
+
     /// The current time in Unix seconds; `ENC365_NOW` overrides it (for tests of expiry).
     pub fn now(&self) -> i64 {
         if let Some(now) = std::env::var("ENC365_NOW")
@@ -110,6 +131,11 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Register(args) => register::run(&args, &ctx),
         Command::Products => products::run(&ctx),
         Command::Account => account::run(&ctx),
+        Command::Auto(args) => auto::run(&args, &ctx),
+        Command::Plan(mut args) => {
+            args.dry_run = true;
+            auto::run(&args, &ctx)
+        }
     }
 }
 

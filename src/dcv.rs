@@ -1,0 +1,313 @@
+//! Domain-control validation over HTTP: where each name's validation files go so that this nginx
+//! serves them at `http://<name>/.well-known/pki-validation/<file>`, the temporary config edits
+//! that needs, writing and removing the files, and fetching them back the way a CA would.
+//!
+//! For each plain-HTTP server block of a site:
+//! - a usable webroot (a `root` without variables, and no server-level `return`, which would run
+//!   before any location) gets the files in `<root>/.well-known/pki-validation/`;
+//! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
+//!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
+//!   has a server-level `return`, by a `rewrite … last` that skips it for that path only;
+//! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path.
+//!
+//! Every temporary line is marked as ours and goes away when the transaction that added it is
+//! restored. Knows file names and contents, nothing of which CA asked for them.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::discovery::Discovery;
+use crate::nginx::edit;
+use crate::nginx::https::FileSplice;
+use crate::nginx::sites::Server;
+use crate::site::Site;
+
+/// The URL path under which validation files are served.
+pub const WELL_KNOWN: &str = "/.well-known/pki-validation/";
+
+/// Where one name's validation files go and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The name.
+    pub name: String,
+    /// The directory the files are written to.
+    pub dir: PathBuf,
+    /// The port of the plain-HTTP listen that answers for the name.
+    pub port: u16,
+}
+
+/// Everything needed to publish a site's validation files.
+#[derive(Debug, Clone, Default)]
+pub struct Publication {
+    /// One route per name.
+    pub routes: Vec<Route>,
+    /// Temporary config edits (empty when every name is served from a webroot).
+    pub splices: Vec<FileSplice>,
+}
+
+/// The webroot of a server block, when files written there are served as they are.
+pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
+    if server.server_level_return {
+        return None;
+    }
+    let root = server.root.as_deref()?;
+    if root.contains('$') {
+        return None;
+    }
+    let dir = prefix.join(root);
+    dir.is_dir().then_some(dir)
+}
+
+/// The ports of a block's plain-HTTP listens (nginx's implicit 80 when it has none).
+pub fn plain_ports(server: &Server) -> Vec<u16> {
+    if server.listens.is_empty() {
+        return if server.ssl_on { Vec::new() } else { vec![80] };
+    }
+    if server.ssl_on {
+        return Vec::new();
+    }
+    let mut ports: Vec<u16> = server
+        .listens
+        .iter()
+        .filter(|l| !l.ssl)
+        .filter_map(|l| l.port)
+        .collect();
+    ports.dedup();
+    ports
+}
+
+/// Plans how `site`'s names get their validation files served. `dcv_dir` is our own directory for
+/// blocks without a usable webroot; `http_port` is where a temporary server listens.
+pub fn plan(
+    found: &Discovery,
+    site: &Site,
+    prefix: &Path,
+    dcv_dir: &Path,
+    http_port: u16,
+) -> Publication {
+    let mut publication = Publication::default();
+    let alias = format!("{}/", dcv_dir.display());
+    let location = format!("location ^~ {WELL_KNOWN} {{ alias {alias}; }}");
+    let mut uncovered: Vec<String> = Vec::new();
+    let mut injected: Vec<usize> = Vec::new();
+    for name in &site.names {
+        let block = site.servers.iter().copied().find(|&i| {
+            !plain_ports(&found.servers[i]).is_empty()
+                && found.names[i].iter().any(|n| &n.name == name)
+        });
+        let Some(i) = block else {
+            uncovered.push(name.clone());
+            continue;
+        };
+        let server = &found.servers[i];
+        let port = plain_ports(server)[0];
+        match usable_webroot(server, prefix) {
+            Some(root) => publication.routes.push(Route {
+                name: name.clone(),
+                dir: root.join(WELL_KNOWN.trim_matches('/')),
+                port,
+            }),
+            None => {
+                publication.routes.push(Route {
+                    name: name.clone(),
+                    dir: dcv_dir.to_path_buf(),
+                    port,
+                });
+                if !injected.contains(&i) {
+                    injected.push(i);
+                    let mut lines = Vec::new();
+                    if server.server_level_return {
+                        lines.push(
+                            r"rewrite ^(/\.well-known/pki-validation/.+)$ $1 last;".to_string(),
+                        );
+                    }
+                    lines.push(location.clone());
+                    let bytes = &found.config.files[server.place.file].bytes;
+                    publication.splices.push(FileSplice {
+                        file: server.place.file,
+                        splice: after_open_brace(bytes, server.braces.0 as usize, &lines),
+                    });
+                }
+            }
+        }
+    }
+    if !uncovered.is_empty() {
+        let first = &found.servers[site.servers[0]];
+        let bytes = &found.config.files[first.place.file].bytes;
+        let text = format!(
+            "server {{ listen {http_port}; server_name {}; {location} }}",
+            uncovered.join(" ")
+        );
+        let close = first.braces.1 as usize;
+        let line = edit::line_at(bytes, close);
+        let reference = &bytes[edit::line_at(bytes, first.place.span.start as usize)];
+        let mut insert = Vec::new();
+        if !bytes[line.clone()].ends_with(b"\n") {
+            insert.extend_from_slice(b"\n");
+        }
+        insert.extend(edit::managed_line(reference, &text).expect("one line"));
+        publication.splices.push(FileSplice {
+            file: first.place.file,
+            splice: edit::Splice::insert(line.end, insert),
+        });
+        for name in uncovered {
+            publication.routes.push(Route {
+                name,
+                dir: dcv_dir.to_path_buf(),
+                port: http_port,
+            });
+        }
+    }
+    publication
+}
+
+/// Inserts managed lines right after the line holding a block's `{`, indented like the block's
+/// first line inside (or four spaces deeper than the brace's line when the block is on one line).
+fn after_open_brace(bytes: &[u8], open: usize, lines: &[String]) -> edit::Splice {
+    let brace_line = edit::line_at(bytes, open);
+    let rest_of_line = &bytes[open + 1..brace_line.end];
+    let own_line =
+        rest_of_line.trim_ascii().is_empty() || rest_of_line.trim_ascii_start().starts_with(b"#");
+    let next = edit::line_at(bytes, brace_line.end);
+    let mut reference: Vec<u8> = if own_line && !bytes[next.clone()].trim_ascii().is_empty() {
+        bytes[next].to_vec()
+    } else {
+        let mut r = edit::indentation(&bytes[brace_line.clone()]).to_vec();
+        r.extend_from_slice(b"    x\n");
+        r
+    };
+    if edit::indentation(&reference).is_empty() && own_line {
+        reference = b"    x\n".to_vec();
+    }
+    let mut text = Vec::new();
+    for l in lines {
+        text.extend(edit::managed_line(&reference, l).expect("one line"));
+    }
+    if own_line {
+        edit::Splice::insert(brace_line.end, text)
+    } else {
+        let mut with_newline = b"\n".to_vec();
+        with_newline.extend(text);
+        edit::Splice::insert(open + 1, with_newline)
+    }
+}
+
+/// Writes a validation file (`dir/file_name`, mode 0644; `dir` created 0755 when missing).
+/// Returns the directories it created, outermost first, for [`remove_files`].
+pub fn write_file(dir: &Path, file_name: &str, content: &[u8]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut created = Vec::new();
+    let mut missing = Vec::new();
+    let mut d = dir.to_path_buf();
+    while !d.exists() {
+        missing.push(d.clone());
+        if !d.pop() {
+            break;
+        }
+    }
+    for m in missing.iter().rev() {
+        crate::store::ensure_dir(m, 0o755)?;
+        created.push(m.clone());
+    }
+    crate::store::write_atomic(&dir.join(file_name), content, 0o644)?;
+    Ok(created)
+}
+
+/// Removes validation files and then the directories [`write_file`] created (when empty).
+pub fn remove_files(files: &[PathBuf], created_dirs: &[PathBuf]) {
+    for f in files {
+        let _ = std::fs::remove_file(f);
+    }
+    for d in created_dirs.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+}
+
+/// Resolves `name` to addresses, as the CA would: the system resolver, or — when
+/// `ENC365_HOSTS_FILE` names a hosts-format file — that file alone (for tests and staging setups
+/// that must not touch /etc/hosts).
+pub fn resolve(name: &str) -> Vec<std::net::IpAddr> {
+    if let Some(file) = std::env::var_os("ENC365_HOSTS_FILE") {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        return text
+            .lines()
+            .map(|l| l.split('#').next().unwrap_or(""))
+            .filter_map(|l| {
+                let mut parts = l.split_whitespace();
+                let ip = parts.next()?.parse().ok()?;
+                parts.any(|h| h.eq_ignore_ascii_case(name)).then_some(ip)
+            })
+            .collect();
+    }
+    (name, 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default()
+}
+
+/// What an HTTP fetch of a validation file returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// GETs `path` from `addr` with `Host: host` (HTTP/1.0, no redirects followed: a CA that gets a
+/// redirect may not follow it, so a redirect is a failure here too). Bodies over 64 KiB are cut.
+pub fn fetch(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> std::io::Result<Fetched> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: enc365-nginx\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.take(64 * 1024 + 8192).read_to_end(&mut raw)?;
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no HTTP header in the answer"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))?;
+    Ok(Fetched {
+        status,
+        body: raw[split + 4..].to_vec(),
+    })
+}
+
+/// Checks that `http://name{path}` served through `addr` returns exactly `content`; the error
+/// says what came instead.
+pub fn check_served(
+    addr: SocketAddr,
+    name: &str,
+    path: &str,
+    content: &[u8],
+) -> Result<(), String> {
+    match fetch(addr, name, path, Duration::from_secs(10)) {
+        Err(e) => Err(format!(
+            "http://{name}{path} could not be fetched through {addr}: {e}"
+        )),
+        Ok(f) if f.status != 200 => Err(format!(
+            "http://{name}{path} answered HTTP {} instead of the file (a redirect, a CDN or \
+             another server in front?)",
+            f.status
+        )),
+        Ok(f) if f.body != content => Err(format!(
+            "http://{name}{path} served other content than the file we published"
+        )),
+        Ok(_) => Ok(()),
+    }
+}

@@ -1,0 +1,268 @@
+//! Installing issued certificates as one transaction for the whole batch: store chain and key
+//! under `live/<site>/`, check the leaf matches the key and covers the names, splice the server
+//! blocks, `nginx -t`, ONE reload, then prove by a TLS handshake with SNI that every name serves
+//! the new leaf. Any failure puts every touched file back byte for byte and reloads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+
+use crate::discovery::{self, Discovery};
+use crate::nginx::control::{NginxBinary, NginxPaths, ReloadMethod};
+use crate::nginx::edit;
+use crate::nginx::https::{self, HttpsTarget};
+use crate::site::{self, Site};
+use crate::store::{Transaction, write_atomic};
+use crate::verify;
+
+/// The shared TLS settings written to `<config-dir>/nginx/ssl-params.conf`.
+pub const TLS_SNIPPET: &str = include_str!("../templates/ssl-params.conf");
+
+/// Where nginx and the files live, and how to reload.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The nginx binary.
+    pub nginx: NginxBinary,
+    /// Main config and prefix.
+    pub paths: NginxPaths,
+    /// How to reload.
+    pub reload: ReloadMethod,
+    /// The running master's pid file.
+    pub pid_file: PathBuf,
+    /// The directory of our config file (`live/` and `nginx/` go under it).
+    pub config_dir: PathBuf,
+    /// The state directory (backups).
+    pub state_dir: PathBuf,
+    /// The HTTPS port.
+    pub https_port: u16,
+    /// How long the handshake check waits for the new certificate after the reload.
+    pub verify_timeout: Duration,
+}
+
+/// One site's issued certificate to install.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The site's name.
+    pub site: String,
+    /// The names it must serve.
+    pub names: Vec<String>,
+    /// Leaf then chain, PEM.
+    pub fullchain_pem: String,
+    /// The private key, PEM.
+    pub key_pem: String,
+}
+
+/// The stable paths nginx points at for a site.
+pub fn live_paths(config_dir: &Path, site: &str) -> (PathBuf, PathBuf) {
+    let dir = config_dir.join("live").join(crate::orders::stem(site));
+    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
+}
+
+/// The shared TLS snippet's path.
+pub fn snippet_path(config_dir: &Path) -> PathBuf {
+    config_dir.join("nginx").join("ssl-params.conf")
+}
+
+/// The config edits that make every server block of `sites` serve its live certificate, per file.
+pub fn plan_edits(
+    found: &Discovery,
+    sites: &[&Site],
+    config_dir: &Path,
+    https_port: u16,
+) -> anyhow::Result<BTreeMap<usize, Vec<edit::Splice>>> {
+    let snippet = snippet_path(config_dir);
+    let mut all = Vec::new();
+    for site in sites {
+        let (cert, key) = live_paths(config_dir, &site.name);
+        let target = HttpsTarget {
+            certificate: &cert,
+            key: &key,
+            https_port,
+            tls_snippet: Some(&snippet),
+        };
+        // The port-80 block of a site whose TLS twin exists stays as it is.
+        let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
+        for &i in &site.servers {
+            let server = &found.servers[i];
+            if has_tls && !server.tls {
+                continue;
+            }
+            let planned = https::plan_server(&found.config, server, &target).map_err(|e| {
+                anyhow!(
+                    "{}: cannot give {} HTTPS: {e}",
+                    site.name,
+                    location(found, i)
+                )
+            })?;
+            all.extend(planned);
+        }
+    }
+    Ok(https::by_file(all))
+}
+
+fn location(found: &Discovery, i: usize) -> String {
+    let (file, line) = found.location(i);
+    format!("{}:{line}", file.display())
+}
+
+/// Installs every issued certificate in one transaction (see the module doc). Returns the
+/// transaction id.
+pub fn install_batch(env: &Environment, batch: &[Issued], now: i64) -> anyhow::Result<String> {
+    for item in batch {
+        check_pair(item)?;
+    }
+    let mut txn = Transaction::begin(
+        &env.state_dir,
+        &format!(
+            "install: {}",
+            batch
+                .iter()
+                .map(|b| b.site.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    )?;
+    let result = apply_and_prove(env, batch, now, &mut txn);
+    match result {
+        Ok(()) => {
+            txn.commit()?;
+            Ok(txn.id().to_string())
+        }
+        Err(error) => {
+            let restored = txn.restore();
+            let reload = env.nginx.reload(
+                &env.paths,
+                &env.reload,
+                &env.pid_file,
+                Duration::from_secs(20),
+            );
+            let mut message = format!("{error:#}; every file was put back as it was");
+            if let Err(e) = restored {
+                message = format!(
+                    "{error:#}; RESTORING FAILED: {e} (backups in {})",
+                    txn.dir().display()
+                );
+            }
+            if let Err(e) = reload {
+                message.push_str(&format!(" (the reload after restoring failed too: {e})"));
+            }
+            bail!(message)
+        }
+    }
+}
+
+fn apply_and_prove(
+    env: &Environment,
+    batch: &[Issued],
+    now: i64,
+    txn: &mut Transaction,
+) -> anyhow::Result<()> {
+    // Certificate files first: nginx -t reads them.
+    for item in batch {
+        let (cert, key) = live_paths(&env.config_dir, &item.site);
+        crate::store::ensure_dir(cert.parent().expect("live dir"), 0o755)?;
+        txn.backup(&cert)?;
+        txn.backup(&key)?;
+        write_atomic(&key, item.key_pem.as_bytes(), 0o600)?;
+        write_atomic(&cert, item.fullchain_pem.as_bytes(), 0o644)?;
+    }
+    let snippet = snippet_path(&env.config_dir);
+    if !snippet.exists() {
+        crate::store::ensure_dir(snippet.parent().expect("snippet dir"), 0o755)?;
+        txn.backup(&snippet)?;
+        write_atomic(&snippet, TLS_SNIPPET.as_bytes(), 0o644)?;
+    }
+
+    let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
+    let sites = site::group(&found);
+    let chosen: Vec<&Site> = batch
+        .iter()
+        .map(|item| {
+            sites
+                .iter()
+                .find(|s| s.name == item.site || s.names.contains(&item.site))
+                .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let edits = plan_edits(&found, &chosen, &env.config_dir, env.https_port)?;
+    for (file, splices) in &edits {
+        let f = &found.config.files[*file];
+        let new = edit::apply(&f.bytes, splices)?;
+        txn.backup(&f.path)?;
+        let mode = std::fs::metadata(&f.path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+            .unwrap_or(0o644);
+        write_atomic(&f.path, &new, mode)?;
+    }
+
+    let test = env.nginx.test(&env.paths)?;
+    if !test.ok {
+        bail!(
+            "nginx -t refused the edited configuration: {}",
+            test.output.trim()
+        );
+    }
+    env.nginx
+        .reload(
+            &env.paths,
+            &env.reload,
+            &env.pid_file,
+            Duration::from_secs(20),
+        )
+        .context("the reload failed")?;
+
+    let addr = handshake_address(env.https_port);
+    let deadline = Instant::now() + env.verify_timeout;
+    let mut wrong = Vec::new();
+    for item in batch {
+        let fingerprint =
+            verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
+        for name in &item.names {
+            if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
+                wrong.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    if !wrong.is_empty() {
+        bail!(
+            "after the reload, the new certificate is not served: {}",
+            wrong.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Where the handshake check connects: this host's loopback on the HTTPS port.
+fn handshake_address(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// The leaf must match the key and cover every name.
+fn check_pair(item: &Issued) -> anyhow::Result<()> {
+    let key =
+        rcgen::KeyPair::from_pem(&item.key_pem).context("the stored private key does not parse")?;
+    let pem = x509_parser::pem::Pem::iter_from_buffer(item.fullchain_pem.as_bytes())
+        .find_map(|p| p.ok().filter(|p| p.label == "CERTIFICATE"))
+        .ok_or_else(|| anyhow!("{}: the issued chain holds no certificate", item.site))?;
+    let (_, leaf) = x509_parser::parse_x509_certificate(&pem.contents)
+        .map_err(|e| anyhow!("{}: the issued certificate does not parse: {e}", item.site))?;
+    if leaf.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+        bail!(
+            "{}: the issued certificate does not match our private key; it is not installed",
+            item.site
+        );
+    }
+    let summary = crate::tlsinfo::summarize_der(&pem.contents).map_err(|e| anyhow!(e))?;
+    let missing = summary.uncovered(item.names.iter().map(String::as_str));
+    if !missing.is_empty() {
+        bail!(
+            "{}: the issued certificate does not cover {}",
+            item.site,
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The orders we placed, on disk: `<state-dir>/orders/<site>.json` (0600, directory 0700), with the
+//! pending private key beside it (`<site>.key`, 0600).
+//!
+//! A record is written before every side effect it causes — before the CA is asked to create the
+//! order (state `creating`), right after the CA answers (`pending`, with the order id and what to
+//! publish), when the certificate arrives (`issued`), when it is installed (`installed`) — so a run
+//! that crashes or is killed at any point is resumed by the next one, and never orders twice.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{ensure_dir, write_atomic};
+
+/// Where an order stands, from our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordState {
+    /// The CA was (or is about to be) asked to create the order; its answer was not saved. The
+    /// CA may hold an order we do not know the id of: never re-ordered without the user's word.
+    Creating,
+    /// Ordered; waiting for validation and issuance.
+    Pending,
+    /// Issued; the certificate is in the record, not installed yet.
+    Issued,
+    /// Installed and proven by handshake.
+    Installed,
+}
+
+/// One site's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// The site's name (also the file name).
+    pub site: String,
+    /// The names ordered, in order.
+    pub names: Vec<String>,
+    /// The provider (`encryption365`).
+    pub provider: String,
+    /// The CA's order id, once known.
+    pub order_id: Option<String>,
+    /// Where it stands.
+    pub state: RecordState,
+    /// The CSR sent (PEM).
+    pub csr_pem: String,
+    /// The issued chain (leaf first), once issued.
+    pub fullchain_pem: Option<String>,
+    /// When the record was created (Unix seconds).
+    pub created_at: i64,
+    /// The last error met while working on it, for `status`.
+    pub last_error: Option<String>,
+}
+
+/// The orders directory of a state directory.
+pub fn orders_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("orders")
+}
+
+/// The file name stem for a site: its name with anything but `[A-Za-z0-9._-]` replaced, so a
+/// wildcard or an IPv6 address makes a safe file name.
+pub fn stem(site: &str) -> String {
+    site.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl OrderRecord {
+    /// The record's path.
+    pub fn path(state_dir: &Path, site: &str) -> PathBuf {
+        orders_dir(state_dir).join(format!("{}.json", stem(site)))
+    }
+
+    /// The pending private key's path.
+    pub fn key_path(state_dir: &Path, site: &str) -> PathBuf {
+        orders_dir(state_dir).join(format!("{}.key", stem(site)))
+    }
+
+    /// Reads a site's record, if there is one.
+    pub fn load(state_dir: &Path, site: &str) -> anyhow::Result<Option<OrderRecord>> {
+        let path = Self::path(state_dir, site);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged; move it away to start this site over",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+
+    /// Writes the record atomically (0600).
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        ensure_dir(&orders_dir(state_dir), 0o700)?;
+        let bytes = serde_json::to_vec_pretty(self).context("could not encode the order record")?;
+        write_atomic(&Self::path(state_dir, &self.site), &bytes, 0o600)
+    }
+
+    /// Removes the record and its pending key (after a failure that created nothing at the CA).
+    pub fn discard(state_dir: &Path, site: &str) {
+        let _ = std::fs::remove_file(Self::path(state_dir, site));
+        let _ = std::fs::remove_file(Self::key_path(state_dir, site));
+    }
+
+    /// Every record in the state directory.
+    pub fn all(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
+        let dir = orders_dir(state_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path)?;
+                out.push(
+                    serde_json::from_slice(&bytes)
+                        .with_context(|| format!("{} is damaged", path.display()))?,
+                );
+            }
+        }
+        out.sort_by(|a: &OrderRecord, b| a.site.cmp(&b.site));
+        Ok(out)
+    }
+}

@@ -1,0 +1,162 @@
+//! Sites: the server blocks that share names (typically a port-80 block and its TLS twin), which
+//! get one certificate between them, and which of their names can go into that certificate.
+//!
+//! Built on a [`Discovery`]; knows nothing of CAs. Names that cannot be certified are kept with
+//! the reason, so they can be reported rather than silently dropped.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::discovery::Discovery;
+
+/// A name that will not be ordered, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    /// The name (as ordered would be, or as written when it is not a name).
+    pub name: String,
+    /// Why it is left out.
+    pub reason: String,
+}
+
+/// One site: server blocks sharing names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Site {
+    /// The site's name: its first certifiable name. Names files and directories, e.g.
+    /// `live/<name>/`.
+    pub name: String,
+    /// Indexes of its server blocks in [`Discovery::servers`], in nginx's order.
+    pub servers: Vec<usize>,
+    /// The names to order, in order of appearance.
+    pub names: Vec<String>,
+    /// The names left out, with reasons.
+    pub left_out: Vec<LeftOut>,
+    /// Whether any of its blocks needs a certificate.
+    pub needs_certificate: bool,
+    /// Why (the first block's reason that needs one, else the first block's reason).
+    pub reason: String,
+}
+
+/// Groups the discovered server blocks into sites. Blocks without certifiable names form no site.
+/// Wildcards are left out (only DNS validation can prove them, and none is configured).
+pub fn group(found: &Discovery) -> Vec<Site> {
+    let n = found.servers.len();
+    let mut parent: Vec<usize> = (0..n).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first_with: HashMap<&str, usize> = HashMap::new();
+    for (i, names) in found.names.iter().enumerate() {
+        for name in names.iter().filter(|n| n.certifiable) {
+            match first_with.get(name.name.as_str()) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first_with.insert(&name.name, i);
+                }
+            }
+        }
+    }
+    let mut sites: Vec<Site> = Vec::new();
+    let mut site_of_root: HashMap<usize, usize> = HashMap::new();
+    for i in 0..n {
+        if !found.names[i].iter().any(|n| n.certifiable) {
+            continue;
+        }
+        let r = root(&mut parent, i);
+        let index = *site_of_root.entry(r).or_insert_with(|| {
+            sites.push(Site {
+                name: String::new(),
+                servers: Vec::new(),
+                names: Vec::new(),
+                left_out: Vec::new(),
+                needs_certificate: false,
+                reason: String::new(),
+            });
+            sites.len() - 1
+        });
+        let site = &mut sites[index];
+        site.servers.push(i);
+        for name in &found.names[i] {
+            let known = site.names.contains(&name.name)
+                || site.left_out.iter().any(|l| l.name == name.name);
+            if known {
+                continue;
+            }
+            if name.wildcard {
+                site.left_out.push(LeftOut {
+                    name: name.name.clone(),
+                    reason: "wildcard: only DNS validation can prove it, and none is configured"
+                        .into(),
+                });
+            } else if name.certifiable {
+                site.names.push(name.name.clone());
+            } else {
+                site.left_out.push(LeftOut {
+                    name: name.name.clone(),
+                    reason: name.reason.clone().unwrap_or_default(),
+                });
+            }
+        }
+        let verdict = &found.assessments[i];
+        if verdict.needs_certificate && !site.needs_certificate {
+            site.needs_certificate = true;
+            site.reason = verdict.reason.clone();
+        } else if site.reason.is_empty() {
+            site.reason = verdict.reason.clone();
+        }
+    }
+    for site in &mut sites {
+        site.name = site
+            .names
+            .first()
+            .or_else(|| site.left_out.first().map(|l| &l.name))
+            .cloned()
+            .unwrap_or_default();
+    }
+    sites.retain(|s| !s.names.is_empty() || !s.left_out.is_empty());
+    sites
+}
+
+/// The sites `--site` selects: a site matches a selector equal to one of its names (ordered or
+/// left out), or to the path of a file holding one of its blocks. Without selectors, every site
+/// that needs a certificate. Selectors that match nothing are returned as the error.
+pub fn select(
+    found: &Discovery,
+    sites: Vec<Site>,
+    selectors: &[String],
+) -> Result<Vec<Site>, Vec<String>> {
+    if selectors.is_empty() {
+        return Ok(sites.into_iter().filter(|s| s.needs_certificate).collect());
+    }
+    let matches = |site: &Site, sel: &str| {
+        let sel_lower = sel.trim_end_matches('.').to_ascii_lowercase();
+        site.names.contains(&sel_lower)
+            || site.left_out.iter().any(|l| l.name == sel)
+            || crate::names::classify(sel)
+                .iter()
+                .any(|n| site.names.contains(&n.name))
+            || site.servers.iter().any(|&i| {
+                let path = &found.config.files[found.servers[i].place.file].path;
+                path.as_os_str() == sel || path.file_name().is_some_and(|f| f == sel)
+            })
+    };
+    let unmatched: Vec<String> = selectors
+        .iter()
+        .filter(|sel| !sites.iter().any(|s| matches(s, sel)))
+        .cloned()
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(unmatched);
+    }
+    Ok(sites
+        .into_iter()
+        .filter(|s| selectors.iter().any(|sel| matches(s, sel)))
+        .collect())
+}
