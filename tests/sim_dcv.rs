@@ -641,3 +641,91 @@ async fn an_issued_certificate_past_its_validity_reports_expired() {
         }
     );
 }
+
+#[tokio::test]
+async fn an_issued_certificate_can_be_revoked_through_the_unconfirmed_endpoint() {
+    let nginx = Nginx::start(&["revoke.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        unconfirmed_endpoints: true,
+        ..SimOptions::default()
+    };
+    let sim = sim::start(options).await.expect("simulator");
+    sim.add_account("dev@example.com", "pw", 1000.0);
+    let (client_id, token) = sim.add_device("dev@example.com").expect("device");
+    let client = Enc365::new(
+        &sim.base_url(),
+        Some(Credentials {
+            client_id,
+            access_token: Secret::new(token),
+        }),
+        ClientOptions {
+            unconfirmed_endpoints: true,
+            ..fast()
+        },
+    )
+    .expect("client");
+    let (id, _) = validated_order(&nginx, &client, &["revoke.test"]).await;
+    assert_eq!(
+        client.details(id).await.expect("details").status,
+        CertStatus::Issued
+    );
+    let order_id = OrderId(id.to_string());
+    client.revoke(id).await.expect("revoked");
+    let names = vec!["revoke.test".to_string()];
+    let order = client
+        .order_status(&order_id, &names)
+        .await
+        .expect("status");
+    assert_eq!(
+        order.state,
+        OrderState::Failed {
+            reason: "revoked".into()
+        }
+    );
+    let e = CertificateAuthority::revoke(&client, &order_id)
+        .await
+        .expect_err("already revoked");
+    assert!(e.to_string().contains("only issued"), "{e}");
+}
+
+#[tokio::test]
+async fn a_reissued_order_is_validated_again_and_gets_a_certificate_for_the_new_key() {
+    let nginx = Nginx::start(&["re.test", "www.re.test"]);
+    let options = SimOptions {
+        connect: Some(nginx.addr),
+        ..SimOptions::default()
+    };
+    let (_sim, client) = sim_and_client(options).await;
+    let (id, _) = validated_order(&nginx, &client, &["re.test"]).await;
+    let first = client
+        .details(id)
+        .await
+        .expect("details")
+        .certificate
+        .expect("issued");
+    let (req, made) = order_for(&["re.test", "www.re.test"], KeyType::Rsa2048);
+    let again = client
+        .reissue(id, &req.csr_pem, &req.domains)
+        .await
+        .expect("reissue");
+    assert_eq!(again.status, CertStatus::Processing);
+    let e = &again.dcv[0];
+    nginx.publish(
+        e.http_filename.as_deref().expect("f"),
+        e.http_filecontent.as_deref().expect("c").as_bytes(),
+    );
+    client.challenge(id).await.expect("challenge");
+    let second = client.details_for(id, &req.domains).await.expect("details");
+    let cert = second.certificate.expect("reissued");
+    assert_ne!(cert.leaf_pem, first.leaf_pem);
+    let der = der_of(&cert.leaf_pem);
+    let (_, leaf) = x509_parser::parse_x509_certificate(&der).expect("leaf");
+    let (_, csr) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&made.csr_der)
+            .expect("csr");
+    assert_eq!(
+        leaf.public_key().raw,
+        csr.certification_request_info.subject_pki.raw
+    );
+}

@@ -600,7 +600,7 @@ fn expire_if_due(shared: &Shared, st: &mut SimState, id: u64) {
 
 /// Checks every unvalidated name of order `id` by fetching its file; returns a summary message.
 async fn validate(shared: &Arc<Shared>, id: u64) -> String {
-    let targets: Vec<(usize, String, String, String)> = {
+    let (csr_checked, targets): (String, Vec<(usize, String, String, String)>) = {
         let st = lock(&shared.state);
         let Some(order) = st.orders.get(&id) else {
             return NO_ORDER.into();
@@ -612,7 +612,7 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
             .decode(&order.csr_der_b64)
             .unwrap_or_default();
         let hashes = CsrHashes::of_der(&der);
-        order
+        let targets = order
             .names
             .iter()
             .enumerate()
@@ -625,7 +625,8 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
                     hashes.file_content(&order.unique_id),
                 )
             })
-            .collect()
+            .collect();
+        (order.csr_der_b64.clone(), targets)
     };
     let mut results = Vec::with_capacity(targets.len());
     for (i, name, file, content) in targets {
@@ -650,6 +651,9 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
     let Some(order) = st.orders.get_mut(&id) else {
         return NO_ORDER.into();
     };
+    if order.csr_der_b64 != csr_checked {
+        return "订单已重签 (the order was reissued while it was checked)".into();
+    }
     let mut failures = Vec::new();
     for (i, name, outcome) in results {
         if let Some(n) = order.names.get_mut(i).filter(|n| n.name == name) {
