@@ -44,6 +44,17 @@ pub enum Provider {
     HuaweiScm,
 }
 
+impl Provider {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Encryption365 => "encryption365",
+            Provider::HowSsl => "howssl",
+            Provider::HuaweiScm => "huawei-scm",
+        }
+    }
+}
+
 /// Contact details sent with orders that need them (OV/EV) and shown to the CA.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

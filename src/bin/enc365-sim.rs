@@ -106,13 +106,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?}: expected e.g. 90d, 12h, 30m, 300s"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
     };
+    let secs = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))?;
     Ok(Duration::from_secs(secs))
 }
 
