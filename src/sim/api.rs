@@ -23,6 +23,8 @@ const CA_PATHS: &[&str] = &[
     "/cert/details",
     "/cert/challenge",
     "/cert/reissue",
+    "/client/version",
+    "/ping",
 ];
 const UNCONFIRMED_PATHS: &[&str] = &["/cert/revoke", "/cert/change_dcv"];
 
@@ -39,6 +41,10 @@ pub(super) fn is_endpoint(path: &str, unconfirmed: bool) -> bool {
 
 /// Runs one endpoint.
 pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Result<Value, String> {
+    if path == "/ping" {
+        // The Lua client pings with an empty body.
+        return Ok(json!({"message": "pong"}));
+    }
     let req = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Req(map),
         _ => return Err("请求参数格式错误 (the request body must be a JSON object)".into()),
@@ -54,6 +60,13 @@ pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Res
             let st = lock(&shared.state);
             let credit = st.accounts.get(&username).map_or(0.0, |a| a.credit);
             Ok(json!({"credit": credit}))
+        }
+        "/client/version" => {
+            auth(shared, &req)?;
+            Ok(json!({
+                "latest_version": env!("CARGO_PKG_VERSION"),
+                "update_description": "enc365-sim",
+            }))
         }
         "/cert/create" => cert_create(shared, &req),
         "/cert/details" => {

@@ -4,7 +4,7 @@
 //!
 //! [`start`] binds a loopback port and serves every §1.5 endpoint at the root (`POST /client/create`,
 //! `/account/products`, `/account/details`, `/cert/create`, `/cert/details`, `/cert/challenge`,
-//! `/cert/reissue`; `/cert/revoke` and `/cert/change_dcv` only with
+//! `/cert/reissue`, `/client/version`, `/ping`; `/cert/revoke` and `/cert/change_dcv` only with
 //! [`SimOptions::unconfirmed_endpoints`]). Validation is real: `/cert/challenge` (and a periodic
 //! re-check) fetches `http://<name>/.well-known/pki-validation/<file>` — through
 //! [`SimOptions::connect`] when set, with the name as `Host` — and compares the bytes. Issuance is
