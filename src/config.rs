@@ -185,7 +185,7 @@ pub enum ConfigError {
     },
     /// The file holds credentials but group or others can read it.
     #[error(
-        "{path} holds credentials but is readable by group or others (mode {mode:03o}); \
+        "{path} holds credentials but group or others can access it (mode {mode:03o}); \
          fix it with: chmod 600 {path}"
     )]
     TooOpen {

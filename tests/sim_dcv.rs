@@ -589,6 +589,7 @@ async fn the_periodic_recheck_issues_without_a_challenge_call() {
 #[tokio::test]
 async fn orders_tokens_and_the_ca_survive_a_restart_with_a_state_dir() {
     let state = tempfile::tempdir().expect("state");
+    std::fs::set_permissions(state.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let nginx = Nginx::start(&["persist.test"]);
     let options = SimOptions {
         connect: Some(nginx.addr),
@@ -605,6 +606,20 @@ async fn orders_tokens_and_the_ca_survive_a_restart_with_a_state_dir() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+    let dir_mode = std::fs::metadata(state.path())
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(
+        dir_mode & 0o777,
+        0o755,
+        "an existing state dir keeps its mode"
+    );
+    let key = state.path().join("ca-intermediate.key");
+    assert_eq!(
+        std::fs::metadata(key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
 
     // Same port is not needed: the client only needs the new base URL and the old token.
     let again = sim::start(options).await.expect("restart");

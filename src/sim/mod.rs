@@ -204,7 +204,8 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
     if !options.listen.ip().is_loopback() {
         return Err(SimError::NotLoopback(options.listen));
     }
-    if let Some(dir) = &options.state_dir {
+    if let Some(dir) = options.state_dir.as_ref().filter(|d| !d.exists()) {
+        // Created private; an existing directory keeps the mode its owner gave it.
         crate::store::ensure_dir(dir, 0o700).map_err(|e| SimError::State(format!("{e:#}")))?;
     }
     let file = StateFile::new(options.state_dir.as_deref());
