@@ -127,13 +127,9 @@ fn register_with_password_stdin_saves_the_token_0600_and_never_prints_it() {
         assert!(!shown.contains(token.expose()), "token printed: {shown}");
         assert!(!shown.contains(PASSWORD), "password printed: {shown}");
     }
-    // The saved token works.
-    let out = run(
-        &["account", "--json"],
-        &config,
-        None,
-        &[("ENC365_BASE_URL", &base)],
-    );
+    assert_eq!(json["replaced_client_id"], Value::Null);
+    // The saved token works, without the override.
+    let out = run(&["account", "--json"], &config, None, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -319,4 +315,23 @@ fn the_config_path_can_come_from_enc365_config() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["credit"], 1000.0);
+}
+
+#[test]
+fn registering_again_replaces_the_device_and_says_which_one() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, old_token) = sim.registered_config(dir.path());
+    let old_id = Config::load(&config).expect("load").client_id.expect("id");
+    let out = run(
+        &["register", "--username", USER, "--password-stdin", "--json"],
+        &config,
+        Some(PASSWORD),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["replaced_client_id"], old_id.as_str());
+    let saved = Config::load(&config).expect("load");
+    assert_ne!(saved.access_token.expect("token").expose(), old_token);
 }
