@@ -75,6 +75,9 @@ struct Args {
     /// Fault: answer with a 5 MiB body.
     #[arg(long)]
     oversize_body: bool,
+    /// Fault: answer with an endless chunked body.
+    #[arg(long)]
+    endless_body: bool,
     /// Fault: put this in every DCV file name.
     #[arg(long, value_name = "NAME")]
     dcv_filename: Option<String>,
@@ -143,6 +146,7 @@ async fn run(args: Args) -> Result<(), String> {
         force_status: args.force_status,
         crlf_pem: args.crlf_pem,
         oversize_body: args.oversize_body,
+        endless_body: args.endless_body,
         dcv_filename: args.dcv_filename,
         drop_field: args.drop_field,
         foreign_dcv_name: args.foreign_dcv_name,

@@ -70,8 +70,11 @@ pub struct Faults {
     pub force_status: Option<String>,
     /// Send `cert_code`/`ca_code` with CRLF line endings.
     pub crlf_pem: bool,
-    /// Answer with a body of 5 MiB.
+    /// Answer with a body of 5 MiB, announced by `Content-Length`.
     pub oversize_body: bool,
+    /// Answer with an endless chunked body (no `Content-Length`), 64 KiB at a time, until the
+    /// client hangs up or 64 MiB have been sent.
+    pub endless_body: bool,
     /// Put this in every `http_filename`/`https_filename` (to test hostile values).
     pub dcv_filename: Option<String>,
     /// Remove this top-level field from successful answers.
@@ -519,6 +522,10 @@ fn shape(path: &str, outcome: Result<Value, String>, faults: &Faults) -> Respons
     if faults.truncated_json {
         bytes.truncate(bytes.len() / 2);
     }
+    if faults.endless_body {
+        let body = axum::body::Body::new(Endless { left: 1024 });
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
     if faults.oversize_body {
         let mut big = br#"{"result":"success","padding":""#.to_vec();
         big.resize(5 * 1024 * 1024, b'x');
@@ -538,5 +545,31 @@ fn stringify_numbers(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(stringify_numbers),
         Value::Object(map) => map.values_mut().for_each(stringify_numbers),
         _ => {}
+    }
+}
+
+/// A chunked body that does not end for a long time (the `endless_body` fault).
+struct Endless {
+    left: usize,
+}
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let chunk = if self.left == 1023 {
+            Bytes::from_static(b"{\"result\":\"success\",\"padding\":\"")
+        } else {
+            Bytes::from(vec![b'x'; 64 * 1024])
+        };
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
     }
 }
