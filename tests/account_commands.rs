@@ -9,37 +9,24 @@ use std::process::{Command, Output, Stdio};
 
 use enc365_nginx::config::Config;
 use enc365_nginx::secret::Secret;
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
+use enc365_nginx::sim::{BackgroundSim, Faults, SimHandle, SimOptions};
 use serde_json::Value;
 
 const USER: &str = "ops@example.com";
 const PASSWORD: &str = "s3cret pass";
 
 /// A simulator on its own runtime, so the tests can run the binary synchronously.
-struct Sim {
-    handle: Option<SimHandle>,
-    runtime: tokio::runtime::Runtime,
-}
+struct Sim(BackgroundSim);
 
 impl Sim {
     fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let handle = runtime
-            .block_on(sim::start(SimOptions::default()))
-            .expect("simulator");
-        handle.add_account(USER, PASSWORD, 1000.0);
-        Sim {
-            handle: Some(handle),
-            runtime,
-        }
+        let sim = BackgroundSim::start(SimOptions::default()).expect("simulator");
+        sim.handle().add_account(USER, PASSWORD, 1000.0);
+        Sim(sim)
     }
 
     fn handle(&self) -> &SimHandle {
-        self.handle.as_ref().expect("running")
+        self.0.handle()
     }
 
     /// A config file (0600) holding a fresh device's credentials.
@@ -54,14 +41,6 @@ impl Sim {
         let path = dir.join("config.toml");
         config.save(&path).expect("saved");
         (path, token)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.stop());
-        }
     }
 }
 

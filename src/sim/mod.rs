@@ -326,6 +326,10 @@ impl SimHandle {
 
     /// Stops serving and waits for the server to finish.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -344,6 +348,50 @@ impl Drop for SimHandle {
         if let Some(task) = self.recheck.take() {
             task.abort();
         }
+    }
+}
+
+/// A simulator on a runtime of its own, for synchronous callers (tests that run the `enc365-nginx`
+/// binary, demos). Stops when dropped.
+pub struct BackgroundSim {
+    handle: SimHandle,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for BackgroundSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundSim")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackgroundSim {
+    /// Starts a simulator on a one-thread runtime owned by the returned value.
+    pub fn start(options: SimOptions) -> Result<BackgroundSim, SimError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| SimError::State(format!("could not start a runtime: {e}")))?;
+        let handle = runtime.block_on(start(options))?;
+        Ok(BackgroundSim { handle, runtime })
+    }
+
+    /// The running simulator.
+    pub fn handle(&self) -> &SimHandle {
+        &self.handle
+    }
+
+    /// Runs validation of every pending order now, waiting for it.
+    pub fn recheck(&self) {
+        self.runtime.block_on(self.handle().recheck());
+    }
+}
+
+impl Drop for BackgroundSim {
+    fn drop(&mut self) {
+        self.runtime.block_on(self.handle.halt());
     }
 }
 
