@@ -731,6 +731,11 @@ fn parse_dcv(
                 "dcv_info entry {key:?} is for another name, {domain:?}"
             )));
         }
+        if allowed.is_empty() {
+            return Err(bad(format!(
+                "dcv_info names {domain:?} but the answer lists no domains to check it against"
+            )));
+        }
         if !allowed.iter().any(|n| n.eq_ignore_ascii_case(&domain)) {
             return Err(bad(format!(
                 "dcv_info names {domain:?}, which is not among the names ordered ({})",
