@@ -806,3 +806,26 @@ async fn an_endless_chunked_body_is_cut_off_at_the_cap() {
         "a too-large answer is not retried"
     );
 }
+
+#[tokio::test]
+async fn details_without_a_name_list_only_pass_when_we_supply_our_names() {
+    let s = setup().await;
+    let (req, _) = request(&["listed.example.com"]);
+    let order = s.client.create(&req).await.expect("order");
+    s.sim.set_faults(Faults {
+        drop_field: Some("domains".into()),
+        ..Faults::default()
+    });
+    let e = s
+        .client
+        .details(order.trustocean_id)
+        .await
+        .expect_err("nothing to check against");
+    assert!(e.to_string().contains("lists no domains"), "{e}");
+    let ok = s
+        .client
+        .details_for(order.trustocean_id, &req.domains)
+        .await
+        .expect("checked");
+    assert_eq!(ok.domains, req.domains);
+}
