@@ -59,7 +59,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Res
             let (_, username) = auth(shared, &req)?;
             let st = lock(&shared.state);
             let credit = st.accounts.get(&username).map_or(0.0, |a| a.credit);
-            Ok(json!({"credit": credit}))
+            Ok(json!({"credit": money(credit)}))
         }
         "/client/version" => {
             auth(shared, &req)?;
@@ -508,7 +508,7 @@ fn cert_reissue(shared: &Shared, req: &Req) -> Result<Value, String> {
     order.expire_at = None;
     order.not_after = None;
     let mut answer = order_json(order, &contact, false);
-    answer["total_fees"] = json!(extra);
+    answer["total_fees"] = money(extra);
     shared.save(&st);
     Ok(answer)
 }
@@ -547,7 +547,7 @@ fn order_json(order: &OrderRecord, contact: &str, details: bool) -> Value {
         "csr_code": order.csr_pem.replace("\r\n", "\n").trim_end().replace('\n', "\r\n"),
         "contact_email": contact,
         "domains": order.name_list(),
-        "total_fees": order.total_fees,
+        "total_fees": money(order.total_fees),
     });
     if details {
         let title = product(order.pid).map_or("", |p| p.0);
@@ -761,6 +761,15 @@ async fn fetch(shared: &Shared, name: &str, file: &str, expected: &str) -> Resul
         Ok(())
     } else {
         Err(format!("{shown} does not hold the expected content"))
+    }
+}
+
+/// An amount as the API writes it: an integer when whole (`0`, `256`), else a decimal.
+fn money(amount: f64) -> Value {
+    if amount.fract() == 0.0 && amount.abs() < 1e15 {
+        json!(amount as i64)
+    } else {
+        json!(amount)
     }
 }
 
