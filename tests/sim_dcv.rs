@@ -745,3 +745,22 @@ async fn a_reissued_order_is_validated_again_and_gets_a_certificate_for_the_new_
         csr.certification_request_info.subject_pki.raw
     );
 }
+
+#[tokio::test]
+async fn the_simulator_lists_products_exactly_as_the_docs_show() {
+    let sim = sim::start(SimOptions::default()).await.expect("simulator");
+    sim.add_account("dev@example.com", "pw", 0.0);
+    let (client_id, token) = sim.add_device("dev@example.com").expect("device");
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{}/account/products", sim.base_url()))
+        .json(&json!({"client_id": client_id, "access_token": token}))
+        .send()
+        .await
+        .expect("POST")
+        .json()
+        .await
+        .expect("JSON");
+    let documented: Value =
+        serde_json::from_str(include_str!("data/account_products_response.json")).expect("fixture");
+    assert_eq!(answer, documented);
+}
