@@ -44,6 +44,17 @@ pub enum Provider {
     HuaweiScm,
 }
 
+impl Provider {
+    /// The name used in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Encryption365 => "encryption365",
+            Provider::HowSsl => "howssl",
+            Provider::HuaweiScm => "huawei-scm",
+        }
+    }
+}
+
 /// Contact details sent with orders that need them (OV/EV) and shown to the CA.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,7 +185,7 @@ pub enum ConfigError {
     },
     /// The file holds credentials but group or others can read it.
     #[error(
-        "{path} holds credentials but is readable by group or others (mode {mode:03o}); \
+        "{path} holds credentials but group or others can access it (mode {mode:03o}); \
          fix it with: chmod 600 {path}"
     )]
     TooOpen {

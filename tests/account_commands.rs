@@ -9,37 +9,24 @@ use std::process::{Command, Output, Stdio};
 
 use enc365_nginx::config::Config;
 use enc365_nginx::secret::Secret;
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
+use enc365_nginx::sim::{BackgroundSim, Faults, SimHandle, SimOptions};
 use serde_json::Value;
 
 const USER: &str = "ops@example.com";
 const PASSWORD: &str = "s3cret pass";
 
 /// A simulator on its own runtime, so the tests can run the binary synchronously.
-struct Sim {
-    handle: Option<SimHandle>,
-    runtime: tokio::runtime::Runtime,
-}
+struct Sim(BackgroundSim);
 
 impl Sim {
     fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let handle = runtime
-            .block_on(sim::start(SimOptions::default()))
-            .expect("simulator");
-        handle.add_account(USER, PASSWORD, 1000.0);
-        Sim {
-            handle: Some(handle),
-            runtime,
-        }
+        let sim = BackgroundSim::start(SimOptions::default()).expect("simulator");
+        sim.handle().add_account(USER, PASSWORD, 1000.0);
+        Sim(sim)
     }
 
     fn handle(&self) -> &SimHandle {
-        self.handle.as_ref().expect("running")
+        self.0.handle()
     }
 
     /// A config file (0600) holding a fresh device's credentials.
@@ -54,14 +41,6 @@ impl Sim {
         let path = dir.join("config.toml");
         config.save(&path).expect("saved");
         (path, token)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            self.runtime.block_on(handle.stop());
-        }
     }
 }
 
@@ -127,13 +106,9 @@ fn register_with_password_stdin_saves_the_token_0600_and_never_prints_it() {
         assert!(!shown.contains(token.expose()), "token printed: {shown}");
         assert!(!shown.contains(PASSWORD), "password printed: {shown}");
     }
-    // The saved token works.
-    let out = run(
-        &["account", "--json"],
-        &config,
-        None,
-        &[("ENC365_BASE_URL", &base)],
-    );
+    assert_eq!(json["replaced_client_id"], Value::Null);
+    // The saved token works, without the override.
+    let out = run(&["account", "--json"], &config, None, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
 
@@ -319,4 +294,23 @@ fn the_config_path_can_come_from_enc365_config() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["credit"], 1000.0);
+}
+
+#[test]
+fn registering_again_replaces_the_device_and_says_which_one() {
+    let sim = Sim::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (config, old_token) = sim.registered_config(dir.path());
+    let old_id = Config::load(&config).expect("load").client_id.expect("id");
+    let out = run(
+        &["register", "--username", USER, "--password-stdin", "--json"],
+        &config,
+        Some(PASSWORD),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(json["replaced_client_id"], old_id.as_str());
+    let saved = Config::load(&config).expect("load");
+    assert_ne!(saved.access_token.expect("token").expose(), old_token);
 }

@@ -158,3 +158,38 @@ fn commands_without_credentials_say_to_register_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no config file"));
 }
+
+#[test]
+fn a_provider_not_built_yet_is_a_configuration_error_and_encryption365_is_served() {
+    use enc365_nginx::cli::GlobalOpts;
+    use enc365_nginx::commands::Context;
+    use enc365_nginx::config::Provider;
+    use enc365_nginx::exit::ExitStatus;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    let ctx = Context::new(GlobalOpts {
+        config: Some(path.clone()),
+        state_dir: None,
+        nginx_bin: None,
+        nginx_conf: None,
+        nginx_prefix: None,
+        https_port: None,
+        json: false,
+        verbose: 0,
+    });
+    let config = Config {
+        provider: Provider::HuaweiScm,
+        ..with_token()
+    };
+    let failure = ctx
+        .certificate_authority(&config)
+        .err()
+        .expect("not built yet");
+    assert_eq!(failure.status, ExitStatus::Usage);
+    assert!(failure.to_string().contains("huawei-scm"), "{failure}");
+    let ca = ctx
+        .certificate_authority(&with_token())
+        .expect("encryption365");
+    assert_eq!(ca.name(), "encryption365");
+}

@@ -785,3 +785,47 @@ async fn details_checked_against_our_names_refuse_a_name_the_ca_added() {
     assert!(s.client.order_status(&id, &ours).await.is_err());
     assert!(s.client.order_status(&id, &req.domains).await.is_ok());
 }
+
+#[tokio::test]
+async fn an_endless_chunked_body_is_cut_off_at_the_cap() {
+    let small = ClientOptions {
+        body_limit: 256 * 1024,
+        ..fast()
+    };
+    let s = setup_with(SimOptions::default(), small).await;
+    s.sim.set_faults(Faults {
+        endless_body: true,
+        ..Faults::default()
+    });
+    let e = s.client.account_details().await.expect_err("endless");
+    assert!(matches!(e, CaError::Malformed { .. }), "{e:?}");
+    assert!(e.to_string().contains("larger than 262144 bytes"), "{e}");
+    assert_eq!(
+        s.sim.request_count("/account/details"),
+        1,
+        "a too-large answer is not retried"
+    );
+}
+
+#[tokio::test]
+async fn details_without_a_name_list_only_pass_when_we_supply_our_names() {
+    let s = setup().await;
+    let (req, _) = request(&["listed.example.com"]);
+    let order = s.client.create(&req).await.expect("order");
+    s.sim.set_faults(Faults {
+        drop_field: Some("domains".into()),
+        ..Faults::default()
+    });
+    let e = s
+        .client
+        .details(order.trustocean_id)
+        .await
+        .expect_err("nothing to check against");
+    assert!(e.to_string().contains("lists no domains"), "{e}");
+    let ok = s
+        .client
+        .details_for(order.trustocean_id, &req.domains)
+        .await
+        .expect("checked");
+    assert_eq!(ok.domains, req.domains);
+}

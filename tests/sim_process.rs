@@ -176,3 +176,76 @@ fn unknown_paths_and_get_requests_are_not_ca_endpoints() {
         assert_eq!(body["result"], "error");
     });
 }
+
+#[tokio::test]
+async fn accounts_and_devices_can_be_created_over_the_admin_endpoints() {
+    let sim = SimProcess::start(&[]);
+    let http = reqwest::Client::new();
+    let base = sim.base_url();
+    let r = http
+        .post(format!("{base}/_sim/accounts"))
+        .json(&json!({"username": "new@example.com", "password": "pw2", "credit": 5}))
+        .send()
+        .await
+        .expect("POST accounts");
+    assert_eq!(r.status(), 200);
+    let anon = Enc365::new(&base, None, options()).expect("client");
+    let reg = anon
+        .register("new@example.com", &Secret::new("pw2"), "box")
+        .await
+        .expect("login");
+
+    let device: Value = http
+        .post(format!("{base}/_sim/devices"))
+        .json(&json!({"username": "new@example.com"}))
+        .send()
+        .await
+        .expect("POST devices")
+        .json()
+        .await
+        .expect("JSON");
+    for (client_id, token) in [
+        (reg.client_id.clone(), reg.access_token.expose().to_string()),
+        (
+            device["client_id"].as_str().expect("id").to_string(),
+            device["access_token"].as_str().expect("token").to_string(),
+        ),
+    ] {
+        let client = Enc365::new(
+            &base,
+            Some(Credentials {
+                client_id,
+                access_token: Secret::new(token),
+            }),
+            options(),
+        )
+        .expect("client");
+        assert_eq!(
+            client.account_details().await.expect("credit").credit,
+            Some(5.0)
+        );
+    }
+    let unknown = http
+        .post(format!("{base}/_sim/devices"))
+        .json(&json!({"username": "nobody@example.com"}))
+        .send()
+        .await
+        .expect("POST devices");
+    assert_eq!(unknown.status(), 400);
+
+    let root = http
+        .get(format!("{base}/_sim/ca.pem"))
+        .send()
+        .await
+        .expect("GET ca");
+    assert_eq!(
+        root.text().await.expect("pem"),
+        sim.started["root_ca"].as_str().expect("root")
+    );
+    let recheck = http
+        .post(format!("{base}/_sim/recheck"))
+        .send()
+        .await
+        .expect("POST recheck");
+    assert_eq!(recheck.status(), 200);
+}

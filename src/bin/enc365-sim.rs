@@ -75,6 +75,9 @@ struct Args {
     /// Fault: answer with a 5 MiB body.
     #[arg(long)]
     oversize_body: bool,
+    /// Fault: answer with an endless chunked body.
+    #[arg(long)]
+    endless_body: bool,
     /// Fault: put this in every DCV file name.
     #[arg(long, value_name = "NAME")]
     dcv_filename: Option<String>,
@@ -106,13 +109,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("{text:?}: expected e.g. 90d, 12h, 30m, 300s"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
     };
+    let secs = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too long"))?;
     Ok(Duration::from_secs(secs))
 }
 
@@ -140,6 +146,7 @@ async fn run(args: Args) -> Result<(), String> {
         force_status: args.force_status,
         crlf_pem: args.crlf_pem,
         oversize_body: args.oversize_body,
+        endless_body: args.endless_body,
         dcv_filename: args.dcv_filename,
         drop_field: args.drop_field,
         foreign_dcv_name: args.foreign_dcv_name,
@@ -188,5 +195,21 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("300"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
     }
 }

@@ -267,8 +267,13 @@ impl Enc365 {
         credentials: Option<Credentials>,
         options: ClientOptions,
     ) -> Result<Enc365, CaError> {
-        let base = crate::config::validate_base_url(base_url)
+        let mut base = crate::config::validate_base_url(base_url)
             .map_err(|e| CaError::Invalid(e.to_string()))?;
+        // Endpoints are joined below the base: `https://proxy/enc365` serves `/enc365/cert/create`.
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .connect_timeout(options.connect_timeout)
@@ -726,6 +731,11 @@ fn parse_dcv(
                 "dcv_info entry {key:?} is for another name, {domain:?}"
             )));
         }
+        if allowed.is_empty() {
+            return Err(bad(format!(
+                "dcv_info names {domain:?} but the answer lists no domains to check it against"
+            )));
+        }
         if !allowed.iter().any(|n| n.eq_ignore_ascii_case(&domain)) {
             return Err(bad(format!(
                 "dcv_info names {domain:?}, which is not among the names ordered ({})",
@@ -958,6 +968,22 @@ mod tests {
         let s = format!("{c:?}");
         assert!(!s.contains("tok-very-secret"), "{s}");
         assert!(s.contains("cid"));
+    }
+
+    #[test]
+    fn endpoints_are_joined_below_a_base_path() {
+        for (base, expected) in [
+            ("https://ca.example", "https://ca.example/cert/create"),
+            ("https://ca.example/", "https://ca.example/cert/create"),
+            (
+                "https://proxy.example/enc365",
+                "https://proxy.example/enc365/cert/create",
+            ),
+        ] {
+            let c = Enc365::new(base, None, ClientOptions::default()).expect("client");
+            let url = c.base.join("cert/create").expect("join");
+            assert_eq!(url.as_str(), expected);
+        }
     }
 
     #[test]

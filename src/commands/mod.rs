@@ -9,9 +9,10 @@ pub mod register;
 
 use std::path::PathBuf;
 
+use crate::ca::CertificateAuthority;
 use crate::ca::enc365::{ClientOptions, Enc365};
 use crate::cli::{Cli, Command, GlobalOpts};
-use crate::config::Config;
+use crate::config::{Config, Provider};
 use crate::exit::{CommandResult, Failure};
 use crate::nginx::control::{NginxBinary, NginxPaths};
 
@@ -51,6 +52,22 @@ impl Context {
             ..ClientOptions::default()
         };
         Enc365::new(&config.base_url, Some(credentials), options).map_err(Failure::usage)
+    }
+
+    /// The configured CA behind the provider-neutral trait (exit 2 for a provider not built yet,
+    /// missing credentials or a bad base URL).
+    pub fn certificate_authority(
+        &self,
+        config: &Config,
+    ) -> Result<Box<dyn CertificateAuthority>, Failure> {
+        match config.provider {
+            Provider::Encryption365 => Ok(Box::new(self.enc365_client(config)?)),
+            other => Err(Failure::usage(anyhow::anyhow!(
+                "provider {:?} is not supported yet; set provider = \"encryption365\" in {}",
+                other.as_str(),
+                self.config_path().display()
+            ))),
+        }
     }
 
     /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx.

@@ -44,6 +44,10 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
                 effective.base_url
             )))
         })?;
+    let replaced = config
+        .client_id
+        .clone()
+        .filter(|_| config.holds_credentials());
     // The token is only valid at the service that issued it: keep that URL with it.
     config.base_url = effective.base_url.clone();
     config.client_id = Some(registration.client_id.clone());
@@ -57,6 +61,7 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
             "status": registration.status,
             "ip_address": registration.ip_address,
             "config": path.display().to_string(),
+            "replaced_client_id": replaced,
         }));
     } else {
         println!(
@@ -68,6 +73,12 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
                 .unwrap_or("an unknown address")
         );
         println!("Saved the device token in {} (mode 0600).", path.display());
+        if let Some(old) = &replaced {
+            println!(
+                "It replaces device {old}; revoke that one in the TrustOcean console if it is no \
+                 longer used."
+            );
+        }
         println!("Next: `enc365-nginx products` to choose a product.");
     }
     Ok(ExitStatus::Success)

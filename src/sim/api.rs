@@ -23,6 +23,8 @@ const CA_PATHS: &[&str] = &[
     "/cert/details",
     "/cert/challenge",
     "/cert/reissue",
+    "/client/version",
+    "/ping",
 ];
 const UNCONFIRMED_PATHS: &[&str] = &["/cert/revoke", "/cert/change_dcv"];
 
@@ -39,6 +41,10 @@ pub(super) fn is_endpoint(path: &str, unconfirmed: bool) -> bool {
 
 /// Runs one endpoint.
 pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Result<Value, String> {
+    if path == "/ping" {
+        // The Lua client pings with an empty body.
+        return Ok(json!({"message": "pong"}));
+    }
     let req = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Req(map),
         _ => return Err("请求参数格式错误 (the request body must be a JSON object)".into()),
@@ -53,7 +59,14 @@ pub(super) async fn handle(shared: &Arc<Shared>, path: &str, body: &[u8]) -> Res
             let (_, username) = auth(shared, &req)?;
             let st = lock(&shared.state);
             let credit = st.accounts.get(&username).map_or(0.0, |a| a.credit);
-            Ok(json!({"credit": credit}))
+            Ok(json!({"credit": money(credit)}))
+        }
+        "/client/version" => {
+            auth(shared, &req)?;
+            Ok(json!({
+                "latest_version": env!("CARGO_PKG_VERSION"),
+                "update_description": "enc365-sim",
+            }))
         }
         "/cert/create" => cert_create(shared, &req),
         "/cert/details" => {
@@ -495,7 +508,7 @@ fn cert_reissue(shared: &Shared, req: &Req) -> Result<Value, String> {
     order.expire_at = None;
     order.not_after = None;
     let mut answer = order_json(order, &contact, false);
-    answer["total_fees"] = json!(extra);
+    answer["total_fees"] = money(extra);
     shared.save(&st);
     Ok(answer)
 }
@@ -534,7 +547,7 @@ fn order_json(order: &OrderRecord, contact: &str, details: bool) -> Value {
         "csr_code": order.csr_pem.replace("\r\n", "\n").trim_end().replace('\n', "\r\n"),
         "contact_email": contact,
         "domains": order.name_list(),
-        "total_fees": order.total_fees,
+        "total_fees": money(order.total_fees),
     });
     if details {
         let title = product(order.pid).map_or("", |p| p.0);
@@ -600,7 +613,7 @@ fn expire_if_due(shared: &Shared, st: &mut SimState, id: u64) {
 
 /// Checks every unvalidated name of order `id` by fetching its file; returns a summary message.
 async fn validate(shared: &Arc<Shared>, id: u64) -> String {
-    let targets: Vec<(usize, String, String, String)> = {
+    let (csr_checked, targets): (String, Vec<(usize, String, String, String)>) = {
         let st = lock(&shared.state);
         let Some(order) = st.orders.get(&id) else {
             return NO_ORDER.into();
@@ -612,7 +625,7 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
             .decode(&order.csr_der_b64)
             .unwrap_or_default();
         let hashes = CsrHashes::of_der(&der);
-        order
+        let targets = order
             .names
             .iter()
             .enumerate()
@@ -625,7 +638,8 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
                     hashes.file_content(&order.unique_id),
                 )
             })
-            .collect()
+            .collect();
+        (order.csr_der_b64.clone(), targets)
     };
     let mut results = Vec::with_capacity(targets.len());
     for (i, name, file, content) in targets {
@@ -650,6 +664,9 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
     let Some(order) = st.orders.get_mut(&id) else {
         return NO_ORDER.into();
     };
+    if order.csr_der_b64 != csr_checked {
+        return "订单已重签 (the order was reissued while it was checked)".into();
+    }
     let mut failures = Vec::new();
     for (i, name, outcome) in results {
         if let Some(n) = order.names.get_mut(i).filter(|n| n.name == name) {
@@ -744,6 +761,15 @@ async fn fetch(shared: &Shared, name: &str, file: &str, expected: &str) -> Resul
         Ok(())
     } else {
         Err(format!("{shown} does not hold the expected content"))
+    }
+}
+
+/// An amount as the API writes it: an integer when whole (`0`, `256`), else a decimal.
+fn money(amount: f64) -> Value {
+    if amount.fract() == 0.0 && amount.abs() < 1e15 {
+        json!(amount as i64)
+    } else {
+        json!(amount)
     }
 }
 

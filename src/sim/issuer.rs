@@ -56,6 +56,9 @@ impl std::fmt::Debug for SimCa {
     }
 }
 
+/// The longest validity issued, whatever is asked (keeps date arithmetic in range).
+const MAX_VALIDITY: Duration = Duration::from_secs(100 * 365 * 86400);
+
 const ROOT_CERT: &str = "ca-root.pem";
 const INTER_CERT: &str = "ca-intermediate.pem";
 const INTER_KEY: &str = "ca-intermediate.key";
@@ -158,7 +161,7 @@ impl SimCa {
         params.use_authority_key_identifier_extension = true;
         params.serial_number = Some(SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
         params.not_before = now - Duration::from_secs(60);
-        params.not_after = now + validity;
+        params.not_after = now + validity.min(MAX_VALIDITY);
         let cert = params.signed_by(&csr.public_key, &self.intermediate)?;
         Ok(Issued {
             cert_pem: cert.pem(),

@@ -4,7 +4,7 @@
 //!
 //! [`start`] binds a loopback port and serves every §1.5 endpoint at the root (`POST /client/create`,
 //! `/account/products`, `/account/details`, `/cert/create`, `/cert/details`, `/cert/challenge`,
-//! `/cert/reissue`; `/cert/revoke` and `/cert/change_dcv` only with
+//! `/cert/reissue`, `/client/version`, `/ping`; `/cert/revoke` and `/cert/change_dcv` only with
 //! [`SimOptions::unconfirmed_endpoints`]). Validation is real: `/cert/challenge` (and a periodic
 //! re-check) fetches `http://<name>/.well-known/pki-validation/<file>` — through
 //! [`SimOptions::connect`] when set, with the name as `Host` — and compares the bytes. Issuance is
@@ -70,8 +70,11 @@ pub struct Faults {
     pub force_status: Option<String>,
     /// Send `cert_code`/`ca_code` with CRLF line endings.
     pub crlf_pem: bool,
-    /// Answer with a body of 5 MiB.
+    /// Answer with a body of 5 MiB, announced by `Content-Length`.
     pub oversize_body: bool,
+    /// Answer with an endless chunked body (no `Content-Length`), 64 KiB at a time, until the
+    /// client hangs up or 64 MiB have been sent.
+    pub endless_body: bool,
     /// Put this in every `http_filename`/`https_filename` (to test hostile values).
     pub dcv_filename: Option<String>,
     /// Remove this top-level field from successful answers.
@@ -204,7 +207,8 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
     if !options.listen.ip().is_loopback() {
         return Err(SimError::NotLoopback(options.listen));
     }
-    if let Some(dir) = &options.state_dir {
+    if let Some(dir) = options.state_dir.as_ref().filter(|d| !d.exists()) {
+        // Created private; an existing directory keeps the mode its owner gave it.
         crate::store::ensure_dir(dir, 0o700).map_err(|e| SimError::State(format!("{e:#}")))?;
     }
     let file = StateFile::new(options.state_dir.as_deref());
@@ -322,6 +326,10 @@ impl SimHandle {
 
     /// Stops serving and waits for the server to finish.
     pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -340,6 +348,50 @@ impl Drop for SimHandle {
         if let Some(task) = self.recheck.take() {
             task.abort();
         }
+    }
+}
+
+/// A simulator on a runtime of its own, for synchronous callers (tests that run the `enc365-nginx`
+/// binary, demos). Stops when dropped.
+pub struct BackgroundSim {
+    handle: SimHandle,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for BackgroundSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundSim")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackgroundSim {
+    /// Starts a simulator on a one-thread runtime owned by the returned value.
+    pub fn start(options: SimOptions) -> Result<BackgroundSim, SimError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| SimError::State(format!("could not start a runtime: {e}")))?;
+        let handle = runtime.block_on(start(options))?;
+        Ok(BackgroundSim { handle, runtime })
+    }
+
+    /// The running simulator.
+    pub fn handle(&self) -> &SimHandle {
+        &self.handle
+    }
+
+    /// Runs validation of every pending order now, waiting for it.
+    pub fn recheck(&self) {
+        self.runtime.block_on(self.handle().recheck());
+    }
+}
+
+impl Drop for BackgroundSim {
+    fn drop(&mut self) {
+        self.runtime.block_on(self.handle.halt());
     }
 }
 
@@ -518,6 +570,10 @@ fn shape(path: &str, outcome: Result<Value, String>, faults: &Faults) -> Respons
     if faults.truncated_json {
         bytes.truncate(bytes.len() / 2);
     }
+    if faults.endless_body {
+        let body = axum::body::Body::new(Endless { left: 1024 });
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
     if faults.oversize_body {
         let mut big = br#"{"result":"success","padding":""#.to_vec();
         big.resize(5 * 1024 * 1024, b'x');
@@ -537,5 +593,31 @@ fn stringify_numbers(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(stringify_numbers),
         Value::Object(map) => map.values_mut().for_each(stringify_numbers),
         _ => {}
+    }
+}
+
+/// A chunked body that does not end for a long time (the `endless_body` fault).
+struct Endless {
+    left: usize,
+}
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        let chunk = if self.left == 1023 {
+            Bytes::from_static(b"{\"result\":\"success\",\"padding\":\"")
+        } else {
+            Bytes::from(vec![b'x'; 64 * 1024])
+        };
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
     }
 }
