@@ -214,15 +214,29 @@ fn apply_and_prove(
         )
         .context("the reload failed")?;
 
-    let addr = handshake_address(env.https_port);
     let deadline = Instant::now() + env.verify_timeout;
     let mut wrong = Vec::new();
-    for item in batch {
+    for (item, site) in batch.iter().zip(&chosen) {
         let fingerprint =
             verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
-        for name in &item.names {
-            if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
-                wrong.push(format!("{name}: {e}"));
+        let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
+        let mut addresses: Vec<SocketAddr> = Vec::new();
+        for &i in &site.servers {
+            let server = &found.servers[i];
+            if has_tls && !server.tls {
+                continue;
+            }
+            for a in https::tls_addresses(server, env.https_port) {
+                if !addresses.contains(&a) {
+                    addresses.push(a);
+                }
+            }
+        }
+        for addr in addresses {
+            for name in &item.names {
+                if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
+                    wrong.push(format!("{name} at {addr}: {e}"));
+                }
             }
         }
     }
@@ -233,11 +247,6 @@ fn apply_and_prove(
         );
     }
     Ok(())
-}
-
-/// Where the handshake check connects: this host's loopback on the HTTPS port.
-fn handshake_address(port: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// The leaf must match the key and cover every name.

@@ -3,184 +3,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
 
-use common::{NginxSandbox, TestCert};
+use common::host::{Host, json, pem_fingerprint, served};
 use enc365_nginx::nginx::edit::is_managed_line;
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
-use enc365_nginx::verify;
-
-/// A sandboxed host: nginx with sites, the simulator, a config and a state dir.
-struct Host {
-    sb: NginxSandbox,
-    sim: SimHandle,
-    _runtime: tokio::runtime::Runtime,
-    dir: tempfile::TempDir,
-    http: u16,
-    https: u16,
-}
-
-const SITES: &str = r#"
-    # static site with two names
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-    # reverse proxy, no root
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name app.test;
-        location / { proxy_pass http://127.0.0.1:9; }
-    }
-    # on a self-signed certificate, with a redirect block
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name legacy.test;
-        return 301 https://$host$request_uri;
-    }
-    server {
-        listen 127.0.0.1:{port.1} ssl;
-        server_name legacy.test;
-        ssl_certificate {prefix}/old/fullchain.pem;
-        ssl_certificate_key {prefix}/old/privkey.pem;
-        root {prefix}/www/shop;
-    }
-    # IPv6 and IPv4
-    server {
-        listen 127.0.0.1:{port.0};
-        listen [::1]:{port.0};
-        server_name v6.test;
-        root {prefix}/www/shop;
-    }
-    # regex and wildcard names next to a plain one
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name wild.test *.wild.test ~^(?<u>.+)\.users\.wild\.test$;
-        root {prefix}/www/shop;
-    }
-    # a name that does not resolve here
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name nodns.test;
-        root {prefix}/www/shop;
-    }
-"#;
-
-impl Host {
-    fn new(faults: Faults) -> Host {
-        let mut sb = NginxSandbox::new();
-        let http = sb.alloc_port();
-        let https = sb.alloc_port();
-        TestCert::self_signed(&["legacy.test"]).write_into(&sb, "old");
-        sb.write_file("www/shop/index.html", "shop");
-        sb.write_http_conf(SITES);
-        sb.start();
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let options = SimOptions {
-            connect: Some(SocketAddr::from(([127, 0, 0, 1], http))),
-            faults,
-            ..SimOptions::default()
-        };
-        let sim = runtime.block_on(sim::start(options)).unwrap();
-        sim.add_account("admin@example.com", "pw", 100.0);
-        let (client_id, token) = sim.add_device("admin@example.com").unwrap();
-
-        let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "base_url = \"{}\"\nclient_id = \"{client_id}\"\naccess_token = \"{token}\"\nkey_type = \"ecdsa-p256\"\n",
-            sim.base_url()
-        );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("config.toml"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
-        let hosts: String = [
-            "shop.test",
-            "www.shop.test",
-            "app.test",
-            "legacy.test",
-            "v6.test",
-            "wild.test",
-        ]
-        .iter()
-        .map(|n| format!("127.0.0.1 {n}\n"))
-        .collect();
-        std::fs::write(dir.path().join("hosts"), hosts).unwrap();
-        Host {
-            sb,
-            sim,
-            _runtime: runtime,
-            dir,
-            http,
-            https,
-        }
-    }
-
-    fn auto(&self, extra: &[&str]) -> Output {
-        let d = self.dir.path();
-        Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
-            .arg("auto")
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .arg("--nginx-bin")
-            .arg(self.sb.nginx_bin())
-            .arg("--nginx-conf")
-            .arg(self.sb.conf_path())
-            .arg("--nginx-prefix")
-            .arg(self.sb.prefix())
-            .args([
-                "--https-port",
-                &self.https.to_string(),
-                "--http-port",
-                &self.http.to_string(),
-            ])
-            .args(["--poll-interval", "0.1", "--timeout", "30"])
-            .args(extra)
-            .env("ENC365_HOSTS_FILE", d.join("hosts"))
-            .output()
-            .unwrap()
-    }
-
-    fn live(&self, site: &str) -> PathBuf {
-        self.dir
-            .path()
-            .join("live")
-            .join(site)
-            .join("fullchain.pem")
-    }
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn served(host: &Host, name: &str) -> verify::ServedCert {
-    let addr = SocketAddr::from(([127, 0, 0, 1], host.https));
-    verify::handshake(addr, name, Duration::from_secs(5)).unwrap()
-}
-
-fn pem_fingerprint(path: &Path) -> String {
-    verify::pem_leaf_fingerprint(&std::fs::read(path).unwrap()).unwrap()
-}
+use enc365_nginx::sim::Faults;
 
 #[test]
 fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_does_nothing() {
@@ -288,8 +116,6 @@ fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_doe
         .collect();
     assert_eq!(only_nodns, ["nodns.test"]);
 }
-
-use std::os::unix::fs::PermissionsExt;
 
 #[test]
 fn a_rejected_order_leaves_every_file_as_it_was() {

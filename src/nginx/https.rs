@@ -162,13 +162,57 @@ pub fn plan_server(
 
 /// The host part of a normalised address (`*:80` → `*`, `[::]:80` → `[::]`, `1.2.3.4:80` →
 /// `1.2.3.4`).
-fn host_of(address: &str, ipv6: bool) -> &str {
+pub fn host_of(address: &str, ipv6: bool) -> &str {
     if ipv6 {
         return address
             .rsplit_once("]:")
             .map_or(address, |(h, _)| &address[..h.len() + 1]);
     }
     address.rsplit_once(':').map_or(address, |(h, _)| h)
+}
+
+/// Where this host answers TLS for `server` on `https_port` once the plan is applied: a
+/// connectable address per distinct listen host (`*` → 127.0.0.1, `[::]` → ::1, a specific
+/// address as it is). Unix sockets are skipped.
+pub fn tls_addresses(server: &Server, https_port: u16) -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    let listens: Vec<(&str, bool)> = if server.tls {
+        server
+            .listens
+            .iter()
+            .filter(|l| l.port == Some(https_port))
+            .map(|l| (l.address.as_str(), l.ipv6))
+            .collect()
+    } else if server.listens.is_empty() {
+        vec![("*:80", false)]
+    } else {
+        server
+            .listens
+            .iter()
+            .map(|l| (l.address.as_str(), l.ipv6))
+            .collect()
+    };
+    for (address, ipv6) in listens {
+        if address.starts_with("unix:") {
+            continue;
+        }
+        let host = host_of(address, ipv6)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let ip: std::net::IpAddr = match host {
+            "*" => std::net::IpAddr::from([127, 0, 0, 1]),
+            "::" => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+            h => match h.parse() {
+                Ok(ip) => ip,
+                Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
+            },
+        };
+        let addr = std::net::SocketAddr::new(ip, https_port);
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
 }
 
 /// A path as an nginx argument: bare when it has nothing special, else double-quoted.

@@ -37,6 +37,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod host;
+
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;

@@ -1,0 +1,280 @@
+//! `auto` when things go wrong: each failure ends with every config file byte-identical to before,
+//! nginx still serving, and orders kept so a rerun resumes them — never a second order.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::host::{Host, json, pem_fingerprint, served};
+use enc365_nginx::orders::{OrderRecord, RecordState};
+use enc365_nginx::sim::Faults;
+
+/// Every file under the sandbox's prefix that nginx reads, with its bytes.
+fn snapshot(host: &Host) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let conf = host.sb.conf_path();
+    vec![(conf.clone(), std::fs::read(&conf).unwrap())]
+}
+
+fn assert_unchanged(host: &Host, before: &[(std::path::PathBuf, Vec<u8>)]) {
+    for (path, bytes) in before {
+        assert_eq!(
+            &std::fs::read(path).unwrap(),
+            bytes,
+            "{} changed",
+            path.display()
+        );
+    }
+    let page = common::http_get(host.http, "shop.test", "/").unwrap();
+    assert_eq!(page.text(), "shop", "nginx still serves the site");
+}
+
+#[test]
+fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
+    // The CA keeps saying "processing" (as a slow CA does) until the fault is lifted.
+    let host = Host::new(Faults {
+        force_status: Some("enroll_caprocessing".into()),
+        paths: vec!["/cert/details".into()],
+        ..Faults::default()
+    });
+    let before = snapshot(&host);
+    let out = host.auto(&["--json", "--site", "shop.test", "--timeout", "1"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    assert!(
+        doc["sites"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not issued within --timeout"),
+        "{doc:#}"
+    );
+    assert_unchanged(&host, &before);
+    let record = OrderRecord::load(&host.dir.path().join("state"), "shop.test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, RecordState::Pending);
+
+    host.sim.set_faults(Faults::default());
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        1,
+        "one order, resumed"
+    );
+    assert_eq!(
+        doc["sites"][0]["order_id"],
+        record.order_id.unwrap().as_str()
+    );
+    assert_eq!(
+        served(&host, "shop.test").fingerprint,
+        pem_fingerprint(&host.live("shop.test"))
+    );
+}
+
+#[test]
+fn a_validation_path_that_is_not_served_leaves_the_name_out_before_ordering() {
+    let sites = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name shop.test;
+        root {prefix}/www/shop;
+        location ^~ /.well-known/ { return 404; }
+    }
+"#;
+    let host = Host::with(Faults::default(), sites, "");
+    let before = std::fs::read(host.sb.conf_path()).unwrap();
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let reason = doc["sites"][0]["names_left_out"][0]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("answered HTTP 404"), "{reason}");
+    assert_eq!(host.sim.request_count("/cert/create"), 0, "nothing ordered");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), before);
+}
+
+#[test]
+fn nginx_t_failing_after_our_edit_restores_every_file() {
+    let host = Host::new(Faults::default());
+    // A broken shared TLS snippet makes the edited configuration fail `nginx -t`.
+    std::fs::create_dir_all(host.dir.path().join("nginx")).unwrap();
+    std::fs::write(
+        host.dir.path().join("nginx/ssl-params.conf"),
+        "no_such_directive on;\n",
+    )
+    .unwrap();
+    let before = snapshot(&host);
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("nginx -t refused") && err.contains("put back"),
+        "{err}"
+    );
+    assert_unchanged(&host, &before);
+    assert!(
+        !host.live("shop.test").exists(),
+        "the live files the run created are removed again"
+    );
+    // The certificate stays on record as issued: fixing the snippet and rerunning installs it
+    // without a new order.
+    std::fs::remove_file(host.dir.path().join("nginx/ssl-params.conf")).unwrap();
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    assert_eq!(host.sim.request_count("/cert/create"), 1);
+}
+
+#[test]
+fn a_failing_reload_restores_every_file() {
+    let host = Host::with(
+        Faults::default(),
+        common::host::SITES,
+        "reload_command = \"false\"\n",
+    );
+    let before = snapshot(&host);
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("reload failed") && err.contains("put back"),
+        "{err}"
+    );
+    assert_unchanged(&host, &before);
+}
+
+#[test]
+fn a_listen_nginx_cannot_take_on_reload_rolls_back() {
+    // The port is bound for one address (127.0.0.1:https) by another block; the new listen on all
+    // addresses of that port cannot be bound while the old socket is open, so nginx keeps its old
+    // workers — a reload that "succeeds" but does not apply.
+    let sites = r#"
+    server {
+        listen {port.0};
+        server_name shop.test;
+        root {prefix}/www/shop;
+    }
+    server {
+        listen 127.0.0.1:{port.1} ssl;
+        server_name other.test;
+        ssl_certificate {prefix}/old/fullchain.pem;
+        ssl_certificate_key {prefix}/old/privkey.pem;
+    }
+"#;
+    let host = Host::with(Faults::default(), sites, "");
+    let before = snapshot(&host);
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("did not apply") && err.contains("put back"),
+        "{err}"
+    );
+    assert_unchanged(&host, &before);
+}
+
+#[test]
+fn killed_mid_validation_a_rerun_finishes_with_exactly_one_order_per_site() {
+    // The CA answers /cert/challenge slowly: the run is killed while it waits.
+    let host = Host::new(Faults {
+        latency_ms: 20_000,
+        paths: vec!["/cert/challenge".into()],
+        ..Faults::default()
+    });
+    let before = snapshot(&host);
+    let mut child = host
+        .auto_command(&["--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let state = host.dir.path().join("state");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.sim.request_count("/cert/challenge") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached validation"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let pending: Vec<_> = OrderRecord::all(&state).unwrap();
+    assert!(!pending.is_empty());
+    assert!(
+        pending.iter().all(|r| r.state == RecordState::Pending),
+        "{pending:?}"
+    );
+    let created = host.sim.request_count("/cert/create");
+
+    host.sim.set_faults(Faults::default());
+    let out = host.auto(&["--json"]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        created,
+        "no second order"
+    );
+    assert_eq!(created as usize, pending.len(), "one order per site");
+    for site in [
+        "shop.test",
+        "app.test",
+        "legacy.test",
+        "v6.test",
+        "wild.test",
+    ] {
+        assert_eq!(
+            served(&host, site).fingerprint,
+            pem_fingerprint(&host.live(site)),
+            "{site}"
+        );
+    }
+    // The temporary validation edits of the killed run are gone.
+    let after = std::fs::read(host.sb.conf_path()).unwrap();
+    assert!(!after.windows(11).any(|w| w == b"pki-validat"));
+    let _ = before;
+}
+
+#[test]
+fn a_second_concurrent_run_exits_3() {
+    let host = Host::new(Faults {
+        latency_ms: 3_000,
+        paths: vec!["/cert/create".into()],
+        ..Faults::default()
+    });
+    let mut first = host
+        .auto_command(&["--json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.sim.request_count("/cert/create") == 0 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = host.auto(&["--json"]);
+    assert_eq!(
+        second.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    first.wait().unwrap();
+}
