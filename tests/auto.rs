@@ -137,6 +137,64 @@ fn a_rejected_order_leaves_every_file_as_it_was() {
 }
 
 #[test]
+fn redirect_and_hsts_send_plain_http_to_https_and_keep_the_validation_path_open() {
+    let host = Host::new(Faults::default());
+    let out = host.auto(&[
+        "--json",
+        "--site",
+        "shop.test",
+        "--site",
+        "legacy.test",
+        "--redirect",
+        "--hsts",
+    ]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = common::http_get(host.http, "shop.test", "/a/b?c=1").unwrap();
+    assert_eq!(plain.status, 301);
+    assert_eq!(
+        plain.header("location"),
+        Some(format!("https://shop.test:{}/a/b?c=1", host.https).as_str())
+    );
+    // The validation path is not redirected: renewals validate over plain HTTP.
+    host.sb.write_file(
+        "www/shop/.well-known/pki-validation/check.txt",
+        "still here",
+    );
+    let dcv = common::http_get(
+        host.http,
+        "www.shop.test",
+        "/.well-known/pki-validation/check.txt",
+    )
+    .unwrap();
+    assert_eq!((dcv.status, dcv.text().as_str()), (200, "still here"));
+    for name in ["shop.test", "legacy.test"] {
+        let page = common::https_get(host.https, name, "/").unwrap();
+        assert_eq!(page.status, 200, "{name}");
+        assert_eq!(page.text(), "shop", "{name}");
+        assert_eq!(
+            page.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{name}"
+        );
+    }
+    // legacy.test's port-80 block redirected by itself already and is left alone.
+    let legacy = common::http_get(host.http, "legacy.test", "/x").unwrap();
+    assert_eq!(legacy.status, 301);
+    assert_eq!(legacy.header("location"), Some("https://legacy.test/x"));
+    // A site given a certificate without --redirect keeps answering plain HTTP.
+    let out = host.auto(&["--json", "--site", "v6.test"]);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    let page = common::http_get(host.http, "v6.test", "/").unwrap();
+    assert_eq!((page.status, page.text().as_str()), (200, "shop"));
+}
+
+#[test]
 fn plan_shows_the_diff_and_touches_nothing() {
     let host = Host::new(Faults::default());
     let before = std::fs::read(host.sb.conf_path()).unwrap();

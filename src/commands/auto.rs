@@ -148,6 +148,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         state_dir: state_dir.clone(),
         https_port,
         verify_timeout: Duration::from_secs(15),
+        redirect: args.redirect,
+        hsts: args.hsts,
     };
     let mut run = Run {
         ctx,
@@ -748,7 +750,7 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
         .unwrap_or_else(|| PathBuf::from("/"));
     let refs: Vec<&Site> = selected.iter().collect();
     let mut diffs = Vec::new();
-    match install::plan_edits(found, &refs, &run.env.config_dir, run.env.https_port) {
+    match install::plan_edits(found, &refs, &run.env) {
         Ok(edits) => {
             for (file, splices) in edits {
                 let f = &found.config.files[file];
