@@ -27,6 +27,7 @@ fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_doe
     for (site, names) in [
         ("shop.test", vec!["shop.test", "www.shop.test"]),
         ("app.test", vec!["app.test"]),
+        ("php.test", vec!["php.test"]),
         ("legacy.test", vec!["legacy.test"]),
         ("v6.test", vec!["v6.test"]),
         ("wild.test", vec!["wild.test"]),
