@@ -233,3 +233,40 @@ fn plan_shows_the_diff_and_touches_nothing() {
     assert!(!d.join("state").exists(), "plan writes no state");
     assert_eq!(host.sim.request_count("/cert/create"), 0);
 }
+
+#[test]
+fn a_site_with_only_wildcard_and_regex_names_is_reported_never_planned_or_ordered() {
+    let sites = format!(
+        "{}\n    server {{\n        listen 127.0.0.1:{{port.0}};\n        server_name ~^(?<u>.+)\\.only\\.test$ *.only.test;\n        root {{prefix}}/www/shop;\n    }}\n",
+        common::host::SITES
+    );
+    let host = Host::with(Faults::default(), &sites, "");
+    let plan = host.auto(&["--dry-run", "--json"]);
+    let doc = json(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{doc:#}");
+    let only = doc["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "*.only.test")
+        .unwrap_or_else(|| panic!("named for its wildcard: {doc:#}"));
+    assert!(
+        only["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("none of its names"),
+        "{only}"
+    );
+    let diffs = doc["diffs"].to_string();
+    assert!(!diffs.contains("only.test"), "never planned: {diffs}");
+    assert!(diffs.contains("shop.test"), "{diffs}");
+
+    let out = host.auto(&["--json", "--site", "*.only.test"]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "asked for by name, it fails: {doc:#}"
+    );
+    assert_eq!(host.sim.request_count("/cert/create"), 0);
+}

@@ -87,7 +87,24 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn say(&self, message: impl AsRef<str>) {
+        self.spin(0, None);
         eprintln!("{}", message.as_ref());
+    }
+
+    /// Redraws the one-line progress view while the CA works: a spinner, what is pending and
+    /// for how long. Only on a terminal; `None` clears the line.
+    fn spin(&self, tick: usize, status: Option<String>) {
+        use std::io::{IsTerminal, Write};
+        let mut err = std::io::stderr();
+        if !err.is_terminal() {
+            return;
+        }
+        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+        let _ = match status {
+            Some(text) => write!(err, "\r\x1b[2K{} {text}", FRAMES[tick % FRAMES.len()]),
+            None => write!(err, "\r\x1b[2K"),
+        };
+        let _ = err.flush();
     }
 
     fn result(&mut self, site: &str) -> &mut SiteResult {
@@ -205,6 +222,21 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         selected = vec![merge_sites(selected)];
     }
 
+    // A site none of whose names can be ordered (only wildcards without DNS validation, regexes)
+    // is reported, never planned or ordered.
+    selected.retain(|site| {
+        if !site.names.is_empty() {
+            return true;
+        }
+        let why = "none of its names can be ordered with HTTP validation; nothing was ordered";
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        if args.sites.is_empty() {
+            run.result(&site.name).skipped = Some(why.to_string());
+        } else {
+            run.fail(&site.name, why);
+        }
+        false
+    });
     if selected.is_empty() {
         run.say("Nothing to do: every site with certifiable names already has a good certificate.");
         return finish(&mut run, &found, Vec::new());
@@ -673,9 +705,20 @@ async fn wait_for_issuance(
         }
         return issued;
     }
-    let deadline = Instant::now() + Duration::from_secs(run.args.timeout);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(run.args.timeout);
     let interval = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
+    let mut tick = 0;
     loop {
+        run.spin(
+            tick,
+            Some(format!(
+                "waiting for the CA to issue {} certificate(s) … {} s",
+                waiting.len(),
+                started.elapsed().as_secs()
+            )),
+        );
+        tick += 1;
         let mut still = Vec::new();
         for (site, mut record) in waiting {
             let id = OrderId(record.order_id.clone().unwrap_or_default());
@@ -707,9 +750,11 @@ async fn wait_for_issuance(
         }
         waiting = still;
         if waiting.is_empty() {
+            run.spin(0, None);
             return issued;
         }
         if Instant::now() >= deadline {
+            run.spin(0, None);
             for (site, record) in &waiting {
                 run.fail(
                     &site.name,
@@ -787,6 +832,14 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
             out.push_str(&format!("  order: {}\n", site.names.join(", ")));
             for l in &site.left_out {
                 out.push_str(&format!("  left out: {} — {}\n", l.name, l.reason));
+            }
+        }
+        for r in run.results.values() {
+            if let Some(why) = r.skipped.as_ref().or(r.error.as_ref()) {
+                out.push_str(&format!("site {}: not ordered: {why}\n", r.site));
+                for l in &r.names_left_out {
+                    out.push_str(&format!("  left out: {} — {}\n", l.name, l.reason));
+                }
             }
         }
         out.push_str(
