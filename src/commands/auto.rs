@@ -333,8 +333,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             Err(e) => run.fail(&site.name, format!("{e:#}")),
         }
     }
-    let mut written: Vec<PathBuf> = Vec::new();
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
+    // Per site: the validation files written, and the directories created for them.
+    let mut published: BTreeMap<String, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
     let mut waiting: Vec<(Site, OrderRecord)> = Vec::new();
     for (site, record) in pending {
         if record.state != RecordState::Pending {
@@ -342,13 +342,14 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             continue;
         }
         let publication = publications.get(&site.name).cloned().unwrap_or_default();
+        let (written, created_dirs) = published.entry(site.name.clone()).or_default();
         match runtime.block_on(publish_and_validate(
             &run,
             &ca,
             &record,
             &publication,
-            &mut written,
-            &mut created_dirs,
+            written,
+            created_dirs,
         )) {
             Ok(()) => waiting.push((site, record)),
             Err(e) => run.fail(
@@ -358,7 +359,45 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         }
     }
     let issued = runtime.block_on(wait_for_issuance(&mut run, &ca, waiting));
-    dcv::remove_files(&written, &created_dirs);
+    // The CA may check again minutes after the run ends (--no-wait, --timeout): the webroot files
+    // of orders still pending stay published; the run that installs removes them. Files served
+    // by a temporary location go, with the location: the configuration is the user's again.
+    for (site, (written, created_dirs)) in &published {
+        let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
+        let still_pending = record
+            .as_ref()
+            .is_some_and(|r| r.state == RecordState::Pending);
+        let in_webroot = written.iter().all(|f| !f.starts_with(&run.dcv_dir));
+        if let Some(record) = record.as_mut().filter(|_| still_pending && in_webroot) {
+            run.say(format!(
+                "  {site}: the validation files stay in its webroot until the certificate is installed"
+            ));
+            for (list, new) in [
+                (&mut record.published_files, written),
+                (&mut record.published_dirs, created_dirs),
+            ] {
+                for path in new {
+                    if !list.contains(path) {
+                        list.push(path.clone());
+                    }
+                }
+            }
+            if let Err(e) = record.save(&run.state_dir) {
+                run.fail(site, format!("{e:#}"));
+            }
+        } else {
+            let (mut files, mut dirs) = (written.clone(), created_dirs.clone());
+            if let Some(record) = record
+                .as_mut()
+                .filter(|r| !r.published_files.is_empty() || !r.published_dirs.is_empty())
+            {
+                files.append(&mut record.published_files);
+                dirs.splice(0..0, std::mem::take(&mut record.published_dirs));
+                let _ = record.save(&run.state_dir);
+            }
+            dcv::remove_files(&files, &dirs);
+        }
+    }
     if let Some(mut txn) = dcv_txn {
         txn.restore().map_err(|e| {
             Failure::failed(anyhow!(
@@ -598,6 +637,8 @@ async fn ensure_order(
         fullchain_pem: None,
         created_at: run.ctx.now(),
         last_error: None,
+        published_files: Vec::new(),
+        published_dirs: Vec::new(),
     };
     record.save(&run.state_dir)?;
     let request = OrderRequest {
