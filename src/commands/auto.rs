@@ -574,7 +574,23 @@ fn probe(run: &Run, publication: &Publication, name: &str, token: &str) -> Resul
         token.as_bytes(),
     );
     dcv::remove_files(&[route.dir.join(&file_name)], &created);
-    result.map_err(|e| format!("validation probe failed: {e}"))
+    result.map_err(|e| {
+        let resolved = if run.args.skip_dns_check {
+            Vec::new()
+        } else {
+            dcv::resolve(name)
+        };
+        let local = dcv::local_addresses();
+        if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
+            let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
+            format!(
+                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or                  a CDN or proxy in front?), and the validation probe there failed: {e}",
+                ips.join(", ")
+            )
+        } else {
+            format!("validation probe failed: {e}")
+        }
+    })
 }
 
 /// Where an HTTP fetch for `name` connects: the address it resolves to (loopback when the DNS
