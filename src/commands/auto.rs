@@ -362,6 +362,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
     // The CA may check again minutes after the run ends (--no-wait, --timeout): the webroot files
     // of orders still pending stay published; the run that installs removes them. Files served
     // by a temporary location go, with the location: the configuration is the user's again.
+    let all_created: Vec<&PathBuf> = published.values().flat_map(|(_, d)| d).collect();
+    let (mut files, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
     for (site, (written, created_dirs)) in &published {
         let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
         let still_pending = record
@@ -372,13 +374,19 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             run.say(format!(
                 "  {site}: the validation files stay in its webroot until the certificate is installed"
             ));
+            // Sites may share a webroot: the directories this run made above this site's files,
+            // whichever site made them, are removed when this order is finished.
+            let above = all_created
+                .iter()
+                .filter(|d| written.iter().any(|f| f.starts_with(d)))
+                .map(|d| (*d).clone());
             for (list, new) in [
-                (&mut record.published_files, written),
-                (&mut record.published_dirs, created_dirs),
+                (&mut record.published_files, written.clone()),
+                (&mut record.published_dirs, above.collect()),
             ] {
                 for path in new {
-                    if !list.contains(path) {
-                        list.push(path.clone());
+                    if !list.contains(&path) {
+                        list.push(path);
                     }
                 }
             }
@@ -386,18 +394,23 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
                 run.fail(site, format!("{e:#}"));
             }
         } else {
-            let (mut files, mut dirs) = (written.clone(), created_dirs.clone());
+            files.extend(written.iter().cloned());
+            dirs.extend(created_dirs.iter().cloned());
             if let Some(record) = record
                 .as_mut()
                 .filter(|r| !r.published_files.is_empty() || !r.published_dirs.is_empty())
             {
                 files.append(&mut record.published_files);
-                dirs.splice(0..0, std::mem::take(&mut record.published_dirs));
+                dirs.append(&mut record.published_dirs);
                 let _ = record.save(&run.state_dir);
             }
-            dcv::remove_files(&files, &dirs);
         }
     }
+    // Files first, then the directories, innermost last in the list (they are removed in
+    // reverse), each only when empty.
+    dirs.sort_by_key(|d| d.components().count());
+    dirs.dedup();
+    dcv::remove_files(&files, &dirs);
     if let Some(mut txn) = dcv_txn {
         txn.restore().map_err(|e| {
             Failure::failed(anyhow!(
