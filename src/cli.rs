@@ -109,7 +109,8 @@ pub struct AutoArgs {
     /// How long to wait for issuance, in seconds; the order is kept when this runs out.
     #[arg(long, default_value_t = 1800, value_name = "SECS")]
     pub timeout: u64,
-    /// Seconds between status polls of the CA (the CA asks for no more than one per 30 s).
+    /// Seconds between the first status polls of the CA, backing off to four times that (the CA
+    /// asks for no more than one per 30 s).
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub poll_interval: f64,
     /// The port a temporary validation server listens on, for names no plain-HTTP block answers.

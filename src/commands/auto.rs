@@ -777,7 +777,10 @@ async fn wait_for_issuance(
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(run.args.timeout);
-    let interval = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
+    // Polls back off from --poll-interval to four times it (the CA asks for no more than one
+    // status call per 30 s per order; issuance often takes minutes), never past the deadline.
+    let base = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
+    let mut interval = base;
     let mut tick = 0;
     loop {
         run.spin(
@@ -836,7 +839,8 @@ async fn wait_for_issuance(
             }
             return issued;
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        interval = (interval.mul_f64(1.5)).min(base * 4);
     }
 }
 
