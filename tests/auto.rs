@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::host::{Host, json, pem_fingerprint, served};
+use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::nginx::edit::is_managed_line;
 use enc365_nginx::sim::Faults;
 
@@ -15,13 +15,7 @@ fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_doe
     let host = Host::new(Faults::default());
     let before = std::fs::read(host.sb.conf_path()).unwrap();
     let out = host.auto(&["--json"]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let doc = expect_exit(&out, 0);
     assert!(doc["reloads"].as_u64().unwrap() <= 2, "{doc:#}");
 
     for (site, names) in [
@@ -96,8 +90,7 @@ fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_doe
     // A second run finds nothing to do and orders nothing.
     let creates = host.sim.request_count("/cert/create");
     let again = host.auto(&["--json"]);
-    let doc2 = json(&again);
-    assert_eq!(again.status.code(), Some(0), "{doc2:#}");
+    let doc2 = expect_exit(&again, 0);
     assert_eq!(
         host.sim.request_count("/cert/create"),
         creates,
@@ -126,8 +119,7 @@ fn a_rejected_order_leaves_every_file_as_it_was() {
     });
     let before = std::fs::read(host.sb.conf_path()).unwrap();
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(err.contains("without a certificate"), "{err}");
     assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), before);
@@ -149,13 +141,7 @@ fn redirect_and_hsts_send_plain_http_to_https_and_keep_the_validation_path_open(
         "--redirect",
         "--hsts",
     ]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect_exit(&out, 0);
     let plain = common::http_get(host.http, "shop.test", "/a/b?c=1").unwrap();
     assert_eq!(plain.status, 301);
     assert_eq!(
@@ -242,8 +228,7 @@ fn a_site_with_only_wildcard_and_regex_names_is_reported_never_planned_or_ordere
     );
     let host = Host::with(Faults::default(), &sites, "");
     let plan = host.auto(&["--dry-run", "--json"]);
-    let doc = json(&plan);
-    assert_eq!(plan.status.code(), Some(0), "{doc:#}");
+    let doc = expect_exit(&plan, 0);
     let only = doc["sites"]
         .as_array()
         .unwrap()

@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::host::{Host, json, pem_fingerprint, served};
+use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_nginx::sim::Faults;
 
@@ -39,8 +39,7 @@ fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
     });
     let before = snapshot(&host);
     let out = host.auto(&["--json", "--site", "shop.test", "--timeout", "1"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     assert!(
         doc["sites"][0]["error"]
             .as_str()
@@ -56,13 +55,7 @@ fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
 
     host.sim.set_faults(Faults::default());
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let doc = expect_exit(&out, 0);
     assert_eq!(
         host.sim.request_count("/cert/create"),
         1,
@@ -91,8 +84,7 @@ fn a_validation_path_that_is_not_served_leaves_the_name_out_before_ordering() {
     let host = Host::with(Faults::default(), sites, "");
     let before = std::fs::read(host.sb.conf_path()).unwrap();
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let reason = doc["sites"][0]["names_left_out"][0]["reason"]
         .as_str()
         .unwrap();
@@ -113,8 +105,7 @@ fn nginx_t_failing_after_our_edit_restores_every_file() {
     .unwrap();
     let before = snapshot(&host);
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("nginx -t refused") && err.contains("put back"),
@@ -142,8 +133,7 @@ fn a_failing_reload_restores_every_file() {
     );
     let before = snapshot(&host);
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("reload failed") && err.contains("put back"),
@@ -173,8 +163,7 @@ fn a_listen_nginx_cannot_take_on_reload_rolls_back() {
     let host = Host::with(Faults::default(), sites, "");
     let before = snapshot(&host);
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("did not apply") && err.contains("put back"),
@@ -219,13 +208,7 @@ fn killed_mid_validation_a_rerun_finishes_with_exactly_one_order_per_site() {
 
     host.sim.set_faults(Faults::default());
     let out = host.auto(&["--json"]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect_exit(&out, 0);
     assert_eq!(
         host.sim.request_count("/cert/create"),
         created,
@@ -336,8 +319,7 @@ fn a_handshake_showing_another_certificate_rolls_back_and_the_old_one_stays_serv
     set_reload_command(&host, Some(&script));
     let before = snapshot(&host);
     let out = host.auto(&["--json", "--site", "legacy.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("new certificate is not served") && err.contains("put back"),
@@ -387,13 +369,7 @@ fn killed_during_the_install_a_rerun_puts_the_files_back_and_installs_once() {
 
     set_reload_command(&host, None);
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect_exit(&out, 0);
     assert_eq!(host.sim.request_count("/cert/create"), 1, "one order");
     let fp = pem_fingerprint(&host.live("shop.test"));
     assert_eq!(served(&host, "shop.test").fingerprint, fp);
@@ -441,8 +417,7 @@ fn killed_while_ordering_a_rerun_does_not_order_again_until_told_to() {
 
     host.sim.set_faults(Faults::default());
     let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
     assert!(
         err.contains("interrupted while ordering") && err.contains("--discard-interrupted-order"),

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::host::{Host, json, pem_fingerprint, served};
+use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_nginx::sim::Faults;
 
@@ -25,8 +25,7 @@ fn no_wait_returns_with_the_order_pending_and_its_files_published_then_a_rerun_i
         "v6.test",
         "--no-wait",
     ]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let doc = expect_exit(&out, 0);
     assert_eq!(doc["sites"][0]["error"], serde_json::Value::Null, "{doc:#}");
     let state = host.dir.path().join("state");
     let record = OrderRecord::load(&state, "shop.test").unwrap().unwrap();
@@ -85,8 +84,7 @@ fn one_certificate_covers_every_selected_site_with_one_order() {
         "--site",
         "php.test",
     ]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let doc = expect_exit(&out, 0);
     assert_eq!(host.sim.request_count("/cert/create"), 1);
     let fp = pem_fingerprint(&host.live("shop.test"));
     for name in ["shop.test", "www.shop.test", "php.test"] {
@@ -109,8 +107,7 @@ fn require_all_refuses_a_site_whose_names_do_not_all_pass_the_preflight() {
     let host = Host::with(Faults::default(), PARTLY_RESOLVING, "");
     let before = std::fs::read(host.sb.conf_path()).unwrap();
     let out = host.auto(&["--json", "--require-all"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let doc = expect_exit(&out, 1);
     assert!(
         doc["sites"][0]["error"]
             .as_str()
@@ -123,8 +120,7 @@ fn require_all_refuses_a_site_whose_names_do_not_all_pass_the_preflight() {
 
     // Without it, the name that fails is left out and reported; the rest is issued.
     let out = host.auto(&["--json"]);
-    let doc = json(&out);
-    assert_eq!(out.status.code(), Some(0), "{doc:#}");
+    let doc = expect_exit(&out, 0);
     assert_eq!(
         doc["sites"][0]["names_issued"],
         serde_json::json!(["wild.test"])
@@ -151,13 +147,7 @@ fn a_tls_only_site_validates_through_a_temporary_port_80_server_that_is_gone_aft
     let host = Host::with(Faults::default(), TLS_ONLY, "");
     let before = String::from_utf8(std::fs::read(host.sb.conf_path()).unwrap()).unwrap();
     let out = host.auto(&["--json"]);
-    let doc = json(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{doc:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    expect_exit(&out, 0);
     assert_eq!(
         served(&host, "legacy.test").fingerprint,
         pem_fingerprint(&host.live("legacy.test"))

@@ -378,23 +378,38 @@ mod tests {
     use crate::nginx::sites;
     use std::path::PathBuf;
 
-    fn plan(conf: &str) -> String {
+    /// Plans `target` for every block of `conf` (a TLS block or a lone block gets
+    /// [`plan_server`], a plain twin [`plan_redirect`]) and returns the edited file.
+    fn apply_plan(conf: &str, target: &HttpsTarget) -> String {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nginx.conf");
         std::fs::write(&path, conf).unwrap();
         let config = Config::load(&path).unwrap();
         let servers = sites::servers(&config).unwrap();
-        let target = HttpsTarget {
-            certificate: Path::new("/etc/enc365-nginx/live/a.example.com/fullchain.pem"),
-            key: Path::new("/etc/enc365-nginx/live/a.example.com/privkey.pem"),
-            https_port: 443,
-            tls_snippet: Some(Path::new("/etc/enc365-nginx/nginx/ssl-params.conf")),
-            redirect: false,
-            hsts: false,
-        };
-        let edits = plan_server(&config, &servers[0], &target).unwrap();
-        let splices: Vec<Splice> = edits.into_iter().map(|e| e.splice).collect();
+        let mut splices = Vec::new();
+        for server in &servers {
+            let edits = if server.tls || servers.len() == 1 {
+                plan_server(&config, server, target).unwrap()
+            } else {
+                plan_redirect(&config, server, target.https_port)
+            };
+            splices.extend(edits.into_iter().map(|e| e.splice));
+        }
         String::from_utf8(edit::apply(&config.files[0].bytes, &splices).unwrap()).unwrap()
+    }
+
+    fn plan(conf: &str) -> String {
+        apply_plan(
+            conf,
+            &HttpsTarget {
+                certificate: Path::new("/etc/enc365-nginx/live/a.example.com/fullchain.pem"),
+                key: Path::new("/etc/enc365-nginx/live/a.example.com/privkey.pem"),
+                https_port: 443,
+                tls_snippet: Some(Path::new("/etc/enc365-nginx/nginx/ssl-params.conf")),
+                redirect: false,
+                hsts: false,
+            },
+        )
     }
 
     #[test]
@@ -445,29 +460,17 @@ mod tests {
     }
 
     fn plan_with(conf: &str, redirect: bool, hsts: bool, https_port: u16) -> String {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nginx.conf");
-        std::fs::write(&path, conf).unwrap();
-        let config = Config::load(&path).unwrap();
-        let servers = sites::servers(&config).unwrap();
-        let target = HttpsTarget {
-            certificate: Path::new("/c.pem"),
-            key: Path::new("/k.pem"),
-            https_port,
-            tls_snippet: None,
-            redirect,
-            hsts,
-        };
-        let mut splices = Vec::new();
-        for server in &servers {
-            let edits = if server.tls || servers.len() == 1 {
-                plan_server(&config, server, &target).unwrap()
-            } else {
-                plan_redirect(&config, server, https_port)
-            };
-            splices.extend(edits.into_iter().map(|e| e.splice));
-        }
-        String::from_utf8(edit::apply(&config.files[0].bytes, &splices).unwrap()).unwrap()
+        apply_plan(
+            conf,
+            &HttpsTarget {
+                certificate: Path::new("/c.pem"),
+                key: Path::new("/k.pem"),
+                https_port,
+                tls_snippet: None,
+                redirect,
+                hsts,
+            },
+        )
     }
 
     #[test]

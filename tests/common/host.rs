@@ -200,6 +200,19 @@ pub fn json(out: &Output) -> serde_json::Value {
     })
 }
 
+/// The run's JSON document, after checking its exit code (the document and stderr are shown
+/// when the code is not `code`).
+pub fn expect_exit(out: &Output, code: i32) -> serde_json::Value {
+    let doc = json(out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    doc
+}
+
 pub fn served(host: &Host, name: &str) -> verify::ServedCert {
     let addr = SocketAddr::from(([127, 0, 0, 1], host.https));
     verify::handshake(addr, name, Duration::from_secs(5)).unwrap()
