@@ -29,6 +29,21 @@ fn assert_unchanged(host: &Host, before: &[(std::path::PathBuf, Vec<u8>)]) {
     assert_eq!(page.text(), "shop", "nginx still serves the site");
 }
 
+/// Runs `auto --site site`, which must fail (exit 1) with an error naming `cause` and saying every
+/// file was put back, leaving the files of `before` as they were and nginx serving.
+fn expect_rolled_back(
+    host: &Host,
+    site: &str,
+    cause: &str,
+    before: &[(std::path::PathBuf, Vec<u8>)],
+) {
+    let out = host.auto(&["--json", "--site", site]);
+    let doc = expect_exit(&out, 1);
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(err.contains(cause) && err.contains("put back"), "{err}");
+    assert_unchanged(host, before);
+}
+
 #[test]
 fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
     // The CA keeps saying "processing" (as a slow CA does) until the fault is lifted.
@@ -104,14 +119,7 @@ fn nginx_t_failing_after_our_edit_restores_every_file() {
     )
     .unwrap();
     let before = snapshot(&host);
-    let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = expect_exit(&out, 1);
-    let err = doc["sites"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("nginx -t refused") && err.contains("put back"),
-        "{err}"
-    );
-    assert_unchanged(&host, &before);
+    expect_rolled_back(&host, "shop.test", "nginx -t refused", &before);
     assert!(
         !host.live("shop.test").exists(),
         "the live files the run created are removed again"
@@ -132,14 +140,7 @@ fn a_failing_reload_restores_every_file() {
         "reload_command = \"false\"\n",
     );
     let before = snapshot(&host);
-    let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = expect_exit(&out, 1);
-    let err = doc["sites"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("reload failed") && err.contains("put back"),
-        "{err}"
-    );
-    assert_unchanged(&host, &before);
+    expect_rolled_back(&host, "shop.test", "reload failed", &before);
 }
 
 #[test]
@@ -162,14 +163,7 @@ fn a_listen_nginx_cannot_take_on_reload_rolls_back() {
 "#;
     let host = Host::with(Faults::default(), sites, "");
     let before = snapshot(&host);
-    let out = host.auto(&["--json", "--site", "shop.test"]);
-    let doc = expect_exit(&out, 1);
-    let err = doc["sites"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("did not apply") && err.contains("put back"),
-        "{err}"
-    );
-    assert_unchanged(&host, &before);
+    expect_rolled_back(&host, "shop.test", "did not apply", &before);
 }
 
 #[test]
@@ -318,14 +312,12 @@ fn a_handshake_showing_another_certificate_rolls_back_and_the_old_one_stays_serv
     );
     set_reload_command(&host, Some(&script));
     let before = snapshot(&host);
-    let out = host.auto(&["--json", "--site", "legacy.test"]);
-    let doc = expect_exit(&out, 1);
-    let err = doc["sites"][0]["error"].as_str().unwrap();
-    assert!(
-        err.contains("new certificate is not served") && err.contains("put back"),
-        "{err}"
+    expect_rolled_back(
+        &host,
+        "legacy.test",
+        "new certificate is not served",
+        &before,
     );
-    assert_unchanged(&host, &before);
     assert!(
         !host.live("legacy.test").exists(),
         "live files removed again"
