@@ -597,7 +597,7 @@ fn probe(run: &Run, publication: &Publication, name: &str, token: &str) -> Resul
         if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
             let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
             format!(
-                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or                  a CDN or proxy in front?), and the validation probe there failed: {e}",
+                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or a CDN or proxy in front?), and the validation probe there failed: {e}",
                 ips.join(", ")
             )
         } else {
