@@ -58,8 +58,10 @@ pub enum Command {
     #[command(after_help = REGISTER_EXAMPLES)]
     Register(RegisterArgs),
     /// List the certificate products your account may order.
+    #[command(after_help = PRODUCTS_EXAMPLES)]
     Products,
     /// Show the account balance.
+    #[command(after_help = ACCOUNT_EXAMPLES)]
     Account,
     /// Give every site that needs it a verified HTTPS certificate: order, validate, install, reload,
     /// prove by handshake; roll back on any failure.
@@ -69,6 +71,44 @@ pub enum Command {
     /// nothing.
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(AutoArgs),
+    /// Write manual pages or shell completions (used by the package build).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+const PRODUCTS_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx products          # the PID marked * is the one `auto` orders
+  enc365-nginx products --json
+
+Set the product to order with `pid = N` in the config file.";
+
+const ACCOUNT_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx account
+  enc365-nginx account --json";
+
+/// Options of the hidden `generate` command.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GenerateWhat {
+    /// Manual pages (section 1), one per command, into DIR.
+    Man {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
+    /// bash, zsh and fish completions, into DIR/bash, DIR/zsh and DIR/fish.
+    Completions {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 const AUTO_EXAMPLES: &str = "\
