@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 export PATH="$PATH:/usr/sbin"
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-4}"
+# The .deb: build, inspect, install with dpkg, run, purge (tests/package/test-deb.sh).
+tests/package/test-deb.sh

@@ -36,8 +36,7 @@ fn write_man(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Res
         .source(source)
         .manual("enc365-nginx manual");
     let path = dir.join(man.get_filename());
-    let mut bytes = Vec::new();
-    man.render(&mut bytes)
+    let bytes = render_man(&man, cmd)
         .with_context(|| format!("could not render the manual page {}", path.display()))?;
     fs::write(&path, bytes).with_context(|| format!("could not write {}", path.display()))?;
     written.push(path);
@@ -45,6 +44,40 @@ fn write_man(cmd: &clap::Command, dir: &Path, written: &mut Vec<PathBuf>) -> Res
         write_man(sub, dir, written)?;
     }
     Ok(())
+}
+
+/// clap_mangen's page, except that the `after_help` text becomes an EXAMPLES section set
+/// without filling, so example command lines keep their spacing and line breaks.
+fn render_man(man: &clap_mangen::Man, cmd: &clap::Command) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    man.render_title(&mut out)?;
+    man.render_name_section(&mut out)?;
+    man.render_synopsis_section(&mut out)?;
+    man.render_description_section(&mut out)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut out)?;
+    }
+    if cmd.get_subcommands().any(|s| !s.is_hide_set()) {
+        man.render_subcommands_section(&mut out)?;
+    }
+    if let Some(after) = cmd.get_after_help() {
+        let text = after.to_string();
+        let mut lines = text.lines().peekable();
+        if lines.peek().is_some_and(|l| l.trim_end() == "Examples:") {
+            lines.next();
+        }
+        let mut roff = roff::Roff::new();
+        roff.control("SH", ["EXAMPLES"]).control("nf", []);
+        for line in lines {
+            roff.text([roff::roman(line)]);
+        }
+        roff.control("fi", []);
+        roff.to_writer(&mut out)?;
+    }
+    if cmd.get_version().is_some() {
+        man.render_version_section(&mut out)?;
+    }
+    Ok(out)
 }
 
 /// Writes bash, zsh and fish completions for `cmd` into `dir/bash`, `dir/zsh` and `dir/fish`,
@@ -119,6 +152,12 @@ mod tests {
             &main[..40.min(main.len())]
         );
         assert!(main.contains(".TH enc365-nginx 1"), "{main}");
+        let auto = fs::read_to_string(dir.path().join("enc365-nginx-auto.1")).unwrap();
+        assert!(auto.contains(".SH EXAMPLES\n.nf\n"), "{auto}");
+        assert!(
+            auto.contains("enc365\\-nginx auto \\-\\-site shop.example.com \\-\\-json"),
+            "{auto}"
+        );
 
         let files = completions(crate::cli::Cli::command(), dir.path()).unwrap();
         assert_eq!(files.len(), 3);
