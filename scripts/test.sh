@@ -8,3 +8,5 @@ export PATH="$PATH:/usr/sbin"
 cargo test --locked --all-targets -- --test-threads="${TEST_THREADS:-4}"
 # The .deb: build, inspect, install with dpkg, run, purge (tests/package/test-deb.sh).
 tests/package/test-deb.sh
+# README's quick start, run exactly as written (tests/docs/readme-quickstart.sh).
+tests/docs/readme-quickstart.sh
