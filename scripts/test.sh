@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs the Debian packages the tests need, then the whole cargo test suite
-# (unit tests, integration tests against real nginx, fixture and fuzz-corpus replays).
+# (unit tests, integration tests against real nginx, fixture and fuzz-corpus replays), the package
+# test and README's quick start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
