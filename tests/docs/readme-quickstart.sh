@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs README.md's quick start exactly as written, so the README cannot rot: the shell block
+# Runs README.md's quick start exactly as written, so the README cannot rot (README.zh-CN.md must
+# hold the same block): the shell block
 # between `<!-- quickstart -->` and `<!-- /quickstart -->` is extracted and run with `bash -e`
 # from the repository root (it builds, copies examples/sandbox to ./try, starts its own nginx and
 # enc365-sim on loopback, registers, and runs products, plan, auto and discover). Then checks
@@ -25,9 +26,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-block=$(awk '/^<!-- quickstart -->$/ {on=1; next} /^<!-- \/quickstart -->$/ {on=0} on' README.md |
-    sed -e '/^```/d')
+quickstart() {
+    awk '/^<!-- quickstart -->$/ {on=1; next} /^<!-- \/quickstart -->$/ {on=0} on' "$1" | sed -e '/^```/d'
+}
+block=$(quickstart README.md)
 [ -n "$block" ] || fail "README.md has no <!-- quickstart --> block"
+[ "$(quickstart README.zh-CN.md)" = "$block" ] ||
+    fail "README.zh-CN.md's quick start block differs from README.md's; keep the two the same"
 {
     echo 'set -euo pipefail'
     # If a line fails, stop what the block started (its last line does that when all goes well).
