@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// HTTPS for every nginx site: discover sites, order certificates, install, verify, renew.
 #[derive(Debug, Parser)]
-#[command(name = "enc365-nginx", version, about, long_about = None)]
+#[command(name = "enc365-nginx", version, about, long_about = None, after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     /// Options every command understands.
     #[command(flatten)]
@@ -16,6 +16,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const MAIN_EXAMPLES: &str = "\
+Examples (a first run, as root):
+  enc365-nginx register --username you@example.com   # once: this server's device token
+  enc365-nginx products                              # the product to order (config key `pid`)
+  enc365-nginx plan                                  # what would change, touching nothing
+  enc365-nginx auto                                  # order, validate, install, reload, verify
+
+Settings live in /etc/enc365-nginx/config.toml (--config). Exit codes: 0 done or nothing to do,
+1 some site failed, 2 usage or configuration error, 3 another run holds the lock.
+`enc365-nginx COMMAND --help` (or `man enc365-nginx-COMMAND`) tells more.";
 
 /// Options shared by every command (design §3.1). A flag wins over its environment variable, which
 /// wins over the config file.

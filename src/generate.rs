@@ -63,7 +63,10 @@ fn render_man(man: &clap_mangen::Man, cmd: &clap::Command) -> std::io::Result<Ve
     if let Some(after) = cmd.get_after_help() {
         let text = after.to_string();
         let mut lines = text.lines().peekable();
-        if lines.peek().is_some_and(|l| l.trim_end() == "Examples:") {
+        if lines
+            .peek()
+            .is_some_and(|l| l.starts_with("Examples") && l.trim_end().ends_with(':'))
+        {
             lines.next();
         }
         let mut roff = roff::Roff::new();
