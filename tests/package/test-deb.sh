@@ -145,6 +145,12 @@ done
 [ -L /etc/systemd/system/timers.target.wants/enc365-nginx-renew.timer ] ||
     fail "the renewal timer is not enabled (no timers.target.wants link)"
 
+if command -v systemd-analyze >/dev/null; then
+    systemd-analyze verify --man=no /lib/systemd/system/enc365-nginx-renew.service \
+        /lib/systemd/system/enc365-nginx-renew.timer >"$work/verify" 2>&1 ||
+        fail "systemd-analyze verify rejects the units: $(cat "$work/verify")"
+fi
+
 got=$(/usr/bin/enc365-nginx --version) || fail "enc365-nginx --version failed"
 [ "$got" = "enc365-nginx $cargo_version" ] || fail "--version says '$got'"
 /usr/bin/enc365-sim --version >/dev/null || fail "enc365-sim --version failed"
