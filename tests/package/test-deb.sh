@@ -2,7 +2,8 @@
 # The .deb end to end, on this machine: build it (packaging/build-deb.sh), check its file list,
 # modes and control fields, install it with dpkg (a policy-rc.d that exits 101 keeps every service
 # stopped), run the installed binary against a copy of examples/sandbox, check the manual pages,
-# completions and timer enablement, then purge it and check nothing is left.
+# completions and timer enablement, reinstall over a changed config (kept), remove (config kept),
+# then purge it and check nothing is left.
 #
 # Needs root (dpkg). Refuses to run when enc365-nginx is already installed from elsewhere.
 # ENC365_DEB_PROFILE=release tests the release build (default here: dev, which the test suite has
@@ -192,8 +193,21 @@ zcat /usr/share/doc/enc365-nginx/changelog.Debian.gz | head -n 1 | grep -q "($ve
 grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' \
     /usr/share/doc/enc365-nginx/copyright || fail "copyright is not DEP-5"
 
-# --- purge: every file gone, the timer forgotten ---------------------------------------------
+# --- reinstall keeps a changed config; remove keeps it; purge removes everything -------------
+echo 'pid = 108' >>/etc/enc365-nginx/config.toml
+step "reinstalling over a changed config"
+run_dpkg --install "$deb" || fail "dpkg --install over the installed package failed"
+grep -qx 'pid = 108' /etc/enc365-nginx/config.toml || fail "reinstalling replaced the changed config"
+[ "$(mode /etc/enc365-nginx/config.toml)" = "600 root:root" ] ||
+    fail "after reinstalling, config.toml is $(mode /etc/enc365-nginx/config.toml)"
+
 dpkg-query -L enc365-nginx | while read -r path; do [ -f "$path" ] && echo "$path"; done >"$work/files"
+step "removing"
+run_dpkg --remove enc365-nginx || fail "dpkg --remove failed"
+[ ! -e /usr/bin/enc365-nginx ] || fail "/usr/bin/enc365-nginx is left after remove"
+grep -qx 'pid = 108' /etc/enc365-nginx/config.toml || fail "remove did not keep the config"
+
+# --- purge: every file gone, the timer forgotten ---------------------------------------------
 step "purging"
 run_dpkg --purge enc365-nginx || fail "dpkg --purge failed"
 installed=0
