@@ -166,6 +166,14 @@ pub struct AutoArgs {
     /// The port a temporary validation server listens on, for names no plain-HTTP block answers.
     #[arg(long, default_value_t = 80, value_name = "PORT")]
     pub http_port: u16,
+    /// Redirect plain-HTTP requests to HTTPS (301) in the sites given certificates; the
+    /// validation path /.well-known/pki-validation/ stays on plain HTTP for renewals.
+    #[arg(long)]
+    pub redirect: bool,
+    /// Send Strict-Transport-Security (max-age one year) from the HTTPS side of those sites. Like
+    /// every server-level add_header, it is not sent from a location with add_header of its own.
+    #[arg(long)]
+    pub hsts: bool,
     /// Order anew for a site whose earlier ordering was interrupted before the CA's answer was
     /// saved (check the CA console first: the CA may hold that order).
     #[arg(long)]

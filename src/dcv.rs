@@ -246,6 +246,27 @@ pub fn resolve(name: &str) -> Vec<std::net::IpAddr> {
         .unwrap_or_default()
 }
 
+/// The IP addresses on this host's network interfaces (empty when they cannot be listed).
+pub fn local_addresses() -> Vec<std::net::IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| std::net::IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| std::net::IpAddr::V6(v6.ip())))
+        })
+        .collect()
+}
+
+/// Whether `ip` is an address of this host: loopback, or on one of `local`'s interfaces. A
+/// public address that a NAT forwards here is not; the HTTP probe decides for those.
+pub fn is_local(ip: std::net::IpAddr, local: &[std::net::IpAddr]) -> bool {
+    ip.is_loopback() || local.contains(&ip)
+}
+
 /// What an HTTP fetch of a validation file returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
@@ -309,5 +330,22 @@ pub fn check_served(
             "http://{name}{path} served other content than the file we published"
         )),
         Ok(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_hosts_addresses_include_loopback_and_exclude_documentation_addresses() {
+        let local = local_addresses();
+        assert!(
+            local.contains(&std::net::IpAddr::from([127, 0, 0, 1])),
+            "{local:?}"
+        );
+        assert!(is_local(std::net::IpAddr::from([127, 0, 0, 9]), &local));
+        assert!(!is_local(std::net::IpAddr::from([192, 0, 2, 10]), &local));
+        assert!(!is_local("2001:db8::1".parse().unwrap(), &local));
     }
 }

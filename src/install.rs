@@ -40,6 +40,10 @@ pub struct Environment {
     pub https_port: u16,
     /// How long the handshake check waits for the new certificate after the reload.
     pub verify_timeout: Duration,
+    /// `--redirect`: plain HTTP answers with a redirect to HTTPS (validation paths excepted).
+    pub redirect: bool,
+    /// `--hsts`: the HTTPS side sends `Strict-Transport-Security`.
+    pub hsts: bool,
 }
 
 /// One site's issued certificate to install.
@@ -70,24 +74,29 @@ pub fn snippet_path(config_dir: &Path) -> PathBuf {
 pub fn plan_edits(
     found: &Discovery,
     sites: &[&Site],
-    config_dir: &Path,
-    https_port: u16,
+    env: &Environment,
 ) -> anyhow::Result<BTreeMap<usize, Vec<edit::Splice>>> {
-    let snippet = snippet_path(config_dir);
+    let snippet = snippet_path(&env.config_dir);
     let mut all = Vec::new();
     for site in sites {
-        let (cert, key) = live_paths(config_dir, &site.name);
+        let (cert, key) = live_paths(&env.config_dir, &site.name);
         let target = HttpsTarget {
             certificate: &cert,
             key: &key,
-            https_port,
+            https_port: env.https_port,
             tls_snippet: Some(&snippet),
+            redirect: env.redirect,
+            hsts: env.hsts,
         };
-        // The port-80 block of a site whose TLS twin exists stays as it is.
+        // The port-80 block of a site whose TLS twin exists keeps its certificate-less self; it
+        // only gets the redirect when asked for.
         let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
         for &i in &site.servers {
             let server = &found.servers[i];
             if has_tls && !server.tls {
+                if env.redirect {
+                    all.extend(https::plan_redirect(&found.config, server, env.https_port));
+                }
                 continue;
             }
             let planned = https::plan_server(&found.config, server, &target).map_err(|e| {
@@ -187,7 +196,7 @@ fn apply_and_prove(
                 .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
         })
         .collect::<anyhow::Result<_>>()?;
-    let edits = plan_edits(&found, &chosen, &env.config_dir, env.https_port)?;
+    let edits = plan_edits(&found, &chosen, env)?;
     for (file, splices) in &edits {
         let f = &found.config.files[*file];
         let new = edit::apply(&f.bytes, splices)?;

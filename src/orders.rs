@@ -49,6 +49,13 @@ pub struct OrderRecord {
     pub created_at: i64,
     /// The last error met while working on it, for `status`.
     pub last_error: Option<String>,
+    /// Validation files left published between runs (`--no-wait`, `--timeout`), which the run
+    /// that finishes the order removes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_files: Vec<PathBuf>,
+    /// The directories created for them, removed then too when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub published_dirs: Vec<PathBuf>,
 }
 
 /// The orders directory of a state directory.

@@ -113,10 +113,18 @@ pub fn group(found: &Discovery) -> Vec<Site> {
         }
     }
     for site in &mut sites {
+        // A site with nothing to order yet is still named for a real name (its wildcard) when
+        // it has one, not for a regex.
         site.name = site
             .names
             .first()
-            .or_else(|| site.left_out.first().map(|l| &l.name))
+            .or_else(|| {
+                site.left_out
+                    .iter()
+                    .find(|l| l.reason.starts_with("wildcard"))
+                    .or(site.left_out.first())
+                    .map(|l| &l.name)
+            })
             .cloned()
             .unwrap_or_default();
     }

@@ -27,6 +27,7 @@ fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_doe
     for (site, names) in [
         ("shop.test", vec!["shop.test", "www.shop.test"]),
         ("app.test", vec!["app.test"]),
+        ("php.test", vec!["php.test"]),
         ("legacy.test", vec!["legacy.test"]),
         ("v6.test", vec!["v6.test"]),
         ("wild.test", vec!["wild.test"]),
@@ -137,6 +138,64 @@ fn a_rejected_order_leaves_every_file_as_it_was() {
 }
 
 #[test]
+fn redirect_and_hsts_send_plain_http_to_https_and_keep_the_validation_path_open() {
+    let host = Host::new(Faults::default());
+    let out = host.auto(&[
+        "--json",
+        "--site",
+        "shop.test",
+        "--site",
+        "legacy.test",
+        "--redirect",
+        "--hsts",
+    ]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let plain = common::http_get(host.http, "shop.test", "/a/b?c=1").unwrap();
+    assert_eq!(plain.status, 301);
+    assert_eq!(
+        plain.header("location"),
+        Some(format!("https://shop.test:{}/a/b?c=1", host.https).as_str())
+    );
+    // The validation path is not redirected: renewals validate over plain HTTP.
+    host.sb.write_file(
+        "www/shop/.well-known/pki-validation/check.txt",
+        "still here",
+    );
+    let dcv = common::http_get(
+        host.http,
+        "www.shop.test",
+        "/.well-known/pki-validation/check.txt",
+    )
+    .unwrap();
+    assert_eq!((dcv.status, dcv.text().as_str()), (200, "still here"));
+    for name in ["shop.test", "legacy.test"] {
+        let page = common::https_get(host.https, name, "/").unwrap();
+        assert_eq!(page.status, 200, "{name}");
+        assert_eq!(page.text(), "shop", "{name}");
+        assert_eq!(
+            page.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{name}"
+        );
+    }
+    // legacy.test's port-80 block redirected by itself already and is left alone.
+    let legacy = common::http_get(host.http, "legacy.test", "/x").unwrap();
+    assert_eq!(legacy.status, 301);
+    assert_eq!(legacy.header("location"), Some("https://legacy.test/x"));
+    // A site given a certificate without --redirect keeps answering plain HTTP.
+    let out = host.auto(&["--json", "--site", "v6.test"]);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    let page = common::http_get(host.http, "v6.test", "/").unwrap();
+    assert_eq!((page.status, page.text().as_str()), (200, "shop"));
+}
+
+#[test]
 fn plan_shows_the_diff_and_touches_nothing() {
     let host = Host::new(Faults::default());
     let before = std::fs::read(host.sb.conf_path()).unwrap();
@@ -172,5 +231,42 @@ fn plan_shows_the_diff_and_touches_nothing() {
     assert!(text.contains("left out: *.wild.test"), "{text}");
     assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), before);
     assert!(!d.join("state").exists(), "plan writes no state");
+    assert_eq!(host.sim.request_count("/cert/create"), 0);
+}
+
+#[test]
+fn a_site_with_only_wildcard_and_regex_names_is_reported_never_planned_or_ordered() {
+    let sites = format!(
+        "{}\n    server {{\n        listen 127.0.0.1:{{port.0}};\n        server_name ~^(?<u>.+)\\.only\\.test$ *.only.test;\n        root {{prefix}}/www/shop;\n    }}\n",
+        common::host::SITES
+    );
+    let host = Host::with(Faults::default(), &sites, "");
+    let plan = host.auto(&["--dry-run", "--json"]);
+    let doc = json(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{doc:#}");
+    let only = doc["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "*.only.test")
+        .unwrap_or_else(|| panic!("named for its wildcard: {doc:#}"));
+    assert!(
+        only["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("none of its names"),
+        "{only}"
+    );
+    let diffs = doc["diffs"].to_string();
+    assert!(!diffs.contains("only.test"), "never planned: {diffs}");
+    assert!(diffs.contains("shop.test"), "{diffs}");
+
+    let out = host.auto(&["--json", "--site", "*.only.test"]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "asked for by name, it fails: {doc:#}"
+    );
     assert_eq!(host.sim.request_count("/cert/create"), 0);
 }

@@ -235,6 +235,7 @@ fn killed_mid_validation_a_rerun_finishes_with_exactly_one_order_per_site() {
     for site in [
         "shop.test",
         "app.test",
+        "php.test",
         "legacy.test",
         "v6.test",
         "wild.test",
@@ -277,4 +278,193 @@ fn a_second_concurrent_run_exits_3() {
         String::from_utf8_lossy(&second.stderr)
     );
     first.wait().unwrap();
+}
+
+/// Writes an executable reload script into the host's directory and returns its path.
+fn reload_script(host: &Host, body: &str) -> std::path::PathBuf {
+    let path = host.dir.path().join("reload.sh");
+    let nginx = format!(
+        "{} -p {} -c {} -s reload",
+        host.sb.nginx_bin().display(),
+        host.sb.prefix().display(),
+        host.sb.conf_path().display()
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\n{}\nexec {nginx}\n",
+            body.replace(
+                "{live}",
+                &host.dir.path().join("live").display().to_string()
+            )
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Rewrites the host's config file with `reload_command` set (or removed, with `None`).
+fn set_reload_command(host: &Host, command: Option<&std::path::Path>) {
+    let path = host.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut kept: String = text
+        .lines()
+        .filter(|l| !l.starts_with("reload_command"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    if let Some(command) = command {
+        kept.push_str(&format!("reload_command = \"{}\"\n", command.display()));
+    }
+    std::fs::write(&path, kept).unwrap();
+}
+
+#[test]
+fn a_handshake_showing_another_certificate_rolls_back_and_the_old_one_stays_served() {
+    let host = Host::new(Faults::default());
+    let old = served(&host, "legacy.test").fingerprint;
+    // A reload that really reloads, but after swapping the old certificate into our live files:
+    // nginx then serves something other than what was issued.
+    let old_dir = host.sb.path("old");
+    let script = reload_script(
+        &host,
+        &format!(
+            "if [ -e {{live}}/legacy.test/fullchain.pem ]; then cp {0}/fullchain.pem {{live}}/legacy.test/fullchain.pem; cp {0}/privkey.pem {{live}}/legacy.test/privkey.pem; fi",
+            old_dir.display()
+        ),
+    );
+    set_reload_command(&host, Some(&script));
+    let before = snapshot(&host);
+    let out = host.auto(&["--json", "--site", "legacy.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("new certificate is not served") && err.contains("put back"),
+        "{err}"
+    );
+    assert_unchanged(&host, &before);
+    assert!(
+        !host.live("legacy.test").exists(),
+        "live files removed again"
+    );
+    assert_eq!(
+        served(&host, "legacy.test").fingerprint,
+        old,
+        "old certificate still served"
+    );
+}
+
+#[test]
+fn killed_during_the_install_a_rerun_puts_the_files_back_and_installs_once() {
+    let host = Host::new(Faults::default());
+    // The install's reload hangs; the run is killed while it waits.
+    let script = reload_script(&host, "sleep 30");
+    set_reload_command(&host, Some(&script));
+    let before = std::fs::read(host.sb.conf_path()).unwrap();
+    let mut child = host
+        .auto_command(&["--json", "--site", "shop.test"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&std::fs::read(host.sb.conf_path()).unwrap())
+        .contains("managed by enc365-nginx")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached the install"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300)); // into the hanging reload
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let records = OrderRecord::all(&host.dir.path().join("state")).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, RecordState::Issued, "{records:?}");
+
+    set_reload_command(&host, None);
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(host.sim.request_count("/cert/create"), 1, "one order");
+    let fp = pem_fingerprint(&host.live("shop.test"));
+    assert_eq!(served(&host, "shop.test").fingerprint, fp);
+    assert_eq!(served(&host, "www.shop.test").fingerprint, fp);
+    // The half install was undone before the new one: our lines are there once.
+    let after = String::from_utf8(std::fs::read(host.sb.conf_path()).unwrap()).unwrap();
+    assert_eq!(after.matches("ssl_certificate_key").count(), 2, "{after}");
+    let managed = after
+        .lines()
+        .filter(|l| l.ends_with("# managed by enc365-nginx"))
+        .count();
+    let before_text = String::from_utf8(before).unwrap();
+    assert_eq!(
+        after.lines().count(),
+        before_text.lines().count() + managed,
+        "only our lines were added"
+    );
+}
+
+#[test]
+fn killed_while_ordering_a_rerun_does_not_order_again_until_told_to() {
+    let host = Host::new(Faults {
+        latency_ms: 20_000,
+        paths: vec!["/cert/create".into()],
+        ..Faults::default()
+    });
+    let before = snapshot(&host);
+    let mut child = host
+        .auto_command(&["--json", "--site", "shop.test"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.sim.request_count("/cert/create") == 0 {
+        assert!(Instant::now() < deadline, "the run never ordered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, the CA's answer never read
+    child.wait().unwrap();
+    let state = host.dir.path().join("state");
+    let records = OrderRecord::all(&state).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, RecordState::Creating);
+
+    host.sim.set_faults(Faults::default());
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let err = doc["sites"][0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("interrupted while ordering") && err.contains("--discard-interrupted-order"),
+        "{err}"
+    );
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        1,
+        "not ordered again"
+    );
+    assert_unchanged(&host, &before);
+
+    let out = host.auto(&[
+        "--json",
+        "--site",
+        "shop.test",
+        "--discard-interrupted-order",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
+    assert_eq!(host.sim.request_count("/cert/create"), 2);
+    assert_eq!(
+        served(&host, "shop.test").fingerprint,
+        pem_fingerprint(&host.live("shop.test"))
+    );
 }

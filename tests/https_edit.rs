@@ -61,6 +61,8 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
             key: &a_key,
             https_port,
             tls_snippet: Some(&snippet),
+            redirect: false,
+            hsts: false,
         },
     )
     .unwrap();
@@ -73,6 +75,8 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
                 key: &b_key,
                 https_port,
                 tls_snippet: Some(&snippet),
+                redirect: false,
+                hsts: false,
             },
         )
         .unwrap(),
@@ -155,6 +159,8 @@ fn a_certificate_set_in_a_shared_snippet_is_refused_not_edited() {
             key: Path::new("/x/privkey.pem"),
             https_port: 443,
             tls_snippet: None,
+            redirect: false,
+            hsts: false,
         },
     )
     .unwrap_err();

@@ -87,7 +87,24 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn say(&self, message: impl AsRef<str>) {
+        self.spin(0, None);
         eprintln!("{}", message.as_ref());
+    }
+
+    /// Redraws the one-line progress view while the CA works: a spinner, what is pending and
+    /// for how long. Only on a terminal; `None` clears the line.
+    fn spin(&self, tick: usize, status: Option<String>) {
+        use std::io::{IsTerminal, Write};
+        let mut err = std::io::stderr();
+        if !err.is_terminal() {
+            return;
+        }
+        const FRAMES: [char; 4] = ['|', '/', '-', '\\'];
+        let _ = match status {
+            Some(text) => write!(err, "\r\x1b[2K{} {text}", FRAMES[tick % FRAMES.len()]),
+            None => write!(err, "\r\x1b[2K"),
+        };
+        let _ = err.flush();
     }
 
     fn result(&mut self, site: &str) -> &mut SiteResult {
@@ -148,6 +165,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         state_dir: state_dir.clone(),
         https_port,
         verify_timeout: Duration::from_secs(15),
+        redirect: args.redirect,
+        hsts: args.hsts,
     };
     let mut run = Run {
         ctx,
@@ -203,6 +222,21 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         selected = vec![merge_sites(selected)];
     }
 
+    // A site none of whose names can be ordered (only wildcards without DNS validation, regexes)
+    // is reported, never planned or ordered.
+    selected.retain(|site| {
+        if !site.names.is_empty() {
+            return true;
+        }
+        let why = "none of its names can be ordered with HTTP validation; nothing was ordered";
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        if args.sites.is_empty() {
+            run.result(&site.name).skipped = Some(why.to_string());
+        } else {
+            run.fail(&site.name, why);
+        }
+        false
+    });
     if selected.is_empty() {
         run.say("Nothing to do: every site with certifiable names already has a good certificate.");
         return finish(&mut run, &found, Vec::new());
@@ -299,8 +333,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             Err(e) => run.fail(&site.name, format!("{e:#}")),
         }
     }
-    let mut written: Vec<PathBuf> = Vec::new();
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
+    // Per site: the validation files written, and the directories created for them.
+    let mut published: BTreeMap<String, (Vec<PathBuf>, Vec<PathBuf>)> = BTreeMap::new();
     let mut waiting: Vec<(Site, OrderRecord)> = Vec::new();
     for (site, record) in pending {
         if record.state != RecordState::Pending {
@@ -308,13 +342,14 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             continue;
         }
         let publication = publications.get(&site.name).cloned().unwrap_or_default();
+        let (written, created_dirs) = published.entry(site.name.clone()).or_default();
         match runtime.block_on(publish_and_validate(
             &run,
             &ca,
             &record,
             &publication,
-            &mut written,
-            &mut created_dirs,
+            written,
+            created_dirs,
         )) {
             Ok(()) => waiting.push((site, record)),
             Err(e) => run.fail(
@@ -324,7 +359,58 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         }
     }
     let issued = runtime.block_on(wait_for_issuance(&mut run, &ca, waiting));
-    dcv::remove_files(&written, &created_dirs);
+    // The CA may check again minutes after the run ends (--no-wait, --timeout): the webroot files
+    // of orders still pending stay published; the run that installs removes them. Files served
+    // by a temporary location go, with the location: the configuration is the user's again.
+    let all_created: Vec<&PathBuf> = published.values().flat_map(|(_, d)| d).collect();
+    let (mut files, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
+    for (site, (written, created_dirs)) in &published {
+        let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
+        let still_pending = record
+            .as_ref()
+            .is_some_and(|r| r.state == RecordState::Pending);
+        let in_webroot = written.iter().all(|f| !f.starts_with(&run.dcv_dir));
+        if let Some(record) = record.as_mut().filter(|_| still_pending && in_webroot) {
+            run.say(format!(
+                "  {site}: the validation files stay in its webroot until the certificate is installed"
+            ));
+            // Sites may share a webroot: the directories this run made above this site's files,
+            // whichever site made them, are removed when this order is finished.
+            let above = all_created
+                .iter()
+                .filter(|d| written.iter().any(|f| f.starts_with(d)))
+                .map(|d| (*d).clone());
+            for (list, new) in [
+                (&mut record.published_files, written.clone()),
+                (&mut record.published_dirs, above.collect()),
+            ] {
+                for path in new {
+                    if !list.contains(&path) {
+                        list.push(path);
+                    }
+                }
+            }
+            if let Err(e) = record.save(&run.state_dir) {
+                run.fail(site, format!("{e:#}"));
+            }
+        } else {
+            files.extend(written.iter().cloned());
+            dirs.extend(created_dirs.iter().cloned());
+            if let Some(record) = record
+                .as_mut()
+                .filter(|r| !r.published_files.is_empty() || !r.published_dirs.is_empty())
+            {
+                files.append(&mut record.published_files);
+                dirs.append(&mut record.published_dirs);
+                let _ = record.save(&run.state_dir);
+            }
+        }
+    }
+    // Files first, then the directories, innermost last in the list (they are removed in
+    // reverse), each only when empty.
+    dirs.sort_by_key(|d| d.components().count());
+    dirs.dedup();
+    dcv::remove_files(&files, &dirs);
     if let Some(mut txn) = dcv_txn {
         txn.restore().map_err(|e| {
             Failure::failed(anyhow!(
@@ -501,7 +587,23 @@ fn probe(run: &Run, publication: &Publication, name: &str, token: &str) -> Resul
         token.as_bytes(),
     );
     dcv::remove_files(&[route.dir.join(&file_name)], &created);
-    result.map_err(|e| format!("validation probe failed: {e}"))
+    result.map_err(|e| {
+        let resolved = if run.args.skip_dns_check {
+            Vec::new()
+        } else {
+            dcv::resolve(name)
+        };
+        let local = dcv::local_addresses();
+        if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
+            let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
+            format!(
+                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or                  a CDN or proxy in front?), and the validation probe there failed: {e}",
+                ips.join(", ")
+            )
+        } else {
+            format!("validation probe failed: {e}")
+        }
+    })
 }
 
 /// Where an HTTP fetch for `name` connects: the address it resolves to (loopback when the DNS
@@ -564,6 +666,8 @@ async fn ensure_order(
         fullchain_pem: None,
         created_at: run.ctx.now(),
         last_error: None,
+        published_files: Vec::new(),
+        published_dirs: Vec::new(),
     };
     record.save(&run.state_dir)?;
     let request = OrderRequest {
@@ -671,9 +775,20 @@ async fn wait_for_issuance(
         }
         return issued;
     }
-    let deadline = Instant::now() + Duration::from_secs(run.args.timeout);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(run.args.timeout);
     let interval = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
+    let mut tick = 0;
     loop {
+        run.spin(
+            tick,
+            Some(format!(
+                "waiting for the CA to issue {} certificate(s) … {} s",
+                waiting.len(),
+                started.elapsed().as_secs()
+            )),
+        );
+        tick += 1;
         let mut still = Vec::new();
         for (site, mut record) in waiting {
             let id = OrderId(record.order_id.clone().unwrap_or_default());
@@ -705,9 +820,11 @@ async fn wait_for_issuance(
         }
         waiting = still;
         if waiting.is_empty() {
+            run.spin(0, None);
             return issued;
         }
         if Instant::now() >= deadline {
+            run.spin(0, None);
             for (site, record) in &waiting {
                 run.fail(
                     &site.name,
@@ -748,7 +865,7 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
         .unwrap_or_else(|| PathBuf::from("/"));
     let refs: Vec<&Site> = selected.iter().collect();
     let mut diffs = Vec::new();
-    match install::plan_edits(found, &refs, &run.env.config_dir, run.env.https_port) {
+    match install::plan_edits(found, &refs, &run.env) {
         Ok(edits) => {
             for (file, splices) in edits {
                 let f = &found.config.files[file];
@@ -785,6 +902,14 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
             out.push_str(&format!("  order: {}\n", site.names.join(", ")));
             for l in &site.left_out {
                 out.push_str(&format!("  left out: {} — {}\n", l.name, l.reason));
+            }
+        }
+        for r in run.results.values() {
+            if let Some(why) = r.skipped.as_ref().or(r.error.as_ref()) {
+                out.push_str(&format!("site {}: not ordered: {why}\n", r.site));
+                for l in &r.names_left_out {
+                    out.push_str(&format!("  left out: {} — {}\n", l.name, l.reason));
+                }
             }
         }
         out.push_str(

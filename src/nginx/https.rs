@@ -34,6 +34,62 @@ pub struct HttpsTarget<'a> {
     pub https_port: u16,
     /// The shared TLS settings to include into a block that had no TLS before, if any.
     pub tls_snippet: Option<&'a Path>,
+    /// Answer plain-HTTP requests with a redirect to HTTPS (validation paths excepted).
+    pub redirect: bool,
+    /// Send `Strict-Transport-Security` from the block's HTTPS side.
+    pub hsts: bool,
+}
+
+/// The HSTS header line `--hsts` adds (one year; subdomains are the user's call, not ours).
+pub const HSTS_LINE: &str = "add_header Strict-Transport-Security \"max-age=31536000\" always;";
+
+/// The lines `--redirect` adds to a block that answers plain HTTP: every request made over plain
+/// HTTP is sent to HTTPS, except the domain-validation path, which must stay reachable over HTTP
+/// for renewals. `$scheme` is `https` on the block's TLS listens, so a block serving both keeps
+/// answering HTTPS itself.
+pub fn redirect_lines(https_port: u16) -> Vec<String> {
+    let port = if https_port == 443 {
+        String::new()
+    } else {
+        format!(":{https_port}")
+    };
+    vec![
+        "set $enc365_redirect $scheme;".to_string(),
+        "if ($uri ~ \"^/\\.well-known/pki-validation/\") { set $enc365_redirect \"\"; }"
+            .to_string(),
+        format!("if ($enc365_redirect = http) {{ return 301 https://$host{port}$request_uri; }}"),
+    ]
+}
+
+/// Plans `--redirect` for a plain-HTTP block whose site is served over TLS by another block:
+/// the redirect lines after its last listen. Nothing for a block that already ends in a
+/// server-level `return` (it redirects, or answers, already).
+pub fn plan_redirect(config: &Config, server: &Server, https_port: u16) -> Vec<FileSplice> {
+    if server.tls || server.server_level_return {
+        return Vec::new();
+    }
+    let file = server.place.file;
+    let bytes = &config.files[file].bytes;
+    vec![FileSplice {
+        file,
+        splice: insert_after(
+            bytes,
+            last_listen_end(server),
+            server.braces.1,
+            &redirect_lines(https_port),
+        ),
+    }]
+}
+
+/// The end of the block's last own `listen`, else the offset right after its opening brace.
+fn last_listen_end(server: &Server) -> u32 {
+    server
+        .listens
+        .iter()
+        .filter(|l| l.place.file == server.place.file)
+        .map(|l| l.place.span.end)
+        .max()
+        .unwrap_or(server.braces.0 + 1)
 }
 
 /// One splice in one file.
@@ -98,11 +154,22 @@ pub fn plan_server(
                 out.push(FileSplice { file, splice });
             }
         }
+        let mut extra = Vec::new();
         if server.certificate_key_directives.is_empty() {
+            extra.push(key_line);
+        }
+        if target.hsts && !server.hsts_header {
+            extra.push(HSTS_LINE.to_string());
+        }
+        // Harmless on TLS listens (`$scheme` is https there); redirects any plain one.
+        if target.redirect && !server.server_level_return {
+            extra.extend(redirect_lines(target.https_port));
+        }
+        if !extra.is_empty() {
             let anchor = server.certificate_directives[0];
             out.push(FileSplice {
                 file,
-                splice: insert_after(bytes, anchor.span.end, server.braces.1, &[key_line]),
+                splice: insert_after(bytes, anchor.span.end, server.braces.1, &extra),
             });
         }
         return Ok(out);
@@ -145,18 +212,17 @@ pub fn plan_server(
     {
         lines.push(format!("include {};", quote_path(snippet)));
     }
+    if target.hsts && !server.hsts_header {
+        lines.push(HSTS_LINE.to_string());
+    }
+    if target.redirect && !server.server_level_return {
+        lines.extend(redirect_lines(target.https_port));
+    }
 
     // After the block's last own listen, else right after its opening brace.
-    let anchor = server
-        .listens
-        .iter()
-        .filter(|l| l.place.file == file)
-        .map(|l| l.place.span.end)
-        .max()
-        .unwrap_or(server.braces.0 + 1);
     Ok(vec![FileSplice {
         file,
-        splice: insert_after(bytes, anchor, server.braces.1, &lines),
+        splice: insert_after(bytes, last_listen_end(server), server.braces.1, &lines),
     }])
 }
 
@@ -323,6 +389,8 @@ mod tests {
             key: Path::new("/etc/enc365-nginx/live/a.example.com/privkey.pem"),
             https_port: 443,
             tls_snippet: Some(Path::new("/etc/enc365-nginx/nginx/ssl-params.conf")),
+            redirect: false,
+            hsts: false,
         };
         let edits = plan_server(&config, &servers[0], &target).unwrap();
         let splices: Vec<Splice> = edits.into_iter().map(|e| e.splice).collect();
@@ -374,6 +442,80 @@ mod tests {
             "{got}"
         );
         assert!(got.ends_with(" server_name a.example.com; } }\n"), "{got}");
+    }
+
+    fn plan_with(conf: &str, redirect: bool, hsts: bool, https_port: u16) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let config = Config::load(&path).unwrap();
+        let servers = sites::servers(&config).unwrap();
+        let target = HttpsTarget {
+            certificate: Path::new("/c.pem"),
+            key: Path::new("/k.pem"),
+            https_port,
+            tls_snippet: None,
+            redirect,
+            hsts,
+        };
+        let mut splices = Vec::new();
+        for server in &servers {
+            let edits = if server.tls || servers.len() == 1 {
+                plan_server(&config, server, &target).unwrap()
+            } else {
+                plan_redirect(&config, server, https_port)
+            };
+            splices.extend(edits.into_iter().map(|e| e.splice));
+        }
+        String::from_utf8(edit::apply(&config.files[0].bytes, &splices).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn redirect_and_hsts_lines_follow_the_certificate_lines() {
+        let got = plan_with(
+            "http {\n  server {\n    listen 80;\n    server_name a.example.com;\n  }\n}\n",
+            true,
+            true,
+            8443,
+        );
+        assert_eq!(
+            got,
+            "http {\n  server {\n    listen 80;\n\
+             \x20   listen 8443 ssl; # managed by enc365-nginx\n\
+             \x20   ssl_certificate /c.pem; # managed by enc365-nginx\n\
+             \x20   ssl_certificate_key /k.pem; # managed by enc365-nginx\n\
+             \x20   add_header Strict-Transport-Security \"max-age=31536000\" always; # managed by enc365-nginx\n\
+             \x20   set $enc365_redirect $scheme; # managed by enc365-nginx\n\
+             \x20   if ($uri ~ \"^/\\.well-known/pki-validation/\") { set $enc365_redirect \"\"; } # managed by enc365-nginx\n\
+             \x20   if ($enc365_redirect = http) { return 301 https://$host:8443$request_uri; } # managed by enc365-nginx\n\
+             \x20   server_name a.example.com;\n  }\n}\n"
+        );
+    }
+
+    #[test]
+    fn redirect_goes_into_a_plain_twin_unless_it_returns_already_and_hsts_is_not_doubled() {
+        let conf = "http {\n  server {\n    listen 80;\n    server_name a.example.com;\n  }\n  \
+                    server {\n    listen 443 ssl;\n    server_name a.example.com;\n    \
+                    ssl_certificate /old.pem;\n    ssl_certificate_key /old.key;\n    \
+                    add_header strict-transport-security max-age=60;\n  }\n}\n";
+        let got = plan_with(conf, true, true, 443);
+        assert!(
+            got.starts_with(
+                "http {\n  server {\n    listen 80;\n    set $enc365_redirect $scheme; # managed by enc365-nginx\n"
+            ),
+            "{got}"
+        );
+        assert!(
+            got.contains("return 301 https://$host$request_uri; } # managed"),
+            "{got}"
+        );
+        assert_eq!(got.matches("trict-transport-security").count(), 1, "{got}");
+        let returning = conf.replace(
+            "server_name a.example.com;\n  }\n  server",
+            "server_name a.example.com;\n    return 301 https://$host$request_uri;\n  }\n  server",
+        );
+        let got = plan_with(&returning, true, false, 443);
+        assert_eq!(got.matches("managed by enc365-nginx").count(), 5, "{got}");
     }
 
     #[test]

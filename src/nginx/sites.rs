@@ -69,6 +69,8 @@ pub struct Server {
     pub certificate_key_directives: Vec<Place>,
     /// A server-level `return` (it runs before any `location` is chosen).
     pub server_level_return: bool,
+    /// A server-level `add_header Strict-Transport-Security …`.
+    pub hsts_header: bool,
 }
 
 impl Server {
@@ -199,6 +201,7 @@ impl Walker<'_> {
             certificate_directives: Vec::new(),
             certificate_key_directives: Vec::new(),
             server_level_return: false,
+            hsts_header: false,
         };
         self.server_level(file, self.config.files[file].children(block), &mut server);
         server
@@ -237,6 +240,12 @@ impl Walker<'_> {
                         .push(Place { file, span: d.span });
                 }
                 b"return" => server.server_level_return = true,
+                b"add_header"
+                    if first()
+                        .is_some_and(|h| h.eq_ignore_ascii_case("strict-transport-security")) =>
+                {
+                    server.hsts_header = true
+                }
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
                 _ => {}
             }

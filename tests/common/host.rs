@@ -28,6 +28,17 @@ pub const SITES: &str = r#"
         server_name shop.test www.shop.test;
         root {prefix}/www/shop;
     }
+    # PHP site: FastCGI for .php, static files (and validation files) from its root
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name php.test;
+        root {prefix}/www/php;
+        index index.php index.html;
+        location ~ \.php$ {
+            fastcgi_pass 127.0.0.1:9;
+            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        }
+    }
     # reverse proxy, no root
     server {
         listen 127.0.0.1:{port.0};
@@ -81,6 +92,7 @@ impl Host {
         let https = sb.alloc_port();
         TestCert::self_signed(&["legacy.test"]).write_into(&sb, "old");
         sb.write_file("www/shop/index.html", "shop");
+        sb.write_file("www/php/index.html", "php");
         sb.write_http_conf(sites);
         sb.start();
 
@@ -113,6 +125,7 @@ impl Host {
             "shop.test",
             "www.shop.test",
             "app.test",
+            "php.test",
             "legacy.test",
             "v6.test",
             "wild.test",

@@ -579,6 +579,28 @@ pub fn http_get(port: u16, host: &str, path: &str) -> std::io::Result<HttpRespon
     parse_response(&raw)
 }
 
+/// `GET path` over HTTPS to `127.0.0.1:port`, sending `host` as SNI and `Host`, through the real
+/// `openssl s_client` (any certificate accepted); no redirects are followed.
+pub fn https_get(port: u16, host: &str, path: &str) -> std::io::Result<HttpResponse> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_quiet", "-connect"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-servername", host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(request.as_bytes())?;
+    let out = child.wait_with_output()?;
+    parse_response(&out.stdout)
+}
+
 /// Parses a complete HTTP/1.1 response (status line, headers, body by chunks or to the end).
 fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
     let invalid =

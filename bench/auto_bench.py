@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Benchmark: `enc365-nginx auto` on an N-site shared-hosting tree (default 200) against the
+built-in CA simulator with instant validation, ECDSA P-256 keys.
+
+Usage: bench/auto_bench.py [--sites N] [--keep DIR]
+
+Generates the tree with bench/gen_vhosts.py (ports moved to free loopback ports), starts a real
+nginx on it and `enc365-sim`, runs `auto --json` once, and prints the wall time, the number of
+nginx reloads, peak RSS, what was issued — and, as references measured in the same invocation,
+the wall time of `nginx -t` and of one `nginx -s reload` on the same tree. Exits 1 when the run
+fails or reloads nginx more than twice.
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(argv, **kw):
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, **kw)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status), proc
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sites", type=int, default=200)
+    ap.add_argument("--keep", help="build the sandbox here and keep it")
+    a = ap.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins"], cwd=ROOT, check=True)
+    ours = os.path.join(ROOT, "target", "release", "enc365-nginx")
+    sim_bin = os.path.join(ROOT, "target", "release", "enc365-sim")
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+
+    base = a.keep or tempfile.mkdtemp(prefix="enc365-auto-bench-")
+    os.makedirs(base, exist_ok=True)
+    os.chmod(base, 0o755)  # nginx workers run unprivileged and must reach the webroots
+    tree = os.path.join(base, "tree")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_vhosts.py"), tree, str(a.sites)],
+                   check=True, stdout=subprocess.DEVNULL)
+    http, https = free_port(), free_port()
+    for dirpath, _, files in os.walk(tree):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.islink(p) or f == "expected.json" or not (f.endswith(".conf") or "sites-" in dirpath):
+                continue
+            text = open(p, encoding="utf-8").read()
+            new = text.replace("18080", str(http)).replace("18443", str(https))
+            if new != text:
+                open(p, "w", encoding="utf-8").write(new)
+    # Webroots exist on a real host; create them so static and PHP sites validate from their root.
+    for line in subprocess.run(["grep", "-rhoE", r"root [^;]+public_html", os.path.join(tree, "sites-available")],
+                               capture_output=True, text=True).stdout.split("\n"):
+        if line.startswith("root "):
+            os.makedirs(line[5:], exist_ok=True)
+    conf = os.path.join(tree, "nginx.conf")
+    subprocess.run([nginx, "-p", tree, "-c", conf], check=True)
+    sim = None
+    try:
+        sim = subprocess.Popen([sim_bin, "--listen", "127.0.0.1:0", "--connect", f"127.0.0.1:{http}",
+                                "--account", "bench@example.com:bench-password"],
+                               stdout=subprocess.PIPE, text=True)
+        start_line = json.loads(sim.stdout.readline())
+        account = start_line["accounts"][0]
+        cfg = os.path.join(base, "config.toml")
+        with open(cfg, "w") as f:
+            f.write(f'base_url = "{start_line["base_url"]}"\nclient_id = "{account["client_id"]}"\n'
+                    f'access_token = "{account["access_token"]}"\nkey_type = "ecdsa-p256"\n')
+        os.chmod(cfg, 0o600)
+
+        t_test, _, code, _ = timed([nginx, "-t", "-q", "-p", tree, "-c", conf])
+        t_reload, _, code, _ = timed([nginx, "-s", "reload", "-p", tree, "-c", conf])
+        time.sleep(1)
+
+        argv = [ours, "auto", "--json", "--skip-dns-check", "--config", cfg,
+                "--state-dir", os.path.join(base, "state"), "--nginx-bin", nginx,
+                "--nginx-conf", conf, "--nginx-prefix", tree, "--https-port", str(https),
+                "--http-port", str(http), "--poll-interval", "0.05", "--timeout", "600"]
+        out_path = os.path.join(base, "auto.json")
+        with open(out_path, "w") as out, open(os.path.join(base, "auto.log"), "w") as log:
+            wall, rss, code, _ = timed(argv, stdout=out, stderr=log)
+        doc = json.load(open(out_path))
+    finally:
+        subprocess.run([nginx, "-s", "quit", "-p", tree, "-c", conf], stderr=subprocess.DEVNULL)
+        if sim:
+            sim.kill()
+
+    sites = doc["sites"]
+    issued = [s for s in sites if s["names_issued"] and not s["error"]]
+    failed = [s for s in sites if s["error"]]
+    names = sum(len(s["names_issued"]) for s in issued)
+    print(f"tree: {a.sites} site files, {len(sites)} sites selected; {os.cpu_count()} CPUs")
+    print(f"auto:      {wall:8.2f} s wall   exit {code}   peak RSS {rss/1024:6.1f} MiB   "
+          f"reloads {doc['reloads']}")
+    print(f"issued:    {len(issued)} certificates covering {names} names; {len(failed)} failed; "
+          f"{wall/max(len(issued),1)*1000:.1f} ms per certificate")
+    print(f"reference: nginx -t {t_test:.2f} s; one nginx -s reload {t_reload:.2f} s "
+          f"(auto = {wall/t_test:.1f} x nginx -t)")
+    for s in failed[:5]:
+        print(f"  failed {s['site']}: {s['error']}")
+    if not a.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0 if code == 0 and doc["reloads"] <= 2 and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
