@@ -21,7 +21,7 @@ fail() {
 
 work=$(mktemp -d /tmp/enc365-quickstart.XXXXXX)
 cleanup() {
-    nginx -p "$root/try" -c nginx.conf -s stop >/dev/null 2>&1 || true
+    nginx -p "$root/try" -c nginx.conf -e logs/error.log -s stop >/dev/null 2>&1 || true
     rm -rf "$work" "$root/try"
 }
 trap cleanup EXIT
@@ -36,7 +36,7 @@ block=$(quickstart README.md)
 {
     echo 'set -euo pipefail'
     # If a line fails, stop what the block started (its last line does that when all goes well).
-    echo "trap 'set +e; nginx -p \"$root/try\" -c nginx.conf -s stop 2>/dev/null; kill \$(jobs -p) 2>/dev/null; true' EXIT"
+    echo "trap 'set +e; nginx -p \"$root/try\" -c nginx.conf -e logs/error.log -s stop 2>/dev/null; kill \$(jobs -p) 2>/dev/null; true' EXIT"
     printf '%s\n' "$block"
 } >"$work/quickstart.sh"
 
