@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, when it is missing:
-# nginx (with the Lua module, for the lua-block fixtures) and openssl. The system nginx service is
+# nginx (with the Lua module, for the lua-block fixtures), openssl, and for the package test
+# dpkg-dev and lintian. The system nginx service is
 # never started: a policy-rc.d that exits 101 stops invoke-rc.d for the length of the install.
 set -euo pipefail
 
@@ -10,6 +11,9 @@ command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The package test: dpkg-deb and dpkg-shlibdeps (dpkg-dev), lintian.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

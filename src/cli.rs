@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// HTTPS for every nginx site: discover sites, order certificates, install, verify, renew.
 #[derive(Debug, Parser)]
-#[command(name = "enc365-nginx", version, about, long_about = None)]
+#[command(name = "enc365-nginx", version, about, long_about = None, after_help = MAIN_EXAMPLES)]
 pub struct Cli {
     /// Options every command understands.
     #[command(flatten)]
@@ -16,6 +16,17 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
+
+const MAIN_EXAMPLES: &str = "\
+Examples (a first run, as root):
+  enc365-nginx register --username you@example.com   # once: this server's device token
+  enc365-nginx products                              # the product to order (config key `pid`)
+  enc365-nginx plan                                  # what would change, touching nothing
+  enc365-nginx auto                                  # order, validate, install, reload, verify
+
+Settings live in /etc/enc365-nginx/config.toml (--config). Exit codes: 0 done or nothing to do,
+1 some site failed, 2 usage or configuration error, 3 another run holds the lock.
+`enc365-nginx COMMAND --help` (or `man enc365-nginx-COMMAND`) tells more.";
 
 /// Options shared by every command (design §3.1). A flag wins over its environment variable, which
 /// wins over the config file.
@@ -58,8 +69,10 @@ pub enum Command {
     #[command(after_help = REGISTER_EXAMPLES)]
     Register(RegisterArgs),
     /// List the certificate products your account may order.
+    #[command(after_help = PRODUCTS_EXAMPLES)]
     Products,
     /// Show the account balance.
+    #[command(after_help = ACCOUNT_EXAMPLES)]
     Account,
     /// Give every site that needs it a verified HTTPS certificate: order, validate, install, reload,
     /// prove by handshake; roll back on any failure.
@@ -69,6 +82,44 @@ pub enum Command {
     /// nothing.
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(AutoArgs),
+    /// Write manual pages or shell completions (used by the package build).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+const PRODUCTS_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx products          # the PID marked * is the one `auto` orders
+  enc365-nginx products --json
+
+Set the product to order with `pid = N` in the config file.";
+
+const ACCOUNT_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx account
+  enc365-nginx account --json";
+
+/// Options of the hidden `generate` command.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    #[command(subcommand)]
+    pub what: GenerateWhat,
+}
+
+/// What `generate` writes.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GenerateWhat {
+    /// Manual pages (section 1), one per command, into DIR.
+    Man {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
+    /// bash, zsh and fish completions, into DIR/bash, DIR/zsh and DIR/fish.
+    Completions {
+        /// The directory to write into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 const AUTO_EXAMPLES: &str = "\

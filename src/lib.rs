@@ -13,6 +13,7 @@ pub mod config;
 pub mod dcv;
 pub mod discovery;
 pub mod exit;
+pub mod generate;
 pub mod install;
 pub mod keys;
 pub mod names;

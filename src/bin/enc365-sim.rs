@@ -90,6 +90,10 @@ struct Args {
     /// Apply faults only to this CA path (repeatable), e.g. /cert/create.
     #[arg(long = "fault-path", value_name = "PATH")]
     fault_paths: Vec<String>,
+    /// Write the manual page to DIR/man and shell completions to DIR/{bash,zsh,fish}, then exit
+    /// (used by the package build).
+    #[arg(long, hide = true, value_name = "DIR")]
+    generate_docs: Option<PathBuf>,
 }
 
 const EXAMPLES: &str = "\
@@ -125,10 +129,36 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    if let Some(dir) = &args.generate_docs {
+        std::process::exit(generate_docs(dir));
+    }
     enc365_nginx::commands::init_logging(1);
     if let Err(e) = run(args).await {
         eprintln!("enc365-sim: {e}");
         std::process::exit(2);
+    }
+}
+
+/// Writes the manual page and completions under `dir`; returns the exit code.
+fn generate_docs(dir: &std::path::Path) -> i32 {
+    use clap::CommandFactory;
+    let result = enc365_nginx::generate::man_pages(Args::command(), &dir.join("man")).and_then(
+        |mut written| {
+            written.extend(enc365_nginx::generate::completions(Args::command(), dir)?);
+            Ok(written)
+        },
+    );
+    match result {
+        Ok(written) => {
+            for path in written {
+                println!("{}", path.display());
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("enc365-sim: {e:#}");
+            1
+        }
     }
 }
 

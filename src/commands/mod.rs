@@ -4,6 +4,7 @@
 pub mod account;
 pub mod auto;
 pub mod discover;
+pub mod generate;
 pub mod products;
 pub mod register;
 
@@ -153,6 +154,7 @@ pub fn run(cli: Cli) -> CommandResult {
             args.dry_run = true;
             auto::run(&args, &ctx)
         }
+        Command::Generate(args) => generate::run(&args),
     }
 }
 
