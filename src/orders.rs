@@ -49,6 +49,9 @@ pub struct OrderRecord {
     pub created_at: i64,
     /// The last error met while working on it, for `status`.
     pub last_error: Option<String>,
+    /// The order id of the certificate this order renews (Encryption365 `old_vendor_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
 }
 
 /// The orders directory of a state directory.

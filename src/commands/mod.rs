@@ -6,6 +6,9 @@ pub mod auto;
 pub mod discover;
 pub mod products;
 pub mod register;
+pub mod renew;
+pub mod rollback;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -153,6 +156,10 @@ pub fn run(cli: Cli) -> CommandResult {
             args.dry_run = true;
             auto::run(&args, &ctx)
         }
+        Command::Renew(args) => renew::run(&args, &ctx),
+        Command::Status => status::run(&ctx),
+        Command::History => rollback::history(&ctx),
+        Command::Rollback(args) => rollback::run(&args, &ctx),
     }
 }
 

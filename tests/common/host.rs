@@ -137,10 +137,43 @@ impl Host {
 
     /// The `auto` command line against this host, not yet run.
     pub fn auto_command(&self, extra: &[&str]) -> Command {
+        self.pipeline_command("auto", extra)
+    }
+
+    /// `renew` (with auto's pipeline options, like [`Host::auto`]), run.
+    #[allow(dead_code)]
+    pub fn renew(&self, extra: &[&str]) -> Output {
+        self.pipeline_command("renew", extra).output().unwrap()
+    }
+
+    /// Any command with this host's global options only (`status`, `history`, `rollback`).
+    #[allow(dead_code)]
+    pub fn command(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+            .args(args)
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .arg("--nginx-bin")
+            .arg(self.sb.nginx_bin())
+            .arg("--nginx-conf")
+            .arg(self.sb.conf_path())
+            .arg("--nginx-prefix")
+            .arg(self.sb.prefix())
+            .args(["--https-port", &self.https.to_string()])
+            .env("ENC365_HOSTS_FILE", d.join("hosts"))
+            .output()
+            .unwrap()
+    }
+
+    /// A command taking auto's pipeline options (`auto`, `renew`) against this host, not yet run.
+    pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
         let d = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
         command
-            .arg("auto")
+            .arg(sub)
             .arg("--config")
             .arg(d.join("config.toml"))
             .arg("--state-dir")

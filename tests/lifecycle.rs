@@ -1,0 +1,175 @@
+//! Hooks, `history` and `rollback` end to end: real nginx in a sandbox, the Encryption365
+//! simulator in process, the real binary.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Output;
+
+use common::host::{Host, json, pem_fingerprint, served};
+use enc365_nginx::lifecycle::Lineage;
+use enc365_nginx::sim::Faults;
+
+const ONE_SITE: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name shop.test www.shop.test;
+        root {prefix}/www/shop;
+    }
+"#;
+
+fn ok(out: &Output) -> serde_json::Value {
+    let doc = json(out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    doc
+}
+
+/// A hook script that appends its first argument and its ENC365_* environment to `log`.
+fn hook_script(dir: &Path, log: &Path) -> std::path::PathBuf {
+    let script = dir.join("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"== $1\" >> {log}\nenv | grep -E '^ENC365_(LINEAGE|DOMAINS|CERT|KEY|LINEAGES)=' | sort >> {log}\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn hooks_run_around_the_install_with_the_documented_environment() {
+    let hooks = tempfile::tempdir().unwrap();
+    let log = hooks.path().join("log");
+    let script = hook_script(hooks.path(), &log);
+    // The deploy hook comes from the config file; pre and post from flags (pre needs a shell).
+    let host = Host::with(
+        Faults::default(),
+        ONE_SITE,
+        &format!("deploy_hook = \"{} deploy\"\n", script.display()),
+    );
+    let pre = format!("echo '== pre' >> {}", log.display());
+    let post = format!("{} post", script.display());
+    let doc = ok(&host.auto(&["--json", "--pre-hook", &pre, "--post-hook", &post]));
+    assert_eq!(doc["hooks"].as_array().unwrap().len(), 3, "{doc:#}");
+    assert!(
+        doc["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["ok"] == true)
+    );
+
+    let live = host.dir.path().join("live/shop.test");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let expected = format!(
+        "== pre\n== deploy\nENC365_CERT={live}/fullchain.pem\nENC365_DOMAINS=shop.test www.shop.test\n\
+         ENC365_KEY={live}/privkey.pem\nENC365_LINEAGE={live}\n== post\nENC365_LINEAGES={live}\n",
+        live = live.display()
+    );
+    assert_eq!(text, expected);
+
+    // Nothing due: no hook runs.
+    let out = host.renew(&["--pre-hook", &pre, "--post-hook", &post]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), expected);
+
+    // A failing deploy hook is reported (exit 1) and the good install stays.
+    let out = host.renew(&["--json", "--force", "--deploy-hook", "false"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "{doc:#}");
+    let hook = &doc["hooks"][0];
+    assert_eq!(hook["hook"], "deploy");
+    assert_eq!(hook["site"], "shop.test");
+    assert_eq!(hook["ok"], false);
+    assert_eq!(hook["exit_code"], 1);
+    assert!(doc["sites"][0]["error"].is_null(), "{doc:#}");
+    let renewed = Lineage::load(&host.dir.path().join("state"), "shop.test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        pem_fingerprint(&host.live("shop.test")),
+        renewed.fingerprint
+    );
+    assert_eq!(served(&host, "shop.test").fingerprint, renewed.fingerprint);
+}
+
+#[test]
+fn rollback_restores_every_file_byte_identical_and_history_lists_them() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    let original = std::fs::read(host.sb.conf_path()).unwrap();
+    ok(&host.auto(&["--json"]));
+    let first = Lineage::load(&host.dir.path().join("state"), "shop.test")
+        .unwrap()
+        .unwrap();
+    let installed_conf = std::fs::read(host.sb.conf_path()).unwrap();
+    let first_chain = std::fs::read(host.live("shop.test")).unwrap();
+    let first_key = std::fs::read(host.dir.path().join("live/shop.test/privkey.pem")).unwrap();
+    ok(&host.renew(&["--json", "--force"]));
+    assert_ne!(std::fs::read(host.live("shop.test")).unwrap(), first_chain);
+
+    let history = ok(&host.command(&["history", "--json"]));
+    let txns = history["transactions"].as_array().unwrap();
+    let installs: Vec<&serde_json::Value> = txns
+        .iter()
+        .filter(|t| t["label"] == "install: shop.test")
+        .collect();
+    assert_eq!(installs.len(), 2, "{history:#}");
+    let renewal_files: Vec<&str> = installs[1]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        renewal_files.len(),
+        2,
+        "a renewal touches only the live files: {history:#}"
+    );
+    assert!(renewal_files.iter().all(|f| f.contains("/live/shop.test/")));
+
+    // Roll back the renewal: the first certificate and key are back, byte for byte, and served.
+    let doc = ok(&host.command(&["rollback", "--json"]));
+    assert_eq!(doc["rolled_back"], installs[1]["id"]);
+    assert_eq!(std::fs::read(host.live("shop.test")).unwrap(), first_chain);
+    assert_eq!(
+        std::fs::read(host.dir.path().join("live/shop.test/privkey.pem")).unwrap(),
+        first_key
+    );
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), installed_conf);
+    assert_eq!(served(&host, "shop.test").fingerprint, first.fingerprint);
+    let lineage = Lineage::load(&host.dir.path().join("state"), "shop.test")
+        .unwrap()
+        .unwrap();
+    assert_eq!(lineage.fingerprint, first.fingerprint, "the record follows");
+
+    // Roll back the first install: the configuration is the user's again, our files are gone.
+    let doc = ok(&host.command(&["rollback", "--json"]));
+    assert_eq!(doc["rolled_back"], installs[0]["id"]);
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), original);
+    assert!(!host.live("shop.test").exists());
+    assert!(
+        Lineage::load(&host.dir.path().join("state"), "shop.test")
+            .unwrap()
+            .is_none()
+    );
+    let page = common::http_get(host.http, "shop.test", "/").unwrap();
+    assert_eq!(page.text(), "shop");
+
+    // Nothing committed is left to roll back by default; a rollback can itself be undone.
+    let out = host.command(&["rollback"]);
+    assert_eq!(out.status.code(), Some(2));
+    let undo = doc["undo"].as_str().unwrap();
+    ok(&host.command(&["rollback", undo, "--json"]));
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), installed_conf);
+    assert_eq!(std::fs::read(host.live("shop.test")).unwrap(), first_chain);
+    assert_eq!(served(&host, "shop.test").fingerprint, first.fingerprint);
+}
