@@ -83,6 +83,49 @@ pub enum Command {
     /// `nginx -t`, reload.
     #[command(after_help = ROLLBACK_EXAMPLES)]
     Rollback(RollbackArgs),
+    /// Replace a managed certificate with one for a new key on the same order (the provider's
+    /// reissue), validated and installed like a renewal.
+    #[command(after_help = REISSUE_EXAMPLES)]
+    Reissue(ReissueArgs),
+    /// Revoke a managed certificate at the CA, where the provider can (asks first unless --yes).
+    #[command(after_help = REVOKE_EXAMPLES)]
+    Revoke(RevokeArgs),
+}
+
+const REISSUE_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx reissue --site shop.example.com      # e.g. after the private key leaked
+
+The certificate keeps its names and order; the new key never leaves this host. The old
+certificate stays installed until the new one is proven served.";
+
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx revoke --site shop.example.com
+  enc365-nginx revoke --site shop.example.com --yes && enc365-nginx renew --site shop.example.com
+
+Encryption365 documents no revoke call: the tool tries the guessed /cert/revoke only when the
+config sets enable_unconfirmed_endpoints = true, and otherwise says to revoke in the TrustOcean
+console. nginx keeps serving a revoked certificate until `renew` replaces it (it is due at once).";
+
+/// Options of `reissue`.
+#[derive(Debug, Clone, Args)]
+pub struct ReissueArgs {
+    /// The order, validation and install options shared with `auto` (`--site NAME` is required,
+    /// once).
+    #[command(flatten)]
+    pub pipeline: AutoArgs,
+}
+
+/// Options of `revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The managed site whose certificate to revoke (its name, or any of its names).
+    #[arg(long, value_name = "NAME")]
+    pub site: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 const RENEW_EXAMPLES: &str = "\

@@ -47,6 +47,10 @@ pub struct Lineage {
     /// The lineage this one replaced (one level deep), for `rollback`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<Box<Lineage>>,
+    /// When `revoke` revoked it at the CA (Unix seconds); a revoked certificate is due at once,
+    /// and replaced by a new order rather than a renewal of the revoked one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
 }
 
 /// The directory holding lineages.
@@ -116,6 +120,11 @@ impl Lineage {
         Ok(out)
     }
 
+    /// The order a renewal of this certificate names as the one it renews (none once revoked).
+    pub fn renewable_order(&self) -> Option<String> {
+        self.order_id.clone().filter(|_| self.revoked_at.is_none())
+    }
+
     /// Days of validity left at `now` (negative once expired).
     pub fn days_left(&self, now: i64) -> i64 {
         (self.not_after - now).div_euclid(86_400)
@@ -161,6 +170,7 @@ pub fn note_installed(
             o.previous = None;
             Box::new(o)
         }),
+        revoked_at: None,
     };
     lineage.save(state_dir)
 }
@@ -187,6 +197,9 @@ pub fn verdict(
 ) -> Verdict {
     if force {
         return Verdict::Due("--force".into());
+    }
+    if lineage.revoked_at.is_some() {
+        return Verdict::Due("revoked at the CA".into());
     }
     let Some(live) = live else {
         return Verdict::Due("the live certificate is missing or unreadable".into());
@@ -317,7 +330,7 @@ pub fn plan(
                 let live = live_summary(config_dir, &site.name);
                 match verdict(&lineage, &site, live.as_ref(), now, days, false) {
                     Verdict::Due(_) => Action::Order {
-                        renews: lineage.order_id.clone(),
+                        renews: lineage.renewable_order(),
                     },
                     Verdict::Fine(_) => Action::Reinstall,
                 }

@@ -173,3 +173,83 @@ fn rollback_restores_every_file_byte_identical_and_history_lists_them() {
     assert_eq!(std::fs::read(host.live("shop.test")).unwrap(), first_chain);
     assert_eq!(served(&host, "shop.test").fingerprint, first.fingerprint);
 }
+
+#[test]
+fn reissue_gives_the_certificate_a_new_key_on_the_same_order() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    ok(&host.auto(&["--json"]));
+    let state = host.dir.path().join("state");
+    let before = Lineage::load(&state, "shop.test").unwrap().unwrap();
+    let key_path = host.dir.path().join("live/shop.test/privkey.pem");
+    let key_before = std::fs::read(&key_path).unwrap();
+    let conf_before = std::fs::read(host.sb.conf_path()).unwrap();
+
+    let doc = ok(&host
+        .pipeline_command("reissue", &["--json", "--site", "www.shop.test"])
+        .output()
+        .unwrap());
+    assert_eq!(doc["sites"][0]["site"], "shop.test", "{doc:#}");
+    assert_eq!(host.sim.request_count("/cert/reissue"), 1);
+    assert_eq!(host.sim.request_count("/cert/create"), 1, "no new order");
+    let after = Lineage::load(&state, "shop.test").unwrap().unwrap();
+    assert_eq!(after.order_id, before.order_id, "same order");
+    assert_ne!(after.fingerprint, before.fingerprint);
+    assert_ne!(std::fs::read(&key_path).unwrap(), key_before, "a new key");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), conf_before);
+    assert_eq!(
+        served(&host, "www.shop.test").fingerprint,
+        after.fingerprint
+    );
+}
+
+#[test]
+fn revoke_says_where_the_provider_cannot_and_asks_before_it_does() {
+    // Without the opt-in, the guessed endpoint is never called.
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    ok(&host.auto(&["--json"]));
+    let out = host.command(&["revoke", "--site", "shop.test", "--yes"]);
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("enable_unconfirmed_endpoints = true"),
+        "{text}"
+    );
+    assert!(text.contains("nothing was revoked"), "{text}");
+    assert_eq!(host.sim.request_count("/cert/revoke"), 0);
+    drop(host);
+
+    // With it: not without --yes when nobody can be asked; then revoked, due, replaced by a new
+    // order (not a renewal of the revoked one).
+    let host = Host::with_sim_options(
+        Faults::default(),
+        ONE_SITE,
+        "enable_unconfirmed_endpoints = true\n",
+        |o| o.unconfirmed_endpoints = true,
+    );
+    ok(&host.auto(&["--json"]));
+    let out = host.command(&["revoke", "--site", "shop.test"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(host.sim.request_count("/cert/revoke"), 0);
+    let doc = ok(&host.command(&["revoke", "--site", "shop.test", "--yes", "--json"]));
+    assert_eq!(doc["revoked"], true);
+    assert_eq!(host.sim.request_count("/cert/revoke"), 1);
+    let status = ok(&host.command(&["status", "--json"]));
+    assert_eq!(status["certificates"][0]["state"], "revoked", "{status:#}");
+    assert_eq!(status["certificates"][0]["due"], "revoked at the CA");
+
+    let doc = ok(&host.renew(&["--json"]));
+    assert!(doc["sites"][0].get("renews").is_none(), "{doc:#}");
+    assert_eq!(host.sim.request_count("/cert/create"), 2);
+    let state = host.dir.path().join("state");
+    let fresh = Lineage::load(&state, "shop.test").unwrap().unwrap();
+    assert!(fresh.revoked_at.is_none());
+    let id: u64 = fresh.order_id.as_deref().unwrap().parse().unwrap();
+    assert_eq!(host.sim.renewal_of(id), None);
+    assert_eq!(served(&host, "shop.test").fingerprint, fresh.fingerprint);
+}

@@ -6,7 +6,9 @@ pub mod auto;
 pub mod discover;
 pub mod products;
 pub mod register;
+pub mod reissue;
 pub mod renew;
+pub mod revoke;
 pub mod rollback;
 pub mod status;
 
@@ -160,6 +162,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Status => status::run(&ctx),
         Command::History => rollback::history(&ctx),
         Command::Rollback(args) => rollback::run(&args, &ctx),
+        Command::Reissue(args) => reissue::run(&args, &ctx),
+        Command::Revoke(args) => revoke::run(&args, &ctx),
     }
 }
 

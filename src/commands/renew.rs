@@ -146,7 +146,7 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
                 selection.push(Planned {
                     site,
                     action: Action::Order {
-                        renews: lineage.order_id.clone(),
+                        renews: lineage.renewable_order(),
                     },
                 });
             }

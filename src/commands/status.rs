@@ -42,7 +42,8 @@ pub struct Entry {
     pub provider: String,
     /// The installed certificate's order id (or the pending order's).
     pub order_id: Option<String>,
-    /// `installed`, or the pending order's state when nothing is installed yet.
+    /// `installed`, `revoked` (still installed; `renew` replaces it), or the pending order's
+    /// state when nothing is installed yet.
     pub state: String,
     /// End of the installed certificate's validity, RFC 3339.
     pub not_after: Option<String>,
@@ -131,7 +132,11 @@ pub fn run(ctx: &Context) -> CommandResult {
                 names: lineage.names.clone(),
                 provider: lineage.provider.clone(),
                 order_id: lineage.order_id.clone(),
-                state: "installed".into(),
+                state: if lineage.revoked_at.is_some() {
+                    "revoked".into()
+                } else {
+                    "installed".into()
+                },
                 not_after: Some(rfc3339(not_after)),
                 days_left: Some((not_after - now).div_euclid(86_400)),
                 cert_path: Some(cert.display().to_string()),

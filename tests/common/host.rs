@@ -76,6 +76,16 @@ impl Host {
     /// A host with other sites (an http block body, see [`NginxSandbox::main_conf`]) and extra
     /// config-file lines.
     pub fn with(faults: Faults, sites: &str, extra_config: &str) -> Host {
+        Host::with_sim_options(faults, sites, extra_config, |_| {})
+    }
+
+    /// Like [`Host::with`], with the simulator's options adjusted by `tweak`.
+    pub fn with_sim_options(
+        faults: Faults,
+        sites: &str,
+        extra_config: &str,
+        tweak: impl FnOnce(&mut SimOptions),
+    ) -> Host {
         let mut sb = NginxSandbox::new();
         let http = sb.alloc_port();
         let https = sb.alloc_port();
@@ -89,11 +99,12 @@ impl Host {
             .enable_all()
             .build()
             .unwrap();
-        let options = SimOptions {
+        let mut options = SimOptions {
             connect: Some(SocketAddr::from(([127, 0, 0, 1], http))),
             faults,
             ..SimOptions::default()
         };
+        tweak(&mut options);
         let sim = runtime.block_on(sim::start(options)).unwrap();
         sim.add_account("admin@example.com", "pw", 100.0);
         let (client_id, token) = sim.add_device("admin@example.com").unwrap();
