@@ -296,6 +296,8 @@ pub enum Action {
     /// Put our existing, still valid certificate back into the site's configuration (a panel
     /// regenerated it); no new order.
     Reinstall,
+    /// Nothing to do: our certificate is valid and the configuration serves it (the reason).
+    Keep(String),
 }
 
 /// One site of a run's selection, with what to do.
@@ -307,9 +309,11 @@ pub struct Planned {
     pub action: Action,
 }
 
-/// Decides, for sites `auto` selected, whether each needs an order (a renewal when we manage it)
-/// or only a reinstall of our valid certificate. A pending order always wins: it is resumed.
+/// Decides, for sites `auto` selected, whether each needs an order (a renewal when we manage it),
+/// only a reinstall of our valid certificate, or nothing. A pending order always wins: it is
+/// resumed.
 pub fn plan(
+    found: &Discovery,
     state_dir: &Path,
     config_dir: &Path,
     sites: Vec<Site>,
@@ -332,7 +336,10 @@ pub fn plan(
                     Verdict::Due(_) => Action::Order {
                         renews: lineage.renewable_order(),
                     },
-                    Verdict::Fine(_) => Action::Reinstall,
+                    Verdict::Fine(why) => match config_points_at_live(found, &site, config_dir) {
+                        Some(_) => Action::Reinstall,
+                        None => Action::Keep(format!("certificate {why}; nothing to do")),
+                    },
                 }
             }
         };

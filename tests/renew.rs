@@ -378,6 +378,29 @@ fn a_regenerated_site_gets_our_certificate_back_without_a_new_order() {
         .unwrap()
         .clone();
     assert_eq!(shop["config"], "ok", "{status:#}");
+
+    // Asked for by name while all is well (a panel's post-deploy hook): nothing ordered or
+    // reloaded.
+    let creates = host.sim.request_count("/cert/create");
+    let doc = ok(&host.auto(&["--json", "--site", "shop.test"]));
+    assert_eq!(doc["reloads"], 0, "{doc:#}");
+    assert!(
+        doc["sites"][0]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("nothing to do"),
+        "{doc:#}"
+    );
+    assert_eq!(host.sim.request_count("/cert/create"), creates);
+
+    // The human table names every managed site with its state.
+    let out = host.command(&["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(table.starts_with("SITE "), "{table}");
+    let row = table.lines().find(|l| l.starts_with("shop.test ")).unwrap();
+    assert!(row.contains("installed") && row.contains(" ok "), "{table}");
+    assert!(row.ends_with("shop.test www.shop.test"), "{table}");
 }
 
 fn now() -> i64 {

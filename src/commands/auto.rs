@@ -177,8 +177,15 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
     if args.dry_run {
         return dry_run(&mut run, &found, selected);
     }
-    let selection = lifecycle::plan(&run.state_dir, &run.env.config_dir, selected, ctx.now(), 30)
-        .map_err(Failure::failed)?;
+    let selection = lifecycle::plan(
+        &found,
+        &run.state_dir,
+        &run.env.config_dir,
+        selected,
+        ctx.now(),
+        30,
+    )
+    .map_err(Failure::failed)?;
     execute(run, found, selection)
 }
 
@@ -282,6 +289,10 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         wanted.insert(planned.site.name.clone(), planned.site.names.clone());
         match planned.action {
             Action::Reinstall => reinstall.push(planned.site),
+            Action::Keep(why) => {
+                run.say(format!("  {}: {why}", planned.site.name));
+                run.result(&planned.site.name).skipped = Some(why);
+            }
             Action::Order { renews } => {
                 if let Some(old) = renews {
                     run.result(&planned.site.name).renews = Some(old.clone());
