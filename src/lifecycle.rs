@@ -175,6 +175,43 @@ pub fn note_installed(
     lineage.save(state_dir)
 }
 
+/// Adopts certificates installed before lineages were kept: an `installed` order record with no
+/// lineage, whose certificate is the one in the live files, gets one. Returns the sites adopted.
+pub fn adopt_installed(
+    state_dir: &Path,
+    config_dir: &Path,
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
+    let mut adopted = Vec::new();
+    for record in OrderRecord::all(state_dir)? {
+        if record.state != RecordState::Installed
+            || Lineage::load(state_dir, &record.site)?.is_some()
+        {
+            continue;
+        }
+        let Some(chain) = &record.fullchain_pem else {
+            continue;
+        };
+        let (cert, key) = install::live_paths(config_dir, &record.site);
+        let Ok(live_chain) = std::fs::read_to_string(&cert) else {
+            continue;
+        };
+        let same = |pem: &str| crate::verify::pem_leaf_fingerprint(pem.as_bytes()).ok();
+        if same(chain).is_none() || same(chain) != same(&live_chain) {
+            continue;
+        }
+        let item = Issued {
+            site: record.site.clone(),
+            names: record.names.clone(),
+            fullchain_pem: live_chain,
+            key_pem: std::fs::read_to_string(&key).unwrap_or_default(),
+        };
+        note_installed(state_dir, &item, &record.names, now)?;
+        adopted.push(record.site.clone());
+    }
+    Ok(adopted)
+}
+
 /// Whether a managed certificate is due, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

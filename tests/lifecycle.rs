@@ -253,3 +253,30 @@ fn revoke_says_where_the_provider_cannot_and_asks_before_it_does() {
     assert_eq!(host.sim.renewal_of(id), None);
     assert_eq!(served(&host, "shop.test").fingerprint, fresh.fingerprint);
 }
+
+#[test]
+fn a_certificate_installed_before_lineages_were_kept_is_adopted_and_renewed_when_due() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    ok(&host.auto(&["--json"]));
+    let state = host.dir.path().join("state");
+    let installed = Lineage::load(&state, "shop.test").unwrap().unwrap();
+    std::fs::remove_file(Lineage::path(&state, "shop.test")).unwrap();
+
+    // 80 days on, the 90-day certificate is due (the clock is moved with ENC365_NOW).
+    let later = installed.installed_at + 80 * 86_400;
+    let out = host
+        .pipeline_command("renew", &["--json"])
+        .env("ENC365_NOW", later.to_string())
+        .output()
+        .unwrap();
+    let doc = ok(&out);
+    assert_eq!(
+        doc["sites"][0]["renews"],
+        installed.order_id.as_deref().unwrap(),
+        "{doc:#}"
+    );
+    let renewed = Lineage::load(&state, "shop.test").unwrap().unwrap();
+    assert_ne!(renewed.fingerprint, installed.fingerprint);
+    assert_eq!(served(&host, "shop.test").fingerprint, renewed.fingerprint);
+    assert_eq!(host.sim.request_count("/cert/create"), 2);
+}

@@ -147,6 +147,10 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         ))
     })?;
     // Managed sites whose configuration was regenerated get our certificate back.
+    if !args.dry_run {
+        lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, ctx.now())
+            .map_err(Failure::failed)?;
+    }
     if args.sites.is_empty() {
         for lineage in lifecycle::Lineage::all(&run.state_dir).map_err(Failure::failed)? {
             if let Some(site) = lifecycle::site_of(&lineage.site, &all_sites)

@@ -66,6 +66,10 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
         )));
     }
     let (run, found) = auto::prepare(&args.pipeline, ctx, "renew")?;
+    if !args.pipeline.dry_run {
+        lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, ctx.now())
+            .map_err(Failure::failed)?;
+    }
     let all_sites = site::group(&found);
     let only: Option<Vec<Site>> = if args.pipeline.sites.is_empty() {
         None
