@@ -409,3 +409,31 @@ fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+#[test]
+fn renewing_a_proxy_site_leaves_its_configuration_byte_identical() {
+    // No root: validation goes through a temporary location, added and removed again.
+    let host = Host::with(
+        Faults::default(),
+        r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name app.test;
+        location / { proxy_pass http://127.0.0.1:9; }
+    }
+"#,
+        "",
+    );
+    ok(&host.auto(&["--json"]));
+    let before = conf(&host);
+    let old = lineage(&host, "app.test");
+    let doc = ok(&host.renew(&["--json", "--force"]));
+    assert_eq!(
+        doc["reloads"], 2,
+        "one for the temporary location, one for the install"
+    );
+    assert_eq!(conf(&host), before);
+    let new = lineage(&host, "app.test");
+    assert_ne!(new.fingerprint, old.fingerprint);
+    assert_eq!(served(&host, "app.test").fingerprint, new.fingerprint);
+}
