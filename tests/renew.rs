@@ -437,3 +437,34 @@ fn renewing_a_proxy_site_leaves_its_configuration_byte_identical() {
     assert_ne!(new.fingerprint, old.fingerprint);
     assert_eq!(served(&host, "app.test").fingerprint, new.fingerprint);
 }
+
+#[test]
+fn a_renewal_the_ca_refuses_becomes_a_new_order() {
+    let host = Host::with(Faults::default(), TWO_SITES, "");
+    ok(&host.auto(&["--json", "--site", "shop.test"]));
+    // The CA does not know the old order (here: an id it never issued).
+    let mut old = lineage(&host, "shop.test");
+    old.order_id = Some("999999".into());
+    old.save(&state(&host)).unwrap();
+    let out = host.renew(&["--json", "--force"]);
+    let doc = ok(&out);
+    assert!(
+        stderr(&out).contains("refused to renew order 999999"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        3,
+        "auto, the refused renewal, the new order"
+    );
+    let new = lineage(&host, "shop.test");
+    let id: u64 = new.order_id.as_deref().unwrap().parse().unwrap();
+    assert_eq!(host.sim.renewal_of(id), None);
+    assert_eq!(
+        doc["sites"][0]["order_id"],
+        new.order_id.as_deref().unwrap()
+    );
+    assert!(doc["sites"][0].get("renews").is_none(), "{doc:#}");
+    assert_eq!(served(&host, "shop.test").fingerprint, new.fingerprint);
+}

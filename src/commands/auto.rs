@@ -394,6 +394,7 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         match runtime.block_on(ensure_order(&run, &ca, &site, key_type, &product)) {
             Ok(record) => {
                 run.result(&site.name).order_id = record.order_id.clone();
+                run.result(&site.name).renews = record.renews.clone();
                 pending.push((site, record));
             }
             Err(e) => run.fail(&site.name, format!("{e:#}")),
@@ -737,7 +738,7 @@ async fn ensure_order(
         renews: renews.clone(),
     };
     record.save(&run.state_dir)?;
-    let request = OrderRequest {
+    let mut request = OrderRequest {
         product: product.to_string(),
         names: site.names.clone(),
         csr_pem: generated.csr_pem,
@@ -745,7 +746,19 @@ async fn ensure_order(
         renews: renews.map(OrderId),
         existing_id: None,
     };
-    match ca.place_order(&request).await {
+    let mut answer = ca.place_order(&request).await;
+    if let (Err(CaError::Api { message, .. }), Some(old)) = (&answer, &request.renews) {
+        // Refused, so nothing was created: a renewal the CA will not take becomes a new order.
+        run.say(format!(
+            "  {}: the CA refused to renew order {old} ({message}); ordering anew",
+            site.name
+        ));
+        request.renews = None;
+        record.renews = None;
+        record.save(&run.state_dir)?;
+        answer = ca.place_order(&request).await;
+    }
+    match answer {
         Ok(order) => {
             record.order_id = Some(order.id.0.clone());
             record.state = RecordState::Pending;
