@@ -280,3 +280,89 @@ fn a_certificate_installed_before_lineages_were_kept_is_adopted_and_renewed_when
     assert_eq!(served(&host, "shop.test").fingerprint, renewed.fingerprint);
     assert_eq!(host.sim.request_count("/cert/create"), 2);
 }
+
+#[test]
+fn a_rollback_nginx_refuses_changes_nothing() {
+    // A site on a self-signed certificate; after our install its old files are deleted, so the
+    // configuration of before no longer passes nginx -t.
+    let host = Host::with(
+        Faults::default(),
+        r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name legacy.test;
+        root {prefix}/www/shop;
+    }
+    server {
+        listen 127.0.0.1:{port.1} ssl;
+        server_name legacy.test;
+        ssl_certificate {prefix}/old/fullchain.pem;
+        ssl_certificate_key {prefix}/old/privkey.pem;
+        root {prefix}/www/shop;
+    }
+"#,
+        "",
+    );
+    ok(&host.auto(&["--json"]));
+    let installed = std::fs::read(host.sb.conf_path()).unwrap();
+    let ours = pem_fingerprint(&host.live("legacy.test"));
+    std::fs::remove_dir_all(host.sb.path("old")).unwrap();
+
+    let out = host.command(&["rollback"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("nginx -t refuses"), "{text}");
+    assert!(text.contains("nothing changed"), "{text}");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), installed);
+    assert_eq!(served(&host, "legacy.test").fingerprint, ours);
+    let history = ok(&host.command(&["history", "--json"]));
+    let install = history["transactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "install: legacy.test")
+        .unwrap()
+        .clone();
+    assert_eq!(install["state"], "committed", "{history:#}");
+
+    // The human history lists each transaction with its files.
+    let out = host.command(&["history"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(install["id"].as_str().unwrap()), "{text}");
+    assert!(text.contains("install: legacy.test"), "{text}");
+    assert!(
+        text.contains(&format!("{} (created)", host.live("legacy.test").display())),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_shows_a_first_order_still_in_flight() {
+    let host = Host::with(
+        Faults {
+            force_status: Some("enroll_caprocessing".into()),
+            paths: vec!["/cert/details".into()],
+            ..Faults::default()
+        },
+        ONE_SITE,
+        "",
+    );
+    let empty = ok(&host.command(&["status", "--json"]));
+    assert_eq!(empty["certificates"], serde_json::json!([]));
+    let out = host.auto(&["--json", "--timeout", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let status = ok(&host.command(&["status", "--json"]));
+    let shop = &status["certificates"][0];
+    assert_eq!(shop["site"], "shop.test", "{status:#}");
+    assert_eq!(shop["state"], "pending");
+    assert_eq!(shop["config"], "n/a");
+    assert_eq!(
+        shop["names"],
+        serde_json::json!(["shop.test", "www.shop.test"])
+    );
+    assert_eq!(shop["provider"], "encryption365");
+    assert!(shop["order_id"].is_string());
+    assert!(shop["not_after"].is_null());
+    assert_eq!(shop["last_run"]["command"], "auto");
+    assert_eq!(shop["last_run"]["result"], "failed");
+}
