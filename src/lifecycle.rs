@@ -309,16 +309,44 @@ pub fn config_points_at_live(found: &Discovery, site: &Site, config_dir: &Path) 
     None
 }
 
-/// The site that a lineage belongs to: the one named after it, else the one carrying its name.
+/// The site that a lineage belongs to: the one named after it, else the one carrying its name —
+/// merged with every other site whose TLS blocks serve the same live certificate (one
+/// certificate for several sites, `auto --one-certificate`), so a renewal keeps covering them all.
 /// The returned site is named as the lineage is, so its live paths stay the same.
-pub fn site_of(lineage_site: &str, sites: &[Site]) -> Option<Site> {
-    let found = sites.iter().find(|s| s.name == lineage_site).or_else(|| {
+pub fn site_of(
+    lineage_site: &str,
+    sites: &[Site],
+    found: &Discovery,
+    config_dir: &Path,
+) -> Option<Site> {
+    let primary = sites.iter().find(|s| s.name == lineage_site).or_else(|| {
         sites
             .iter()
             .find(|s| s.names.iter().any(|n| n == lineage_site))
     })?;
-    let mut site = found.clone();
+    let mut site = primary.clone();
     site.name = lineage_site.to_string();
+    let (cert, _) = install::live_paths(config_dir, lineage_site);
+    let serves_ours = |i: usize| {
+        let server = &found.servers[i];
+        server.tls
+            && server
+                .ssl_certificates
+                .iter()
+                .any(|f| found.config.conf_dir.join(f) == cert)
+    };
+    for other in sites {
+        if other.servers == primary.servers || !other.servers.iter().any(|&i| serves_ours(i)) {
+            continue;
+        }
+        for n in &other.names {
+            if !site.names.contains(n) {
+                site.names.push(n.clone());
+            }
+        }
+        site.servers.extend(&other.servers);
+        site.left_out.extend(other.left_out.iter().cloned());
+    }
     Some(site)
 }
 

@@ -468,3 +468,40 @@ fn a_renewal_the_ca_refuses_becomes_a_new_order() {
     assert!(doc["sites"][0].get("renews").is_none(), "{doc:#}");
     assert_eq!(served(&host, "shop.test").fingerprint, new.fingerprint);
 }
+
+#[test]
+fn a_certificate_shared_by_several_sites_is_renewed_for_all_of_them() {
+    let host = Host::with(Faults::default(), TWO_SITES, "");
+    let doc = ok(&host.auto(&["--json", "--one-certificate"]));
+    assert_eq!(doc["sites"].as_array().unwrap().len(), 1, "{doc:#}");
+    let shared = lineage(&host, "shop.test");
+    assert_eq!(shared.names, ["shop.test", "www.shop.test", "app.test"]);
+    let text = String::from_utf8(conf(&host)).unwrap();
+    assert_eq!(
+        text.matches("live/shop.test/fullchain.pem").count(),
+        2,
+        "both server blocks serve the shared certificate: {text}"
+    );
+
+    let out = host.renew(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("Nothing is due"), "{}", stderr(&out));
+    assert_eq!(host.sim.request_count("/cert/create"), 1);
+
+    let before = conf(&host);
+    let doc = ok(&host.renew(&["--json", "--force"]));
+    assert_eq!(
+        doc["sites"][0]["names_issued"],
+        serde_json::json!(["shop.test", "www.shop.test", "app.test"]),
+        "{doc:#}"
+    );
+    let renewed = lineage(&host, "shop.test");
+    for name in ["shop.test", "www.shop.test", "app.test"] {
+        assert_eq!(
+            served(&host, name).fingerprint,
+            renewed.fingerprint,
+            "{name}"
+        );
+    }
+    assert_eq!(conf(&host), before);
+}

@@ -153,7 +153,8 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
     }
     if args.sites.is_empty() {
         for lineage in lifecycle::Lineage::all(&run.state_dir).map_err(Failure::failed)? {
-            if let Some(site) = lifecycle::site_of(&lineage.site, &all_sites)
+            if let Some(site) =
+                lifecycle::site_of(&lineage.site, &all_sites, &found, &run.env.config_dir)
                 && !selected.iter().any(|s| s.servers == site.servers)
                 && lifecycle::config_points_at_live(&found, &site, &run.env.config_dir).is_some()
             {

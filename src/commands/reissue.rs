@@ -39,7 +39,7 @@ pub fn run(args: &ReissueArgs, ctx: &Context) -> CommandResult {
             ))
         })?;
     let sites = site::group(&found);
-    let site = lifecycle::site_of(&lineage.site, &sites).ok_or_else(|| {
+    let site = lifecycle::site_of(&lineage.site, &sites, &found, &run.env.config_dir).ok_or_else(|| {
         Failure::usage(anyhow!(
             "no server block carries {} any more; a reissued certificate could not be installed",
             lineage.site

@@ -97,7 +97,7 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     // Pending orders first: they are resumed, never placed again.
     let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
     for record in records.iter().filter(|r| r.state != RecordState::Installed) {
-        match lifecycle::site_of(&record.site, &all_sites) {
+        match lifecycle::site_of(&record.site, &all_sites, &found, &run.env.config_dir) {
             Some(site) if chosen(&site) => {
                 due.push(DueSite {
                     site: record.site.clone(),
@@ -128,7 +128,8 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
         if selection.iter().any(|p| p.site.name == lineage.site) {
             continue;
         }
-        let Some(site) = lifecycle::site_of(&lineage.site, &all_sites) else {
+        let Some(site) = lifecycle::site_of(&lineage.site, &all_sites, &found, &run.env.config_dir)
+        else {
             not_due.push(NotDue {
                 site: lineage.site.clone(),
                 days_left: lineage.days_left(now),

@@ -102,7 +102,10 @@ pub fn run(ctx: &Context) -> CommandResult {
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for lineage in &lineages {
         let live = lifecycle::live_summary(&config_dir, &lineage.site);
-        let site = lifecycle::site_of(&lineage.site, &sites);
+        let site = found
+            .as_ref()
+            .ok()
+            .and_then(|f| lifecycle::site_of(&lineage.site, &sites, f, &config_dir));
         let (config, detail, due) = match (&found, &site) {
             (Err(_), _) => ("unknown", nginx_error.clone(), None),
             (Ok(_), None) => (
