@@ -84,6 +84,9 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
     assert_eq!(sites[0]["site"], "shop.test");
     assert_eq!(sites[0]["renews"], shop_old.order_id.as_deref().unwrap());
     assert_eq!(doc["reloads"], 1, "{doc:#}");
+    assert_eq!(doc["due"][0]["site"], "shop.test", "{doc:#}");
+    assert_eq!(doc["due"][0]["action"], "renew");
+    assert_eq!(doc["not_due"][0]["site"], "app.test");
 
     // The new order is a renewal of the old one at the CA.
     let shop_new = lineage(&host, "shop.test");

@@ -102,6 +102,8 @@ pub(crate) struct Run<'a> {
     /// The hooks to run, and what they did.
     hooks: crate::hooks::Hooks,
     hook_runs: Vec<crate::hooks::HookRun>,
+    /// More top-level fields for the `--json` document (`renew` adds `due` and `not_due`).
+    pub(crate) extra_json: serde_json::Map<String, serde_json::Value>,
     _lock: Option<RunLock>,
 }
 
@@ -255,6 +257,7 @@ pub(crate) fn prepare<'a>(
         renews: BTreeMap::new(),
         hooks,
         hook_runs: Vec::new(),
+        extra_json: serde_json::Map::new(),
         _lock: None,
     };
 
@@ -1014,9 +1017,13 @@ pub(crate) fn finish(run: &mut Run, _found: &Discovery, _unused: Vec<Site>) -> C
             diffs: Vec::new(),
             hooks: run.hook_runs.clone(),
         };
+        let mut value = serde_json::to_value(&doc).map_err(|e| Failure::failed(anyhow!(e)))?;
+        if let Some(object) = value.as_object_mut() {
+            object.extend(run.extra_json.clone());
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&doc).map_err(|e| Failure::failed(anyhow!(e)))?
+            serde_json::to_string_pretty(&value).map_err(|e| Failure::failed(anyhow!(e)))?
         );
     } else {
         for r in run.results.values() {

@@ -32,7 +32,9 @@ pub struct NotDue {
     pub reason: String,
 }
 
-/// What a renewal run decided before doing anything, for `--dry-run` and for quiet runs.
+/// The `renew --json` document when nothing is done (nothing due, or `--dry-run`). When
+/// something is done it is `auto`'s document with `due` and `not_due` added, so both shapes share
+/// `dry_run`, `due`, `sites`, `reloads` and `not_due`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RenewPlan {
     /// Whether nothing was changed.
@@ -65,7 +67,7 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
             "--one-certificate is for `auto`; `renew` keeps each certificate's names"
         )));
     }
-    let (run, found) = auto::prepare(&args.pipeline, ctx, "renew")?;
+    let (mut run, found) = auto::prepare(&args.pipeline, ctx, "renew")?;
     if !args.pipeline.dry_run {
         lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, ctx.now())
             .map_err(Failure::failed)?;
@@ -183,6 +185,15 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     }
     for d in &due {
         run.say(format!("  {}: {} ({})", d.site, d.action, d.reason));
+    }
+    for (key, value) in [
+        ("due", serde_json::to_value(&due)),
+        ("not_due", serde_json::to_value(&not_due)),
+    ] {
+        run.extra_json.insert(
+            key.to_string(),
+            value.map_err(|e| Failure::failed(anyhow!(e)))?,
+        );
     }
     auto::execute(run, found, selection)
 }

@@ -8,7 +8,8 @@
 //!
 //! Afterwards the managed-certificate records follow the files: a lineage whose live certificate
 //! is gone is dropped (the site is no longer managed); one whose live certificate is again the
-//! one it replaced goes back to that.
+//! one it replaced goes back to that — so a rolled-back renewal is due again, and the next
+//! `renew` redoes it unless the cause is fixed. Redoing a rollback puts files back, not records.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
