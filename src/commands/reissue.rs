@@ -1,7 +1,7 @@
 //! `enc365-nginx reissue --site NAME`: a new key and CSR for a managed certificate, on the same
 //! order through the provider's reissue call (Encryption365 `/cert/reissue`), then validated,
 //! installed and proven exactly as a renewal is (the pending order goes through
-//! [`auto::execute`]). The old certificate stays in place until the new one is served.
+//! `auto::execute`). The old certificate stays in place until the new one is served.
 //!
 //! The names are the certificate's own (the lineage's); changing names is `renew`'s job.
 

@@ -1,6 +1,6 @@
 //! `enc365-nginx renew`: every certificate we manage ([`Lineage`]) that is due — expiring within
 //! `--days`, its live files missing, or its site's names changed since it was ordered — goes
-//! through `auto`'s pipeline ([`auto::execute`]) as a renewal of its order (Encryption365:
+//! through `auto`'s pipeline (`auto::execute`) as a renewal of its order (Encryption365:
 //! `renew=true`, `old_vendor_id`). Sites whose configuration no longer points at our live files
 //! (a panel regenerated them) get the still-valid certificate put back, with no new order.
 //!
