@@ -366,3 +366,30 @@ fn status_shows_a_first_order_still_in_flight() {
     assert_eq!(shop["last_run"]["command"], "auto");
     assert_eq!(shop["last_run"]["result"], "failed");
 }
+
+#[test]
+fn commands_that_change_things_exit_3_while_another_run_holds_the_lock() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    ok(&host.auto(&["--json"]));
+    let held = enc365_nginx::store::RunLock::acquire(&host.dir.path().join("state")).unwrap();
+    for out in [
+        host.renew(&["--force"]),
+        host.command(&["rollback"]),
+        host.command(&["revoke", "--site", "shop.test", "--yes"]),
+        host.pipeline_command("reissue", &["--site", "shop.test"])
+            .output()
+            .unwrap(),
+    ] {
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Reading needs no lock.
+    ok(&host.command(&["status", "--json"]));
+    ok(&host.command(&["history", "--json"]));
+    drop(held);
+    assert_eq!(host.sim.request_count("/cert/create"), 1);
+}
