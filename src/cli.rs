@@ -82,6 +82,27 @@ pub enum Command {
     /// nothing.
     #[command(after_help = PLAN_EXAMPLES)]
     Plan(AutoArgs),
+    /// Renew every managed certificate that is due (expiring, or the site's names changed), and
+    /// put our certificate back into sites whose configuration was regenerated; quiet when
+    /// nothing is due.
+    #[command(after_help = RENEW_EXAMPLES)]
+    Renew(RenewArgs),
+    /// Show every managed certificate and pending order: names, order, expiry, last result, and
+    /// sites whose configuration no longer points at our certificate.
+    Status,
+    /// List the backup transactions (every change we made to files), newest last.
+    History,
+    /// Put back the files of the last (or the given) transaction byte for byte, check with
+    /// `nginx -t`, reload.
+    #[command(after_help = ROLLBACK_EXAMPLES)]
+    Rollback(RollbackArgs),
+    /// Replace a managed certificate with one for a new key on the same order (the provider's
+    /// reissue), validated and installed like a renewal.
+    #[command(after_help = REISSUE_EXAMPLES)]
+    Reissue(ReissueArgs),
+    /// Revoke a managed certificate at the CA, where the provider can (asks first unless --yes).
+    #[command(after_help = REVOKE_EXAMPLES)]
+    Revoke(RevokeArgs),
     /// Write manual pages or shell completions (used by the package build).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -122,6 +143,103 @@ pub enum GenerateWhat {
     },
 }
 
+const REISSUE_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx reissue --site shop.example.com      # e.g. after the private key leaked
+
+The certificate keeps its names and order; the new key never leaves this host. The old
+certificate stays installed until the new one is proven served.";
+
+const REVOKE_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx revoke --site shop.example.com
+  enc365-nginx revoke --site shop.example.com --yes && enc365-nginx renew --site shop.example.com
+
+Encryption365 documents no revoke call: the tool tries the guessed /cert/revoke only when the
+config sets enable_unconfirmed_endpoints = true, and otherwise says to revoke in the TrustOcean
+console. nginx keeps serving a revoked certificate until `renew` replaces it (it is due at once).";
+
+/// Options of `reissue`.
+#[derive(Debug, Clone, Args)]
+pub struct ReissueArgs {
+    /// The order, validation and install options shared with `auto` (`--site NAME` is required,
+    /// once).
+    #[command(flatten)]
+    pub pipeline: AutoArgs,
+}
+
+/// Options of `revoke`.
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    /// The managed site whose certificate to revoke (its name, or any of its names).
+    #[arg(long, value_name = "NAME")]
+    pub site: String,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+const RENEW_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx renew                       # what the systemd timer runs, twice a day
+  enc365-nginx renew --days 20 --json
+  enc365-nginx renew --force --site shop.example.com
+  enc365-nginx renew --deploy-hook 'systemctl reload postfix'
+
+Orders an earlier run left pending are resumed first. A renewal replaces the files under
+live/<site>/ that nginx already points at, so the nginx configuration does not change: one
+reload, then a handshake proves the new certificate is served. When a renewal fails, the old
+certificate stays in place and nginx keeps serving it.";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx history
+  enc365-nginx rollback                    # the last install or renewal
+  enc365-nginx rollback 20261201T101500Z-4242";
+
+/// Options of `renew`: which certificates are due, and the options of the `auto` pipeline they
+/// go through.
+#[derive(Debug, Clone, Args)]
+pub struct RenewArgs {
+    /// Renew certificates that expire within this many days.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub days: u32,
+    /// Renew every selected managed certificate now, due or not.
+    #[arg(long)]
+    pub force: bool,
+    /// Print nothing when nothing is due (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The order, validation and install options shared with `auto`.
+    #[command(flatten)]
+    pub pipeline: AutoArgs,
+}
+
+/// Options of `rollback`.
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The transaction to undo (an id from `enc365-nginx history`); default: the newest
+    /// committed install or renewal.
+    #[arg(value_name = "TXN")]
+    pub txn: Option<String>,
+}
+
+/// Commands run around the install step (like certbot's hooks). Each may also be set in the
+/// config file (`pre_hook`, `post_hook`, `deploy_hook`); a flag wins.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HookArgs {
+    /// Run this once before a run installs anything (only in runs that install something).
+    #[arg(long, value_name = "COMMAND")]
+    pub pre_hook: Option<String>,
+    /// Run this once after the install step of a run in which the pre-hook ran.
+    #[arg(long, value_name = "COMMAND")]
+    pub post_hook: Option<String>,
+    /// Run this once per certificate installed, with ENC365_LINEAGE, ENC365_DOMAINS,
+    /// ENC365_CERT and ENC365_KEY in its environment.
+    #[arg(long, value_name = "COMMAND")]
+    pub deploy_hook: Option<String>,
+}
+
 const AUTO_EXAMPLES: &str = "\
 Examples:
   enc365-nginx auto
@@ -154,6 +272,9 @@ pub struct AutoArgs {
     /// Show what would be done; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Commands to run around the install step.
+    #[command(flatten)]
+    pub hooks: HookArgs,
     /// Order and publish validation, then return without waiting for issuance.
     #[arg(long)]
     pub no_wait: bool,

@@ -121,6 +121,15 @@ pub struct Config {
     /// Contact details.
     #[serde(default, skip_serializing_if = "Contact::is_empty")]
     pub contact: Contact,
+    /// Command run once before a run installs anything (`--pre-hook` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_hook: Option<String>,
+    /// Command run once after a run's install step (`--post-hook` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_hook: Option<String>,
+    /// Command run once per certificate installed (`--deploy-hook` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_hook: Option<String>,
 }
 
 fn default_base_url() -> String {
@@ -148,6 +157,9 @@ impl Default for Config {
             reload_command: String::new(),
             enable_unconfirmed_endpoints: false,
             contact: Contact::default(),
+            pre_hook: None,
+            post_hook: None,
+            deploy_hook: None,
         }
     }
 }

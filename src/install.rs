@@ -187,19 +187,22 @@ fn apply_and_prove(
 
     let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
     let sites = site::group(&found);
-    let chosen: Vec<&Site> = batch
+    let chosen: Vec<Site> = batch
         .iter()
         .map(|item| {
-            sites
-                .iter()
-                .find(|s| s.name == item.site || s.names.contains(&item.site))
+            site_for(&sites, item)
                 .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
         })
         .collect::<anyhow::Result<_>>()?;
-    let edits = plan_edits(&found, &chosen, env)?;
+    let refs: Vec<&Site> = chosen.iter().collect();
+    let edits = plan_edits(&found, &refs, env)?;
     for (file, splices) in &edits {
         let f = &found.config.files[*file];
         let new = edit::apply(&f.bytes, splices)?;
+        if new == f.bytes {
+            // A renewal or reinstall into a block that already points at the live files.
+            continue;
+        }
         txn.backup(&f.path)?;
         let mode = std::fs::metadata(&f.path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
@@ -256,6 +259,22 @@ fn apply_and_prove(
         );
     }
     Ok(())
+}
+
+/// The server blocks a certificate goes into: every site carrying one of its names (one
+/// certificate may cover several sites), named as the certificate is, so the live paths are its.
+fn site_for(sites: &[Site], item: &Issued) -> Option<Site> {
+    let mut matching = sites.iter().filter(|s| {
+        s.name == item.site
+            || s.names.contains(&item.site)
+            || s.names.iter().any(|n| item.names.contains(n))
+    });
+    let mut site = matching.next()?.clone();
+    site.name = item.site.clone();
+    for other in matching {
+        site.servers.extend(&other.servers);
+    }
+    Some(site)
 }
 
 /// The leaf must match the key and cover every name.

@@ -56,6 +56,9 @@ pub struct OrderRecord {
     /// The directories created for them, removed then too when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published_dirs: Vec<PathBuf>,
+    /// The order id of the certificate this order renews (Encryption365 `old_vendor_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
 }
 
 /// The orders directory of a state directory.

@@ -180,6 +180,8 @@ async fn run(args: Args) -> Result<(), String> {
         dcv_filename: args.dcv_filename,
         drop_field: args.drop_field,
         foreign_dcv_name: args.foreign_dcv_name,
+        // --validity sets the start-up validity; POST /_sim/faults can change it at run time.
+        validity_secs: None,
         paths: args.fault_paths,
     };
     let options = SimOptions {

@@ -30,6 +30,7 @@ use crate::dcv::{self, Publication};
 use crate::discovery::{self, Discovery};
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::install::{self, Environment, Issued};
+use crate::lifecycle::{self, Action, Planned};
 use crate::nginx::control::{ReloadMethod, parse_reload_command};
 use crate::nginx::edit;
 use crate::orders::{OrderRecord, RecordState};
@@ -57,6 +58,12 @@ pub struct SiteResult {
     pub skipped: Option<String>,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// The order the new certificate renews (renewals only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
+    /// Our existing certificate was put back into a regenerated configuration; nothing ordered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reinstalled: bool,
 }
 
 /// The whole `auto --json` document.
@@ -71,22 +78,37 @@ pub struct AutoJson {
     /// The config edits a dry run would make, as unified diffs (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub diffs: Vec<String>,
+    /// The hooks run, and how they ended.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<crate::hooks::HookRun>,
 }
 
-/// Everything a run works with.
-struct Run<'a> {
-    ctx: &'a Context,
-    args: &'a AutoArgs,
-    env: Environment,
-    state_dir: PathBuf,
+/// Everything a run works with (shared by `auto` and `renew`).
+pub(crate) struct Run<'a> {
+    pub(crate) ctx: &'a Context,
+    pub(crate) args: &'a AutoArgs,
+    pub(crate) env: Environment,
+    pub(crate) state_dir: PathBuf,
     dcv_dir: PathBuf,
     http_port: u16,
     reloads: u32,
-    results: BTreeMap<String, SiteResult>,
+    pub(crate) results: BTreeMap<String, SiteResult>,
+    /// The command, for the last-run record (`auto`, `renew`).
+    pub(crate) command: &'static str,
+    /// The loaded configuration.
+    pub(crate) config: crate::config::Config,
+    /// Per site, the order a new order renews.
+    renews: BTreeMap<String, String>,
+    /// The hooks to run, and what they did.
+    hooks: crate::hooks::Hooks,
+    hook_runs: Vec<crate::hooks::HookRun>,
+    /// More top-level fields for the `--json` document (`renew` adds `due` and `not_due`).
+    pub(crate) extra_json: serde_json::Map<String, serde_json::Value>,
+    _lock: Option<RunLock>,
 }
 
 impl Run<'_> {
-    fn say(&self, message: impl AsRef<str>) {
+    pub(crate) fn say(&self, message: impl AsRef<str>) {
         self.spin(0, None);
         eprintln!("{}", message.as_ref());
     }
@@ -107,7 +129,7 @@ impl Run<'_> {
         let _ = err.flush();
     }
 
-    fn result(&mut self, site: &str) -> &mut SiteResult {
+    pub(crate) fn result(&mut self, site: &str) -> &mut SiteResult {
         self.results
             .entry(site.to_string())
             .or_insert_with(|| SiteResult {
@@ -116,7 +138,7 @@ impl Run<'_> {
             })
     }
 
-    fn fail(&mut self, site: &str, error: impl std::fmt::Display) {
+    pub(crate) fn fail(&mut self, site: &str, error: impl std::fmt::Display) {
         self.say(format!("  {site}: {error}"));
         self.result(site).error = Some(error.to_string());
     }
@@ -135,6 +157,83 @@ impl Run<'_> {
 
 /// Runs `auto` (or `plan` when `args.dry_run`).
 pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
+    let (mut run, found) = prepare(args, ctx, "auto")?;
+    let all_sites = site::group(&found);
+    let mut selected = site::select(&found, all_sites.clone(), &args.sites).map_err(|unmatched| {
+        Failure::usage(anyhow!(
+            "--site {} matches no server block; `enc365-nginx discover` lists the names and files",
+            unmatched.join(", --site ")
+        ))
+    })?;
+    // Managed sites whose configuration was regenerated get our certificate back.
+    if !args.dry_run {
+        lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, ctx.now())
+            .map_err(Failure::failed)?;
+    }
+    if args.sites.is_empty() {
+        for lineage in lifecycle::Lineage::all(&run.state_dir).map_err(Failure::failed)? {
+            if let Some(site) =
+                lifecycle::site_of(&lineage.site, &all_sites, &found, &run.env.config_dir)
+                && !selected.iter().any(|s| s.servers == site.servers)
+                && lifecycle::config_points_at_live(&found, &site, &run.env.config_dir).is_some()
+            {
+                selected.push(site);
+            }
+        }
+    }
+    // Orders left pending by an earlier run are resumed whether or not they are selected now.
+    let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
+    for record in records.iter().filter(|r| r.state != RecordState::Installed) {
+        if !selected.iter().any(|s| s.name == record.site)
+            && let Some(site) = all_sites.iter().find(|s| s.name == record.site)
+        {
+            selected.push(site.clone());
+        }
+    }
+    if args.one_certificate && selected.len() > 1 {
+        selected = vec![merge_sites(selected)];
+    }
+    // A site none of whose names can be ordered (only wildcards without DNS validation, regexes)
+    // is reported, never planned or ordered.
+    selected.retain(|site| {
+        if !site.names.is_empty() {
+            return true;
+        }
+        let why = "none of its names can be ordered with HTTP validation; nothing was ordered";
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        if args.sites.is_empty() {
+            run.result(&site.name).skipped = Some(why.to_string());
+        } else {
+            run.fail(&site.name, why);
+        }
+        false
+    });
+    if selected.is_empty() {
+        run.say("Nothing to do: every site with certifiable names already has a good certificate.");
+        return finish(&mut run, &found, Vec::new());
+    }
+    if args.dry_run {
+        return dry_run(&mut run, &found, selected);
+    }
+    let selection = lifecycle::plan(
+        &found,
+        &run.state_dir,
+        &run.env.config_dir,
+        selected,
+        ctx.now(),
+        30,
+    )
+    .map_err(Failure::failed)?;
+    execute(run, found, selection)
+}
+
+/// Loads the configuration, takes the lock (unless a dry run), restores what a killed run left
+/// open, reads the nginx configuration and checks `nginx -t` passes before anything is touched.
+pub(crate) fn prepare<'a>(
+    args: &'a AutoArgs,
+    ctx: &'a Context,
+    command: &'static str,
+) -> Result<(Run<'a>, Discovery), Failure> {
     let config_path = ctx.config_path();
     let config = if args.dry_run {
         crate::config::Config::load_or_default(&config_path).map_err(Failure::usage)?
@@ -168,6 +267,15 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         redirect: args.redirect,
         hsts: args.hsts,
     };
+    let hooks = crate::hooks::Hooks {
+        pre: args.hooks.pre_hook.clone().or(config.pre_hook.clone()),
+        post: args.hooks.post_hook.clone().or(config.post_hook.clone()),
+        deploy: args
+            .hooks
+            .deploy_hook
+            .clone()
+            .or(config.deploy_hook.clone()),
+    };
     let mut run = Run {
         ctx,
         args,
@@ -177,14 +285,19 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         http_port: args.http_port,
         reloads: 0,
         results: BTreeMap::new(),
+        command,
+        config,
+        renews: BTreeMap::new(),
+        hooks,
+        hook_runs: Vec::new(),
+        extra_json: serde_json::Map::new(),
+        _lock: None,
     };
 
-    let _lock = if args.dry_run {
-        None
-    } else {
+    if !args.dry_run {
         crate::store::ensure_state_dir(&run.state_dir).map_err(Failure::usage)?;
-        Some(RunLock::acquire(&run.state_dir)?)
-    };
+        run._lock = Some(RunLock::acquire(&run.state_dir)?);
+    }
     if !args.dry_run {
         recover(&mut run)?;
     }
@@ -202,56 +315,42 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         )));
     }
 
-    let all_sites = site::group(&found);
-    let mut selected = site::select(&found, all_sites.clone(), &args.sites).map_err(|unmatched| {
-        Failure::usage(anyhow!(
-            "--site {} matches no server block; `enc365-nginx discover` lists the names and files",
-            unmatched.join(", --site ")
-        ))
-    })?;
-    // Orders left pending by an earlier run are resumed whether or not they are selected now.
-    let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
-    for record in records.iter().filter(|r| r.state != RecordState::Installed) {
-        if !selected.iter().any(|s| s.name == record.site)
-            && let Some(site) = all_sites.iter().find(|s| s.name == record.site)
-        {
-            selected.push(site.clone());
+    Ok((run, found))
+}
+
+/// The pipeline `auto` and `renew` share, from preflight to proven install, for a selection of
+/// sites: each is ordered (a renewal when `renews` is set; a pending order is resumed) or, for
+/// [`Action::Reinstall`], gets our existing certificate back without a new order.
+pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> CommandResult {
+    let (ctx, args) = (run.ctx, run.args);
+    let mut selected = Vec::new();
+    let mut reinstall = Vec::new();
+    let mut wanted: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for planned in selection {
+        wanted.insert(planned.site.name.clone(), planned.site.names.clone());
+        match planned.action {
+            Action::Reinstall => reinstall.push(planned.site),
+            Action::Keep(why) => {
+                run.say(format!("  {}: {why}", planned.site.name));
+                run.result(&planned.site.name).skipped = Some(why);
+            }
+            Action::Order { renews } => {
+                if let Some(old) = renews {
+                    run.result(&planned.site.name).renews = Some(old.clone());
+                    run.renews.insert(planned.site.name.clone(), old);
+                }
+                selected.push(planned.site);
+            }
         }
-    }
-    if args.one_certificate && selected.len() > 1 {
-        selected = vec![merge_sites(selected)];
     }
 
-    // A site none of whose names can be ordered (only wildcards without DNS validation, regexes)
-    // is reported, never planned or ordered.
-    selected.retain(|site| {
-        if !site.names.is_empty() {
-            return true;
-        }
-        let why = "none of its names can be ordered with HTTP validation; nothing was ordered";
-        run.result(&site.name).names_left_out = site.left_out.clone();
-        if args.sites.is_empty() {
-            run.result(&site.name).skipped = Some(why.to_string());
-        } else {
-            run.fail(&site.name, why);
-        }
-        false
-    });
-    if selected.is_empty() {
-        run.say("Nothing to do: every site with certifiable names already has a good certificate.");
-        return finish(&mut run, &found, Vec::new());
-    }
-    if args.dry_run {
-        return dry_run(&mut run, &found, selected);
-    }
-
-    let ca = ctx.enc365_client(&config)?;
+    let ca = ctx.enc365_client(&run.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
-    let key_type = config.key_type;
-    let product = config.pid.to_string();
+    let key_type = run.config.key_type;
+    let product = run.config.pid.to_string();
 
     // 3. Preflight (names of resumed orders were checked when they were ordered).
     let mut kept: Vec<Site> = Vec::new();
@@ -299,7 +398,7 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         run.result(&site.name).names_left_out = site.left_out.clone();
         if site.names.is_empty() {
             let why = "no name passed the preflight checks; nothing was ordered";
-            if args.sites.is_empty() {
+            if args.sites.is_empty() && !run.renews.contains_key(&site.name) {
                 run.say(format!("  {}: skipped: {why}", site.name));
                 run.result(&site.name).skipped = Some(why.to_string());
             } else {
@@ -319,6 +418,10 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
             );
             continue;
         }
+        if let Some(why) = lifecycle::renewal_loses_names(&run.state_dir, &site) {
+            run.fail(&site.name, why);
+            continue;
+        }
         kept.push(site);
     }
 
@@ -328,6 +431,7 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         match runtime.block_on(ensure_order(&run, &ca, &site, key_type, &product)) {
             Ok(record) => {
                 run.result(&site.name).order_id = record.order_id.clone();
+                run.result(&site.name).renews = record.renews.clone();
                 pending.push((site, record));
             }
             Err(e) => run.fail(&site.name, format!("{e:#}")),
@@ -421,6 +525,22 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
 
     // 6. Install.
     let mut batch = Vec::new();
+    for site in &reinstall {
+        let live = lifecycle::Lineage::load(&run.state_dir, &site.name)
+            .and_then(|l| l.ok_or_else(|| anyhow!("{}: no managed certificate", site.name)))
+            .and_then(|l| lifecycle::live_issued(&run.env.config_dir, &l));
+        match live {
+            Ok(item) => {
+                run.say(format!(
+                    "  {}: the configuration no longer serves our certificate; putting it back",
+                    site.name
+                ));
+                run.result(&site.name).reinstalled = true;
+                batch.push(item);
+            }
+            Err(e) => run.fail(&site.name, format!("{e:#}")),
+        }
+    }
     for (site, record) in &issued {
         let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &site.name))
             .with_context(|| format!("{}: the pending private key is missing", site.name));
@@ -450,6 +570,7 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         );
     }
     run.say(format!("Installing {} certificate(s) …", batch.len()));
+    run_hook(&mut run, "pre", None, &[]);
     match install::install_batch(&run.env, &batch, ctx.now()) {
         Ok(_txn) => {
             run.reloads += 1;
@@ -458,6 +579,13 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
                     record.state = RecordState::Installed;
                     record.last_error = None;
                     let _ = record.save(&run.state_dir);
+                }
+                let names = wanted.get(&item.site).cloned().unwrap_or_default();
+                if let Err(e) = lifecycle::note_installed(&run.state_dir, item, &names, ctx.now()) {
+                    run.say(format!(
+                        "  {}: could not record the install: {e:#}",
+                        item.site
+                    ));
                 }
                 let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
                 let not_after = crate::tlsinfo::summarize_pem(item.fullchain_pem.as_bytes())
@@ -481,15 +609,55 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
                     item.names.join(", ")
                 ));
             }
+            for item in &batch {
+                let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+                let live_dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
+                let env = crate::hooks::deploy_env(&live_dir, &item.names);
+                run_hook(&mut run, "deploy", Some(&item.site), &env);
+            }
+            let lineages: Vec<String> = batch
+                .iter()
+                .filter_map(|item| {
+                    let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+                    cert.parent().map(|d| d.display().to_string())
+                })
+                .collect();
+            run_hook(
+                &mut run,
+                "post",
+                None,
+                &[("ENC365_LINEAGES", lineages.join(" "))],
+            );
         }
         Err(e) => {
             run.reloads += 1;
             for item in &batch {
                 run.fail(&item.site, format!("{e:#}"));
             }
+            run_hook(&mut run, "post", None, &[]);
         }
     }
     finish(&mut run, &found, Vec::new())
+}
+
+/// Runs one of the configured hooks (if set), reporting a failure on stderr and in `--json`.
+fn run_hook(run: &mut Run, hook: &str, site: Option<&str>, env: &[(&str, String)]) {
+    let command = match hook {
+        "pre" => run.hooks.pre.clone(),
+        "post" => run.hooks.post.clone(),
+        _ => run.hooks.deploy.clone(),
+    };
+    let Some(command) = command.filter(|c| !c.trim().is_empty()) else {
+        return;
+    };
+    if hook == "post" && !run.hook_runs.iter().any(|h| h.hook == "pre") && run.hooks.pre.is_some() {
+        return;
+    }
+    let outcome = crate::hooks::run(hook, site, &command, env);
+    if let Some(error) = &outcome.error {
+        run.say(format!("  {error}"));
+    }
+    run.hook_runs.push(outcome);
 }
 
 /// Restores every transaction an earlier run left open, so we start from the user's files.
@@ -627,6 +795,7 @@ async fn ensure_order(
 ) -> anyhow::Result<OrderRecord> {
     let existing = OrderRecord::load(&run.state_dir, &site.name)?
         .filter(|r| r.state != RecordState::Installed);
+    let renews = run.renews.get(&site.name).cloned();
     if let Some(record) = existing {
         if record.state != RecordState::Creating {
             run.say(format!(
@@ -646,8 +815,13 @@ async fn ensure_order(
         OrderRecord::discard(&run.state_dir, &site.name);
     }
     run.say(format!(
-        "  {}: ordering for {}",
+        "  {}: {} for {}",
         site.name,
+        if renews.is_some() {
+            "renewing"
+        } else {
+            "ordering"
+        },
         site.names.join(", ")
     ));
     let generated = crate::keys::generate(key_type, &site.names)?;
@@ -668,17 +842,30 @@ async fn ensure_order(
         last_error: None,
         published_files: Vec::new(),
         published_dirs: Vec::new(),
+        renews: renews.clone(),
     };
     record.save(&run.state_dir)?;
-    let request = OrderRequest {
+    let mut request = OrderRequest {
         product: product.to_string(),
         names: site.names.clone(),
         csr_pem: generated.csr_pem,
         period: None,
-        renews: None,
+        renews: renews.map(OrderId),
         existing_id: None,
     };
-    match ca.place_order(&request).await {
+    let mut answer = ca.place_order(&request).await;
+    if let (Err(CaError::Api { message, .. }), Some(old)) = (&answer, &request.renews) {
+        // Refused, so nothing was created: a renewal the CA will not take becomes a new order.
+        run.say(format!(
+            "  {}: the CA refused to renew order {old} ({message}); ordering anew",
+            site.name
+        ));
+        request.renews = None;
+        record.renews = None;
+        record.save(&run.state_dir)?;
+        answer = ca.place_order(&request).await;
+    }
+    match answer {
         Ok(order) => {
             record.order_id = Some(order.id.0.clone());
             record.state = RecordState::Pending;
@@ -934,6 +1121,7 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
         sites: run.results.values().cloned().collect(),
         reloads: 0,
         diffs,
+        hooks: Vec::new(),
     };
     println!(
         "{}",
@@ -943,18 +1131,27 @@ fn dry_run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> CommandResu
 }
 
 /// Prints the summary (or the JSON document) and picks the exit status.
-fn finish(run: &mut Run, _found: &Discovery, _unused: Vec<Site>) -> CommandResult {
-    let failed = run.results.values().any(|r| r.error.is_some());
+pub(crate) fn finish(run: &mut Run, _found: &Discovery, _unused: Vec<Site>) -> CommandResult {
+    let failed =
+        run.results.values().any(|r| r.error.is_some()) || run.hook_runs.iter().any(|h| !h.ok);
+    if !run.args.dry_run {
+        note_results(run);
+    }
     if run.ctx.global.json {
         let doc = AutoJson {
             dry_run: false,
             sites: run.results.values().cloned().collect(),
             reloads: run.reloads,
             diffs: Vec::new(),
+            hooks: run.hook_runs.clone(),
         };
+        let mut value = serde_json::to_value(&doc).map_err(|e| Failure::failed(anyhow!(e)))?;
+        if let Some(object) = value.as_object_mut() {
+            object.extend(run.extra_json.clone());
+        }
         println!(
             "{}",
-            serde_json::to_string_pretty(&doc).map_err(|e| Failure::failed(anyhow!(e)))?
+            serde_json::to_string_pretty(&value).map_err(|e| Failure::failed(anyhow!(e)))?
         );
     } else {
         for r in run.results.values() {
@@ -982,4 +1179,29 @@ fn finish(run: &mut Run, _found: &Discovery, _unused: Vec<Site>) -> CommandResul
     } else {
         ExitStatus::Success
     })
+}
+
+/// Saves each site's outcome for `status`.
+fn note_results(run: &Run) {
+    let runs = run
+        .results
+        .values()
+        .map(|r| {
+            let result = match (&r.error, &r.skipped) {
+                (Some(_), _) => "failed",
+                (None, Some(_)) => "skipped",
+                (None, None) => "ok",
+            };
+            let last = lifecycle::LastRun {
+                at: run.ctx.now(),
+                command: run.command.to_string(),
+                result: result.to_string(),
+                error: r.error.clone(),
+            };
+            (r.site.clone(), last)
+        })
+        .collect();
+    if let Err(e) = lifecycle::note_runs(&run.state_dir, runs) {
+        run.say(format!("could not record the results for `status`: {e:#}"));
+    }
 }

@@ -7,6 +7,11 @@ pub mod discover;
 pub mod generate;
 pub mod products;
 pub mod register;
+pub mod reissue;
+pub mod renew;
+pub mod revoke;
+pub mod rollback;
+pub mod status;
 
 use std::path::PathBuf;
 
@@ -155,6 +160,12 @@ pub fn run(cli: Cli) -> CommandResult {
             auto::run(&args, &ctx)
         }
         Command::Generate(args) => generate::run(&args),
+        Command::Renew(args) => renew::run(&args, &ctx),
+        Command::Status => status::run(&ctx),
+        Command::History => rollback::history(&ctx),
+        Command::Rollback(args) => rollback::run(&args, &ctx),
+        Command::Reissue(args) => reissue::run(&args, &ctx),
+        Command::Revoke(args) => revoke::run(&args, &ctx),
     }
 }
 

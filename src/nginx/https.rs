@@ -65,7 +65,7 @@ pub fn redirect_lines(https_port: u16) -> Vec<String> {
 /// the redirect lines after its last listen. Nothing for a block that already ends in a
 /// server-level `return` (it redirects, or answers, already).
 pub fn plan_redirect(config: &Config, server: &Server, https_port: u16) -> Vec<FileSplice> {
-    if server.tls || server.server_level_return {
+    if server.tls || server.server_level_return || server.https_redirect {
         return Vec::new();
     }
     let file = server.place.file;
@@ -162,7 +162,7 @@ pub fn plan_server(
             extra.push(HSTS_LINE.to_string());
         }
         // Harmless on TLS listens (`$scheme` is https there); redirects any plain one.
-        if target.redirect && !server.server_level_return {
+        if target.redirect && !server.server_level_return && !server.https_redirect {
             extra.extend(redirect_lines(target.https_port));
         }
         if !extra.is_empty() {
@@ -215,7 +215,7 @@ pub fn plan_server(
     if target.hsts && !server.hsts_header {
         lines.push(HSTS_LINE.to_string());
     }
-    if target.redirect && !server.server_level_return {
+    if target.redirect && !server.server_level_return && !server.https_redirect {
         lines.extend(redirect_lines(target.https_port));
     }
 
@@ -519,6 +519,9 @@ mod tests {
         );
         let got = plan_with(&returning, true, false, 443);
         assert_eq!(got.matches("managed by enc365-nginx").count(), 5, "{got}");
+        // Planning again over our own lines adds nothing (a renewal or reinstall with --redirect).
+        let again = plan_with(&plan_with(conf, true, true, 443), true, true, 443);
+        assert_eq!(again, plan_with(conf, true, true, 443));
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct Server {
     pub server_level_return: bool,
     /// A server-level `add_header Strict-Transport-Security …`.
     pub hsts_header: bool,
+    /// A server-level `set $enc365_redirect …`: the HTTPS redirect we add is there already.
+    pub https_redirect: bool,
 }
 
 impl Server {
@@ -202,6 +204,7 @@ impl Walker<'_> {
             certificate_key_directives: Vec::new(),
             server_level_return: false,
             hsts_header: false,
+            https_redirect: false,
         };
         self.server_level(file, self.config.files[file].children(block), &mut server);
         server
@@ -245,6 +248,9 @@ impl Walker<'_> {
                         .is_some_and(|h| h.eq_ignore_ascii_case("strict-transport-security")) =>
                 {
                     server.hsts_header = true
+                }
+                b"set" if first().is_some_and(|v| v == "$enc365_redirect") => {
+                    server.https_redirect = true
                 }
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
                 _ => {}

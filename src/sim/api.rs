@@ -579,8 +579,10 @@ fn maybe_issue(shared: &Shared, st: &mut SimState, id: u64) {
         .decode(&order.csr_der_b64)
         .unwrap_or_default();
     let validity = shared
-        .options
-        .validity
+        .faults()
+        .validity_secs
+        .map(Duration::from_secs)
+        .or(shared.options.validity)
         .or_else(|| product(order.pid).map(|p| p.1))
         .unwrap_or(Duration::from_secs(90 * 86400));
     match shared.ca.issue(&der, &order.name_list(), validity) {

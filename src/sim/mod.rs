@@ -82,8 +82,11 @@ pub struct Faults {
     /// Add a `dcv_info` entry for this name, which was never ordered (to test that clients refuse
     /// validation data for foreign names).
     pub foreign_dcv_name: Option<String>,
+    /// Issue certificates valid this many seconds (short-lived certificates, to test renewal);
+    /// wins over [`SimOptions::validity`].
+    pub validity_secs: Option<u64>,
     /// Apply the faults above only to these paths (e.g. `/cert/create`); empty means all CA paths.
-    /// `reject_orders` and `issuance_delay_secs` always apply.
+    /// `reject_orders`, `issuance_delay_secs` and `validity_secs` always apply.
     pub paths: Vec<String>,
 }
 
@@ -302,6 +305,14 @@ impl SimHandle {
     /// How many requests reached a CA path (e.g. `/cert/create`).
     pub fn request_count(&self, path: &str) -> u64 {
         lock(&self.shared.counts).get(path).copied().unwrap_or(0)
+    }
+
+    /// The order that order `id` renews (sent as `renew` + `old_vendor_id`), if any.
+    pub fn renewal_of(&self, id: u64) -> Option<u64> {
+        lock(&self.shared.state)
+            .orders
+            .get(&id)
+            .and_then(|o| o.renews)
     }
 
     /// The root certificate that issued certificates chain to.

@@ -87,6 +87,16 @@ impl Host {
     /// A host with other sites (an http block body, see [`NginxSandbox::main_conf`]) and extra
     /// config-file lines.
     pub fn with(faults: Faults, sites: &str, extra_config: &str) -> Host {
+        Host::with_sim_options(faults, sites, extra_config, |_| {})
+    }
+
+    /// Like [`Host::with`], with the simulator's options adjusted by `tweak`.
+    pub fn with_sim_options(
+        faults: Faults,
+        sites: &str,
+        extra_config: &str,
+        tweak: impl FnOnce(&mut SimOptions),
+    ) -> Host {
         let mut sb = NginxSandbox::new();
         let http = sb.alloc_port();
         let https = sb.alloc_port();
@@ -101,11 +111,12 @@ impl Host {
             .enable_all()
             .build()
             .unwrap();
-        let options = SimOptions {
+        let mut options = SimOptions {
             connect: Some(SocketAddr::from(([127, 0, 0, 1], http))),
             faults,
             ..SimOptions::default()
         };
+        tweak(&mut options);
         let sim = runtime.block_on(sim::start(options)).unwrap();
         sim.add_account("admin@example.com", "pw", 100.0);
         let (client_id, token) = sim.add_device("admin@example.com").unwrap();
@@ -150,10 +161,43 @@ impl Host {
 
     /// The `auto` command line against this host, not yet run.
     pub fn auto_command(&self, extra: &[&str]) -> Command {
+        self.pipeline_command("auto", extra)
+    }
+
+    /// `renew` (with auto's pipeline options, like [`Host::auto`]), run.
+    #[allow(dead_code)]
+    pub fn renew(&self, extra: &[&str]) -> Output {
+        self.pipeline_command("renew", extra).output().unwrap()
+    }
+
+    /// Any command with this host's global options only (`status`, `history`, `rollback`).
+    #[allow(dead_code)]
+    pub fn command(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+            .args(args)
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .arg("--state-dir")
+            .arg(d.join("state"))
+            .arg("--nginx-bin")
+            .arg(self.sb.nginx_bin())
+            .arg("--nginx-conf")
+            .arg(self.sb.conf_path())
+            .arg("--nginx-prefix")
+            .arg(self.sb.prefix())
+            .args(["--https-port", &self.https.to_string()])
+            .env("ENC365_HOSTS_FILE", d.join("hosts"))
+            .output()
+            .unwrap()
+    }
+
+    /// A command taking auto's pipeline options (`auto`, `renew`) against this host, not yet run.
+    pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
         let d = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
         command
-            .arg("auto")
+            .arg(sub)
             .arg("--config")
             .arg(d.join("config.toml"))
             .arg("--state-dir")

@@ -1,0 +1,217 @@
+//! User hooks, as certbot has them: a pre-hook before the install step, a post-hook after it (both
+//! once per run, and only in runs that install something), and a deploy hook per certificate
+//! installed, told which one through its environment:
+//!
+//! | variable | value |
+//! |---|---|
+//! | `ENC365_LINEAGE` | the site's live directory (`<config-dir>/live/<site>`) |
+//! | `ENC365_DOMAINS` | the names the certificate covers, separated by one space |
+//! | `ENC365_CERT` | the chain file nginx serves (`fullchain.pem`) |
+//! | `ENC365_KEY` | the private key file (`privkey.pem`) |
+//!
+//! The post-hook gets `ENC365_LINEAGES`: every live directory installed in the run, space-separated.
+//!
+//! A command is split into words like `reload_command` and run directly; one holding shell syntax
+//! (`; & | < > $ \` ( ) * ? ~` or a newline) runs through `sh -c`. Its output goes to our stderr,
+//! never stdout (which belongs to `--json`). A hook that fails or runs longer than
+//! [`HOOK_TIMEOUT`] is reported; it never undoes an install that was proven good.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::nginx::control::parse_reload_command;
+
+/// How long a hook may run before it is killed.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The three hook commands of a run (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Runs once before the install step.
+    pub pre: Option<String>,
+    /// Runs once after the install step.
+    pub post: Option<String>,
+    /// Runs once per certificate installed.
+    pub deploy: Option<String>,
+}
+
+/// What one hook run did, as `--json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HookRun {
+    /// `pre`, `post` or `deploy`.
+    pub hook: String,
+    /// The site, for a deploy hook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Whether it exited 0.
+    pub ok: bool,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// What went wrong, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// True when `command` needs a shell to mean what it says.
+pub fn needs_shell(command: &str) -> bool {
+    command.chars().any(|c| {
+        matches!(
+            c,
+            ';' | '&' | '|' | '<' | '>' | '$' | '`' | '(' | ')' | '*' | '?' | '~' | '\n'
+        )
+    })
+}
+
+/// The argv a hook command runs as.
+pub fn argv(command: &str) -> Result<Vec<String>, String> {
+    if needs_shell(command) {
+        return Ok(vec!["sh".into(), "-c".into(), command.to_string()]);
+    }
+    let argv = parse_reload_command(command).map_err(|e| e.to_string())?;
+    if argv.is_empty() {
+        return Err("the hook command is empty".into());
+    }
+    Ok(argv)
+}
+
+/// Runs one hook with `env` added to our environment; output is copied to stderr.
+pub fn run(hook: &str, site: Option<&str>, command: &str, env: &[(&str, String)]) -> HookRun {
+    let mut result = HookRun {
+        hook: hook.to_string(),
+        site: site.map(str::to_string),
+        ok: false,
+        exit_code: None,
+        error: None,
+    };
+    let argv = match argv(command) {
+        Ok(a) => a,
+        Err(e) => {
+            result.error = Some(format!("--{hook}-hook cannot be run: {e}"));
+            return result;
+        }
+    };
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            result.error = Some(format!(
+                "--{hook}-hook: could not start {:?}: {e}; check the command and its PATH",
+                argv[0]
+            ));
+            return result;
+        }
+    };
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let readers = [
+        std::thread::spawn(move || drain(out.as_mut())),
+        std::thread::spawn(move || drain(err.as_mut())),
+    ];
+    let deadline = Instant::now() + HOOK_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let output: Vec<u8> = readers
+        .into_iter()
+        .flat_map(|r| r.join().unwrap_or_default())
+        .collect();
+    let text = String::from_utf8_lossy(&output);
+    for line in text.lines() {
+        eprintln!("  {hook}-hook: {line}");
+    }
+    match status {
+        Some(status) if status.success() => {
+            result.ok = true;
+            result.exit_code = status.code();
+        }
+        Some(status) => {
+            result.exit_code = status.code();
+            result.error = Some(format!(
+                "--{hook}-hook exited with {}; the installed certificates stay in place",
+                status
+                    .code()
+                    .map_or("a signal".to_string(), |c| format!("status {c}"))
+            ));
+        }
+        None => {
+            result.error = Some(format!(
+                "--{hook}-hook ran longer than {} s and was stopped; the installed certificates \
+                 stay in place",
+                HOOK_TIMEOUT.as_secs()
+            ));
+        }
+    }
+    result
+}
+
+fn drain(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
+    let mut buf = Vec::new();
+    if let Some(p) = pipe {
+        let _ = p.read_to_end(&mut buf);
+    }
+    buf
+}
+
+/// The environment of a deploy hook for a site installed at `live_dir`.
+pub fn deploy_env(live_dir: &Path, names: &[String]) -> Vec<(&'static str, String)> {
+    vec![
+        ("ENC365_LINEAGE", live_dir.display().to_string()),
+        ("ENC365_DOMAINS", names.join(" ")),
+        (
+            "ENC365_CERT",
+            live_dir.join("fullchain.pem").display().to_string(),
+        ),
+        (
+            "ENC365_KEY",
+            live_dir.join("privkey.pem").display().to_string(),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_commands_are_split_and_shell_syntax_goes_to_sh() {
+        assert_eq!(
+            argv("systemctl restart 'my app'").unwrap(),
+            ["systemctl", "restart", "my app"]
+        );
+        assert_eq!(
+            argv("echo $ENC365_DOMAINS > /tmp/x").unwrap(),
+            ["sh", "-c", "echo $ENC365_DOMAINS > /tmp/x"]
+        );
+        assert!(argv("   ").is_err());
+    }
+
+    #[test]
+    fn a_failing_hook_is_reported_with_its_status() {
+        let ok = run("post", None, "true", &[]);
+        assert!(ok.ok, "{ok:?}");
+        let bad = run("post", None, "sh -c 'exit 7'", &[]);
+        assert!(!bad.ok);
+        assert_eq!(bad.exit_code, Some(7));
+        assert!(bad.error.unwrap().contains("status 7"));
+        let missing = run("deploy", Some("a.test"), "/nonexistent/hook", &[]);
+        assert!(missing.error.unwrap().contains("could not start"));
+    }
+}

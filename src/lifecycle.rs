@@ -1,0 +1,495 @@
+//! What we manage after the first install: one [`Lineage`] per site whose certificate we installed
+//! (`<state-dir>/certs/<site>.json`, 0600), the result of the last run per site
+//! (`<state-dir>/last-run.json`), and the decisions `auto` and `renew` share — is a managed
+//! certificate due ([`verdict`]), does the site's configuration still point at our live files
+//! ([`config_points_at_live`]), and what to do with a selected site ([`plan`]).
+//!
+//! A lineage is written only after an install was proven by handshake, and a renewal replaces it
+//! only then (the one it replaced is kept as [`Lineage::previous`], so `rollback` can put it back).
+//! An order in flight lives in [`crate::orders`]; the live certificate files themselves in
+//! `<config-dir>/live/<site>/` ([`crate::install::live_paths`]).
+//!
+//! Not here: talking to the CA, editing nginx configuration, or printing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow};
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::Discovery;
+use crate::install::{self, Issued};
+use crate::orders::{OrderRecord, RecordState, stem};
+use crate::site::Site;
+use crate::store::{ensure_dir, write_atomic};
+use crate::tlsinfo::{self, CertSummary};
+
+/// A certificate we installed for a site and keep renewing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The site's name (also names `live/<site>/` and this record's file).
+    pub site: String,
+    /// The names the installed certificate was ordered for.
+    pub names: Vec<String>,
+    /// The site's certifiable names when it was ordered, including those the preflight checks
+    /// left out; a change of these is what makes a renewal with other names due.
+    pub wanted: Vec<String>,
+    /// The provider that issued it (`encryption365`).
+    pub provider: String,
+    /// The CA's order id; a renewal names it as the order it renews.
+    pub order_id: Option<String>,
+    /// End of the leaf's validity (Unix seconds).
+    pub not_after: i64,
+    /// SHA-256 of the leaf (hex), to tell which certificate the live files hold.
+    pub fingerprint: String,
+    /// When it was installed (Unix seconds).
+    pub installed_at: i64,
+    /// The lineage this one replaced (one level deep), for `rollback`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<Box<Lineage>>,
+    /// When `revoke` revoked it at the CA (Unix seconds); a revoked certificate is due at once,
+    /// and replaced by a new order rather than a renewal of the revoked one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+}
+
+/// The directory holding lineages.
+pub fn certs_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("certs")
+}
+
+impl Lineage {
+    /// A lineage record's path.
+    pub fn path(state_dir: &Path, site: &str) -> PathBuf {
+        certs_dir(state_dir).join(format!("{}.json", stem(site)))
+    }
+
+    /// Reads a site's lineage, if there is one.
+    pub fn load(state_dir: &Path, site: &str) -> anyhow::Result<Option<Lineage>> {
+        let path = Self::path(state_dir, site);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
+                format!(
+                    "{} is damaged; move it away and run `enc365-nginx auto --site {site}` to \
+                     manage the site again",
+                    path.display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+        }
+    }
+
+    /// Writes the record atomically (0600, directory 0700).
+    pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
+        ensure_dir(&certs_dir(state_dir), 0o700)?;
+        let bytes = serde_json::to_vec_pretty(self).context("could not encode the lineage")?;
+        write_atomic(&Self::path(state_dir, &self.site), &bytes, 0o600)
+    }
+
+    /// Removes a site's lineage (the site is no longer managed).
+    pub fn remove(state_dir: &Path, site: &str) -> anyhow::Result<()> {
+        match std::fs::remove_file(Self::path(state_dir, site)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).context("could not remove the lineage record")
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Every lineage, sorted by site.
+    pub fn all(state_dir: &Path) -> anyhow::Result<Vec<Lineage>> {
+        let dir = certs_dir(state_dir);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path)?;
+                out.push(
+                    serde_json::from_slice::<Lineage>(&bytes)
+                        .with_context(|| format!("{} is damaged", path.display()))?,
+                );
+            }
+        }
+        out.sort_by(|a, b| a.site.cmp(&b.site));
+        Ok(out)
+    }
+
+    /// The order a renewal of this certificate names as the one it renews (none once revoked).
+    pub fn renewable_order(&self) -> Option<String> {
+        self.order_id.clone().filter(|_| self.revoked_at.is_none())
+    }
+
+    /// Days of validity left at `now` (negative once expired).
+    pub fn days_left(&self, now: i64) -> i64 {
+        (self.not_after - now).div_euclid(86_400)
+    }
+}
+
+/// Records a proven install: a new lineage from the site's order record when the installed leaf
+/// is the one that order brought (the old lineage kept as `previous`); nothing when the leaf is
+/// the one the lineage already holds (a reinstall). `wanted` is the site's certifiable names.
+pub fn note_installed(
+    state_dir: &Path,
+    item: &Issued,
+    wanted: &[String],
+    now: i64,
+) -> anyhow::Result<()> {
+    let fingerprint = crate::verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes())
+        .map_err(|e| anyhow!(e))?;
+    let old = Lineage::load(state_dir, &item.site)?;
+    if old.as_ref().is_some_and(|l| l.fingerprint == fingerprint) {
+        return Ok(());
+    }
+    let summary = tlsinfo::summarize_pem(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
+    let record = OrderRecord::load(state_dir, &item.site)?;
+    let (provider, order_id) = record
+        .map(|r| (r.provider, r.order_id))
+        .unwrap_or_else(|| ("unknown".into(), None));
+    let mut wanted: Vec<String> = wanted.to_vec();
+    for n in &item.names {
+        if !wanted.contains(n) {
+            wanted.push(n.clone());
+        }
+    }
+    let lineage = Lineage {
+        site: item.site.clone(),
+        names: item.names.clone(),
+        wanted,
+        provider,
+        order_id,
+        not_after: summary.not_after,
+        fingerprint,
+        installed_at: now,
+        previous: old.map(|mut o| {
+            o.previous = None;
+            Box::new(o)
+        }),
+        revoked_at: None,
+    };
+    lineage.save(state_dir)
+}
+
+/// Adopts certificates installed before lineages were kept: an `installed` order record with no
+/// lineage, whose certificate is the one in the live files, gets one. Returns the sites adopted.
+pub fn adopt_installed(
+    state_dir: &Path,
+    config_dir: &Path,
+    now: i64,
+) -> anyhow::Result<Vec<String>> {
+    let mut adopted = Vec::new();
+    for record in OrderRecord::all(state_dir)? {
+        if record.state != RecordState::Installed
+            || Lineage::load(state_dir, &record.site)?.is_some()
+        {
+            continue;
+        }
+        let Some(chain) = &record.fullchain_pem else {
+            continue;
+        };
+        let (cert, key) = install::live_paths(config_dir, &record.site);
+        let Ok(live_chain) = std::fs::read_to_string(&cert) else {
+            continue;
+        };
+        let same = |pem: &str| crate::verify::pem_leaf_fingerprint(pem.as_bytes()).ok();
+        if same(chain).is_none() || same(chain) != same(&live_chain) {
+            continue;
+        }
+        let item = Issued {
+            site: record.site.clone(),
+            names: record.names.clone(),
+            fullchain_pem: live_chain,
+            key_pem: std::fs::read_to_string(&key).unwrap_or_default(),
+        };
+        note_installed(state_dir, &item, &record.names, now)?;
+        adopted.push(record.site.clone());
+    }
+    Ok(adopted)
+}
+
+/// Whether a managed certificate is due, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Renew it: a new order.
+    Due(String),
+    /// It is fine for now.
+    Fine(String),
+}
+
+/// Decides whether the lineage of `site` is due at `now`: forced, the live certificate is missing
+/// or unreadable, it expires within `days`, or the site's certifiable names changed since it was
+/// ordered (added or removed).
+pub fn verdict(
+    lineage: &Lineage,
+    site: &Site,
+    live: Option<&CertSummary>,
+    now: i64,
+    days: i64,
+    force: bool,
+) -> Verdict {
+    if force {
+        return Verdict::Due("--force".into());
+    }
+    if lineage.revoked_at.is_some() {
+        return Verdict::Due("revoked at the CA".into());
+    }
+    let Some(live) = live else {
+        return Verdict::Due("the live certificate is missing or unreadable".into());
+    };
+    let left = live.days_left(now);
+    if now >= live.not_after {
+        return Verdict::Due(format!("expired {} days ago", -left));
+    }
+    if left < days {
+        return Verdict::Due(format!("expires in {left} days"));
+    }
+    let added: Vec<&str> = site
+        .names
+        .iter()
+        .filter(|n| !lineage.wanted.contains(n))
+        .map(String::as_str)
+        .collect();
+    let removed: Vec<&str> = lineage
+        .wanted
+        .iter()
+        .filter(|n| !site.names.contains(n))
+        .map(String::as_str)
+        .collect();
+    if !added.is_empty() {
+        return Verdict::Due(format!("names added: {}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        return Verdict::Due(format!("names removed: {}", removed.join(", ")));
+    }
+    Verdict::Fine(format!("valid for {left} more days"))
+}
+
+/// Reads the live certificate of a site, if it is there and parses.
+pub fn live_summary(config_dir: &Path, site: &str) -> Option<CertSummary> {
+    let (cert, _) = install::live_paths(config_dir, site);
+    tlsinfo::read_certificate(&cert).ok()
+}
+
+/// Why a managed site's configuration does not serve our live certificate, or `None` when every
+/// TLS block of the site points at it.
+pub fn config_points_at_live(found: &Discovery, site: &Site, config_dir: &Path) -> Option<String> {
+    let (cert, _) = install::live_paths(config_dir, &site.name);
+    let canonical = std::fs::canonicalize(&cert).ok();
+    let tls: Vec<usize> = site
+        .servers
+        .iter()
+        .copied()
+        .filter(|&i| found.servers[i].tls)
+        .collect();
+    if tls.is_empty() {
+        return Some("no server block of the site has TLS any more".into());
+    }
+    for i in tls {
+        let server = &found.servers[i];
+        let ours = !server.ssl_certificates.is_empty()
+            && server.ssl_certificates.iter().all(|file| {
+                let path = found.config.conf_dir.join(file);
+                path == cert
+                    || canonical.is_some() && std::fs::canonicalize(&path).ok() == canonical
+            });
+        if !ours {
+            let (file, line) = found.location(i);
+            return Some(format!(
+                "{}:{line} no longer points at {} (was the file regenerated?)",
+                file.display(),
+                cert.display()
+            ));
+        }
+    }
+    None
+}
+
+/// The site that a lineage belongs to: the one named after it, else the one carrying its name —
+/// merged with every other site whose TLS blocks serve the same live certificate (one
+/// certificate for several sites, `auto --one-certificate`), so a renewal keeps covering them all.
+/// The returned site is named as the lineage is, so its live paths stay the same.
+pub fn site_of(
+    lineage_site: &str,
+    sites: &[Site],
+    found: &Discovery,
+    config_dir: &Path,
+) -> Option<Site> {
+    let primary = sites.iter().find(|s| s.name == lineage_site).or_else(|| {
+        sites
+            .iter()
+            .find(|s| s.names.iter().any(|n| n == lineage_site))
+    })?;
+    let mut site = primary.clone();
+    site.name = lineage_site.to_string();
+    let (cert, _) = install::live_paths(config_dir, lineage_site);
+    let serves_ours = |i: usize| {
+        let server = &found.servers[i];
+        server.tls
+            && server
+                .ssl_certificates
+                .iter()
+                .any(|f| found.config.conf_dir.join(f) == cert)
+    };
+    for other in sites {
+        if other.servers == primary.servers || !other.servers.iter().any(|&i| serves_ours(i)) {
+            continue;
+        }
+        for n in &other.names {
+            if !site.names.contains(n) {
+                site.names.push(n.clone());
+            }
+        }
+        site.servers.extend(&other.servers);
+        site.left_out.extend(other.left_out.iter().cloned());
+    }
+    Some(site)
+}
+
+/// What to do with one selected site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Order (or resume the pending order); `renews` is the order a new one renews.
+    Order {
+        /// The order id of the certificate this renews, if any.
+        renews: Option<String>,
+    },
+    /// Put our existing, still valid certificate back into the site's configuration (a panel
+    /// regenerated it); no new order.
+    Reinstall,
+    /// Nothing to do: our certificate is valid and the configuration serves it (the reason).
+    Keep(String),
+}
+
+/// One site of a run's selection, with what to do.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The site.
+    pub site: Site,
+    /// What to do.
+    pub action: Action,
+}
+
+/// Decides, for sites `auto` selected, whether each needs an order (a renewal when we manage it),
+/// only a reinstall of our valid certificate, or nothing. A pending order always wins: it is
+/// resumed.
+pub fn plan(
+    found: &Discovery,
+    state_dir: &Path,
+    config_dir: &Path,
+    sites: Vec<Site>,
+    now: i64,
+    days: i64,
+) -> anyhow::Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    for site in sites {
+        let pending =
+            OrderRecord::load(state_dir, &site.name)?.filter(|r| r.state != RecordState::Installed);
+        let lineage = Lineage::load(state_dir, &site.name)?;
+        let action = match (pending, lineage) {
+            (Some(record), _) => Action::Order {
+                renews: record.renews,
+            },
+            (None, None) => Action::Order { renews: None },
+            (None, Some(lineage)) => {
+                let live = live_summary(config_dir, &site.name);
+                match verdict(&lineage, &site, live.as_ref(), now, days, false) {
+                    Verdict::Due(_) => Action::Order {
+                        renews: lineage.renewable_order(),
+                    },
+                    Verdict::Fine(why) => match config_points_at_live(found, &site, config_dir) {
+                        Some(_) => Action::Reinstall,
+                        None => Action::Keep(format!("certificate {why}; nothing to do")),
+                    },
+                }
+            }
+        };
+        out.push(Planned { site, action });
+    }
+    Ok(out)
+}
+
+/// For a managed site about to be renewed: the names its current certificate covers that failed
+/// the preflight checks now. A renewal without them would take HTTPS away from those names, so
+/// the renewal is not made (the current certificate stays) and this says why.
+pub fn renewal_loses_names(state_dir: &Path, site: &Site) -> Option<String> {
+    let lineage = Lineage::load(state_dir, &site.name).ok().flatten()?;
+    let lost: Vec<&str> = site
+        .left_out
+        .iter()
+        .filter(|l| lineage.names.contains(&l.name))
+        .map(|l| l.name.as_str())
+        .collect();
+    if lost.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} failed the preflight checks ({}); a renewal without them would take their HTTPS \
+         away, so nothing was ordered and the current certificate stays. Fix them, or remove \
+         them from the server block, and run again",
+        lost.join(", "),
+        site.left_out
+            .iter()
+            .filter(|l| lineage.names.contains(&l.name))
+            .map(|l| l.reason.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    ))
+}
+
+/// Reads a site's live chain and key back as an [`Issued`] for a reinstall.
+pub fn live_issued(config_dir: &Path, lineage: &Lineage) -> anyhow::Result<Issued> {
+    let (cert, key) = install::live_paths(config_dir, &lineage.site);
+    let fullchain_pem = std::fs::read_to_string(&cert)
+        .with_context(|| format!("could not read {}", cert.display()))?;
+    let key_pem = std::fs::read_to_string(&key)
+        .with_context(|| format!("could not read {}", key.display()))?;
+    Ok(Issued {
+        site: lineage.site.clone(),
+        names: lineage.names.clone(),
+        fullchain_pem,
+        key_pem,
+    })
+}
+
+/// How one site fared in the last run that worked on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastRun {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The command (`auto`, `renew`, `reissue`, …).
+    pub command: String,
+    /// `ok`, `failed` or `skipped`.
+    pub result: String,
+    /// The error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The last-run file's path.
+pub fn last_run_path(state_dir: &Path) -> PathBuf {
+    state_dir.join("last-run.json")
+}
+
+/// The last run per site.
+pub fn last_runs(state_dir: &Path) -> BTreeMap<String, LastRun> {
+    std::fs::read(last_run_path(state_dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Merges this run's per-site outcomes into the last-run file (sites not in `runs` keep theirs).
+pub fn note_runs(state_dir: &Path, runs: BTreeMap<String, LastRun>) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    let mut all = last_runs(state_dir);
+    all.extend(runs);
+    let bytes = serde_json::to_vec_pretty(&all).context("could not encode the last run")?;
+    write_atomic(&last_run_path(state_dir), &bytes, 0o600)
+}
