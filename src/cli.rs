@@ -89,8 +89,10 @@ pub enum Command {
     Renew(RenewArgs),
     /// Show every managed certificate and pending order: names, order, expiry, last result, and
     /// sites whose configuration no longer points at our certificate.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status,
     /// List the backup transactions (every change we made to files), newest last.
+    #[command(after_help = HISTORY_EXAMPLES)]
     History,
     /// Put back the files of the last (or the given) transaction byte for byte, check with
     /// `nginx -t`, reload.
@@ -142,6 +144,20 @@ pub enum GenerateWhat {
         dir: PathBuf,
     },
 }
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx status
+  enc365-nginx status --json          # for a panel: one object, every certificate and order
+
+A site whose configuration no longer points at our certificate (a panel regenerated it) shows
+as `regenerated`; the next `renew` or `auto` puts the certificate back without a new order.";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx history
+  enc365-nginx history --json
+  enc365-nginx rollback TXN           # put back the files of one of the listed transactions";
 
 const REISSUE_EXAMPLES: &str = "\
 Examples:
