@@ -21,7 +21,7 @@ use crate::discovery::Discovery;
 use crate::install::{self, Issued};
 use crate::orders::{OrderRecord, RecordState, stem};
 use crate::site::Site;
-use crate::store::{ensure_dir, write_atomic};
+use crate::store::write_atomic;
 use crate::tlsinfo::{self, CertSummary};
 
 /// A certificate we installed for a site and keep renewing.
@@ -66,25 +66,17 @@ impl Lineage {
 
     /// Reads a site's lineage, if there is one.
     pub fn load(state_dir: &Path, site: &str) -> anyhow::Result<Option<Lineage>> {
-        let path = Self::path(state_dir, site);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-                format!(
-                    "{} is damaged; move it away and run `enc365-nginx auto --site {site}` to \
-                     manage the site again",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-        }
+        crate::store::read_record(
+            &Self::path(state_dir, site),
+            &format!(
+                "move it away and run `enc365-nginx auto --site {site}` to manage the site again"
+            ),
+        )
     }
 
     /// Writes the record atomically (0600, directory 0700).
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        ensure_dir(&certs_dir(state_dir), 0o700)?;
-        let bytes = serde_json::to_vec_pretty(self).context("could not encode the lineage")?;
-        write_atomic(&Self::path(state_dir, &self.site), &bytes, 0o600)
+        crate::store::write_record(&Self::path(state_dir, &self.site), self)
     }
 
     /// Removes a site's lineage (the site is no longer managed).
@@ -99,23 +91,7 @@ impl Lineage {
 
     /// Every lineage, sorted by site.
     pub fn all(state_dir: &Path) -> anyhow::Result<Vec<Lineage>> {
-        let dir = certs_dir(state_dir);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let bytes = std::fs::read(&path)?;
-                out.push(
-                    serde_json::from_slice::<Lineage>(&bytes)
-                        .with_context(|| format!("{} is damaged", path.display()))?,
-                );
-            }
-        }
+        let mut out: Vec<Lineage> = crate::store::read_records(&certs_dir(state_dir))?;
         out.sort_by(|a, b| a.site.cmp(&b.site));
         Ok(out)
     }

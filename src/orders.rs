@@ -8,10 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-
-use crate::store::{ensure_dir, write_atomic};
 
 /// Where an order stands, from our side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,24 +90,15 @@ impl OrderRecord {
 
     /// Reads a site's record, if there is one.
     pub fn load(state_dir: &Path, site: &str) -> anyhow::Result<Option<OrderRecord>> {
-        let path = Self::path(state_dir, site);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).with_context(|| {
-                format!(
-                    "{} is damaged; move it away to start this site over",
-                    path.display()
-                )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
-        }
+        crate::store::read_record(
+            &Self::path(state_dir, site),
+            "move it away to start this site over",
+        )
     }
 
-    /// Writes the record atomically (0600).
+    /// Writes the record atomically (0600, directory 0700).
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        ensure_dir(&orders_dir(state_dir), 0o700)?;
-        let bytes = serde_json::to_vec_pretty(self).context("could not encode the order record")?;
-        write_atomic(&Self::path(state_dir, &self.site), &bytes, 0o600)
+        crate::store::write_record(&Self::path(state_dir, &self.site), self)
     }
 
     /// Removes the record and its pending key (after a failure that created nothing at the CA).
@@ -119,26 +107,10 @@ impl OrderRecord {
         let _ = std::fs::remove_file(Self::key_path(state_dir, site));
     }
 
-    /// Every record in the state directory.
+    /// Every record in the state directory, sorted by site.
     pub fn all(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
-        let dir = orders_dir(state_dir);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
-        };
-        let mut out = Vec::new();
-        for entry in entries {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let bytes = std::fs::read(&path)?;
-                out.push(
-                    serde_json::from_slice(&bytes)
-                        .with_context(|| format!("{} is damaged", path.display()))?,
-                );
-            }
-        }
-        out.sort_by(|a: &OrderRecord, b| a.site.cmp(&b.site));
+        let mut out: Vec<OrderRecord> = crate::store::read_records(&orders_dir(state_dir))?;
+        out.sort_by(|a, b| a.site.cmp(&b.site));
         Ok(out)
     }
 }

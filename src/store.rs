@@ -73,6 +73,53 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
     result
 }
 
+/// Reads one JSON record: `None` when there is no file. A file that does not parse is an error
+/// naming it as damaged, followed by `what_to_do`.
+pub fn read_record<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what_to_do: &str,
+) -> anyhow::Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is damaged; {what_to_do}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+    }
+}
+
+/// Writes one JSON record atomically (0600), creating its directory (0700).
+pub fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir, 0o700)?;
+    }
+    let bytes = serde_json::to_vec_pretty(value)
+        .with_context(|| format!("could not encode {}", path.display()))?;
+    write_atomic(path, &bytes, 0o600)
+}
+
+/// Every `*.json` record in `dir` (none when the directory does not exist), unsorted.
+pub fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let bytes =
+                fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
+            out.push(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("{} is damaged", path.display()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Creates `dir` (and missing parents) and sets its mode to exactly `mode`.
 pub fn ensure_dir(dir: &Path, mode: u32) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;

@@ -240,15 +240,8 @@ pub(crate) fn prepare<'a>(
     } else {
         ctx.load_config()?
     };
-    let config_dir = config_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let state_dir = ctx
-        .global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx"));
+    let config_dir = ctx.config_dir();
+    let state_dir = ctx.state_dir();
     let paths = ctx.nginx_paths()?;
     let nginx = ctx.nginx_binary();
     let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;

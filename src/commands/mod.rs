@@ -40,6 +40,22 @@ impl Context {
         crate::config::config_path(&self.global)
     }
 
+    /// The directory of the config file: `live/` and `nginx/` go under it (design §3.4).
+    pub fn config_dir(&self) -> PathBuf {
+        self.config_path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The state directory: orders, backups, validation files, the lock.
+    pub fn state_dir(&self) -> PathBuf {
+        self.global
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx"))
+    }
+
     /// Loads the config file with environment overrides applied; every problem is exit 2.
     pub fn load_config(&self) -> Result<Config, Failure> {
         let mut config = Config::load(&self.config_path()).map_err(Failure::usage)?;

@@ -19,11 +19,7 @@ use crate::store::RunLock;
 
 /// Runs `revoke`.
 pub fn run(args: &RevokeArgs, ctx: &Context) -> CommandResult {
-    let state_dir = ctx
-        .global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("/var/lib/enc365-nginx"));
+    let state_dir = ctx.state_dir();
     let config = ctx.load_config()?;
     let _lock = RunLock::acquire(&state_dir)?;
     let mut lineage = Lineage::all(&state_dir)

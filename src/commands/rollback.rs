@@ -48,13 +48,6 @@ pub struct HistoryFile {
     pub existed: bool,
 }
 
-fn state_dir(ctx: &Context) -> PathBuf {
-    ctx.global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx"))
-}
-
 fn entry(m: &Manifest) -> HistoryEntry {
     HistoryEntry {
         id: m.id.clone(),
@@ -74,7 +67,7 @@ fn entry(m: &Manifest) -> HistoryEntry {
 
 /// Runs `history`.
 pub fn history(ctx: &Context) -> CommandResult {
-    let manifests = Transaction::list(&state_dir(ctx)).map_err(|e| Failure::failed(anyhow!(e)))?;
+    let manifests = Transaction::list(&ctx.state_dir()).map_err(|e| Failure::failed(anyhow!(e)))?;
     let entries: Vec<HistoryEntry> = manifests.iter().map(entry).collect();
     if ctx.global.json {
         let doc = serde_json::json!({ "transactions": entries });
@@ -116,13 +109,10 @@ fn default_target(manifests: &[Manifest]) -> Option<&Manifest> {
 
 /// Runs `rollback`.
 pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
-    let state_dir = state_dir(ctx);
+    let state_dir = ctx.state_dir();
     let config_path = ctx.config_path();
     let config = crate::config::Config::load_or_default(&config_path).map_err(Failure::usage)?;
-    let config_dir = config_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let config_dir = ctx.config_dir();
     let _lock = RunLock::acquire(&state_dir)?;
     let manifests = Transaction::list(&state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
     let target = match &args.txn {

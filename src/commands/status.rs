@@ -4,7 +4,6 @@
 //! next `auto` or `renew` puts our certificate back). Reads only; takes no lock.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use serde::Serialize;
@@ -78,16 +77,8 @@ pub struct StatusJson {
 
 /// Runs `status`.
 pub fn run(ctx: &Context) -> CommandResult {
-    let config_path = ctx.config_path();
-    let config_dir = config_path
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    let state_dir = ctx
-        .global
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx"));
+    let config_dir = ctx.config_dir();
+    let state_dir = ctx.state_dir();
     let now = ctx.now();
     let lineages = Lineage::all(&state_dir).map_err(Failure::failed)?;
     let records = OrderRecord::all(&state_dir).map_err(Failure::failed)?;
