@@ -173,8 +173,15 @@ impl Host {
     /// Any command with this host's global options only (`status`, `history`, `rollback`).
     #[allow(dead_code)]
     pub fn command(&self, args: &[&str]) -> Output {
+        self.base_command(args).output().unwrap()
+    }
+
+    /// The binary with `args` and this host's global options (config, state, nginx, HTTPS port,
+    /// hosts file), not yet run.
+    fn base_command(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
-        Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+        command
             .args(args)
             .arg("--config")
             .arg(d.join("config.toml"))
@@ -187,41 +194,22 @@ impl Host {
             .arg("--nginx-prefix")
             .arg(self.sb.prefix())
             .args(["--https-port", &self.https.to_string()])
-            .env("ENC365_HOSTS_FILE", d.join("hosts"))
-            .output()
-            .unwrap()
+            .env("ENC365_HOSTS_FILE", d.join("hosts"));
+        command
     }
 
     /// A command taking auto's pipeline options (`auto`, `renew`) against this host, not yet run.
     pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
-        let d = self.dir.path();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+        let mut command = self.base_command(&[sub]);
         command
-            .arg(sub)
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .arg("--nginx-bin")
-            .arg(self.sb.nginx_bin())
-            .arg("--nginx-conf")
-            .arg(self.sb.conf_path())
-            .arg("--nginx-prefix")
-            .arg(self.sb.prefix())
-            .args([
-                "--https-port",
-                &self.https.to_string(),
-                "--http-port",
-                &self.http.to_string(),
-            ])
+            .args(["--http-port", &self.http.to_string()])
             .args(["--poll-interval", "0.1"])
             .args(if extra.contains(&"--timeout") {
                 &[][..]
             } else {
                 &["--timeout", "30"][..]
             })
-            .args(extra)
-            .env("ENC365_HOSTS_FILE", d.join("hosts"));
+            .args(extra);
         command
     }
 
