@@ -963,15 +963,6 @@ async fn wait_for_issuance(
     let mut interval = base;
     let mut tick = 0;
     loop {
-        run.spin(
-            tick,
-            Some(format!(
-                "waiting for the CA to issue {} certificate(s) … {} s",
-                waiting.len(),
-                started.elapsed().as_secs()
-            )),
-        );
-        tick += 1;
         let mut still = Vec::new();
         for (site, mut record) in waiting {
             let id = OrderId(record.order_id.clone().unwrap_or_default());
@@ -1019,7 +1010,25 @@ async fn wait_for_issuance(
             }
             return issued;
         }
-        tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        // Sleep until the next poll, keeping the spinner turning on a terminal.
+        let wake =
+            Instant::now() + interval.min(deadline.saturating_duration_since(Instant::now()));
+        while Instant::now() < wake {
+            tokio::time::sleep(
+                wake.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(120)),
+            )
+            .await;
+            run.spin(
+                tick,
+                Some(format!(
+                    "waiting for the CA to issue {} certificate(s) … {} s",
+                    waiting.len(),
+                    started.elapsed().as_secs()
+                )),
+            );
+            tick += 1;
+        }
         interval = (interval.mul_f64(1.5)).min(base * 4);
     }
 }
