@@ -211,7 +211,7 @@ const ROLLBACK_EXAMPLES: &str = "\
 Examples:
   enc365-nginx history
   enc365-nginx rollback                    # the last install or renewal
-  enc365-nginx rollback 20261201T101500Z-4242";
+  enc365-nginx rollback 20261201T101500.482913004Z-4242";
 
 /// Options of `renew`: which certificates are due, and the options of the `auto` pipeline they
 /// go through.

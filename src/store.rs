@@ -384,14 +384,17 @@ impl Transaction {
         ensure_state_dir(state_dir).map_err(|e| io("create", state_dir, &e))?;
         ensure_dir(&backups, 0o700).map_err(|e| io("create", &backups, &e))?;
         let now = time::OffsetDateTime::now_utc();
+        // Nanoseconds in the id: two runs in the same second still sort in the order they began,
+        // so `rollback` without an id takes the newest.
         let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}",
+            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:09}Z-{}",
             now.year(),
             u8::from(now.month()),
             now.day(),
             now.hour(),
             now.minute(),
             now.second(),
+            now.nanosecond(),
             std::process::id()
         );
         // create_dir (not _all) claims the id: two transactions never share a directory.
@@ -936,6 +939,21 @@ mod tests {
             "the other file is restored"
         );
         assert_eq!(txn.manifest().state, TxnState::Open);
+    }
+
+    #[test]
+    fn transactions_begun_in_the_same_second_list_in_the_order_they_began() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels: Vec<String> = (0..20).map(|i| format!("run {i}")).collect();
+        for label in &labels {
+            Transaction::begin(dir.path(), label).unwrap();
+        }
+        let listed: Vec<String> = Transaction::list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|m| m.label)
+            .collect();
+        assert_eq!(listed, labels);
     }
 
     #[test]
