@@ -136,8 +136,12 @@ pub fn plan(
     if !uncovered.is_empty() {
         let first = &found.servers[site.servers[0]];
         let bytes = &found.config.files[first.place.file].bytes;
+        let listens: String = temporary_listens(found, http_port)
+            .iter()
+            .map(|l| format!("listen {l}; "))
+            .collect();
         let text = format!(
-            "server {{ listen {http_port}; server_name {}; {location} }}",
+            "server {{ {listens}server_name {}; {location} }}",
             uncovered.join(" ")
         );
         let close = first.braces.1 as usize;
@@ -161,6 +165,33 @@ pub fn plan(
         }
     }
     publication
+}
+
+/// The addresses a temporary port-`http_port` server listens on: nginx's wildcard when nothing
+/// listens on that port yet or something listens there on the wildcard, else every address
+/// already bound on it — a new wildcard listen next to `127.0.0.1:80` would make the reload fail
+/// to bind, as the old workers hold the specific address.
+fn temporary_listens(found: &Discovery, http_port: u16) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for server in &found.servers {
+        if server.listens.is_empty() && http_port == 80 {
+            return vec![http_port.to_string()];
+        }
+        for listen in server.listens.iter().filter(|l| l.port == Some(http_port)) {
+            let host = crate::nginx::https::host_of(&listen.address, listen.ipv6);
+            if host == "*" {
+                return vec![http_port.to_string()];
+            }
+            let address = format!("{host}:{http_port}");
+            if !hosts.contains(&address) {
+                hosts.push(address);
+            }
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push(http_port.to_string());
+    }
+    hosts
 }
 
 /// Inserts managed lines right after the line holding a block's `{`, indented like the block's

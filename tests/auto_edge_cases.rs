@@ -1,0 +1,449 @@
+//! `auto`, `plan` and `renew` on configurations production hosts have (symlinked vhosts, CRLF
+//! files, one-line blocks, `default_server` flags, shared snippets, user validation locations,
+//! redirect-only blocks…), end to end: real nginx, the simulator in process, the real binary.
+//!
+//! Each case checks what a host admin expects: exit 0, every certifiable name serving the new
+//! leaf by handshake, untouched files byte-identical, only managed lines added, and a second run
+//! doing nothing — or a clear error with nothing changed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::host::{Host, expect_exit, json, pem_fingerprint, served};
+use enc365_nginx::nginx::edit::is_managed_line;
+use enc365_nginx::sim::Faults;
+
+/// A host whose http block is `body`, with `files` (prefix-relative path, template) written and
+/// rendered before nginx is reloaded onto them, and `names` resolving to 127.0.0.1.
+fn host_with(body: &str, files: &[(&str, &[u8])], names: &[&str]) -> Host {
+    let host = Host::with(Faults::default(), body, "");
+    for (rel, bytes) in files {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        host.sb.write_file(rel, host.sb.render(&text));
+    }
+    add_names(&host, names);
+    host.sb.reload();
+    host
+}
+
+fn add_names(host: &Host, names: &[&str]) {
+    let hosts = host.dir.path().join("hosts");
+    let mut text = std::fs::read_to_string(&hosts).unwrap();
+    for n in names {
+        text.push_str(&format!("127.0.0.1 {n}\n"));
+    }
+    std::fs::write(hosts, text).unwrap();
+}
+
+/// Every regular file under the prefix nginx may read (logs and temp paths aside), with its
+/// bytes; symlinks are recorded by their target.
+fn snapshot(host: &Host) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).unwrap();
+                let mut v = b"symlink -> ".to_vec();
+                v.extend(target.as_os_str().as_encoded_bytes());
+                out.insert(path, v);
+            } else if meta.is_dir() {
+                walk(&path, out);
+            } else {
+                out.insert(path.clone(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(host.sb.prefix()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if ["logs", "tmp", "run"].contains(&name.as_str()) {
+            continue;
+        }
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, &mut out);
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+/// Asserts that every file of `after` is the same as in `before` except `changed`, which only
+/// gained managed lines; returns the changed files' new bytes.
+fn assert_only_managed_lines_added(
+    before: &BTreeMap<PathBuf, Vec<u8>>,
+    after: &BTreeMap<PathBuf, Vec<u8>>,
+    changed: &[PathBuf],
+) {
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "no file appears or disappears"
+    );
+    for (path, old) in before {
+        let new = &after[path];
+        if !changed.contains(path) {
+            assert_eq!(
+                String::from_utf8_lossy(old),
+                String::from_utf8_lossy(new),
+                "{} is untouched",
+                path.display()
+            );
+            continue;
+        }
+        // A certificate line of a block that had TLS is replaced by ours: it may go.
+        let new_lines: Vec<&[u8]> = new.split_inclusive(|b| *b == b'\n').collect();
+        let old_lines: Vec<&[u8]> = old
+            .split_inclusive(|b| *b == b'\n')
+            .filter(|l| {
+                !l.trim_ascii_start().starts_with(b"ssl_certificate") || new_lines.contains(l)
+            })
+            .collect();
+        let mut kept = Vec::new();
+        for line in new.split_inclusive(|b| *b == b'\n') {
+            if is_managed_line(line) {
+                continue;
+            }
+            kept.push(line);
+        }
+        // What remains once our lines are taken out is the old file, line for line — except
+        // that a line we inserted into the middle of (a one-line block) is split.
+        let rest: Vec<u8> = kept.concat();
+        let old_joined: Vec<u8> = old_lines.concat();
+        if rest != old_joined {
+            let norm = |b: &[u8]| -> Vec<u8> {
+                b.iter()
+                    .copied()
+                    .filter(|c| !c.is_ascii_whitespace())
+                    .collect()
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&norm(&rest)),
+                String::from_utf8_lossy(&norm(&old_joined)),
+                "{}: only managed lines were added\n--- new ---\n{}",
+                path.display(),
+                String::from_utf8_lossy(new)
+            );
+        }
+        assert_ne!(old, new, "{} was edited", path.display());
+    }
+}
+
+/// Runs `auto --json` (plus `extra`), which must succeed; every name of `sites` (site, names)
+/// serves the site's new leaf; a second run orders nothing and reloads nothing.
+fn auto_and_check(host: &Host, extra: &[&str], sites: &[(&str, &[&str])]) -> serde_json::Value {
+    let mut args = vec!["--json"];
+    args.extend_from_slice(extra);
+    let out = host.auto(&args);
+    let doc = expect_exit(&out, 0);
+    for (site, names) in sites {
+        let live = host.live(site);
+        assert!(live.exists(), "{site} has a certificate: {doc:#}");
+        let fp = pem_fingerprint(&live);
+        for name in *names {
+            assert_eq!(
+                served(host, name).fingerprint,
+                fp,
+                "{name} serves its new leaf"
+            );
+        }
+    }
+    for site in doc["sites"].as_array().unwrap() {
+        assert!(site["error"].is_null(), "{site}");
+    }
+    let creates = host.sim.request_count("/cert/create");
+    let again = host.auto(&args);
+    let doc2 = expect_exit(&again, 0);
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        creates,
+        "a second run orders nothing: {doc2:#}"
+    );
+    assert_eq!(doc2["reloads"], 0, "a second run reloads nothing: {doc2:#}");
+    doc
+}
+
+fn path(host: &Host, rel: &str) -> PathBuf {
+    host.sb.path(rel)
+}
+
+#[test]
+fn a_vhost_enabled_by_symlink_is_edited_in_its_target_and_the_link_stays_a_link() {
+    let host = Host::with(Faults::default(), "include {prefix}/sites-enabled/*;", "");
+    host.sb.write_file(
+        "sites-available/sym.conf",
+        host.sb.render(
+            "server {\n    listen 127.0.0.1:{port.0};\n    server_name sym.test;\n    root {prefix}/www/shop;\n}\n",
+        ),
+    );
+    std::fs::create_dir_all(path(&host, "sites-enabled")).unwrap();
+    std::os::unix::fs::symlink(
+        "../sites-available/sym.conf",
+        path(&host, "sites-enabled/sym.conf"),
+    )
+    .unwrap();
+    add_names(&host, &["sym.test"]);
+    host.sb.reload();
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("sym.test", &["sym.test"])]);
+    let link = path(&host, "sites-enabled/sym.conf");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("../sites-available/sym.conf")
+    );
+    let after = snapshot(&host);
+    assert_only_managed_lines_added(&before, &after, &[path(&host, "sites-available/sym.conf")]);
+}
+
+#[test]
+fn crlf_no_final_newline_and_tabs_are_kept_and_our_lines_match_them() {
+    let body = "include {prefix}/conf.d/*.conf;";
+    let crlf: &[u8] = b"server {\r\n\tlisten 127.0.0.1:{port.0};\r\n\tserver_name crlf.test;\r\n\troot {prefix}/www/shop;\r\n}\r\n";
+    let nonl: &[u8] = b"server {\n    listen 127.0.0.1:{port.0};\n    server_name nonl.test;\n    root {prefix}/www/shop;\n}";
+    let oneline: &[u8] =
+        b"server { listen 127.0.0.1:{port.0}; server_name one.test; root {prefix}/www/shop; }\n";
+    let host = host_with(
+        body,
+        &[
+            ("conf.d/crlf.conf", crlf),
+            ("conf.d/nonl.conf", nonl),
+            ("conf.d/one.conf", oneline),
+        ],
+        &["crlf.test", "nonl.test", "one.test"],
+    );
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("crlf.test", &["crlf.test"]),
+            ("nonl.test", &["nonl.test"]),
+            ("one.test", &["one.test"]),
+        ],
+    );
+    let after = snapshot(&host);
+    assert_only_managed_lines_added(
+        &before,
+        &after,
+        &[
+            path(&host, "conf.d/crlf.conf"),
+            path(&host, "conf.d/nonl.conf"),
+            path(&host, "conf.d/one.conf"),
+        ],
+    );
+    let crlf = &after[&path(&host, "conf.d/crlf.conf")];
+    for line in crlf.split_inclusive(|b| *b == b'\n') {
+        assert!(
+            line.ends_with(b"\r\n"),
+            "CRLF kept: {:?}",
+            String::from_utf8_lossy(line)
+        );
+        if is_managed_line(line) {
+            assert!(line.starts_with(b"\t"), "tab-indented like its neighbours");
+        }
+    }
+}
+
+#[test]
+fn default_server_ipv6only_reuseport_and_backlog_are_not_copied_into_the_ssl_listens() {
+    let body = "server {\n        listen 127.0.0.1:{port.0} default_server reuseport backlog=511;\n        listen [::1]:{port.0} default_server ipv6only=on;\n        server_name flags.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        listen [::1]:{port.0};\n        server_name other.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["flags.test", "other.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("flags.test", &["flags.test"]),
+            ("other.test", &["other.test"]),
+        ],
+    );
+    let after = snapshot(&host);
+    assert_only_managed_lines_added(&before, &after, &[host.sb.conf_path()]);
+    let text = String::from_utf8_lossy(&after[&host.sb.conf_path()]).to_string();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("managed by") && l.contains("listen"))
+    {
+        for flag in ["default_server", "ipv6only", "reuseport", "backlog"] {
+            assert!(!line.contains(flag), "{line}");
+        }
+    }
+    // Both names answer TLS on IPv6 too.
+    for name in ["flags.test", "other.test"] {
+        let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, host.https));
+        let got =
+            enc365_nginx::verify::handshake(addr, name, std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(got.fingerprint, pem_fingerprint(&host.live(name)), "{name}");
+    }
+}
+
+#[test]
+fn two_default_servers_on_different_addresses_each_get_their_certificate() {
+    let body = "server {\n        listen 127.0.0.1:{port.0} default_server;\n        server_name d1.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen [::1]:{port.0} default_server;\n        listen 127.0.0.1:{port.0};\n        server_name d2.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["d1.test", "d2.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[("d1.test", &["d1.test"]), ("d2.test", &["d2.test"])],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn listen_and_names_from_a_shared_snippet_and_an_inherited_certificate() {
+    // Both sites take their listen from one snippet; the http level sets a (self-signed)
+    // certificate every TLS block inherits.
+    let body = "ssl_certificate {prefix}/old/fullchain.pem;\n    ssl_certificate_key {prefix}/old/privkey.pem;\n    server {\n        include {prefix}/snippets/listen.conf;\n        server_name s1.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        include {prefix}/snippets/listen.conf;\n        include {prefix}/snippets/s2-names.conf;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name inh.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = Host::with(Faults::default(), "", "");
+    host.sb.write_file(
+        "snippets/listen.conf",
+        host.sb.render("listen 127.0.0.1:{port.0};\n"),
+    );
+    host.sb.write_file(
+        "snippets/s2-names.conf",
+        "server_name s2.test www.s2.test;\n",
+    );
+    host.sb.write_http_conf(body);
+    add_names(&host, &["s1.test", "s2.test", "www.s2.test", "inh.test"]);
+    host.sb.reload();
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("s1.test", &["s1.test"]),
+            ("s2.test", &["s2.test", "www.s2.test"]),
+            ("inh.test", &["inh.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn a_self_signed_tls_block_and_a_plain_site_share_the_https_port() {
+    let body = "server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name selfs.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name selfs.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name plain.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["selfs.test", "plain.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("selfs.test", &["selfs.test"]),
+            ("plain.test", &["plain.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn uppercase_trailing_dot_idn_and_duplicate_names_are_ordered_once_in_canonical_form() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name Upper.TEST case.test. пример.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name upper.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["upper.test", "case.test", "xn--e1afmkfd.test"]);
+    let before = snapshot(&host);
+    let doc = auto_and_check(
+        &host,
+        &[],
+        &[(
+            "upper.test",
+            &["upper.test", "case.test", "xn--e1afmkfd.test"],
+        )],
+    );
+    assert_eq!(doc["sites"].as_array().unwrap().len(), 1, "{doc:#}");
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn relative_and_variable_roots_validate() {
+    // `root www/shop` is relative to the prefix; `root {prefix}/www/$host` has a variable.
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name rel.test;\n        root www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name var.test;\n        root {prefix}/www/$host;\n    }\n";
+    let host = host_with(body, &[], &["rel.test", "var.test"]);
+    host.sb.write_file("www/var.test/index.html", "var");
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[("rel.test", &["rel.test"]), ("var.test", &["var.test"])],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn a_redirect_only_port_80_block_of_a_tls_site_still_validates() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name redir.test www.redir.test;\n        return 301 https://$host$request_uri;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name redir.test www.redir.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["redir.test", "www.redir.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[("redir.test", &["redir.test", "www.redir.test"])],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let plain = common::http_get(host.http, "redir.test", "/x").unwrap();
+    assert_eq!(plain.status, 301, "the redirect is kept");
+}
+
+#[test]
+fn auto_redirect_then_renew_force_adds_no_line_twice() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name rr.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["rr.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &["--redirect", "--hsts"],
+        &[("rr.test", &["rr.test"])],
+    );
+    let first = std::fs::read(host.sb.conf_path()).unwrap();
+    let out = host.renew(&["--json", "--force"]);
+    let doc = expect_exit(&out, 0);
+    let second = std::fs::read(host.sb.conf_path()).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        String::from_utf8_lossy(&second),
+        "renewal changes no config line: {doc:#}"
+    );
+    assert_eq!(
+        served(&host, "rr.test").fingerprint,
+        pem_fingerprint(&host.live("rr.test"))
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let out = host.auto(&["--json", "--redirect", "--hsts"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(doc["reloads"], 0, "{doc:#}");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), second);
+    let _ = json(&out);
+}
+
+#[test]
+fn a_tls_only_site_validates_when_the_other_sites_listen_on_a_specific_address() {
+    // Every plain site binds 127.0.0.1:{port.0}; the temporary server for the TLS-only site
+    // must not ask for the wildcard on that port (the reload could not bind it).
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name plainip.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name tlsonly.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["plainip.test", "tlsonly.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("plainip.test", &["plainip.test"]),
+            ("tlsonly.test", &["tlsonly.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let after = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(
+        !after.contains("pki-validation"),
+        "the temporary server is gone: {after}"
+    );
+}
