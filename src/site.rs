@@ -132,9 +132,18 @@ pub fn group(found: &Discovery) -> Vec<Site> {
     sites
 }
 
+/// Whether two paths name the same existing file once symlinks are resolved (a vhost enabled by
+/// a link in `sites-enabled/` is selected by its `sites-available/` path too).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// The sites `--site` selects: a site matches a selector equal to one of its names (ordered or
-/// left out), or to the path of a file holding one of its blocks. Without selectors, every site
-/// that needs a certificate. Selectors that match nothing are returned as the error.
+/// left out), or to the path of a file holding one of its blocks (as nginx opened it, or the file
+/// it links to). Without selectors, every site that needs a certificate. Selectors that match nothing are returned as the error.
 pub fn select(
     found: &Discovery,
     sites: Vec<Site>,
@@ -152,7 +161,9 @@ pub fn select(
                 .any(|n| site.names.contains(&n.name))
             || site.servers.iter().any(|&i| {
                 let path = &found.config.files[found.servers[i].place.file].path;
-                path.as_os_str() == sel || path.file_name().is_some_and(|f| f == sel)
+                path.as_os_str() == sel
+                    || path.file_name().is_some_and(|f| f == sel)
+                    || same_file(path, std::path::Path::new(sel))
             })
     };
     let unmatched: Vec<String> = selectors

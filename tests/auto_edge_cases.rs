@@ -207,6 +207,37 @@ fn a_vhost_enabled_by_symlink_is_edited_in_its_target_and_the_link_stays_a_link(
 }
 
 #[test]
+fn auto_site_selects_by_the_path_of_a_symlinked_vhost() {
+    let host = Host::with(Faults::default(), "include {prefix}/sites-enabled/*;", "");
+    for (file, name) in [("a.conf", "a.test"), ("b.conf", "b.test")] {
+        host.sb.write_file(
+            &format!("sites-available/{file}"),
+            host.sb.render(&format!(
+                "server {{\n    listen 127.0.0.1:{{port.0}};\n    server_name {name};\n    root {{prefix}}/www/shop;\n}}\n"
+            )),
+        );
+        std::fs::create_dir_all(path(&host, "sites-enabled")).unwrap();
+        std::os::unix::fs::symlink(
+            format!("../sites-available/{file}"),
+            path(&host, &format!("sites-enabled/{file}")),
+        )
+        .unwrap();
+    }
+    add_names(&host, &["a.test", "b.test"]);
+    host.sb.reload();
+    let selector = path(&host, "sites-enabled/b.conf");
+    let out = host.auto(&["--json", "--site", selector.to_str().unwrap()]);
+    let doc = expect_exit(&out, 0);
+    assert!(host.live("b.test").exists(), "{doc:#}");
+    assert!(!host.live("a.test").exists(), "{doc:#}");
+    // The target's path selects it too.
+    let selector = path(&host, "sites-available/a.conf");
+    let out = host.auto(&["--json", "--site", selector.to_str().unwrap()]);
+    let doc = expect_exit(&out, 0);
+    assert!(host.live("a.test").exists(), "{doc:#}");
+}
+
+#[test]
 fn crlf_no_final_newline_and_tabs_are_kept_and_our_lines_match_them() {
     let body = "include {prefix}/conf.d/*.conf;";
     let crlf: &[u8] = b"server {\r\n\tlisten 127.0.0.1:{port.0};\r\n\tserver_name crlf.test;\r\n\troot {prefix}/www/shop;\r\n}\r\n";
