@@ -3,12 +3,16 @@
 //! that needs, writing and removing the files, and fetching them back the way a CA would.
 //!
 //! For each plain-HTTP server block of a site:
-//! - a usable webroot (a `root` without variables, and no server-level `return`, which would run
-//!   before any location) gets the files in `<root>/.well-known/pki-validation/`;
+//! - a usable webroot (a `root` without variables, no server-level `return`, which would run
+//!   before any location, and no location of its own answering the validation path — a proxy at
+//!   `location /`, a `^~ /.well-known/` with another root) gets the files in
+//!   `<root>/.well-known/pki-validation/`;
 //! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
 //!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
 //!   has a server-level `return`, by a `rewrite … last` that skips it for that path only;
-//! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path.
+//! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path;
+//! - a block with its own `location /.well-known/pki-validation/` answering by itself is not
+//!   edited (a second location there fails `nginx -t`): its names are reported as blocked.
 //!
 //! Every temporary line is marked as ours and goes away when the transaction that added it is
 //! restored. Knows file names and contents, nothing of which CA asked for them.
@@ -45,11 +49,27 @@ pub struct Publication {
     pub routes: Vec<Route>,
     /// Temporary config edits (empty when every name is served from a webroot).
     pub splices: Vec<FileSplice>,
+    /// Names whose validation path the user's own config claims, so no file of ours can be
+    /// served there, with what to do about it.
+    pub blocked: Vec<(String, String)>,
 }
 
-/// The webroot of a server block, when files written there are served as they are.
+/// A request path under [`WELL_KNOWN`], for asking which location would answer it.
+const PROBE_URI: &str = "/.well-known/pki-validation/probe.txt";
+
+/// The webroot of a server block, when files written there are served as they are: no
+/// server-level `return`, a `root` without variables, and the location nginx picks for the
+/// validation path (the longest matching prefix) serving files from that root.
 pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
     if server.server_level_return {
+        return None;
+    }
+    let longest = server
+        .locations
+        .iter()
+        .filter(|l| l.prefix_of(PROBE_URI))
+        .max_by_key(|l| l.uri.len());
+    if longest.is_some_and(|l| l.answers_itself) {
         return None;
     }
     let root = server.root.as_deref()?;
@@ -110,6 +130,23 @@ pub fn plan(
                 port,
             }),
             None => {
+                if let Some(own) = server
+                    .locations
+                    .iter()
+                    .find(|l| l.prefix_of(PROBE_URI) && l.uri == WELL_KNOWN)
+                {
+                    // A second location on the same prefix would make nginx -t fail.
+                    publication.blocked.push((
+                        name.clone(),
+                        format!(
+                            "its server block has its own `location {}` answering the validation \
+                             path; let it serve files from the site's root (or remove it), then \
+                             run again",
+                            own.uri
+                        ),
+                    ));
+                    continue;
+                }
                 publication.routes.push(Route {
                     name: name.clone(),
                     dir: dcv_dir.to_path_buf(),

@@ -478,3 +478,50 @@ fn a_tls_only_site_validates_when_the_other_sites_listen_on_a_specific_address()
         "the temporary server is gone: {after}"
     );
 }
+#[test]
+fn a_users_well_known_locations_do_not_break_validation_or_config() {
+    // certbot's acme-challenge location, a `^~ /.well-known/` serving from elsewhere, and a
+    // proxy at `location /` next to a server-level root: the validation path must reach our
+    // files anyway.
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name certbot.test;\n        root {prefix}/www/shop;\n        location ^~ /.well-known/acme-challenge/ { root {prefix}/www/acme; }\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name wk.test;\n        root {prefix}/www/shop;\n        location ^~ /.well-known/ { root {prefix}/www/wk; }\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name proxied.test;\n        root {prefix}/www/shop;\n        location / { proxy_pass http://127.0.0.1:9; }\n    }\n";
+    let host = host_with(body, &[], &["certbot.test", "wk.test", "proxied.test"]);
+    host.sb
+        .write_file("www/wk/.well-known/security.txt", "contact");
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("certbot.test", &["certbot.test"]),
+            ("wk.test", &["wk.test"]),
+            ("proxied.test", &["proxied.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let page = common::http_get(host.http, "wk.test", "/.well-known/security.txt").unwrap();
+    assert_eq!(page.text(), "contact", "the user's location still serves");
+}
+
+#[test]
+fn a_users_own_validation_location_is_reported_and_the_config_left_alone() {
+    // A location on the very validation prefix: a second one (ours) would fail nginx -t, and
+    // files in the root are not served through it. The name is left out with the reason; the
+    // other site is certified and the run succeeds.
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name deny.test;\n        root {prefix}/www/$host;\n        location /.well-known/pki-validation/ { return 404; }\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name fine.test;\n        root {prefix}/www/$host;\n    }\n";
+    let host = host_with(body, &[], &["deny.test", "fine.test"]);
+    let before = snapshot(&host);
+    let doc = auto_and_check(&host, &[], &[("fine.test", &["fine.test"])]);
+    let deny = doc["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "deny.test")
+        .unwrap();
+    let reason = deny["names_left_out"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("location /.well-known/pki-validation/"),
+        "{reason}"
+    );
+    assert!(!host.live("deny.test").exists());
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}

@@ -732,6 +732,9 @@ fn publish_routes<'s>(
 
 /// Publishes a probe file for `name` the way its validation file will be, and fetches it back.
 fn probe(run: &Run, publication: &Publication, name: &str, token: &str) -> Result<(), String> {
+    if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == name) {
+        return Err(reason.clone());
+    }
     let route = publication
         .routes
         .iter()

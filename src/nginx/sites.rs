@@ -42,6 +42,45 @@ pub struct Listen {
     pub place: Place,
 }
 
+/// How a `location` matches a request URI (`location [modifier] uri`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocationMatch {
+    /// A prefix (no modifier).
+    Prefix,
+    /// A prefix that, when it is the longest match, skips regex locations (`^~`).
+    PrefixNoRegex,
+    /// Exactly this URI (`=`).
+    Exact,
+    /// A regular expression (`~`, `~*`); never evaluated here.
+    Regex,
+    /// A named location (`@name`), reached only by internal redirects.
+    Named,
+}
+
+/// One `location` block directly in a server block (through includes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// How it matches.
+    pub matching: LocationMatch,
+    /// The URI, prefix or regex, as written (quotes removed).
+    pub uri: String,
+    /// Whether it answers by itself rather than with files from the server's `root`: it passes
+    /// requests on (`proxy_pass`, `fastcgi_pass`, …), returns, denies, or sets its own `root`
+    /// or `alias`.
+    pub answers_itself: bool,
+}
+
+impl Location {
+    /// Whether this is a prefix location nginx would consider for `uri` (`Prefix` or
+    /// `PrefixNoRegex` whose prefix starts `uri`).
+    pub fn prefix_of(&self, uri: &str) -> bool {
+        matches!(
+            self.matching,
+            LocationMatch::Prefix | LocationMatch::PrefixNoRegex
+        ) && uri.starts_with(self.uri.as_str())
+    }
+}
+
 /// One `server { }` block in `http` context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -73,6 +112,8 @@ pub struct Server {
     pub hsts_header: bool,
     /// A server-level `set $enc365_redirect …`: the HTTPS redirect we add is there already.
     pub https_redirect: bool,
+    /// The block's own `location` blocks (not nested ones), in order.
+    pub locations: Vec<Location>,
 }
 
 impl Server {
@@ -205,6 +246,7 @@ impl Walker<'_> {
             server_level_return: false,
             hsts_header: false,
             https_redirect: false,
+            locations: Vec::new(),
         };
         self.server_level(file, self.config.files[file].children(block), &mut server);
         server
@@ -253,9 +295,55 @@ impl Walker<'_> {
                     server.https_redirect = true
                 }
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
+                b"location" => {
+                    let args: Vec<String> = args.iter().map(|w| w.text(src)).collect();
+                    if let Some((matching, uri)) = parse_location(&args) {
+                        let answers_itself = cf.children(d).iter().any(|c| {
+                            ANSWERING.contains(&c.name.span.slice(src))
+                                || c.name.span.slice(src).ends_with(b"_pass")
+                        });
+                        server.locations.push(Location {
+                            matching,
+                            uri,
+                            answers_itself,
+                        });
+                    }
+                }
                 _ => {}
             }
         }
+    }
+}
+
+/// Directives that make a location answer by itself rather than with files from the server's
+/// `root` (besides every `*_pass`).
+const ANSWERING: [&[u8]; 4] = [b"return", b"deny", b"root", b"alias"];
+
+/// Reads a `location` directive's arguments: `[modifier] uri`, the modifier possibly glued to
+/// the URI (`location =/x`, `location ~\.php$`) as nginx allows.
+fn parse_location(args: &[String]) -> Option<(LocationMatch, String)> {
+    let modifier = |m: &str| match m {
+        "=" => Some(LocationMatch::Exact),
+        "^~" => Some(LocationMatch::PrefixNoRegex),
+        "~" | "~*" => Some(LocationMatch::Regex),
+        _ => None,
+    };
+    match args {
+        [m, uri] => modifier(m).map(|k| (k, uri.clone())),
+        [one] => {
+            if one.starts_with('@') {
+                return Some((LocationMatch::Named, one.clone()));
+            }
+            for m in ["^~", "~*", "=", "~"] {
+                if let Some(rest) = one.strip_prefix(m)
+                    && !rest.is_empty()
+                {
+                    return modifier(m).map(|k| (k, rest.to_string()));
+                }
+            }
+            Some((LocationMatch::Prefix, one.clone()))
+        }
+        _ => None,
     }
 }
 
@@ -323,6 +411,48 @@ fn normalise_address(addr: &str) -> (String, Option<u16>, bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_are_read_with_their_modifier_and_whether_they_answer_themselves() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse_location(&args(&["^~", "/.well-known/"])),
+            Some((LocationMatch::PrefixNoRegex, "/.well-known/".into()))
+        );
+        assert_eq!(
+            parse_location(&args(&["=/x"])),
+            Some((LocationMatch::Exact, "/x".into()))
+        );
+        assert_eq!(
+            parse_location(&args(&["~*\\.php$"])),
+            Some((LocationMatch::Regex, "\\.php$".into()))
+        );
+        assert_eq!(
+            parse_location(&args(&["@app"])),
+            Some((LocationMatch::Named, "@app".into()))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(
+            &path,
+            "http { server { root /w; location / { try_files $uri @app; } \
+             location /api/ { proxy_pass http://u; } location ^~ /.well-known/ { root /o; } } }\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let found = servers(&config).unwrap();
+        let got: Vec<(&str, bool)> = found[0]
+            .locations
+            .iter()
+            .map(|l| (l.uri.as_str(), l.answers_itself))
+            .collect();
+        assert_eq!(
+            got,
+            [("/", false), ("/api/", true), ("/.well-known/", true)]
+        );
+        assert!(found[0].locations[2].prefix_of("/.well-known/pki-validation/x"));
+        assert!(!found[0].locations[1].prefix_of("/.well-known/pki-validation/x"));
+    }
 
     #[test]
     fn addresses_normalise_like_nginx_binds_them() {
