@@ -77,6 +77,7 @@ pub fn plan_edits(
     env: &Environment,
 ) -> anyhow::Result<BTreeMap<usize, Vec<edit::Splice>>> {
     let snippet = snippet_path(&env.config_dir);
+    let bound = https::bound_hosts(&found.servers, env.https_port);
     let mut all = Vec::new();
     for site in sites {
         let (cert, key) = live_paths(&env.config_dir, &site.name);
@@ -87,6 +88,7 @@ pub fn plan_edits(
             tls_snippet: Some(&snippet),
             redirect: env.redirect,
             hsts: env.hsts,
+            bound_hosts: &bound,
         };
         // The port-80 block of a site whose TLS twin exists keeps its certificate-less self; it
         // only gets the redirect when asked for.
@@ -227,6 +229,7 @@ fn apply_and_prove(
         .context("the reload failed")?;
 
     let deadline = Instant::now() + env.verify_timeout;
+    let bound = https::bound_hosts(&found.servers, env.https_port);
     let mut wrong = Vec::new();
     for (item, site) in batch.iter().zip(&chosen) {
         let fingerprint =
@@ -238,7 +241,7 @@ fn apply_and_prove(
             if has_tls && !server.tls {
                 continue;
             }
-            for a in https::tls_addresses(server, env.https_port) {
+            for a in https::tls_addresses(server, env.https_port, &bound) {
                 if !addresses.contains(&a) {
                     addresses.push(a);
                 }

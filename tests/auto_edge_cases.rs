@@ -525,3 +525,183 @@ fn a_users_own_validation_location_is_reported_and_the_config_left_alone() {
     assert!(!host.live("deny.test").exists());
     assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
 }
+
+#[test]
+fn a_block_serving_plain_and_self_signed_tls_gets_its_certificate_lines_replaced_only() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        listen 127.0.0.1:{port.1} ssl;\n        server_name mixed.test www.mixed.test;\n        ssl_certificate {prefix}/old/fullchain.pem; # self-signed\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["mixed.test", "www.mixed.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[("mixed.test", &["mixed.test", "www.mixed.test"])],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let text = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert_eq!(text.matches("listen").count(), 2, "no listen added: {text}");
+}
+
+#[test]
+fn a_certificate_set_in_a_snippet_shared_by_two_sites_is_a_clear_error_with_nothing_changed() {
+    let body = "server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name sh1.test;\n        include {prefix}/snippets/ssl.conf;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name sh2.test;\n        include {prefix}/snippets/ssl.conf;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name sh1.test sh2.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = Host::with(Faults::default(), "", "");
+    host.sb.write_file(
+        "snippets/ssl.conf",
+        host.sb.render(
+            "ssl_certificate {prefix}/old/fullchain.pem;\nssl_certificate_key {prefix}/old/privkey.pem;\n",
+        ),
+    );
+    host.sb.write_http_conf(body);
+    add_names(&host, &["sh1.test", "sh2.test"]);
+    host.sb.reload();
+    let before = snapshot(&host);
+    let out = host.auto(&["--json"]);
+    let doc = json(&out);
+    assert_ne!(out.status.code(), Some(0), "{doc:#}");
+    let text = doc.to_string();
+    assert!(
+        text.contains("snippets/ssl.conf"),
+        "names the file: {doc:#}"
+    );
+    assert_eq!(before, snapshot(&host), "nothing changed");
+    let page = common::http_get(host.http, "sh1.test", "/").unwrap();
+    assert_eq!(page.text(), "shop");
+}
+
+#[test]
+fn a_vhost_regenerated_by_a_panel_gets_the_certificate_back_without_a_new_order() {
+    let body = "include {prefix}/conf.d/*.conf;";
+    let vhost: &[u8] = b"server {\n    listen 127.0.0.1:{port.0};\n    server_name panel.test;\n    root {prefix}/www/shop;\n}\n";
+    let host = host_with(body, &[("conf.d/panel.conf", vhost)], &["panel.test"]);
+    let original = std::fs::read(path(&host, "conf.d/panel.conf")).unwrap();
+    auto_and_check(&host, &[], &[("panel.test", &["panel.test"])]);
+    let installed = std::fs::read(path(&host, "conf.d/panel.conf")).unwrap();
+    // The panel writes its own file again and reloads.
+    std::fs::write(path(&host, "conf.d/panel.conf"), &original).unwrap();
+    host.sb.reload();
+    let creates = host.sim.request_count("/cert/create");
+    let out = host.auto(&["--json"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(host.sim.request_count("/cert/create"), creates, "{doc:#}");
+    assert_eq!(
+        served(&host, "panel.test").fingerprint,
+        pem_fingerprint(&host.live("panel.test"))
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&std::fs::read(path(&host, "conf.d/panel.conf")).unwrap()),
+        String::from_utf8_lossy(&installed)
+    );
+}
+
+#[test]
+fn quoted_roots_with_spaces_quoted_names_and_non_utf8_comments() {
+    let body = "include {prefix}/conf.d/*.conf;";
+    let mut vhost: Vec<u8> = b"# caf\xe9 (latin-1)\nserver {\n    listen 127.0.0.1:{port.0};\n    server_name \"quoted.test\";\n    root \"{prefix}/www/my site\";\n}\n".to_vec();
+    vhost.extend_from_slice(b"# end\n");
+    let host = host_with(body, &[], &["quoted.test"]);
+    // Not rendered through UTF-8: write the bytes with the prefix spliced in.
+    let rendered = String::from_utf8_lossy(&vhost)
+        .replace('\u{fffd}', "\u{1}")
+        .to_string();
+    let rendered = host.sb.render(&rendered).into_bytes();
+    let rendered: Vec<u8> = rendered
+        .into_iter()
+        .map(|b| if b == 1 { 0xe9 } else { b })
+        .collect();
+    host.sb.write_file("conf.d/q.conf", &rendered);
+    host.sb.write_file("www/my site/index.html", "spaced");
+    host.sb.reload();
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("quoted.test", &["quoted.test"])]);
+    let after = snapshot(&host);
+    assert_only_managed_lines_added(&before, &after, &[path(&host, "conf.d/q.conf")]);
+    assert!(after[&path(&host, "conf.d/q.conf")].starts_with(b"# caf\xe9 (latin-1)\n"));
+    let page = common::https_get(host.https, "quoted.test", "/").unwrap();
+    assert_eq!(page.text(), "spaced");
+}
+
+#[test]
+fn plan_on_a_symlinked_crlf_vhost_shows_the_target_and_touches_nothing() {
+    let host = Host::with(Faults::default(), "include {prefix}/sites-enabled/*;", "");
+    host.sb.write_file(
+        "sites-available/p.conf",
+        host.sb.render(
+            "server {\r\n\tlisten 127.0.0.1:{port.0};\r\n\tserver_name plan.test;\r\n\troot {prefix}/www/shop;\r\n}\r\n",
+        ),
+    );
+    std::fs::create_dir_all(path(&host, "sites-enabled")).unwrap();
+    std::os::unix::fs::symlink(
+        path(&host, "sites-available/p.conf"),
+        path(&host, "sites-enabled/p.conf"),
+    )
+    .unwrap();
+    add_names(&host, &["plan.test"]);
+    host.sb.reload();
+    let before = snapshot(&host);
+    let out = host.command(&["plan"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("p.conf"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "listen 127.0.0.1:{} ssl; # managed by enc365-nginx",
+            host.https
+        )),
+        "{text}"
+    );
+    assert_eq!(before, snapshot(&host));
+    assert!(
+        !host.dir.path().join("state").exists(),
+        "plan writes no state"
+    );
+}
+
+#[test]
+fn a_wildcard_plain_site_next_to_a_tls_site_on_a_specific_address() {
+    // One site takes TLS on 127.0.0.1:{port.1}; the other listens on the wildcard. A wildcard
+    // `listen {port.1} ssl` could not be bound by a reload while the old workers hold
+    // 127.0.0.1:{port.1}.
+    let body = "server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name ip.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name ip.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen {port.0};\n        server_name anyaddr.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["ip.test", "anyaddr.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("ip.test", &["ip.test"]),
+            ("anyaddr.test", &["anyaddr.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    // Surprising but right: the wildcard site's TLS listen is on the address that already
+    // holds the port, not on the wildcard (a reload could not bind it).
+    let text = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(
+        !text.contains(&format!("listen {} ssl;", host.https)),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_lone_redirect_only_block_gets_https_and_keeps_redirecting() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name www.lone.test;\n        return 301 http://lone.test$request_uri;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name lone.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["www.lone.test", "lone.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &["--redirect"],
+        &[
+            ("www.lone.test", &["www.lone.test"]),
+            ("lone.test", &["lone.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let got = common::https_get(host.https, "www.lone.test", "/x").unwrap();
+    assert_eq!(got.status, 301);
+    assert_eq!(got.header("location"), Some("http://lone.test/x"));
+}

@@ -63,6 +63,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
             tls_snippet: Some(&snippet),
             redirect: false,
             hsts: false,
+            bound_hosts: &https::bound_hosts(&servers, https_port),
         },
     )
     .unwrap();
@@ -77,6 +78,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
                 tls_snippet: Some(&snippet),
                 redirect: false,
                 hsts: false,
+                bound_hosts: &https::bound_hosts(&servers, https_port),
             },
         )
         .unwrap(),
@@ -161,6 +163,7 @@ fn a_certificate_set_in_a_shared_snippet_is_refused_not_edited() {
             tls_snippet: None,
             redirect: false,
             hsts: false,
+            bound_hosts: &https::bound_hosts(&servers, 443),
         },
     )
     .unwrap_err();

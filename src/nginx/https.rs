@@ -8,8 +8,10 @@
 //!   setup removed); a block that inherits its certificate from `http` gets its own two lines;
 //! - a plain-HTTP block gets `listen <port> ssl` for each address it listens on (the IPv6 twin when
 //!   it listens on IPv6; `default_server`, `ipv6only`, `reuseport` and `backlog` are never copied,
-//!   as nginx allows them once per address), the two certificate lines and an `include` of the
-//!   shared TLS settings, right after its last `listen`.
+//!   as nginx allows them once per address; a wildcard is narrowed to the specific addresses
+//!   that already hold the port when the wildcard does not, since a reload cannot bind it next
+//!   to them), the two certificate lines and an `include` of the shared TLS settings, right after
+//!   its last `listen`.
 //!
 //! Certificate lines set in a file shared by other blocks (an included snippet) are not edited:
 //! that would change other sites too; the plan fails with a reason instead.
@@ -38,6 +40,44 @@ pub struct HttpsTarget<'a> {
     pub redirect: bool,
     /// Send `Strict-Transport-Security` from the block's HTTPS side.
     pub hsts: bool,
+    /// The hosts some block already listens on at `https_port` (see [`bound_hosts`]).
+    pub bound_hosts: &'a [String],
+}
+
+/// The hosts (as [`host_of`] gives them: `*`, `[::]`, `127.0.0.1`, `[::1]`) that blocks of the
+/// configuration listen on at `port`, in order of appearance.
+pub fn bound_hosts(servers: &[Server], port: u16) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for listen in servers.iter().flat_map(|s| &s.listens) {
+        if listen.port == Some(port) && !listen.address.starts_with("unix:") {
+            let host = host_of(&listen.address, listen.ipv6).to_string();
+            if !out.contains(&host) {
+                out.push(host);
+            }
+        }
+    }
+    out
+}
+
+/// The hosts a new `listen … ssl` takes for a block listening on `host`: the host itself, except
+/// that a wildcard (`*`, `[::]`) is narrowed to the specific addresses of its family already
+/// listening on the port (`bound`) when the wildcard itself is not — a reload cannot bind the
+/// wildcard while the running workers hold a specific address on the same port.
+fn ssl_hosts<'h>(host: &'h str, ipv6: bool, bound: &'h [String]) -> Vec<&'h str> {
+    let wildcard = if ipv6 { "[::]" } else { "*" };
+    if host != wildcard {
+        return vec![host];
+    }
+    let same_family: Vec<&str> = bound
+        .iter()
+        .map(String::as_str)
+        .filter(|h| h.starts_with('[') == ipv6)
+        .collect();
+    if same_family.is_empty() || same_family.contains(&wildcard) {
+        vec![host]
+    } else {
+        same_family
+    }
 }
 
 /// The HSTS header line `--hsts` adds (one year; subdomains are the user's call, not ours).
@@ -191,13 +231,14 @@ pub fn plan_server(
             if address.starts_with("unix:") {
                 continue;
             }
-            let host = host_of(address, ipv6);
-            let listen = match host {
-                "*" => format!("listen {} ssl;", target.https_port),
-                h => format!("listen {h}:{} ssl;", target.https_port),
-            };
-            if !addresses.contains(&listen) {
-                addresses.push(listen);
+            for host in ssl_hosts(host_of(address, ipv6), ipv6, target.bound_hosts) {
+                let listen = match host {
+                    "*" => format!("listen {} ssl;", target.https_port),
+                    h => format!("listen {h}:{} ssl;", target.https_port),
+                };
+                if !addresses.contains(&listen) {
+                    addresses.push(listen);
+                }
             }
         }
         if addresses.is_empty() {
@@ -239,8 +280,13 @@ pub fn host_of(address: &str, ipv6: bool) -> &str {
 
 /// Where this host answers TLS for `server` on `https_port` once the plan is applied: a
 /// connectable address per distinct listen host (`*` → 127.0.0.1, `[::]` → ::1, a specific
-/// address as it is). Unix sockets are skipped.
-pub fn tls_addresses(server: &Server, https_port: u16) -> Vec<std::net::SocketAddr> {
+/// address as it is; a plain block's wildcard narrowed as [`plan_server`] narrows it, given the
+/// same `bound` hosts). Unix sockets are skipped.
+pub fn tls_addresses(
+    server: &Server,
+    https_port: u16,
+    bound: &[String],
+) -> Vec<std::net::SocketAddr> {
     let mut out = Vec::new();
     let listens: Vec<(&str, bool)> = if server.tls {
         server
@@ -258,13 +304,20 @@ pub fn tls_addresses(server: &Server, https_port: u16) -> Vec<std::net::SocketAd
             .map(|l| (l.address.as_str(), l.ipv6))
             .collect()
     };
-    for (address, ipv6) in listens {
-        if address.starts_with("unix:") {
-            continue;
-        }
-        let host = host_of(address, ipv6)
-            .trim_start_matches('[')
-            .trim_end_matches(']');
+    let hosts: Vec<&str> = listens
+        .into_iter()
+        .filter(|(address, _)| !address.starts_with("unix:"))
+        .flat_map(|(address, ipv6)| {
+            let host = host_of(address, ipv6);
+            if server.tls {
+                vec![host]
+            } else {
+                ssl_hosts(host, ipv6, bound)
+            }
+        })
+        .collect();
+    for host in hosts {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         let ip: std::net::IpAddr = match host {
             "*" => std::net::IpAddr::from([127, 0, 0, 1]),
             "::" => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
@@ -408,6 +461,7 @@ mod tests {
                 tls_snippet: Some(Path::new("/etc/enc365-nginx/nginx/ssl-params.conf")),
                 redirect: false,
                 hsts: false,
+                bound_hosts: &[],
             },
         )
     }
@@ -469,6 +523,7 @@ mod tests {
                 tls_snippet: None,
                 redirect,
                 hsts,
+                bound_hosts: &[],
             },
         )
     }
@@ -522,6 +577,18 @@ mod tests {
         // Planning again over our own lines adds nothing (a renewal or reinstall with --redirect).
         let again = plan_with(&plan_with(conf, true, true, 443), true, true, 443);
         assert_eq!(again, plan_with(conf, true, true, 443));
+    }
+
+    #[test]
+    fn a_wildcard_listen_is_narrowed_to_the_addresses_already_holding_the_https_port() {
+        let bound = vec!["127.0.0.1".to_string(), "[::1]".to_string()];
+        assert_eq!(ssl_hosts("*", false, &bound), ["127.0.0.1"]);
+        assert_eq!(ssl_hosts("[::]", true, &bound), ["[::1]"]);
+        assert_eq!(ssl_hosts("10.0.0.1", false, &bound), ["10.0.0.1"]);
+        let with_wildcard = vec!["127.0.0.1".to_string(), "*".to_string()];
+        assert_eq!(ssl_hosts("*", false, &with_wildcard), ["*"]);
+        assert_eq!(ssl_hosts("*", false, &[]), ["*"]);
+        assert_eq!(ssl_hosts("[::]", true, &with_wildcard), ["[::]"]);
     }
 
     #[test]
