@@ -145,23 +145,18 @@ fn a_failing_reload_restores_every_file() {
 
 #[test]
 fn a_listen_nginx_cannot_take_on_reload_rolls_back() {
-    // The port is bound for one address (127.0.0.1:https) by another block; the new listen on all
-    // addresses of that port cannot be bound while the old socket is open, so nginx keeps its old
+    // Another program holds the HTTPS port on the site's address: `nginx -t` (which binds
+    // nothing) passes, but the reload cannot bind the new listen, so nginx keeps its old
     // workers — a reload that "succeeds" but does not apply.
     let sites = r#"
     server {
-        listen {port.0};
+        listen 127.0.0.1:{port.0};
         server_name shop.test;
         root {prefix}/www/shop;
     }
-    server {
-        listen 127.0.0.1:{port.1} ssl;
-        server_name other.test;
-        ssl_certificate {prefix}/old/fullchain.pem;
-        ssl_certificate_key {prefix}/old/privkey.pem;
-    }
 "#;
     let host = Host::with(Faults::default(), sites, "");
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", host.https)).unwrap();
     let before = snapshot(&host);
     expect_rolled_back(&host, "shop.test", "did not apply", &before);
 }
