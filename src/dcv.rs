@@ -3,16 +3,18 @@
 //! that needs, writing and removing the files, and fetching them back the way a CA would.
 //!
 //! For each plain-HTTP server block of a site:
-//! - a usable webroot (a `root` without variables, no server-level `return`, which would run
-//!   before any location, and no location of its own answering the validation path — a proxy at
-//!   `location /`, a `^~ /.well-known/` with another root) gets the files in
-//!   `<root>/.well-known/pki-validation/`;
+//! - a usable webroot (a `root` without variables; no server-level `return`, nor an `if`
+//!   holding one, which would run before any location; and the location nginx picks for the
+//!   path not serving from elsewhere — a proxy at `location /`, a `^~ /.well-known/` with another
+//!   root) gets the files in `<root>/.well-known/pki-validation/`;
 //! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
 //!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
-//!   has a server-level `return`, by a `rewrite … last` that skips it for that path only;
+//!   has a server-level `return` (or an `if` holding one), by a `rewrite … last` that skips it
+//!   for that path only;
 //! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path;
-//! - a block with its own `location /.well-known/pki-validation/` answering by itself is not
-//!   edited (a second location there fails `nginx -t`): its names are reported as blocked.
+//! - a block that needs the temporary location but has its own `location
+//!   /.well-known/pki-validation/` is not edited (a second location there fails `nginx -t`): its
+//!   names are reported as blocked.
 //!
 //! Every temporary line is marked as ours and goes away when the transaction that added it is
 //! restored. Knows file names and contents, nothing of which CA asked for them.
@@ -61,7 +63,7 @@ const PROBE_URI: &str = "/.well-known/pki-validation/probe.txt";
 /// server-level `return`, a `root` without variables, and the location nginx picks for the
 /// validation path (the longest matching prefix) serving files from that root.
 pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
-    if server.server_level_return {
+    if server.server_level_return || server.conditional_return {
         return None;
     }
     let longest = server
@@ -69,7 +71,7 @@ pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
         .iter()
         .filter(|l| l.prefix_of(PROBE_URI))
         .max_by_key(|l| l.uri.len());
-    if longest.is_some_and(|l| l.answers_itself) {
+    if longest.is_some_and(|l| l.serves_elsewhere) {
         return None;
     }
     let root = server.root.as_deref()?;
@@ -155,7 +157,7 @@ pub fn plan(
                 if !injected.contains(&i) {
                     injected.push(i);
                     let mut lines = Vec::new();
-                    if server.server_level_return {
+                    if server.server_level_return || server.conditional_return {
                         lines.push(
                             r"rewrite ^(/\.well-known/pki-validation/.+)$ $1 last;".to_string(),
                         );

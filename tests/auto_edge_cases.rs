@@ -705,3 +705,93 @@ fn a_lone_redirect_only_block_gets_https_and_keeps_redirecting() {
     assert_eq!(got.status, 301);
     assert_eq!(got.header("location"), Some("http://lone.test/x"));
 }
+
+#[test]
+fn redirect_on_crlf_and_one_line_blocks_then_renew_force_changes_nothing() {
+    let body = "include {prefix}/conf.d/*.conf;";
+    let crlf: &[u8] = b"server {\r\n\tlisten 127.0.0.1:{port.0};\r\n\tserver_name crr.test;\r\n\troot {prefix}/www/shop;\r\n}";
+    let oneline: &[u8] =
+        b"server { listen 127.0.0.1:{port.0}; server_name oner.test; root {prefix}/www/$host; }";
+    let host = host_with(
+        body,
+        &[("conf.d/crr.conf", crlf), ("conf.d/oner.conf", oneline)],
+        &["crr.test", "oner.test"],
+    );
+    host.sb.write_file("www/oner.test/index.html", "one");
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &["--redirect", "--hsts"],
+        &[("crr.test", &["crr.test"]), ("oner.test", &["oner.test"])],
+    );
+    let first = snapshot(&host);
+    assert_only_managed_lines_added(
+        &before,
+        &first,
+        &[
+            path(&host, "conf.d/crr.conf"),
+            path(&host, "conf.d/oner.conf"),
+        ],
+    );
+    for line in first[&path(&host, "conf.d/crr.conf")].split_inclusive(|b| *b == b'\n') {
+        assert!(
+            line.ends_with(b"\r\n") || !line.ends_with(b"\n"),
+            "CRLF kept: {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    let out = host.renew(&["--json", "--force"]);
+    expect_exit(&out, 0);
+    let second = snapshot(&host);
+    for p in [
+        path(&host, "conf.d/crr.conf"),
+        path(&host, "conf.d/oner.conf"),
+    ] {
+        assert_eq!(
+            String::from_utf8_lossy(&first[&p]),
+            String::from_utf8_lossy(&second[&p]),
+            "renewal changes no config line"
+        );
+    }
+    for name in ["crr.test", "oner.test"] {
+        assert_eq!(
+            served(&host, name).fingerprint,
+            pem_fingerprint(&host.live(name))
+        );
+        let plain = common::http_get(host.http, name, "/a").unwrap();
+        assert_eq!(plain.status, 301, "{name}");
+    }
+}
+
+#[test]
+fn legacy_ssl_on_block_gets_its_certificate_replaced() {
+    let body = "server {\n        listen 127.0.0.1:{port.1};\n        ssl on;\n        server_name sslon.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name sslon.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["sslon.test"]);
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("sslon.test", &["sslon.test"])]);
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+}
+
+#[test]
+fn a_site_certbot_managed_before_validates_and_gets_our_certificate() {
+    // certbot's layout: the TLS block carries the old certificate, the port-80 block redirects
+    // by an `if` and answers 404 by a server-level return.
+    let body = "server {\n        root {prefix}/www/shop;\n        server_name cb.test;\n        listen 127.0.0.1:{port.1} ssl; # managed by Certbot\n        ssl_certificate {prefix}/old/fullchain.pem; # managed by Certbot\n        ssl_certificate_key {prefix}/old/privkey.pem; # managed by Certbot\n    }\n    server {\n        if ($host = cb.test) {\n            return 301 https://$host$request_uri;\n        } # managed by Certbot\n        listen 127.0.0.1:{port.0};\n        server_name cb.test;\n        return 404; # managed by Certbot\n    }\n";
+    let host = host_with(body, &[], &["cb.test"]);
+    let before = snapshot(&host);
+    auto_and_check(&host, &["--redirect"], &[("cb.test", &["cb.test"])]);
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let plain = common::http_get(host.http, "cb.test", "/x").unwrap();
+    assert_eq!(plain.status, 301);
+}
+
+#[test]
+fn a_port_80_block_redirecting_by_a_server_level_if_still_validates() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        listen 127.0.0.1:{port.1} ssl;\n        server_name ifr.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n        if ($scheme = http) {\n            return 301 https://$host$request_uri;\n        }\n    }\n";
+    let host = host_with(body, &[], &["ifr.test"]);
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("ifr.test", &["ifr.test"])]);
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let plain = common::http_get(host.http, "ifr.test", "/x").unwrap();
+    assert_eq!(plain.status, 301);
+}

@@ -64,10 +64,10 @@ pub struct Location {
     pub matching: LocationMatch,
     /// The URI, prefix or regex, as written (quotes removed).
     pub uri: String,
-    /// Whether it answers by itself rather than with files from the server's `root`: it passes
-    /// requests on (`proxy_pass`, `fastcgi_pass`, …), returns, denies, or sets its own `root`
-    /// or `alias`.
-    pub answers_itself: bool,
+    /// Whether it serves from somewhere other than the server's `root`: it passes requests on
+    /// (`proxy_pass`, `fastcgi_pass`, …) or sets its own `root` or `alias`. (A `return` or `deny`
+    /// is a refusal, not another source, and does not count.)
+    pub serves_elsewhere: bool,
 }
 
 impl Location {
@@ -108,6 +108,9 @@ pub struct Server {
     pub certificate_key_directives: Vec<Place>,
     /// A server-level `return` (it runs before any `location` is chosen).
     pub server_level_return: bool,
+    /// A server-level `if` holding a `return` or `rewrite` (not our own redirect's): like a
+    /// server-level `return`, it may answer before any `location` is chosen.
+    pub conditional_return: bool,
     /// A server-level `add_header Strict-Transport-Security …`.
     pub hsts_header: bool,
     /// A server-level `set $enc365_redirect …`: the HTTPS redirect we add is there already.
@@ -244,6 +247,7 @@ impl Walker<'_> {
             certificate_directives: Vec::new(),
             certificate_key_directives: Vec::new(),
             server_level_return: false,
+            conditional_return: false,
             hsts_header: false,
             https_redirect: false,
             locations: Vec::new(),
@@ -295,17 +299,27 @@ impl Walker<'_> {
                     server.https_redirect = true
                 }
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
+                b"if"
+                    if !args
+                        .iter()
+                        .any(|w| w.text(src).contains("$enc365_redirect")) =>
+                {
+                    server.conditional_return |= cf
+                        .children(d)
+                        .iter()
+                        .any(|c| matches!(c.name.span.slice(src), b"return" | b"rewrite"));
+                }
                 b"location" => {
                     let args: Vec<String> = args.iter().map(|w| w.text(src)).collect();
                     if let Some((matching, uri)) = parse_location(&args) {
-                        let answers_itself = cf.children(d).iter().any(|c| {
-                            ANSWERING.contains(&c.name.span.slice(src))
+                        let serves_elsewhere = cf.children(d).iter().any(|c| {
+                            ELSEWHERE.contains(&c.name.span.slice(src))
                                 || c.name.span.slice(src).ends_with(b"_pass")
                         });
                         server.locations.push(Location {
                             matching,
                             uri,
-                            answers_itself,
+                            serves_elsewhere,
                         });
                     }
                 }
@@ -315,9 +329,9 @@ impl Walker<'_> {
     }
 }
 
-/// Directives that make a location answer by itself rather than with files from the server's
-/// `root` (besides every `*_pass`).
-const ANSWERING: [&[u8]; 4] = [b"return", b"deny", b"root", b"alias"];
+/// Directives that make a location serve from somewhere other than the server's `root`
+/// (besides every `*_pass`).
+const ELSEWHERE: [&[u8]; 2] = [b"root", b"alias"];
 
 /// Reads a `location` directive's arguments: `[modifier] uri`, the modifier possibly glued to
 /// the URI (`location =/x`, `location ~\.php$`) as nginx allows.
@@ -413,6 +427,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_server_level_if_that_returns_is_noted_but_not_our_own_redirect() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(
+            &path,
+            "http { server { if ($scheme = http) { return 301 https://$host$request_uri; } } \
+             server { if ($enc365_redirect = http) { return 301 https://$host; } \
+             if ($bad) { set $x 1; } } }\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let found = servers(&config).unwrap();
+        assert!(found[0].conditional_return);
+        assert!(!found[1].conditional_return);
+        assert!(!found[0].server_level_return);
+    }
+
+    #[test]
     fn locations_are_read_with_their_modifier_and_whether_they_answer_themselves() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(
@@ -444,7 +476,7 @@ mod tests {
         let got: Vec<(&str, bool)> = found[0]
             .locations
             .iter()
-            .map(|l| (l.uri.as_str(), l.answers_itself))
+            .map(|l| (l.uri.as_str(), l.serves_elsewhere))
             .collect();
         assert_eq!(
             got,
