@@ -78,6 +78,7 @@ pub fn plan_edits(
 ) -> anyhow::Result<BTreeMap<usize, Vec<edit::Splice>>> {
     let snippet = snippet_path(&env.config_dir);
     let bound = https::bound_hosts(&found.servers, env.https_port);
+    let dual_stack_bound = https::dual_stack_on(&found.servers, env.https_port);
     let mut all = Vec::new();
     for site in sites {
         let (cert, key) = live_paths(&env.config_dir, &site.name);
@@ -89,6 +90,7 @@ pub fn plan_edits(
             redirect: env.redirect,
             hsts: env.hsts,
             bound_hosts: &bound,
+            dual_stack_bound,
         };
         // The port-80 block of a site whose TLS twin exists keeps its certificate-less self; it
         // only gets the redirect when asked for.
@@ -230,6 +232,7 @@ fn apply_and_prove(
 
     let deadline = Instant::now() + env.verify_timeout;
     let bound = https::bound_hosts(&found.servers, env.https_port);
+    let dual_stack_bound = https::dual_stack_on(&found.servers, env.https_port);
     let mut wrong = Vec::new();
     for (item, site) in batch.iter().zip(&chosen) {
         let fingerprint =
@@ -241,7 +244,7 @@ fn apply_and_prove(
             if has_tls && !server.tls {
                 continue;
             }
-            for a in https::tls_addresses(server, env.https_port, &bound) {
+            for a in https::tls_addresses(server, env.https_port, &bound, dual_stack_bound) {
                 if !addresses.contains(&a) {
                     addresses.push(a);
                 }

@@ -795,3 +795,17 @@ fn a_port_80_block_redirecting_by_a_server_level_if_still_validates() {
     let plain = common::http_get(host.http, "ifr.test", "/x").unwrap();
     assert_eq!(plain.status, 301);
 }
+
+#[test]
+fn a_dual_stack_ipv6_listen_gets_https_for_ipv4_clients_too() {
+    // `ipv6only=off` makes one [::] socket take IPv4 too: the only listen of the block.
+    let body = "server {\n        listen [::]:{port.0} ipv6only=off;\n        server_name dual.test;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["dual.test"]);
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("dual.test", &["dual.test"])]);
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let addr = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, host.https));
+    let got = enc365_nginx::verify::handshake(addr, "dual.test", std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(got.fingerprint, pem_fingerprint(&host.live("dual.test")));
+}

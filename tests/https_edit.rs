@@ -64,6 +64,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
             redirect: false,
             hsts: false,
             bound_hosts: &https::bound_hosts(&servers, https_port),
+            dual_stack_bound: https::dual_stack_on(&servers, https_port),
         },
     )
     .unwrap();
@@ -79,6 +80,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
                 redirect: false,
                 hsts: false,
                 bound_hosts: &https::bound_hosts(&servers, https_port),
+                dual_stack_bound: https::dual_stack_on(&servers, https_port),
             },
         )
         .unwrap(),
@@ -164,6 +166,7 @@ fn a_certificate_set_in_a_shared_snippet_is_refused_not_edited() {
             redirect: false,
             hsts: false,
             bound_hosts: &https::bound_hosts(&servers, 443),
+            dual_stack_bound: https::dual_stack_on(&servers, 443),
         },
     )
     .unwrap_err();

@@ -10,7 +10,8 @@
 //!   it listens on IPv6; `default_server`, `ipv6only`, `reuseport` and `backlog` are never copied,
 //!   as nginx allows them once per address; a wildcard is narrowed to the specific addresses
 //!   that already hold the port when the wildcard does not, since a reload cannot bind it next
-//!   to them), the two certificate lines and an `include` of the shared TLS settings, right after
+//!   to them; a dual-stack `[::]` listen, `ipv6only=off`, gets an IPv4 twin, as the new `[::]`
+//!   listen is IPv6 only), the two certificate lines and an `include` of the shared TLS settings, right after
 //!   its last `listen`.
 //!
 //! Certificate lines set in a file shared by other blocks (an included snippet) are not edited:
@@ -22,7 +23,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::nginx::edit::{self, Splice};
-use crate::nginx::sites::{Place, Server};
+use crate::nginx::sites::{Listen, Place, Server};
 use crate::nginx::tree::{Config, FileId};
 
 /// What the edited block should serve.
@@ -42,6 +43,35 @@ pub struct HttpsTarget<'a> {
     pub hsts: bool,
     /// The hosts some block already listens on at `https_port` (see [`bound_hosts`]).
     pub bound_hosts: &'a [String],
+    /// Whether some block already listens on `[::]:https_port` with `ipv6only=off` (see
+    /// [`dual_stack_on`]).
+    pub dual_stack_bound: bool,
+}
+
+/// Whether a block listens on the IPv6 wildcard at `port` with `ipv6only=off` (that socket takes
+/// IPv4 connections too, so nothing may bind the IPv4 wildcard on that port).
+pub fn dual_stack_on(servers: &[Server], port: u16) -> bool {
+    servers
+        .iter()
+        .flat_map(|s| &s.listens)
+        .any(|l| l.port == Some(port) && l.dual_stack && host_of(&l.address, l.ipv6) == "[::]")
+}
+
+/// The hosts a plain block's listen on `host` takes TLS on: [`ssl_hosts`], plus — for a
+/// dual-stack IPv6 wildcard (`ipv6only=off`, which nginx never copies) — the IPv4 wildcard, since
+/// a new `[::]` listen is IPv6 only, unless a dual-stack socket holds the port already.
+fn tls_hosts<'h>(
+    host: &'h str,
+    ipv6: bool,
+    dual_stack: bool,
+    bound: &'h [String],
+    dual_stack_bound: bool,
+) -> Vec<&'h str> {
+    let mut out = ssl_hosts(host, ipv6, bound);
+    if dual_stack && host == "[::]" && !dual_stack_bound {
+        out.extend(ssl_hosts("*", false, bound));
+    }
+    out
 }
 
 /// The hosts (as [`host_of`] gives them: `*`, `[::]`, `127.0.0.1`, `[::1]`) that blocks of the
@@ -218,20 +248,27 @@ pub fn plan_server(
     let mut lines = Vec::new();
     if !server.tls {
         let mut addresses: Vec<String> = Vec::new();
-        let listens: Vec<(&str, bool)> = if server.listens.is_empty() {
-            vec![("*:80", false)]
+        let listens: Vec<(&str, bool, bool)> = if server.listens.is_empty() {
+            vec![("*:80", false, false)]
         } else {
             server
                 .listens
                 .iter()
-                .map(|l| (l.address.as_str(), l.ipv6))
+                .map(|l| (l.address.as_str(), l.ipv6, l.dual_stack))
                 .collect()
         };
-        for (address, ipv6) in listens {
+        for (address, ipv6, dual_stack) in listens {
             if address.starts_with("unix:") {
                 continue;
             }
-            for host in ssl_hosts(host_of(address, ipv6), ipv6, target.bound_hosts) {
+            let host = host_of(address, ipv6);
+            for host in tls_hosts(
+                host,
+                ipv6,
+                dual_stack,
+                target.bound_hosts,
+                target.dual_stack_bound,
+            ) {
                 let listen = match host {
                     "*" => format!("listen {} ssl;", target.https_port),
                     h => format!("listen {h}:{} ssl;", target.https_port),
@@ -280,42 +317,45 @@ pub fn host_of(address: &str, ipv6: bool) -> &str {
 
 /// Where this host answers TLS for `server` on `https_port` once the plan is applied: a
 /// connectable address per distinct listen host (`*` → 127.0.0.1, `[::]` → ::1, a specific
-/// address as it is; a plain block's wildcard narrowed as [`plan_server`] narrows it, given the
-/// same `bound` hosts). Unix sockets are skipped.
+/// address as it is; a plain block's hosts as [`plan_server`] gives them, from the same `bound`
+/// hosts and `dual_stack_bound`). Unix sockets are skipped.
 pub fn tls_addresses(
     server: &Server,
     https_port: u16,
     bound: &[String],
+    dual_stack_bound: bool,
 ) -> Vec<std::net::SocketAddr> {
     let mut out = Vec::new();
-    let listens: Vec<(&str, bool)> = if server.tls {
+    let listens: Vec<&Listen> = if server.tls {
         server
             .listens
             .iter()
             .filter(|l| l.port == Some(https_port))
-            .map(|l| (l.address.as_str(), l.ipv6))
             .collect()
-    } else if server.listens.is_empty() {
-        vec![("*:80", false)]
     } else {
-        server
-            .listens
-            .iter()
-            .map(|l| (l.address.as_str(), l.ipv6))
-            .collect()
+        server.listens.iter().collect()
     };
-    let hosts: Vec<&str> = listens
-        .into_iter()
-        .filter(|(address, _)| !address.starts_with("unix:"))
-        .flat_map(|(address, ipv6)| {
-            let host = host_of(address, ipv6);
-            if server.tls {
-                vec![host]
-            } else {
-                ssl_hosts(host, ipv6, bound)
-            }
-        })
-        .collect();
+    let mut hosts: Vec<&str> = Vec::new();
+    if !server.tls && server.listens.is_empty() {
+        hosts.push("*");
+    }
+    for l in listens {
+        if l.address.starts_with("unix:") {
+            continue;
+        }
+        let host = host_of(&l.address, l.ipv6);
+        if server.tls {
+            hosts.push(host);
+        } else {
+            hosts.extend(tls_hosts(
+                host,
+                l.ipv6,
+                l.dual_stack,
+                bound,
+                dual_stack_bound,
+            ));
+        }
+    }
     for host in hosts {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let ip: std::net::IpAddr = match host {
@@ -462,6 +502,7 @@ mod tests {
                 redirect: false,
                 hsts: false,
                 bound_hosts: &[],
+                dual_stack_bound: false,
             },
         )
     }
@@ -524,6 +565,7 @@ mod tests {
                 redirect,
                 hsts,
                 bound_hosts: &[],
+                dual_stack_bound: false,
             },
         )
     }
@@ -589,6 +631,18 @@ mod tests {
         assert_eq!(ssl_hosts("*", false, &with_wildcard), ["*"]);
         assert_eq!(ssl_hosts("*", false, &[]), ["*"]);
         assert_eq!(ssl_hosts("[::]", true, &with_wildcard), ["[::]"]);
+    }
+
+    #[test]
+    fn a_dual_stack_listen_gets_an_ipv4_twin_unless_a_dual_stack_socket_holds_the_port() {
+        assert_eq!(tls_hosts("[::]", true, true, &[], false), ["[::]", "*"]);
+        assert_eq!(tls_hosts("[::]", true, true, &[], true), ["[::]"]);
+        assert_eq!(tls_hosts("[::]", true, false, &[], false), ["[::]"]);
+        let bound = vec!["127.0.0.1".to_string()];
+        assert_eq!(
+            tls_hosts("[::]", true, true, &bound, false),
+            ["[::]", "127.0.0.1"]
+        );
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub struct Listen {
     pub ipv6: bool,
     /// Whether this directive says `ssl`.
     pub ssl: bool,
+    /// `ipv6only=off`: one IPv6 socket that takes IPv4 connections too.
+    pub dual_stack: bool,
     /// Where the directive is (it may come from an include inside the block).
     pub place: Place,
 }
@@ -366,6 +368,7 @@ fn parse_listen(args: Vec<String>, place: Place) -> Listen {
     let text = args.join(" ");
     let addr = args.first().cloned().unwrap_or_default();
     let ssl = args.iter().skip(1).any(|a| a == "ssl");
+    let dual_stack = args.iter().skip(1).any(|a| a == "ipv6only=off");
     let (address, port, ipv6) = normalise_address(&addr);
     Listen {
         text,
@@ -373,6 +376,7 @@ fn parse_listen(args: Vec<String>, place: Place) -> Listen {
         port,
         ipv6,
         ssl,
+        dual_stack,
         place,
     }
 }
