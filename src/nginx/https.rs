@@ -11,8 +11,8 @@
 //!   as nginx allows them once per address; a wildcard is narrowed to the specific addresses
 //!   that already hold the port when the wildcard does not, since a reload cannot bind it next
 //!   to them; a dual-stack `[::]` listen, `ipv6only=off`, gets an IPv4 twin, as the new `[::]`
-//!   listen is IPv6 only), the two certificate lines and an `include` of the shared TLS settings, right after
-//!   its last `listen`.
+//!   listen is IPv6 only), the two certificate lines and an `include` of the shared TLS
+//!   settings, right after its last `listen`.
 //!
 //! Certificate lines set in a file shared by other blocks (an included snippet) are not edited:
 //! that would change other sites too; the plan fails with a reason instead.
