@@ -4,13 +4,14 @@
 //!
 //! For each plain-HTTP server block of a site:
 //! - a usable webroot (a `root` without variables; no server-level `return`, nor an `if`
-//!   holding one, which would run before any location; and the location nginx picks for the
+//!   holding one, which would run before any location; no server-level access control; and the location nginx picks for the
 //!   path not serving from elsewhere — a proxy at `location /`, a `^~ /.well-known/` with another
 //!   root) gets the files in `<root>/.well-known/pki-validation/`;
 //! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
 //!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
-//!   has a server-level `return` (or an `if` holding one), by a `rewrite … last` that skips it
-//!   for that path only;
+//!   has a server-level `return` (or an `if` holding one, or a redirecting `rewrite`), by a
+//!   `rewrite … last` that skips it for that path only, and opened to anonymous clients when the
+//!   block restricts access (`auth_basic`, `auth_request`, `deny`);
 //! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path;
 //! - a block that needs the temporary location but has its own `location
 //!   /.well-known/pki-validation/` is not edited (a second location there fails `nginx -t`): its
@@ -63,7 +64,7 @@ const PROBE_URI: &str = "/.well-known/pki-validation/probe.txt";
 /// server-level `return`, a `root` without variables, and the location nginx picks for the
 /// validation path (the longest matching prefix) serving files from that root.
 pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
-    if server.server_level_return || server.conditional_return {
+    if server.server_level_return || server.conditional_return || server.access_restricted.any() {
         return None;
     }
     let longest = server
@@ -162,7 +163,7 @@ pub fn plan(
                             r"rewrite ^(/\.well-known/pki-validation/.+)$ $1 last;".to_string(),
                         );
                     }
-                    lines.push(location.clone());
+                    lines.push(open_location(&location, server.access_restricted));
                     let bytes = &found.config.files[server.place.file].bytes;
                     publication.splices.push(FileSplice {
                         file: server.place.file,
@@ -231,6 +232,22 @@ fn temporary_listens(found: &Discovery, http_port: u16) -> Vec<String> {
         hosts.push(http_port.to_string());
     }
     hosts
+}
+
+/// The temporary location, opened to anonymous clients (the CA) when the block restricts
+/// access: the location's own access settings replace the server's for that path only.
+fn open_location(location: &str, access: crate::nginx::sites::AccessControl) -> String {
+    let mut open = String::new();
+    if access.basic {
+        open.push_str("auth_basic off; ");
+    }
+    if access.request {
+        open.push_str("auth_request off; ");
+    }
+    if access.address {
+        open.push_str("allow all; ");
+    }
+    location.replacen("{ ", &format!("{{ {open}"), 1)
 }
 
 /// Inserts managed lines right after the line holding a block's `{`, indented like the block's

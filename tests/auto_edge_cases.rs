@@ -809,3 +809,50 @@ fn a_dual_stack_ipv6_listen_gets_https_for_ipv4_clients_too() {
         .unwrap();
     assert_eq!(got.fingerprint, pem_fingerprint(&host.live("dual.test")));
 }
+
+#[test]
+fn a_site_behind_basic_auth_or_an_ip_allow_list_still_validates() {
+    // A staging site: server-level basic auth; an intranet site: an allow list. The CA fetches
+    // the validation file without credentials, from outside.
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name staging.test;\n        root {prefix}/www/shop;\n        auth_basic \"staging\";\n        auth_basic_user_file {prefix}/htpasswd;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name intra.test;\n        root {prefix}/www/shop;\n        allow 10.0.0.0/8;\n        deny all;\n    }\n";
+    let host = host_with(
+        body,
+        &[("htpasswd", b"u:$apr1$x$y\n")],
+        &["staging.test", "intra.test"],
+    );
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &[],
+        &[
+            ("staging.test", &["staging.test"]),
+            ("intra.test", &["intra.test"]),
+        ],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    assert_eq!(
+        common::http_get(host.http, "staging.test", "/")
+            .unwrap()
+            .status,
+        401
+    );
+    assert_eq!(
+        common::http_get(host.http, "intra.test", "/")
+            .unwrap()
+            .status,
+        403
+    );
+}
+
+#[test]
+fn a_port_80_block_redirecting_by_a_server_level_rewrite_still_validates() {
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name rw.test;\n        root {prefix}/www/shop;\n        rewrite ^(.*)$ https://$host$1 permanent;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name rw.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["rw.test"]);
+    let before = snapshot(&host);
+    auto_and_check(&host, &[], &[("rw.test", &["rw.test"])]);
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    assert_eq!(
+        common::http_get(host.http, "rw.test", "/").unwrap().status,
+        301
+    );
+}

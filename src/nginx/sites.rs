@@ -83,6 +83,24 @@ impl Location {
     }
 }
 
+/// Server-level access control a request must pass, by the modules that enforce it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccessControl {
+    /// `auth_basic` other than `off`.
+    pub basic: bool,
+    /// `auth_request`.
+    pub request: bool,
+    /// A `deny` (an allow list, or a block).
+    pub address: bool,
+}
+
+impl AccessControl {
+    /// Whether any control applies.
+    pub fn any(&self) -> bool {
+        self.basic || self.request || self.address
+    }
+}
+
 /// One `server { }` block in `http` context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
@@ -110,9 +128,13 @@ pub struct Server {
     pub certificate_key_directives: Vec<Place>,
     /// A server-level `return` (it runs before any `location` is chosen).
     pub server_level_return: bool,
-    /// A server-level `if` holding a `return` or `rewrite` (not our own redirect's): like a
-    /// server-level `return`, it may answer before any `location` is chosen.
+    /// A server-level `if` holding a `return` or `rewrite` (not our own redirect's), or a
+    /// server-level `rewrite` that redirects: like a server-level `return`, it may answer before
+    /// any `location` is chosen.
     pub conditional_return: bool,
+    /// Server-level access control that refuses anonymous clients: `auth_basic` (not `off`),
+    /// `auth_request`, or a `deny`.
+    pub access_restricted: AccessControl,
     /// A server-level `add_header Strict-Transport-Security …`.
     pub hsts_header: bool,
     /// A server-level `set $enc365_redirect …`: the HTTPS redirect we add is there already.
@@ -250,6 +272,7 @@ impl Walker<'_> {
             certificate_key_directives: Vec::new(),
             server_level_return: false,
             conditional_return: false,
+            access_restricted: AccessControl::default(),
             hsts_header: false,
             https_redirect: false,
             locations: Vec::new(),
@@ -311,6 +334,24 @@ impl Walker<'_> {
                         .iter()
                         .any(|c| matches!(c.name.span.slice(src), b"return" | b"rewrite"));
                 }
+                b"rewrite"
+                    if args.len() >= 2
+                        && (matches!(
+                            args.get(2).map(|w| w.text(src)).as_deref(),
+                            Some("permanent" | "redirect")
+                        ) || ["http://", "https://", "$scheme://"]
+                            .iter()
+                            .any(|p| args[1].text(src).starts_with(p))) =>
+                {
+                    server.conditional_return = true
+                }
+                b"auth_basic" if first().is_some_and(|v| v != "off") => {
+                    server.access_restricted.basic = true
+                }
+                b"auth_request" if first().is_some_and(|v| v != "off") => {
+                    server.access_restricted.request = true
+                }
+                b"deny" => server.access_restricted.address = true,
                 b"location" => {
                     let args: Vec<String> = args.iter().map(|w| w.text(src)).collect();
                     if let Some((matching, uri)) = parse_location(&args) {
@@ -446,6 +487,26 @@ mod tests {
         assert!(found[0].conditional_return);
         assert!(!found[1].conditional_return);
         assert!(!found[0].server_level_return);
+    }
+
+    #[test]
+    fn redirecting_rewrites_and_access_control_at_server_level_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(
+            &path,
+            "http { server { rewrite ^(.*)$ https://$host$1; auth_basic \"x\"; } \
+             server { rewrite ^/old$ /new permanent; deny all; } \
+             server { rewrite ^/a$ /b last; auth_basic off; } }\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let found = servers(&config).unwrap();
+        assert!(found[0].conditional_return && found[1].conditional_return);
+        assert!(!found[2].conditional_return);
+        assert!(found[0].access_restricted.basic && !found[0].access_restricted.address);
+        assert!(found[1].access_restricted.address);
+        assert!(!found[2].access_restricted.any());
     }
 
     #[test]
