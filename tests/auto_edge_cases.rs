@@ -856,3 +856,59 @@ fn a_port_80_block_redirecting_by_a_server_level_rewrite_still_validates() {
         301
     );
 }
+
+#[test]
+fn a_failed_install_into_a_symlinked_vhost_puts_the_target_back_and_keeps_the_link() {
+    let host = Host::with(Faults::default(), "include {prefix}/sites-enabled/*;", "");
+    host.sb.write_file(
+        "sites-available/rb.conf",
+        host.sb.render(
+            "server {\r\n\tlisten 127.0.0.1:{port.0};\r\n\tserver_name rb.test;\r\n\troot {prefix}/www/shop;\r\n}",
+        ),
+    );
+    std::fs::set_permissions(
+        path(&host, "sites-available/rb.conf"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .unwrap();
+    std::fs::create_dir_all(path(&host, "sites-enabled")).unwrap();
+    std::os::unix::fs::symlink(
+        "../sites-available/rb.conf",
+        path(&host, "sites-enabled/rb.conf"),
+    )
+    .unwrap();
+    add_names(&host, &["rb.test"]);
+    host.sb.reload();
+    // A broken shared TLS snippet makes the edited configuration fail `nginx -t`.
+    std::fs::create_dir_all(host.dir.path().join("nginx")).unwrap();
+    std::fs::write(
+        host.dir.path().join("nginx/ssl-params.conf"),
+        "no_such_directive on;\n",
+    )
+    .unwrap();
+    let before = snapshot(&host);
+    let out = host.auto(&["--json"]);
+    let doc = expect_exit(&out, 1);
+    assert!(doc.to_string().contains("put back"), "{doc:#}");
+    assert_eq!(before, snapshot(&host), "every file and link as it was");
+    let meta = std::fs::metadata(path(&host, "sites-available/rb.conf")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o640
+    );
+    // Fixed, a rerun installs into the target, keeping its mode and the link.
+    std::fs::remove_file(host.dir.path().join("nginx/ssl-params.conf")).unwrap();
+    auto_and_check(&host, &[], &[("rb.test", &["rb.test"])]);
+    let link = path(&host, "sites-enabled/rb.conf");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let meta = std::fs::metadata(path(&host, "sites-available/rb.conf")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o640
+    );
+}
