@@ -912,3 +912,37 @@ fn a_failed_install_into_a_symlinked_vhost_puts_the_target_back_and_keeps_the_li
         0o640
     );
 }
+
+#[test]
+fn renew_after_a_vhost_was_removed_says_so_and_changes_nothing() {
+    let body = "include {prefix}/conf.d/*.conf;";
+    let vhost: &[u8] = b"server {\n    listen 127.0.0.1:{port.0};\n    server_name gone.test;\n    root {prefix}/www/shop;\n}\n";
+    let keep: &[u8] = b"server {\n    listen 127.0.0.1:{port.0};\n    server_name kept.test;\n    root {prefix}/www/shop;\n}\n";
+    let host = host_with(
+        body,
+        &[("conf.d/gone.conf", vhost), ("conf.d/kept.conf", keep)],
+        &["gone.test", "kept.test"],
+    );
+    auto_and_check(
+        &host,
+        &[],
+        &[("gone.test", &["gone.test"]), ("kept.test", &["kept.test"])],
+    );
+    std::fs::remove_file(path(&host, "conf.d/gone.conf")).unwrap();
+    host.sb.reload();
+    let before = snapshot(&host);
+    let creates = host.sim.request_count("/cert/create");
+    let out = host.renew(&["--json", "--force"]);
+    let doc = json(&out);
+    let text = format!("{doc:#}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("gone.test"), "{text}");
+    assert!(out.status.code().is_some(), "no crash: {text}");
+    assert_eq!(before, snapshot(&host), "{text}");
+    // kept.test is renewed all the same.
+    assert!(host.sim.request_count("/cert/create") > creates, "{text}");
+    assert_eq!(
+        served(&host, "kept.test").fingerprint,
+        pem_fingerprint(&host.live("kept.test"))
+    );
+    eprintln!("{text}");
+}
