@@ -91,10 +91,29 @@ pub fn plan_edits(
             hsts: env.hsts,
             bound_hosts: &bound,
             dual_stack_bound,
+            add_names: &[],
         };
         // The port-80 block of a site whose TLS twin exists keeps its certificate-less self; it
         // only gets the redirect when asked for.
         let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
+        // Names only a port-80 block carries: the first TLS block answers for them too, or
+        // their TLS handshakes would land on another site.
+        let carried_over_tls = |name: &String| {
+            site.servers
+                .iter()
+                .filter(|&&i| found.servers[i].tls)
+                .any(|&i| found.names[i].iter().any(|n| &n.name == name))
+        };
+        let missing: Vec<String> = if has_tls {
+            site.names
+                .iter()
+                .filter(|n| !carried_over_tls(n))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let first_tls = site.servers.iter().copied().find(|&i| found.servers[i].tls);
         for &i in &site.servers {
             let server = &found.servers[i];
             if has_tls && !server.tls {
@@ -103,6 +122,10 @@ pub fn plan_edits(
                 }
                 continue;
             }
+            let target = HttpsTarget {
+                add_names: if Some(i) == first_tls { &missing } else { &[] },
+                ..target
+            };
             let planned = https::plan_server(&found.config, server, &target).map_err(|e| {
                 anyhow!(
                     "{}: cannot give {} HTTPS: {e}",
@@ -195,6 +218,11 @@ fn apply_and_prove(
         .iter()
         .map(|item| {
             site_for(&sites, item)
+                .map(|mut site| {
+                    // What this install serves: the names the certificate covers.
+                    site.names.retain(|n| item.names.contains(n));
+                    site
+                })
                 .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
         })
         .collect::<anyhow::Result<_>>()?;

@@ -96,17 +96,16 @@ fn assert_only_managed_lines_added(
             );
             continue;
         }
-        // A certificate line of a block that had TLS is replaced by ours: it may go.
-        let new_lines: Vec<&[u8]> = new.split_inclusive(|b| *b == b'\n').collect();
+        // A certificate line of a block that had TLS is replaced by ours: certificate lines
+        // are compared apart from the rest (see `certificate_lines_only_replaced`).
+        let is_cert = |l: &[u8]| l.trim_ascii_start().starts_with(b"ssl_certificate");
         let old_lines: Vec<&[u8]> = old
             .split_inclusive(|b| *b == b'\n')
-            .filter(|l| {
-                !l.trim_ascii_start().starts_with(b"ssl_certificate") || new_lines.contains(l)
-            })
+            .filter(|l| !is_cert(l))
             .collect();
         let mut kept = Vec::new();
         for line in new.split_inclusive(|b| *b == b'\n') {
-            if is_managed_line(line) {
+            if is_managed_line(line) || is_cert(line) {
                 continue;
             }
             kept.push(line);
@@ -131,6 +130,25 @@ fn assert_only_managed_lines_added(
             );
         }
         assert_ne!(old, new, "{} was edited", path.display());
+        certificate_lines_only_replaced(old, new, path);
+    }
+}
+
+/// Every certificate line of `new` is either one of `old` or managed; there are no more of
+/// them than before plus ours.
+fn certificate_lines_only_replaced(old: &[u8], new: &[u8], path: &Path) {
+    let is_cert = |l: &&[u8]| l.trim_ascii_start().starts_with(b"ssl_certificate");
+    let old_lines: Vec<&[u8]> = old
+        .split_inclusive(|b| *b == b'\n')
+        .filter(is_cert)
+        .collect();
+    for line in new.split_inclusive(|b| *b == b'\n').filter(is_cert) {
+        assert!(
+            is_managed_line(line) || old_lines.contains(&line),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(line)
+        );
     }
 }
 
@@ -945,4 +963,19 @@ fn renew_after_a_vhost_was_removed_says_so_and_changes_nothing() {
         pem_fingerprint(&host.live("kept.test"))
     );
     eprintln!("{text}");
+}
+
+#[test]
+fn a_name_only_the_plain_block_carries_is_served_by_the_tls_block_too() {
+    // www.part.test is in the port-80 block only; the TLS twin names part.test, and another
+    // site is the default server of the HTTPS port.
+    let body = "server {\n        listen 127.0.0.1:{port.1} ssl default_server;\n        server_name first.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name first.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.0};\n        server_name part.test www.part.test;\n        root {prefix}/www/shop;\n    }\n    server {\n        listen 127.0.0.1:{port.1} ssl;\n        server_name part.test;\n        ssl_certificate {prefix}/old/fullchain.pem;\n        ssl_certificate_key {prefix}/old/privkey.pem;\n        root {prefix}/www/shop;\n    }\n";
+    let host = host_with(body, &[], &["first.test", "part.test", "www.part.test"]);
+    let before = snapshot(&host);
+    auto_and_check(
+        &host,
+        &["--site", "part.test"],
+        &[("part.test", &["part.test", "www.part.test"])],
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
 }

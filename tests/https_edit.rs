@@ -65,6 +65,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
             hsts: false,
             bound_hosts: &https::bound_hosts(&servers, https_port),
             dual_stack_bound: https::dual_stack_on(&servers, https_port),
+            add_names: &[],
         },
     )
     .unwrap();
@@ -81,6 +82,7 @@ fn planned_edits_give_plain_and_tls_sites_the_new_certificate() {
                 hsts: false,
                 bound_hosts: &https::bound_hosts(&servers, https_port),
                 dual_stack_bound: https::dual_stack_on(&servers, https_port),
+                add_names: &[],
             },
         )
         .unwrap(),
@@ -167,6 +169,7 @@ fn a_certificate_set_in_a_shared_snippet_is_refused_not_edited() {
             hsts: false,
             bound_hosts: &https::bound_hosts(&servers, 443),
             dual_stack_bound: https::dual_stack_on(&servers, 443),
+            add_names: &[],
         },
     )
     .unwrap_err();

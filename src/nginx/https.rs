@@ -6,6 +6,7 @@
 //! - a block that already speaks TLS keeps everything but its certificate: its own
 //!   `ssl_certificate`/`ssl_certificate_key` lines are replaced (extra ones of a dual-certificate
 //!   setup removed); a block that inherits its certificate from `http` gets its own two lines;
+//!   either gets one more `server_name` line for names of the site only its port-80 twin carries;
 //! - a plain-HTTP block gets `listen <port> ssl` for each address it listens on (the IPv6 twin when
 //!   it listens on IPv6; `default_server`, `ipv6only`, `reuseport` and `backlog` are never copied,
 //!   as nginx allows them once per address; a wildcard is narrowed to the specific addresses
@@ -46,6 +47,9 @@ pub struct HttpsTarget<'a> {
     /// Whether some block already listens on `[::]:https_port` with `ipv6only=off` (see
     /// [`dual_stack_on`]).
     pub dual_stack_bound: bool,
+    /// Names the block must answer for that it does not carry yet (a name only the site's
+    /// port-80 block has): added as one more `server_name` line.
+    pub add_names: &'a [String],
 }
 
 /// Whether a block listens on the IPv6 wildcard at `port` with `ipv6only=off` (that socket takes
@@ -228,6 +232,9 @@ pub fn plan_server(
         if server.certificate_key_directives.is_empty() {
             extra.push(key_line);
         }
+        if !target.add_names.is_empty() {
+            extra.push(format!("server_name {};", target.add_names.join(" ")));
+        }
         if target.hsts && !server.hsts_header {
             extra.push(HSTS_LINE.to_string());
         }
@@ -285,6 +292,9 @@ pub fn plan_server(
     }
     lines.push(cert_line);
     lines.push(key_line);
+    if !target.add_names.is_empty() {
+        lines.push(format!("server_name {};", target.add_names.join(" ")));
+    }
     if !server.tls
         && let Some(snippet) = target.tls_snippet
     {
@@ -503,6 +513,7 @@ mod tests {
                 hsts: false,
                 bound_hosts: &[],
                 dual_stack_bound: false,
+                add_names: &[],
             },
         )
     }
@@ -566,6 +577,7 @@ mod tests {
                 hsts,
                 bound_hosts: &[],
                 dual_stack_bound: false,
+                add_names: &[],
             },
         )
     }
