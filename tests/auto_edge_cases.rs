@@ -979,3 +979,26 @@ fn a_name_only_the_plain_block_carries_is_served_by_the_tls_block_too() {
     );
     assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
 }
+
+#[test]
+fn a_tls_block_on_another_port_than_the_https_port_gets_its_certificate_proven() {
+    let alt = common::free_port();
+    let body = format!(
+        "server {{\n        listen 127.0.0.1:{{port.0}};\n        server_name alt.test;\n        root {{prefix}}/www/shop;\n    }}\n    server {{\n        listen 127.0.0.1:{alt} ssl;\n        server_name alt.test;\n        ssl_certificate {{prefix}}/old/fullchain.pem;\n        ssl_certificate_key {{prefix}}/old/privkey.pem;\n        root {{prefix}}/www/shop;\n    }}\n"
+    );
+    let host = host_with(&body, &[], &["alt.test"]);
+    let before = snapshot(&host);
+    let out = host.auto(&["--json"]);
+    let doc = expect_exit(&out, 0);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], alt));
+    let got = enc365_nginx::verify::handshake(addr, "alt.test", std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!(
+        got.fingerprint,
+        pem_fingerprint(&host.live("alt.test")),
+        "{doc:#}"
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+}

@@ -24,7 +24,7 @@ use std::ops::Range;
 use std::path::Path;
 
 use crate::nginx::edit::{self, Splice};
-use crate::nginx::sites::{Listen, Place, Server};
+use crate::nginx::sites::{Place, Server};
 use crate::nginx::tree::{Config, FileId};
 
 /// What the edited block should serve.
@@ -325,48 +325,36 @@ pub fn host_of(address: &str, ipv6: bool) -> &str {
     address.rsplit_once(':').map_or(address, |(h, _)| h)
 }
 
-/// Where this host answers TLS for `server` on `https_port` once the plan is applied: a
-/// connectable address per distinct listen host (`*` → 127.0.0.1, `[::]` → ::1, a specific
-/// address as it is; a plain block's hosts as [`plan_server`] gives them, from the same `bound`
-/// hosts and `dual_stack_bound`). Unix sockets are skipped.
+/// Where this host answers TLS for `server` once the plan is applied: a block that speaks TLS
+/// already, on its TLS listens (on the HTTPS port, marked `ssl` on any port, or every listen with
+/// `ssl on`); a plain block, on `https_port`, its hosts as [`plan_server`] gives them from the
+/// same `bound` hosts and `dual_stack_bound`. A connectable address per distinct listen host
+/// (`*` → 127.0.0.1, `[::]` → ::1, a specific address as it is). Unix sockets are skipped.
 pub fn tls_addresses(
     server: &Server,
     https_port: u16,
     bound: &[String],
     dual_stack_bound: bool,
 ) -> Vec<std::net::SocketAddr> {
-    let mut out = Vec::new();
-    let listens: Vec<&Listen> = if server.tls {
-        server
-            .listens
-            .iter()
-            .filter(|l| l.port == Some(https_port))
-            .collect()
-    } else {
-        server.listens.iter().collect()
-    };
-    let mut hosts: Vec<&str> = Vec::new();
+    let mut hosts: Vec<(&str, u16)> = Vec::new();
     if !server.tls && server.listens.is_empty() {
-        hosts.push("*");
+        hosts.push(("*", https_port));
     }
-    for l in listens {
+    for l in &server.listens {
         if l.address.starts_with("unix:") {
             continue;
         }
         let host = host_of(&l.address, l.ipv6);
-        if server.tls {
-            hosts.push(host);
-        } else {
-            hosts.extend(tls_hosts(
-                host,
-                l.ipv6,
-                l.dual_stack,
-                bound,
-                dual_stack_bound,
-            ));
+        if !server.tls {
+            for h in tls_hosts(host, l.ipv6, l.dual_stack, bound, dual_stack_bound) {
+                hosts.push((h, https_port));
+            }
+        } else if l.port == Some(https_port) || l.ssl || server.ssl_on {
+            hosts.push((host, l.port.unwrap_or(https_port)));
         }
     }
-    for host in hosts {
+    let mut out = Vec::new();
+    for (host, port) in hosts {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let ip: std::net::IpAddr = match host {
             "*" => std::net::IpAddr::from([127, 0, 0, 1]),
@@ -376,7 +364,7 @@ pub fn tls_addresses(
                 Err(_) => std::net::IpAddr::from([127, 0, 0, 1]),
             },
         };
-        let addr = std::net::SocketAddr::new(ip, https_port);
+        let addr = std::net::SocketAddr::new(ip, port);
         if !out.contains(&addr) {
             out.push(addr);
         }
@@ -655,6 +643,23 @@ mod tests {
             tls_hosts("[::]", true, true, &bound, false),
             ["[::]", "127.0.0.1"]
         );
+    }
+
+    #[test]
+    fn a_tls_block_is_proven_on_its_own_tls_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(
+            &path,
+            "http { server { listen 127.0.0.1:80; listen 127.0.0.1:8443 ssl; ssl_certificate /c; } \
+             server { listen 127.0.0.1:80; } }\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        let servers = sites::servers(&config).unwrap();
+        let addr = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        assert_eq!(tls_addresses(&servers[0], 443, &[], false), [addr(8443)]);
+        assert_eq!(tls_addresses(&servers[1], 443, &[], false), [addr(443)]);
     }
 
     #[test]
