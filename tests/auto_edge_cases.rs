@@ -1002,3 +1002,19 @@ fn a_tls_block_on_another_port_than_the_https_port_gets_its_certificate_proven()
     let stderr = String::from_utf8_lossy(&out.stderr);
     eprintln!("{stderr}");
 }
+
+#[test]
+fn a_front_controller_if_rewrite_keeps_validating_from_the_webroot() {
+    // The classic CMS rule: unknown paths go to index.php. Validation files exist, so they are
+    // served from the root as they are; no temporary location is needed.
+    let body = "server {\n        listen 127.0.0.1:{port.0};\n        server_name cms.test;\n        root {prefix}/www/shop;\n        if (!-e $request_filename) {\n            rewrite ^(.+)$ /index.php?q=$1 last;\n        }\n    }\n";
+    let host = host_with(body, &[], &["cms.test"]);
+    let out = host.auto(&["--json"]);
+    expect_exit(&out, 0);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("temporary validation"), "{stderr}");
+    assert_eq!(
+        served(&host, "cms.test").fingerprint,
+        pem_fingerprint(&host.live("cms.test"))
+    );
+}

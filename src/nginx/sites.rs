@@ -128,9 +128,9 @@ pub struct Server {
     pub certificate_key_directives: Vec<Place>,
     /// A server-level `return` (it runs before any `location` is chosen).
     pub server_level_return: bool,
-    /// A server-level `if` holding a `return` or `rewrite` (not our own redirect's), or a
-    /// server-level `rewrite` that redirects: like a server-level `return`, it may answer before
-    /// any `location` is chosen.
+    /// A server-level `if` holding a `return` or a redirecting `rewrite` (not our own
+    /// redirect's), or a server-level `rewrite` that redirects: like a server-level `return`, it
+    /// may answer before any `location` is chosen.
     pub conditional_return: bool,
     /// Server-level access control that refuses anonymous clients: `auth_basic` (not `off`),
     /// `auth_request`, or a `deny`.
@@ -329,21 +329,18 @@ impl Walker<'_> {
                         .iter()
                         .any(|w| w.text(src).contains("$enc365_redirect")) =>
                 {
-                    server.conditional_return |= cf
-                        .children(d)
-                        .iter()
-                        .any(|c| matches!(c.name.span.slice(src), b"return" | b"rewrite"));
+                    server.conditional_return |= cf.children(d).iter().any(|c| {
+                        let words: Vec<String> = cf.args(c).iter().map(|w| w.text(src)).collect();
+                        match c.name.span.slice(src) {
+                            b"return" => true,
+                            b"rewrite" => redirecting_rewrite(&words),
+                            _ => false,
+                        }
+                    });
                 }
-                b"rewrite"
-                    if args.len() >= 2
-                        && (matches!(
-                            args.get(2).map(|w| w.text(src)).as_deref(),
-                            Some("permanent" | "redirect")
-                        ) || ["http://", "https://", "$scheme://"]
-                            .iter()
-                            .any(|p| args[1].text(src).starts_with(p))) =>
-                {
-                    server.conditional_return = true
+                b"rewrite" => {
+                    let words: Vec<String> = args.iter().map(|w| w.text(src)).collect();
+                    server.conditional_return |= redirecting_rewrite(&words);
                 }
                 b"auth_basic" if first().is_some_and(|v| v != "off") => {
                     server.access_restricted.basic = true
@@ -370,6 +367,18 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+/// Whether a `rewrite`'s arguments (`regex replacement [flag]`) answer with a redirect: the
+/// `permanent`/`redirect` flag, or a replacement that is an absolute URL.
+fn redirecting_rewrite(args: &[String]) -> bool {
+    let flag = args.get(2).map(String::as_str);
+    let absolute = args.get(1).is_some_and(|r| {
+        ["http://", "https://", "$scheme://"]
+            .iter()
+            .any(|p| r.starts_with(p))
+    });
+    matches!(flag, Some("permanent" | "redirect")) || absolute
 }
 
 /// Directives that make a location serve from somewhere other than the server's `root`
@@ -497,7 +506,8 @@ mod tests {
             &path,
             "http { server { rewrite ^(.*)$ https://$host$1; auth_basic \"x\"; } \
              server { rewrite ^/old$ /new permanent; deny all; } \
-             server { rewrite ^/a$ /b last; auth_basic off; } }\n",
+             server { rewrite ^/a$ /b last; auth_basic off; \
+             if (!-e $request_filename) { rewrite ^(.+)$ /index.php?q=$1 last; } } }\n",
         )
         .unwrap();
         let config = Config::load(&path).unwrap();
