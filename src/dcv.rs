@@ -12,7 +12,8 @@
 //!   has a server-level `return` (or an `if` holding one, or a redirecting `rewrite`), by a
 //!   `rewrite … last` that skips it for that path only, and opened to anonymous clients when the
 //!   block restricts access (`auth_basic`, `auth_request`, `deny`);
-//! - a name no plain-HTTP block answers gets a temporary port-80 server for the validation path;
+//! - a name no plain-HTTP block answers on the HTTP port (when nginx owns that port) gets a
+//!   temporary port-80 server for the validation path;
 //! - a block that needs the temporary location but has its own `location
 //!   /.well-known/pki-validation/` is not edited (a second location there fails `nginx -t`): its
 //!   names are reported as blocked.
@@ -115,17 +116,39 @@ pub fn plan(
     let location = format!("location ^~ {WELL_KNOWN} {{ alias {alias}; }}");
     let mut uncovered: Vec<String> = Vec::new();
     let mut injected: Vec<usize> = Vec::new();
+    // When nginx itself answers the HTTP port, a CA's request for a name goes to a block on that
+    // port: a block answering the name only on another port is never asked. (When nginx does
+    // not, something in front of it forwards, and the block's own port is the best guess.)
+    let owns_http_port = found
+        .servers
+        .iter()
+        .any(|s| plain_ports(s).contains(&http_port));
     for name in &site.names {
-        let block = site.servers.iter().copied().find(|&i| {
-            !plain_ports(&found.servers[i]).is_empty()
-                && found.names[i].iter().any(|n| &n.name == name)
-        });
+        let answering: Vec<usize> = site
+            .servers
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !plain_ports(&found.servers[i]).is_empty()
+                    && found.names[i].iter().any(|n| &n.name == name)
+            })
+            .collect();
+        let block = answering
+            .iter()
+            .copied()
+            .find(|&i| plain_ports(&found.servers[i]).contains(&http_port))
+            .or_else(|| answering.first().copied().filter(|_| !owns_http_port));
         let Some(i) = block else {
             uncovered.push(name.clone());
             continue;
         };
         let server = &found.servers[i];
-        let port = plain_ports(server)[0];
+        let ports = plain_ports(server);
+        let port = if ports.contains(&http_port) {
+            http_port
+        } else {
+            ports[0]
+        };
         match usable_webroot(server, prefix) {
             Some(root) => publication.routes.push(Route {
                 name: name.clone(),

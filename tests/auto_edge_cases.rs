@@ -1018,3 +1018,28 @@ fn a_front_controller_if_rewrite_keeps_validating_from_the_webroot() {
         pem_fingerprint(&host.live("cms.test"))
     );
 }
+
+#[test]
+fn a_site_answering_plain_http_only_on_another_port_validates_on_the_http_port() {
+    // alt8080.test listens on another port only; port {port.0} (where the CA connects) belongs
+    // to a catch-all that drops the connection.
+    let alt = common::free_port();
+    let body = format!(
+        "server {{\n        listen 127.0.0.1:{{port.0}} default_server;\n        server_name _;\n        return 444;\n    }}\n    server {{\n        listen 127.0.0.1:{alt};\n        server_name alt8080.test;\n        root {{prefix}}/www/shop;\n    }}\n"
+    );
+    let host = host_with(&body, &[], &["alt8080.test"]);
+    let before = snapshot(&host);
+    let doc = auto_and_check(&host, &[], &[]);
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], host.https));
+    let got =
+        enc365_nginx::verify::handshake(addr, "alt8080.test", std::time::Duration::from_secs(5))
+            .unwrap();
+    assert_eq!(
+        got.fingerprint,
+        pem_fingerprint(&host.live("alt8080.test")),
+        "{doc:#}"
+    );
+    assert_only_managed_lines_added(&before, &snapshot(&host), &[host.sb.conf_path()]);
+    // The catch-all still drops plain requests for the name on the HTTP port.
+    assert!(common::http_get(host.http, "alt8080.test", "/").is_err());
+}
