@@ -1043,3 +1043,42 @@ fn a_site_answering_plain_http_only_on_another_port_validates_on_the_http_port()
     // The catch-all still drops plain requests for the name on the HTTP port.
     assert!(common::http_get(host.http, "alt8080.test", "/").is_err());
 }
+
+#[test]
+fn temporary_validation_lines_in_a_crlf_one_line_block_keep_crlf() {
+    // With --no-wait the temporary location stays until the rerun: it must look like the file.
+    let body = "include {prefix}/conf.d/*.conf;";
+    let vhost: &[u8] = b"# crlf\r\nserver { listen 127.0.0.1:{port.0}; server_name tmpcrlf.test; root {prefix}/www/$host; }\r\n";
+    let host = Host::with(
+        Faults {
+            force_status: Some("enroll_caprocessing".into()),
+            paths: vec!["/cert/details".into()],
+            ..Faults::default()
+        },
+        body,
+        "",
+    );
+    host.sb.write_file(
+        "conf.d/t.conf",
+        host.sb.render(&String::from_utf8_lossy(vhost)),
+    );
+    add_names(&host, &["tmpcrlf.test"]);
+    host.sb.reload();
+    let out = host.auto(&["--json", "--no-wait"]);
+    expect_exit(&out, 0);
+    let during = std::fs::read(path(&host, "conf.d/t.conf")).unwrap();
+    for line in during.split_inclusive(|b| *b == b'\n') {
+        assert!(
+            line.ends_with(b"\r\n"),
+            "CRLF kept: {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    host.sim.set_faults(Faults::default());
+    let out = host.auto(&["--json"]);
+    expect_exit(&out, 0);
+    assert_eq!(
+        served(&host, "tmpcrlf.test").fingerprint,
+        pem_fingerprint(&host.live("tmpcrlf.test"))
+    );
+}
