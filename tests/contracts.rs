@@ -1,0 +1,277 @@
+//! The product's cross-command contracts (design §3), checked on the real binary against a real
+//! nginx and the simulator: secrets never shown and private files private, `--json` printing
+//! exactly one JSON object on success and failure, the exit codes of §3.3, and CA data that does
+//! not add up refused before anything is written.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::host::Host;
+use enc365_nginx::sim::Faults;
+
+const ONE_SITE: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name shop.test www.shop.test;
+        root {prefix}/www/shop;
+    }
+"#;
+
+const PASSWORD: &str = "pw-SENTINEL-7f3a9c";
+
+fn text(out: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// The access token `Host` put in the config file.
+fn token_of(config: &Path) -> String {
+    let text = std::fs::read_to_string(config).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("access_token"))
+        .expect("a token in the config");
+    line.split('"').nth(1).unwrap().to_string()
+}
+
+/// The binary with `args` and the host's global options, nginx run through `nginx_bin`.
+fn command_with(host: &Host, nginx_bin: &Path, args: &[&str]) -> Command {
+    let d = host.dir.path();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(d.join("config.toml"))
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .arg("--nginx-bin")
+        .arg(nginx_bin)
+        .arg("--nginx-conf")
+        .arg(host.sb.conf_path())
+        .arg("--nginx-prefix")
+        .arg(host.sb.prefix())
+        .args(["--https-port", &host.https.to_string()])
+        .env("ENC365_HOSTS_FILE", d.join("hosts"))
+        .stdin(Stdio::null());
+    command
+}
+
+/// Pipeline options (`auto`, `plan`, `renew`, `reissue`) for `command_with`.
+fn pipeline(host: &Host) -> Vec<String> {
+    vec![
+        "--http-port".into(),
+        host.http.to_string(),
+        "--poll-interval".into(),
+        "0.1".into(),
+        "--timeout".into(),
+        "30".into(),
+    ]
+}
+
+/// Checks stdout is exactly one JSON object and returns it.
+fn one_object(out: &Output) -> serde_json::Value {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON value ({e}):\n{}", text(out)));
+    assert!(doc.is_object(), "not an object:\n{}", text(out));
+    doc
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            walk(&path, out);
+        }
+        out.push(path);
+    }
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn no_command_shows_the_token_or_password_and_private_files_stay_private() {
+    let host = Host::with_sim_options(
+        Faults::default(),
+        ONE_SITE,
+        "enable_unconfirmed_endpoints = true\n",
+        |o| o.unconfirmed_endpoints = true,
+    );
+    let d = host.dir.path().to_path_buf();
+    let mut secrets = vec![token_of(&d.join("config.toml")), PASSWORD.to_string()];
+    host.sim
+        .add_account("sentinel@example.com", PASSWORD, 100.0);
+
+    // nginx and the deploy hook log their argv and environment.
+    let log = d.join("children.log");
+    let wrapper = d.join("nginx-wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\necho \"nginx $*\" >>{log}\nenv >>{log}\nexec {} \"$@\"\n",
+            host.sb.nginx_bin().display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let hook = d.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"hook $*\" >>{log}\nenv >>{log}\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    for f in [&wrapper, &hook] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    let pipe = pipeline(&host);
+    let pipe: Vec<&str> = pipe.iter().map(String::as_str).collect();
+    let hook_arg = hook.display().to_string();
+    let mut runs: Vec<(String, Output)> = Vec::new();
+    let mut run = |args: Vec<&str>, json: bool| {
+        for (verbose, log_env) in [("-vv", None), ("-v", Some("trace"))] {
+            let mut c = command_with(&host, &wrapper, &args);
+            c.arg(verbose);
+            if json {
+                c.arg("--json");
+            }
+            if let Some(level) = log_env {
+                c.env("ENC365_LOG", level);
+            }
+            let out = c.output().unwrap();
+            if json {
+                one_object(&out);
+            }
+            runs.push((format!("{args:?} {verbose} {log_env:?}"), out));
+        }
+    };
+    run(vec!["discover"], true);
+    run([&["plan"][..], &pipe].concat(), true);
+    run(vec!["products"], true);
+    run(vec!["account"], true);
+    run(
+        [&["auto", "--deploy-hook", &hook_arg][..], &pipe].concat(),
+        true,
+    );
+    run(vec!["status"], true);
+    run(vec!["history"], true);
+    run([&["renew", "--force"][..], &pipe].concat(), true);
+    run(
+        [&["reissue", "--site", "shop.test"][..], &pipe].concat(),
+        true,
+    );
+    run(vec!["revoke", "--site", "shop.test", "--yes"], true);
+    run(vec!["rollback"], true);
+    run(vec!["status"], false);
+    run(vec!["history"], false);
+
+    // register: a good password (stdin and environment) and a wrong one that contains the
+    // sentinel; into a separate config file.
+    let reg = d.join("reg/config.toml");
+    for (password, via_env, json) in [
+        (PASSWORD.to_string(), false, true),
+        (PASSWORD.to_string(), true, false),
+        (format!("{PASSWORD}-wrong"), false, true),
+    ] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+        c.args(["register", "--username", "sentinel@example.com", "-vv"])
+            .arg("--config")
+            .arg(&reg)
+            .env("ENC365_BASE_URL", host.sim.base_url())
+            .env("ENC365_LOG", "trace");
+        if json {
+            c.arg("--json");
+        }
+        let out = if via_env {
+            c.env("ENC365_PASSWORD", &password)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        } else {
+            use std::io::Write;
+            let mut child = c
+                .arg("--password-stdin")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(password.as_bytes())
+                .unwrap();
+            child.wait_with_output().unwrap()
+        };
+        if json {
+            one_object(&out);
+        }
+        if mode(&reg) == 0o600 {
+            secrets.push(token_of(&reg));
+        }
+        runs.push((format!("register {password}"), out));
+    }
+    assert_eq!(mode(&reg), 0o600);
+
+    for (what, out) in &runs {
+        let all = text(out);
+        for secret in &secrets {
+            assert!(
+                !all.contains(secret.as_str()),
+                "{what} shows a secret:\n{all}"
+            );
+        }
+    }
+    let children = std::fs::read_to_string(&log).unwrap();
+    assert!(children.contains("hook "), "{children}");
+    for secret in &secrets {
+        assert!(!children.contains(secret.as_str()), "{children}");
+    }
+
+    // Files: private keys, the config and records 0600; orders/ and backups/ 0700; nothing a
+    // stranger may read holds a secret.
+    let mut files = Vec::new();
+    walk(&d, &mut files);
+    let mut keys = 0;
+    for path in &files {
+        let rel = path.strip_prefix(&d).unwrap().display().to_string();
+        let meta = std::fs::metadata(path).unwrap();
+        let m = meta.permissions().mode() & 0o777;
+        if meta.is_file() {
+            if rel.ends_with("privkey.pem") || rel.ends_with(".key") {
+                keys += 1;
+                assert_eq!(m, 0o600, "{rel}");
+            }
+            if rel.starts_with("state/backups/") && rel.contains("/files/") {
+                assert_eq!(m, 0o600, "{rel}");
+            }
+            if m & 0o044 != 0 {
+                let bytes = std::fs::read(path).unwrap();
+                let body = String::from_utf8_lossy(&bytes);
+                for secret in &secrets {
+                    assert!(!body.contains(secret.as_str()), "{rel} (mode {m:o})");
+                }
+                assert!(!body.contains("PRIVATE KEY"), "{rel} (mode {m:o})");
+            }
+        }
+    }
+    assert!(keys >= 2, "{files:?}");
+    assert_eq!(mode(&d.join("config.toml")), 0o600);
+    assert_eq!(mode(&d.join("state/orders")), 0o700);
+    assert_eq!(mode(&d.join("state/backups")), 0o700);
+}
