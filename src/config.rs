@@ -254,8 +254,14 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: parse_error_message(&text, &e),
         })?;
+        if config.https_port == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "key `https_port`: 0 is not a port; set 1-65535 (default 443)".into(),
+            });
+        }
         if config.holds_credentials() {
             let mode = fs::metadata(path)
                 .map_err(|source| ConfigError::Unreadable {
@@ -321,6 +327,38 @@ impl Config {
         }
         crate::store::write_atomic(path, text.as_bytes(), 0o600)
             .map_err(|e| unwritable(format!("{e:#}")))
+    }
+}
+
+/// The parser's explanation with its line and column, without the excerpt of the file the TOML
+/// parser shows: that line may hold the access token.
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(span) = error.span() else {
+        return message.to_string();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    // A wrong value does not name its key in the parser's message: name it (keys are not
+    // secret; values may be).
+    let line_text = text[before.len() - before.rsplit('\n').next().map_or(0, str::len)..]
+        .lines()
+        .next()
+        .unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    match key {
+        Some(key) if !message.contains(&format!("`{key}`")) => {
+            format!("line {line}, column {column}: key `{key}`: {message}")
+        }
+        _ => format!("line {line}, column {column}: {message}"),
     }
 }
 

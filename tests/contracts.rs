@@ -275,3 +275,108 @@ fn no_command_shows_the_token_or_password_and_private_files_stay_private() {
     assert_eq!(mode(&d.join("state/orders")), 0o700);
     assert_eq!(mode(&d.join("state/backups")), 0o700);
 }
+
+/// Runs the binary with `args` and `config` only (no nginx needed).
+fn run_with_config(config: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("ENC365_BASE_URL")
+        .env_remove("ENC365_CONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bad_config_file_exits_2_naming_the_key_and_never_echoing_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "tok-SENTINEL-55aa";
+    let cases: &[(&str, u32, &str)] = &[
+        // a typo after the token, a duplicate token, a wrong type, an unknown key, a bad value
+        (
+            "client_id = \"c\"\naccess_token = \"{S}\" x\n",
+            0o600,
+            "line 2, column",
+        ),
+        (
+            "client_id = \"c\"\naccess_token = \"{S}\"\naccess_token = \"{S}\"\n",
+            0o600,
+            "key `access_token`: duplicate key",
+        ),
+        (
+            "access_token = \"{S}\"\npid = \"abc\"\n",
+            0o600,
+            "key `pid`: invalid type",
+        ),
+        (
+            "access_token = \"{S}\"\nhttps_prot = 443\n",
+            0o600,
+            "unknown field `https_prot`",
+        ),
+        (
+            "access_token = \"{S}\"\nkey_type = \"rsa1024\"\n",
+            0o600,
+            "key `key_type`",
+        ),
+        (
+            "access_token = \"{S}\"\nhttps_port = 0\n",
+            0o600,
+            "key `https_port`: 0 is not a port",
+        ),
+        (
+            "client_id = \"c\"\naccess_token = \"{S}\"\n",
+            0o640,
+            "fix it with: chmod 600",
+        ),
+        (
+            "client_id = \"c\"\naccess_token = \"{S}\"\nbase_url = \"http://10.0.0.1:8080\"\n",
+            0o600,
+            "allowed only for loopback hosts",
+        ),
+    ];
+    for (i, (body, m, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("config-{i}.toml"));
+        std::fs::write(&path, body.replace("{S}", secret)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*m)).unwrap();
+        for args in [&["products", "--json"][..], &["account"][..]] {
+            let out = run_with_config(&path, args);
+            let all = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{body}\n{all}");
+            assert!(all.contains(expected), "{body}\n{all}");
+            assert!(all.contains(&path.display().to_string()), "{all}");
+            assert!(!all.contains(secret), "{body} echoes the token:\n{all}");
+            assert!(!all.contains("panicked"), "{all}");
+            if args.contains(&"--json") {
+                let doc = one_object(&out);
+                assert_eq!(doc["exit_code"], 2);
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_usage_message_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    for args in [
+        &["auto", "--timeout", "abc"][..],
+        &["auto", "--timeout", "99999999999999999"],
+        &["auto", "--poll-interval", "inf"],
+        &["auto", "--poll-interval", "nan"],
+        &["auto", "--poll-interval", "0"],
+        &["plan", "--https-port", "0"],
+        &["plan", "--https-port", "70000"],
+        &["plan", "--http-port", "0"],
+        &["renew", "--days", "-3"],
+        &["status", "--no-such-flag"],
+        &["revoke"],
+    ] {
+        let out = run_with_config(&config, args);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{all}");
+        assert!(all.contains("error:"), "{args:?}\n{all}");
+        assert!(!all.contains("panicked"), "{args:?}\n{all}");
+    }
+}

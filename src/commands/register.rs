@@ -33,8 +33,8 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
             "--username must be your TrustOcean account e-mail"
         )));
     }
-    let client =
-        Enc365::new(&effective.base_url, None, ClientOptions::default()).map_err(Failure::usage)?;
+    let client = Enc365::new(&effective.base_url, None, ClientOptions::default())
+        .map_err(|e| ctx.bad_base_url(e))?;
     let password = read_password(args)?;
     let servername = args.servername.clone().unwrap_or_else(host_name);
     let registration = block_on(client.register(args.username.trim(), &password, &servername))?
