@@ -98,8 +98,12 @@ pub fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> 
     write_atomic(path, &bytes, 0o600)
 }
 
-/// Every `*.json` record in `dir` (none when the directory does not exist), unsorted.
-pub fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
+/// Every `*.json` record in `dir` (none when the directory does not exist), unsorted. A file that
+/// does not parse is an error naming it as damaged, followed by `what_to_do`.
+pub fn read_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    what_to_do: &str,
+) -> anyhow::Result<Vec<T>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -113,7 +117,7 @@ pub fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Resul
                 fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
             out.push(
                 serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is damaged", path.display()))?,
+                    .with_context(|| format!("{} is damaged; {what_to_do}", path.display()))?,
             );
         }
     }

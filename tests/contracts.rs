@@ -42,12 +42,17 @@ fn token_of(config: &Path) -> String {
 
 /// The binary with `args` and the host's global options, nginx run through `nginx_bin`.
 fn command_with(host: &Host, nginx_bin: &Path, args: &[&str]) -> Command {
+    command_at(host, nginx_bin, &host.dir.path().join("config.toml"), args)
+}
+
+/// Like [`command_with`], with another config file.
+fn command_at(host: &Host, nginx_bin: &Path, config: &Path, args: &[&str]) -> Command {
     let d = host.dir.path();
     let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
     command
         .args(args)
         .arg("--config")
-        .arg(d.join("config.toml"))
+        .arg(config)
         .arg("--state-dir")
         .arg(d.join("state"))
         .arg("--nginx-bin")
@@ -378,5 +383,148 @@ fn bad_flags_exit_2_with_a_usage_message_and_no_panic() {
         assert_eq!(out.status.code(), Some(2), "{args:?}\n{all}");
         assert!(all.contains("error:"), "{args:?}\n{all}");
         assert!(!all.contains("panicked"), "{args:?}\n{all}");
+    }
+}
+
+/// Runs a pipeline command (`auto`, `plan`, `renew`) on `host` with `--json` and checks the exit
+/// code and that stdout is one JSON object; returns it.
+fn pipeline_json(host: &Host, sub: &str, extra: &[&str], code: i32) -> serde_json::Value {
+    let out = host
+        .pipeline_command(sub, &[&["--json"][..], extra].concat())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{sub} {extra:?}\n{}",
+        text(&out)
+    );
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    doc
+}
+
+#[test]
+fn exit_codes_and_json_for_each_kind_of_failure() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    let d = host.dir.path().to_path_buf();
+
+    // A --site typo: 2, for every command taking --site.
+    for sub in ["auto", "plan", "renew", "reissue"] {
+        let doc = pipeline_json(&host, sub, &["--site", "shpo.test"], 2);
+        assert!(
+            doc["error"].as_str().unwrap().contains("shpo.test"),
+            "{doc}"
+        );
+    }
+    // Nothing done yet: plan lists the site; status and history are empty, exit 0.
+    pipeline_json(&host, "plan", &[], 0);
+    // Missing credentials: 2, naming `register` (`renew` with nothing managed is quiet: the
+    // package's timer runs before anyone registered).
+    let bare = d.join("bare/config.toml");
+    std::fs::create_dir_all(bare.parent().unwrap()).unwrap();
+    std::fs::write(&bare, "").unwrap();
+    for args in [&["auto"][..], &["products"], &["account"]] {
+        let out = command_at(&host, host.sb.nginx_bin(), &bare, args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        let doc = one_object(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}\n{}", text(&out));
+        assert!(doc["error"].as_str().unwrap().contains("register"), "{doc}");
+    }
+
+    // The lock held: 3, and one JSON object saying so.
+    {
+        let _held = enc365_nginx::store::RunLock::acquire(&d.join("state")).unwrap();
+        for sub in ["auto", "renew"] {
+            let doc = pipeline_json(&host, sub, &[], 3);
+            assert_eq!(doc["exit_code"], 3, "{doc}");
+        }
+    }
+
+    // A first run; then nothing to do: 0.
+    pipeline_json(&host, "auto", &[], 0);
+    pipeline_json(&host, "auto", &[], 0);
+    pipeline_json(&host, "renew", &[], 0);
+
+    // nginx -t failing before anything is touched: 2, nothing changed.
+    let conf = host.sb.conf_path();
+    let good = std::fs::read(&conf).unwrap();
+    let broken = String::from_utf8_lossy(&good).replace("root ", "no_such_directive x;\n root ");
+    std::fs::write(&conf, &broken).unwrap();
+    for sub in ["auto", "renew"] {
+        let doc = pipeline_json(&host, sub, &[], 2);
+        assert!(doc["error"].as_str().unwrap().contains("nginx -t"), "{doc}");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), broken);
+    }
+    // Unparseable: 2 with file:line:column.
+    std::fs::write(
+        &conf,
+        String::from_utf8_lossy(&good).replace("root ", "root { "),
+    )
+    .unwrap();
+    let doc = pipeline_json(&host, "auto", &[], 2);
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{}:", conf.display())) && error.contains("Nothing was changed"),
+        "{doc}"
+    );
+    std::fs::write(&conf, &good).unwrap();
+
+    // A damaged order record and a damaged lineage: a clear message naming the file, no panic.
+    let states = d.join("state");
+    let mut records = Vec::new();
+    walk(&states, &mut records);
+    let record = records
+        .iter()
+        .find(|p| {
+            p.starts_with(states.join("orders")) && p.extension().is_some_and(|e| e == "json")
+        })
+        .expect("an order record")
+        .clone();
+    let lineage = records
+        .iter()
+        .find(|p| p.starts_with(states.join("certs")) && p.extension().is_some_and(|e| e == "json"))
+        .expect("a lineage record")
+        .clone();
+    for damaged in [&record, &lineage] {
+        let saved = std::fs::read(damaged).unwrap();
+        for garbage in [&b""[..], b"{\"site\": 5", b"\xff\xfe garbage"] {
+            std::fs::write(damaged, garbage).unwrap();
+            for args in [
+                vec!["status", "--json"],
+                vec!["history", "--json"],
+                vec!["revoke", "--site", "shop.test", "--yes", "--json"],
+            ] {
+                let out = host.command(&args);
+                let all = text(&out);
+                assert!(!all.contains("panicked"), "{args:?}\n{all}");
+                one_object(&out);
+            }
+            for sub in ["auto", "renew", "plan"] {
+                let out = host
+                    .pipeline_command(sub, &["--json"])
+                    .stdin(Stdio::null())
+                    .output()
+                    .unwrap();
+                let all = text(&out);
+                assert!(!all.contains("panicked"), "{sub}\n{all}");
+                let doc = one_object(&out);
+                if out.status.code() != Some(0) {
+                    let message = doc["error"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or(doc.to_string());
+                    assert!(
+                        message
+                            .contains(&format!("{} is damaged; move it away", damaged.display())),
+                        "{sub}: {message}"
+                    );
+                }
+            }
+        }
+        std::fs::write(damaged, saved).unwrap();
     }
 }
