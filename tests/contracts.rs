@@ -528,3 +528,135 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
         std::fs::write(damaged, saved).unwrap();
     }
 }
+
+/// Every file under `dir`, relative, sorted (for "nothing was written here" checks).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    let mut rel: Vec<String> = files
+        .iter()
+        .filter(|p| !p.starts_with(dir.join("logs")) && !p.starts_with(dir.join("tmp")))
+        .filter(|p| !p.starts_with(dir.join("run")))
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    rel.sort();
+    rel
+}
+
+#[test]
+fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
+    let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let cases: Vec<(&str, Faults)> = vec![
+        (
+            "a DCV file name with ..",
+            Faults {
+                dcv_filename: Some("../../escape.txt".into()),
+                ..Faults::default()
+            },
+        ),
+        (
+            "a DCV file name with /",
+            Faults {
+                dcv_filename: Some("sub/dir.txt".into()),
+                ..Faults::default()
+            },
+        ),
+        (
+            "a DCV file name with odd characters",
+            Faults {
+                dcv_filename: Some("a b;$(id)\n.txt".into()),
+                ..Faults::default()
+            },
+        ),
+        (
+            "validation data for a name never ordered",
+            Faults {
+                foreign_dcv_name: Some("evil.test".into()),
+                ..Faults::default()
+            },
+        ),
+        (
+            "no certificate in the issued answer",
+            Faults {
+                drop_field: Some("cert_code".into()),
+                paths: paths(&["/cert/details"]),
+                ..Faults::default()
+            },
+        ),
+        (
+            "truncated JSON",
+            Faults {
+                truncated_json: true,
+                paths: paths(&["/cert/details"]),
+                ..Faults::default()
+            },
+        ),
+        (
+            "an HTML error page",
+            Faults {
+                html_error: true,
+                paths: paths(&["/cert/create"]),
+                ..Faults::default()
+            },
+        ),
+        (
+            "an oversize answer",
+            Faults {
+                oversize_body: true,
+                paths: paths(&["/cert/details"]),
+                ..Faults::default()
+            },
+        ),
+    ];
+    for (what, faults) in cases {
+        let host = Host::with(faults, ONE_SITE, "");
+        let prefix = host.sb.prefix().to_path_buf();
+        let before = tree(&prefix);
+        let conf_before = std::fs::read(host.sb.conf_path()).unwrap();
+        let out = host
+            .auto_command(&["--json", "--timeout", "5"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let doc = one_object(&out);
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}\n{all}");
+        assert!(!all.contains("panicked"), "{what}\n{all}");
+        let site = &doc["sites"][0];
+        assert!(site["error"].is_string(), "{what}: {doc:#}");
+        assert!(site["cert_path"].is_null(), "{what}: {doc:#}");
+        assert!(
+            !host.dir.path().join("live").exists(),
+            "{what}: live/ written"
+        );
+        // Once validation data passed the checks, its file stays published while the order is
+        // pending (a rerun resumes it); nothing else is left.
+        let left: Vec<String> = tree(&prefix)
+            .into_iter()
+            .filter(|p| !p.starts_with("www/shop/.well-known"))
+            .collect();
+        assert_eq!(left, before, "{what}: files left in the nginx prefix");
+        assert_eq!(
+            std::fs::read(host.sb.conf_path()).unwrap(),
+            conf_before,
+            "{what}"
+        );
+        assert!(!prefix.parent().unwrap().join("escape.txt").exists());
+    }
+}
+
+#[test]
+fn a_chain_with_crlf_line_ends_installs() {
+    let host = Host::with(
+        Faults {
+            crlf_pem: true,
+            ..Faults::default()
+        },
+        ONE_SITE,
+        "",
+    );
+    let out = host.auto(&["--json"]);
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}\n{}", text(&out));
+    assert!(host.live("shop.test").exists());
+}
