@@ -88,7 +88,7 @@ pub fn plan(
     http_port: u16,
 ) -> Publication {
     let mut publication = Publication::default();
-    let alias = format!("{}/", dcv_dir.display());
+    let alias = edit::quote_arg(&format!("{}/", dcv_dir.display()));
     let location = format!("location ^~ {WELL_KNOWN} {{ alias {alias}; }}");
     let mut uncovered: Vec<String> = Vec::new();
     let mut injected: Vec<usize> = Vec::new();

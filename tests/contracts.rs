@@ -47,6 +47,23 @@ fn command_with(host: &Host, nginx_bin: &Path, args: &[&str]) -> Command {
 
 /// Like [`command_with`], with another config file.
 fn command_at(host: &Host, nginx_bin: &Path, config: &Path, args: &[&str]) -> Command {
+    command_in(
+        host,
+        nginx_bin,
+        config,
+        &host.dir.path().join("state"),
+        args,
+    )
+}
+
+/// Like [`command_with`], with another config file and state directory.
+fn command_in(
+    host: &Host,
+    nginx_bin: &Path,
+    config: &Path,
+    state: &Path,
+    args: &[&str],
+) -> Command {
     let d = host.dir.path();
     let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
     command
@@ -54,7 +71,7 @@ fn command_at(host: &Host, nginx_bin: &Path, config: &Path, args: &[&str]) -> Co
         .arg("--config")
         .arg(config)
         .arg("--state-dir")
-        .arg(d.join("state"))
+        .arg(state)
         .arg("--nginx-bin")
         .arg(nginx_bin)
         .arg("--nginx-conf")
@@ -659,4 +676,67 @@ fn a_chain_with_crlf_line_ends_installs() {
     let doc = one_object(&out);
     assert_eq!(out.status.code(), Some(0), "{doc:#}\n{}", text(&out));
     assert!(host.live("shop.test").exists());
+}
+
+#[test]
+fn config_and_state_directories_with_nginx_syntax_in_their_names_are_quoted() {
+    let sites = format!(
+        "{ONE_SITE}
+    server {{
+        listen 127.0.0.1:{{port.0}};
+        server_name app.test;
+        location / {{ proxy_pass http://127.0.0.1:9; }}
+    }}
+"
+    );
+    let host = Host::with(Faults::default(), &sites, "");
+    let d = host.dir.path();
+    let odd = d.join("my sites; {x} #1 \"q\"");
+    std::fs::create_dir_all(&odd).unwrap();
+    let config = odd.join("config.toml");
+    std::fs::rename(d.join("config.toml"), &config).unwrap();
+    let state = odd.join("state");
+    let pipe = pipeline(&host);
+    let pipe: Vec<&str> = pipe.iter().map(String::as_str).collect();
+    let out = command_in(
+        &host,
+        host.sb.nginx_bin(),
+        &config,
+        &state,
+        &[&["auto", "--json"][..], &pipe].concat(),
+    )
+    .output()
+    .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}\n{}", text(&out));
+    for site in ["shop.test", "app.test"] {
+        assert!(odd.join("live").join(site).join("fullchain.pem").exists());
+        let served = common::host::served(&host, site);
+        assert_eq!(
+            served.fingerprint,
+            common::host::pem_fingerprint(&odd.join("live").join(site).join("fullchain.pem")),
+            "{site}"
+        );
+    }
+
+    // A `$` would be read by nginx as a variable: refused up front, exit 2, nothing changed.
+    let dollar = d.join("state$x");
+    let conf_before = std::fs::read(host.sb.conf_path()).unwrap();
+    let out = command_in(
+        &host,
+        host.sb.nginx_bin(),
+        &config,
+        &dollar,
+        &[&["auto", "--json"][..], &pipe].concat(),
+    )
+    .output()
+    .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(2), "{doc:#}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("--state-dir"),
+        "{doc}"
+    );
+    assert!(!dollar.exists());
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), conf_before);
 }

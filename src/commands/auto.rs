@@ -242,6 +242,9 @@ pub(crate) fn prepare<'a>(
     };
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
+    for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {
+        check_dir_for_nginx(dir, option)?;
+    }
     let paths = ctx.nginx_paths()?;
     let nginx = ctx.nginx_binary();
     let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
@@ -309,6 +312,19 @@ pub(crate) fn prepare<'a>(
     }
 
     Ok((run, found))
+}
+
+/// Refuses a directory whose path nginx could not be pointed at as written: not UTF-8, or with a
+/// `$` (nginx reads `$name` in `ssl_certificate` and `alias` as a variable, even in quotes).
+fn check_dir_for_nginx(dir: &std::path::Path, option: &str) -> Result<(), Failure> {
+    match dir.to_str() {
+        Some(text) if !text.contains('$') => Ok(()),
+        _ => Err(Failure::usage(anyhow!(
+            "{} cannot be written into the nginx configuration (nginx reads `$` as a variable, \
+             and the path must be UTF-8); give {option} a directory without them",
+            dir.display()
+        ))),
+    }
 }
 
 /// The pipeline `auto` and `renew` share, from preflight to proven install, for a selection of
