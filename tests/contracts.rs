@@ -461,7 +461,31 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
         }
     }
 
-    // A first run; then nothing to do: 0.
+    // The CA down: the site fails (1), one JSON object says why, nothing is changed.
+    let conf_before = std::fs::read(host.sb.conf_path()).unwrap();
+    let out = host
+        .pipeline_command("auto", &["--json"])
+        .env("ENC365_BASE_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(doc["sites"][0]["error"].is_string(), "{doc:#}");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), conf_before);
+    assert!(!d.join("live").exists());
+    let out = command_with(&host, host.sb.nginx_bin(), &["products", "--json"])
+        .env("ENC365_BASE_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        doc["error"].as_str().unwrap().contains("127.0.0.1:1"),
+        "{doc}"
+    );
+
+    // A CA never reached holds no order: the next run orders without
+    // --discard-interrupted-order, and succeeds; then there is nothing to do: 0.
     pipeline_json(&host, "auto", &[], 0);
     pipeline_json(&host, "auto", &[], 0);
     pipeline_json(&host, "renew", &[], 0);

@@ -881,8 +881,10 @@ async fn ensure_order(
             record.save(&run.state_dir)?;
             Ok(record)
         }
-        Err(e @ CaError::Api { .. }) | Err(e @ CaError::Invalid(_)) => {
-            // The CA refused: nothing was created there.
+        Err(e @ CaError::Api { .. })
+        | Err(e @ CaError::Invalid(_))
+        | Err(e @ CaError::Unreachable { .. }) => {
+            // The CA refused, or was never reached: nothing was created there.
             OrderRecord::discard(&run.state_dir, &site.name);
             Err(anyhow!(e))
         }
