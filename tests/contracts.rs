@@ -625,6 +625,20 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
             },
         ),
         (
+            "a certificate for another key",
+            Faults {
+                foreign_key: true,
+                ..Faults::default()
+            },
+        ),
+        (
+            "a certificate that leaves out a name",
+            Faults {
+                drop_issued_name: true,
+                ..Faults::default()
+            },
+        ),
+        (
             "truncated JSON",
             Faults {
                 truncated_json: true,
@@ -649,6 +663,13 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
             },
         ),
     ];
+    // What the site's error must tell for the cases the CA answers wrongly while we wait.
+    let told = |what: &str| match what {
+        "no certificate in the issued answer" => Some("cert_code"),
+        "a certificate that leaves out a name" => Some("does not cover www.shop.test"),
+        "a certificate for another key" => Some("does not match our private key"),
+        _ => None,
+    };
     for (what, faults) in cases {
         let host = Host::with(faults, ONE_SITE, "");
         let prefix = host.sb.prefix().to_path_buf();
@@ -666,6 +687,12 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
         let site = &doc["sites"][0];
         assert!(site["error"].is_string(), "{what}: {doc:#}");
         assert!(site["cert_path"].is_null(), "{what}: {doc:#}");
+        if let Some(told) = told(what) {
+            assert!(
+                site["error"].as_str().unwrap().contains(told),
+                "{what}: {doc:#}"
+            );
+        }
         assert!(
             !host.dir.path().join("live").exists(),
             "{what}: live/ written"

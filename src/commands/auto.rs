@@ -980,6 +980,8 @@ async fn wait_for_issuance(
     let base = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
     let mut interval = base;
     let mut tick = 0;
+    // The last failed status call per site, told when the deadline passes.
+    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut still = Vec::new();
         for (site, mut record) in waiting {
@@ -1006,6 +1008,7 @@ async fn wait_for_issuance(
                 },
                 Err(e) => {
                     run.say(format!("  {}: {e} (will ask again)", site.name));
+                    last_error.insert(site.name.clone(), e.to_string());
                     still.push((site, record));
                 }
             }
@@ -1018,10 +1021,15 @@ async fn wait_for_issuance(
         if Instant::now() >= deadline {
             run.spin(0, None);
             for (site, record) in &waiting {
+                let last = last_error
+                    .get(&site.name)
+                    .map(|e| format!(" (the last answer: {e})"))
+                    .unwrap_or_default();
                 run.fail(
                     &site.name,
                     format!(
-                        "order {} not issued within --timeout; it is kept, and the next run resumes it",
+                        "order {} not issued within --timeout{last}; it is kept, and the next run \
+                         resumes it",
                         record.order_id.as_deref().unwrap_or("?")
                     ),
                 );
