@@ -625,6 +625,14 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
             },
         ),
         (
+            "no chain in the issued answer",
+            Faults {
+                drop_field: Some("ca_code".into()),
+                paths: paths(&["/cert/details"]),
+                ..Faults::default()
+            },
+        ),
+        (
             "a certificate for another key",
             Faults {
                 foreign_key: true,
@@ -668,6 +676,7 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
         "no certificate in the issued answer" => Some("cert_code"),
         "a certificate that leaves out a name" => Some("does not cover www.shop.test"),
         "a certificate for another key" => Some("does not match our private key"),
+        "no chain in the issued answer" => Some("without its chain"),
         _ => None,
     };
     for (what, faults) in cases {

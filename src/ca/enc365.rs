@@ -694,6 +694,14 @@ fn parse_order(
         chain_pem.push_str(
             &normalize_certificates(&ca, true).map_err(|e| malformed(format!("ca_code: {e}")))?,
         );
+        if chain_pem.trim().is_empty() {
+            // Served without its intermediates, a leaf fails in most clients.
+            return Err(malformed(
+                "the issued certificate comes without its chain (ca_code is missing or empty); \
+                 it is not installed"
+                    .to_string(),
+            ));
+        }
         if let Some(names) = ordered {
             let missing = uncovered_names(&leaf_pem, names)
                 .map_err(|e| malformed(format!("cert_code: {e}")))?;
