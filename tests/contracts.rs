@@ -167,7 +167,8 @@ fn no_command_shows_the_token_or_password_and_private_files_stay_private() {
     let mut run = |args: Vec<&str>, json: bool| {
         for (verbose, log_env) in [("-vv", None), ("-v", Some("trace"))] {
             let mut c = command_with(&host, &wrapper, &args);
-            c.arg(verbose);
+            // An admin who exported the password for `register`.
+            c.arg(verbose).env("ENC365_PASSWORD", PASSWORD);
             if json {
                 c.arg("--json");
             }

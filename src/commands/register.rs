@@ -20,7 +20,7 @@ use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::secret::Secret;
 
 /// The environment variable a password may come from.
-pub const PASSWORD_ENV: &str = "ENC365_PASSWORD";
+pub const PASSWORD_ENV: &str = crate::secret::SECRET_ENV_VARS[0];
 
 /// Runs `register`.
 pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
