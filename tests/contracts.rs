@@ -531,7 +531,12 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
         .find(|p| p.starts_with(states.join("certs")) && p.extension().is_some_and(|e| e == "json"))
         .expect("a lineage record")
         .clone();
-    for damaged in [&record, &lineage] {
+    let manifest = records
+        .iter()
+        .find(|p| p.starts_with(states.join("backups")) && p.ends_with("manifest.json"))
+        .expect("a backup manifest")
+        .clone();
+    for damaged in [&record, &lineage, &manifest] {
         let saved = std::fs::read(damaged).unwrap();
         for garbage in [&b""[..], b"{\"site\": 5", b"\xff\xfe garbage"] {
             std::fs::write(damaged, garbage).unwrap();
@@ -559,11 +564,12 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
                         .as_str()
                         .map(str::to_string)
                         .unwrap_or(doc.to_string());
-                    assert!(
-                        message
-                            .contains(&format!("{} is damaged; move it away", damaged.display())),
-                        "{sub}: {message}"
-                    );
+                    let told = if damaged == &manifest {
+                        format!("{} cannot be used", damaged.display())
+                    } else {
+                        format!("{} is damaged; move it away", damaged.display())
+                    };
+                    assert!(message.contains(&told), "{sub}: {message}");
                 }
             }
         }
