@@ -507,11 +507,23 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
         String::from_utf8_lossy(&good).replace("root ", "root { "),
     )
     .unwrap();
-    let doc = pipeline_json(&host, "auto", &[], 2);
-    let error = doc["error"].as_str().unwrap();
+    let place = regex_lite_place(&conf);
+    for sub in ["auto", "plan", "renew"] {
+        let doc = pipeline_json(&host, sub, &[], 2);
+        let error = doc["error"].as_str().unwrap();
+        assert!(
+            place(error) && error.contains("Nothing was changed"),
+            "{sub}: {doc}"
+        );
+    }
+    let out = host.command(&["discover", "--json"]);
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(doc["errors"][0]["line"].is_u64(), "{doc}");
     assert!(
-        error.contains(&format!("{}:", conf.display())) && error.contains("Nothing was changed"),
-        "{doc}"
+        place(&String::from_utf8_lossy(&out.stderr)),
+        "{}",
+        text(&out)
     );
     std::fs::write(&conf, &good).unwrap();
 
@@ -806,4 +818,21 @@ fn config_and_state_directories_with_nginx_syntax_in_their_names_are_quoted() {
     );
     assert!(!dollar.exists());
     assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), conf_before);
+}
+
+/// A check that a message names `file:LINE:COLUMN:`.
+fn regex_lite_place(file: &Path) -> impl Fn(&str) -> bool {
+    let prefix = format!("{}:", file.display());
+    move |message: &str| {
+        message.match_indices(&prefix).any(|(at, _)| {
+            let rest = &message[at + prefix.len()..];
+            let mut parts = rest.splitn(3, ':');
+            let line = parts.next().unwrap_or("");
+            let column = parts.next().unwrap_or("");
+            !line.is_empty()
+                && line.bytes().all(|b| b.is_ascii_digit())
+                && !column.is_empty()
+                && column.bytes().all(|b| b.is_ascii_digit())
+        })
+    }
 }
