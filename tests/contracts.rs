@@ -836,3 +836,53 @@ fn regex_lite_place(file: &Path) -> impl Fn(&str) -> bool {
         })
     }
 }
+
+#[test]
+fn discover_reads_no_device_or_fifo_named_as_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("cert.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let conf = dir.path().join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "events {{}}\nhttp {{\n\
+             server {{ listen 127.0.0.1:1 ssl; server_name a.test; ssl_certificate /dev/zero; ssl_certificate_key /dev/zero; }}\n\
+             server {{ listen 127.0.0.1:2 ssl; server_name b.test; ssl_certificate {f}; ssl_certificate_key {f}; }}\n\
+             }}\n",
+            f = fifo.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["discover", "--json", "--nginx-conf"])
+        .arg(&conf)
+        .arg("--nginx-prefix")
+        .arg(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("discover hangs on a device or FIFO named as a certificate");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for server in doc["servers"].as_array().unwrap() {
+        assert_eq!(server["needs_certificate"], true, "{server}");
+        assert!(
+            server["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a regular file"),
+            "{server}"
+        );
+    }
+}
