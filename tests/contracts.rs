@@ -652,6 +652,13 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
             },
         ),
         (
+            "a chain without the certificate's issuer",
+            Faults {
+                unrelated_chain: true,
+                ..Faults::default()
+            },
+        ),
+        (
             "a certificate for another key",
             Faults {
                 foreign_key: true,
@@ -696,6 +703,9 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
         "a certificate that leaves out a name" => Some("does not cover www.shop.test"),
         "a certificate for another key" => Some("does not match our private key"),
         "no chain in the issued answer" => Some("without its chain"),
+        "a chain without the certificate's issuer" => {
+            Some("does not hold the certificate's issuer")
+        }
         _ => None,
     };
     for (what, faults) in cases {

@@ -93,6 +93,9 @@ struct Args {
     /// Fault: issue certificates without the last name ordered.
     #[arg(long)]
     drop_issued_name: bool,
+    /// Fault: send an unrelated certificate as the chain of issued orders.
+    #[arg(long)]
+    unrelated_chain: bool,
     /// Apply faults only to this CA path (repeatable), e.g. /cert/create.
     #[arg(long = "fault-path", value_name = "PATH")]
     fault_paths: Vec<String>,
@@ -188,6 +191,7 @@ async fn run(args: Args) -> Result<(), String> {
         foreign_dcv_name: args.foreign_dcv_name,
         foreign_key: args.foreign_key,
         drop_issued_name: args.drop_issued_name,
+        unrelated_chain: args.unrelated_chain,
         // --validity sets the start-up validity; POST /_sim/faults can change it at run time.
         validity_secs: None,
         paths: args.fault_paths,

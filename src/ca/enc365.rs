@@ -702,6 +702,8 @@ fn parse_order(
                     .to_string(),
             ));
         }
+        let chain_pem = crate::ca::pem::order_chain(&leaf_pem, &chain_pem)
+            .map_err(|e| malformed(format!("ca_code: {e}")))?;
         if let Some(names) = ordered {
             let missing = uncovered_names(&leaf_pem, names)
                 .map_err(|e| malformed(format!("cert_code: {e}")))?;

@@ -598,7 +598,11 @@ fn maybe_issue(shared: &Shared, st: &mut SimState, id: u64) {
     match shared.ca.issue(&der, &names, validity) {
         Ok(issued) => {
             order.cert_pem = Some(issued.cert_pem);
-            order.ca_pem = Some(issued.ca_pem);
+            order.ca_pem = Some(if faults.unrelated_chain {
+                unrelated_certificate().unwrap_or(issued.ca_pem)
+            } else {
+                issued.ca_pem
+            });
             order.expire_at = Some(api_time(issued.not_after));
             order.not_after = Some(issued.not_after.unix_timestamp());
             order.status = ISSUED.into();
@@ -825,4 +829,11 @@ fn foreign_csr(names: &[String]) -> Option<Vec<u8>> {
     let key = rcgen::KeyPair::generate().ok()?;
     let params = rcgen::CertificateParams::new(names.to_vec()).ok()?;
     Some(params.serialize_request(&key).ok()?.der().to_vec())
+}
+
+/// A self-signed certificate nothing was issued under (the `unrelated_chain` fault).
+fn unrelated_certificate() -> Option<String> {
+    let key = rcgen::KeyPair::generate().ok()?;
+    let params = rcgen::CertificateParams::new(vec!["unrelated.invalid".to_string()]).ok()?;
+    Some(params.self_signed(&key).ok()?.pem())
 }
