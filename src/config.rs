@@ -1,7 +1,8 @@
 //! The configuration file (design §3.4, §3.5): credentials and settings in TOML.
 //!
 //! [`Config::load`] reads it and refuses a file that holds credentials while group or others may read
-//! it (the fix is `chmod 600 FILE`); [`Config::save`] writes it atomically with mode 0600. Environment
+//! it, or that group or others may change (it names commands we run); the fix is `chmod 600 FILE`.
+//! [`Config::save`] writes it atomically with mode 0600. Environment
 //! overrides (`ENC365_BASE_URL`) are applied by [`Config::apply_env`]; the file's path comes from
 //! `--config` / `ENC365_CONFIG` (see [`config_path`]). [`validate_base_url`] enforces https, allowing
 //! plain http only for loopback hosts (tests and `enc365-sim`).
@@ -206,6 +207,17 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Group or others may change the file (and so the commands it makes us run).
+    #[error(
+        "{path} can be changed by group or others (mode {mode:03o}), and it names the commands \
+         this tool runs (hooks, reload_command); fix it with: chmod 600 {path}"
+    )]
+    Writable {
+        /// The config file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// `base_url` is not acceptable.
     #[error("base URL {url:?} {reason}")]
     BadBaseUrl {
@@ -262,21 +274,26 @@ impl Config {
                 message: "key `https_port`: 0 is not a port; set 1-65535 (default 443)".into(),
             });
         }
-        if config.holds_credentials() {
-            let mode = fs::metadata(path)
-                .map_err(|source| ConfigError::Unreadable {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(ConfigError::TooOpen {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
+        let mode = fs::metadata(path)
+            .map_err(|source| ConfigError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if config.holds_credentials() && mode & 0o077 != 0 {
+            return Err(ConfigError::TooOpen {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        // The file names commands we run (hooks, reload_command): nobody else may change it.
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::Writable {
+                path: path.to_path_buf(),
+                mode,
+            });
         }
         Ok(config)
     }

@@ -353,6 +353,17 @@ fn a_bad_config_file_exits_2_naming_the_key_and_never_echoing_the_token() {
             0o640,
             "fix it with: chmod 600",
         ),
+        // No token, but commands we run as root: nobody else may change them.
+        (
+            "pre_hook = \"touch /tmp/owned\"\n",
+            0o666,
+            "can be changed by group or others (mode 666)",
+        ),
+        (
+            "reload_command = \"/bin/true\"\n",
+            0o620,
+            "fix it with: chmod 600",
+        ),
         (
             "client_id = \"c\"\naccess_token = \"{S}\"\nbase_url = \"http://10.0.0.1:8080\"\n",
             0o600,
