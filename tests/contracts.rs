@@ -907,3 +907,32 @@ fn discover_reads_no_device_or_fifo_named_as_a_certificate() {
         );
     }
 }
+
+#[test]
+fn a_link_planted_in_a_webroot_is_never_written_through() {
+    let host = Host::with(
+        Faults {
+            dcv_filename: Some("planted.txt".into()),
+            ..Faults::default()
+        },
+        ONE_SITE,
+        "",
+    );
+    let victim = host.dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let dir = host.sb.path("www/shop/.well-known/pki-validation");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("planted.txt")).unwrap();
+    let out = host.auto(&["--json", "--timeout", "5"]);
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        doc["sites"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("symbolic link"),
+        "{doc:#}"
+    );
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!host.dir.path().join("live").exists());
+}

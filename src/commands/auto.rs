@@ -395,7 +395,9 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let token = format!("enc365-probe-{}-{}", std::process::id(), site.name.len());
+        // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
+        // under the name before we write it.
+        let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
         let mut names = Vec::new();
         for name in std::mem::take(&mut site.names) {
             match probe(&run, publication, &name, &token) {
