@@ -299,8 +299,8 @@ pub struct AutoArgs {
     #[arg(long, default_value_t = 1800, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
-    /// Seconds between the first status polls of the CA, backing off to four times that (the CA
-    /// asks for no more than one per 30 s).
+    /// Seconds between the first status polls of the CA (more than 0, at most 3600), backing off
+    /// to four times that (the CA asks for no more than one per 30 s).
     #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_poll_interval)]
     pub poll_interval: f64,
     /// The port a temporary validation server listens on, for names no plain-HTTP block answers.
