@@ -49,7 +49,7 @@ pub struct GlobalOpts {
     #[arg(long, global = true, env = "ENC365_NGINX_PREFIX", value_name = "DIR")]
     pub nginx_prefix: Option<PathBuf>,
     /// The port `auto` adds as `listen N ssl` (default 443).
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,
     /// Print one JSON object on stdout instead of human output.
     #[arg(long, global = true)]
@@ -294,15 +294,18 @@ pub struct AutoArgs {
     /// Order and publish validation, then return without waiting for issuance.
     #[arg(long)]
     pub no_wait: bool,
-    /// How long to wait for issuance, in seconds; the order is kept when this runs out.
-    #[arg(long, default_value_t = 1800, value_name = "SECS")]
+    /// How long to wait for issuance, in seconds (at most 31 days); the order is kept when this
+    /// runs out.
+    #[arg(long, default_value_t = 1800, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub timeout: u64,
-    /// Seconds between the first status polls of the CA, backing off to four times that (the CA
-    /// asks for no more than one per 30 s).
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    /// Seconds between the first status polls of the CA (more than 0, at most 3600), backing off
+    /// to four times that (the CA asks for no more than one per 30 s).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_poll_interval)]
     pub poll_interval: f64,
     /// The port a temporary validation server listens on, for names no plain-HTTP block answers.
-    #[arg(long, default_value_t = 80, value_name = "PORT")]
+    #[arg(long, default_value_t = 80, value_name = "PORT",
+          value_parser = clap::value_parser!(u16).range(1..))]
     pub http_port: u16,
     /// Redirect plain-HTTP requests to HTTPS (301) in the sites given certificates; the
     /// validation path /.well-known/pki-validation/ stays on plain HTTP for renewals.
@@ -316,6 +319,24 @@ pub struct AutoArgs {
     /// saved (check the CA console first: the CA may hold that order).
     #[arg(long)]
     pub discard_interrupted_order: bool,
+}
+
+/// The longest `--timeout`: 31 days, in seconds.
+pub const MAX_TIMEOUT_SECS: u64 = 31 * 24 * 3600;
+
+/// Parses `--poll-interval`: a number of seconds, more than 0 and at most one hour.
+fn parse_poll_interval(value: &str) -> Result<f64, String> {
+    let secs: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds (e.g. 30 or 0.5)"))?;
+    if secs.is_finite() && secs > 0.0 && secs <= 3600.0 {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "{value} is not more than 0 and at most 3600 seconds"
+        ))
+    }
 }
 
 const REGISTER_EXAMPLES: &str = "\

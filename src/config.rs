@@ -1,7 +1,8 @@
 //! The configuration file (design §3.4, §3.5): credentials and settings in TOML.
 //!
 //! [`Config::load`] reads it and refuses a file that holds credentials while group or others may read
-//! it (the fix is `chmod 600 FILE`); [`Config::save`] writes it atomically with mode 0600. Environment
+//! it, or that group or others may change (it names commands we run); the fix is `chmod 600 FILE`.
+//! [`Config::save`] writes it atomically with mode 0600. Environment
 //! overrides (`ENC365_BASE_URL`) are applied by [`Config::apply_env`]; the file's path comes from
 //! `--config` / `ENC365_CONFIG` (see [`config_path`]). [`validate_base_url`] enforces https, allowing
 //! plain http only for loopback hosts (tests and `enc365-sim`).
@@ -206,6 +207,17 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// Group or others may change the file (and so the commands it makes us run).
+    #[error(
+        "{path} can be changed by group or others (mode {mode:03o}), and it names the commands \
+         this tool runs (hooks, reload_command); fix it with: chmod 600 {path}"
+    )]
+    Writable {
+        /// The config file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// `base_url` is not acceptable.
     #[error("base URL {url:?} {reason}")]
     BadBaseUrl {
@@ -254,23 +266,34 @@ impl Config {
         };
         let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message: e.to_string().trim_end().to_string(),
+            message: parse_error_message(&text, &e),
         })?;
-        if config.holds_credentials() {
-            let mode = fs::metadata(path)
-                .map_err(|source| ConfigError::Unreadable {
-                    path: path.to_path_buf(),
-                    source,
-                })?
-                .permissions()
-                .mode()
-                & 0o777;
-            if mode & 0o077 != 0 {
-                return Err(ConfigError::TooOpen {
-                    path: path.to_path_buf(),
-                    mode,
-                });
-            }
+        if config.https_port == 0 {
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: "key `https_port`: 0 is not a port; set 1-65535 (default 443)".into(),
+            });
+        }
+        let mode = fs::metadata(path)
+            .map_err(|source| ConfigError::Unreadable {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if config.holds_credentials() && mode & 0o077 != 0 {
+            return Err(ConfigError::TooOpen {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+        // The file names commands we run (hooks, reload_command): nobody else may change it.
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::Writable {
+                path: path.to_path_buf(),
+                mode,
+            });
         }
         Ok(config)
     }
@@ -321,6 +344,38 @@ impl Config {
         }
         crate::store::write_atomic(path, text.as_bytes(), 0o600)
             .map_err(|e| unwritable(format!("{e:#}")))
+    }
+}
+
+/// The parser's explanation with its line and column, without the excerpt of the file the TOML
+/// parser shows: that line may hold the access token.
+fn parse_error_message(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim_end();
+    let Some(span) = error.span() else {
+        return message.to_string();
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    // A wrong value does not name its key in the parser's message: name it (keys are not
+    // secret; values may be).
+    let line_text = text[before.len() - before.rsplit('\n').next().map_or(0, str::len)..]
+        .lines()
+        .next()
+        .unwrap_or("");
+    let key = line_text
+        .split_once('=')
+        .map(|(k, _)| k.trim())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        });
+    match key {
+        Some(key) if !message.contains(&format!("`{key}`")) => {
+            format!("line {line}, column {column}: key `{key}`: {message}")
+        }
+        _ => format!("line {line}, column {column}: {message}"),
     }
 }
 

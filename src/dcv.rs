@@ -112,7 +112,7 @@ pub fn plan(
     http_port: u16,
 ) -> Publication {
     let mut publication = Publication::default();
-    let alias = format!("{}/", dcv_dir.display());
+    let alias = edit::quote_arg(&format!("{}/", dcv_dir.display()));
     let location = format!("location ^~ {WELL_KNOWN} {{ alias {alias}; }}");
     let mut uncovered: Vec<String> = Vec::new();
     let mut injected: Vec<usize> = Vec::new();
@@ -306,7 +306,17 @@ fn after_open_brace(bytes: &[u8], open: usize, lines: &[String]) -> edit::Splice
 
 /// Writes a validation file (`dir/file_name`, mode 0644; `dir` created 0755 when missing).
 /// Returns the directories it created, outermost first, for [`remove_files`].
+///
+/// A symbolic link already at `dir/file_name` is refused, never followed: webroots belong to
+/// site owners, and writing through a link they planted would replace any file on the host.
 pub fn write_file(dir: &Path, file_name: &str, content: &[u8]) -> anyhow::Result<Vec<PathBuf>> {
+    let path = dir.join(file_name);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        anyhow::bail!(
+            "{} is a symbolic link; a validation file is never written through one (remove it)",
+            path.display()
+        );
+    }
     let mut created = Vec::new();
     let mut missing = Vec::new();
     let mut d = dir.to_path_buf();
@@ -320,7 +330,7 @@ pub fn write_file(dir: &Path, file_name: &str, content: &[u8]) -> anyhow::Result
         crate::store::ensure_dir(m, 0o755)?;
         created.push(m.clone());
     }
-    crate::store::write_atomic(&dir.join(file_name), content, 0o644)?;
+    crate::store::write_atomic_no_follow(&path, content, 0o644)?;
     Ok(created)
 }
 

@@ -94,7 +94,8 @@ pub fn run(hook: &str, site: Option<&str>, command: &str, env: &[(&str, String)]
         }
     };
     let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
+    crate::secret::scrub_env(&mut cmd)
+        .args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

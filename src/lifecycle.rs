@@ -91,7 +91,10 @@ impl Lineage {
 
     /// Every lineage, sorted by site.
     pub fn all(state_dir: &Path) -> anyhow::Result<Vec<Lineage>> {
-        let mut out: Vec<Lineage> = crate::store::read_records(&certs_dir(state_dir))?;
+        let mut out: Vec<Lineage> = crate::store::read_records(
+            &certs_dir(state_dir),
+            "move it away and run `enc365-nginx auto` to manage its site again",
+        )?;
         out.sort_by(|a, b| a.site.cmp(&b.site));
         Ok(out)
     }

@@ -1,4 +1,9 @@
 //! `enc365-nginx`: parse the command line, run the command, map the outcome to an exit code.
+//!
+//! With `--json`, a command that fails before printing its own document prints
+//! `{"error": MESSAGE, "exit_code": N}` on stdout (and the message on stderr), so stdout always
+//! holds exactly one JSON object. A command line clap cannot parse is the one exception: it
+//! prints clap's usage message on stderr and exits 2 with nothing on stdout.
 
 use clap::Parser;
 use enc365_nginx::cli::Cli;
@@ -6,11 +11,18 @@ use enc365_nginx::commands;
 
 fn main() {
     let cli = Cli::parse();
+    let json = cli.global.json;
     commands::init_logging(cli.global.verbose);
     let code = match commands::run(cli) {
         Ok(status) => status.code(),
         Err(failure) => {
             eprintln!("error: {failure}");
+            if json {
+                commands::print_json(&serde_json::json!({
+                    "error": failure.to_string(),
+                    "exit_code": failure.status.code(),
+                }));
+            }
             failure.status.code()
         }
     };

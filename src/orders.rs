@@ -109,7 +109,11 @@ impl OrderRecord {
 
     /// Every record in the state directory, sorted by site.
     pub fn all(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
-        let mut out: Vec<OrderRecord> = crate::store::read_records(&orders_dir(state_dir))?;
+        let mut out: Vec<OrderRecord> = crate::store::read_records(
+            &orders_dir(state_dir),
+            "move it away to start its site over (check the CA console first: the CA may hold \
+             the order it recorded)",
+        )?;
         out.sort_by(|a, b| a.site.cmp(&b.site));
         Ok(out)
     }

@@ -9,6 +9,19 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// Environment variables that may hold a credential (`register` reads the password from
+/// `ENC365_PASSWORD`); they are removed from the environment of every process we start.
+pub const SECRET_ENV_VARS: &[&str] = &["ENC365_PASSWORD"];
+
+/// Removes [`SECRET_ENV_VARS`] from the environment `command` will run with (hooks, reload
+/// commands and nginx need none of them).
+pub fn scrub_env(command: &mut std::process::Command) -> &mut std::process::Command {
+    for var in SECRET_ENV_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
 /// A credential (access token, password) that is never printed.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);

@@ -35,7 +35,16 @@ use crate::exit::Failure;
 /// A symlink at `path` is resolved first, so the rename replaces the file it points at and the link
 /// stays a link (sites-enabled → sites-available keeps working).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
-    let target = resolve_symlinks(path)?;
+    write_atomic_at(&resolve_symlinks(path)?, bytes, mode)
+}
+
+/// Like [`write_atomic`], but a symlink at `path` is replaced by the file, never followed: for
+/// files written into directories other users control (validation files in webroots).
+pub fn write_atomic_no_follow(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_atomic_at(path, bytes, mode)
+}
+
+fn write_atomic_at(target: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -49,13 +58,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
     let tmp = dir.join(tmp_name);
 
     let result = (|| -> anyhow::Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("could not create {}", tmp.display()))?;
+        // create_new (O_EXCL) never follows a link someone planted under the temp name; a
+        // leftover of a killed run (or such a link) is removed first.
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)
+        };
+        let mut file = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                fs::remove_file(&tmp).and_then(|()| create())
+            }
+            other => other,
+        }
+        .with_context(|| format!("could not create {}", tmp.display()))?;
         // The umask may have narrowed the mode given to open(); set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .with_context(|| format!("could not set the mode of {}", tmp.display()))?;
@@ -63,7 +81,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
             .with_context(|| format!("could not write {}", tmp.display()))?;
         file.sync_all()
             .with_context(|| format!("could not flush {} to disk", tmp.display()))?;
-        fs::rename(&tmp, &target)
+        fs::rename(&tmp, target)
             .with_context(|| format!("could not replace {}", target.display()))?;
         sync_dir(dir)
     })();
@@ -98,8 +116,12 @@ pub fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> 
     write_atomic(path, &bytes, 0o600)
 }
 
-/// Every `*.json` record in `dir` (none when the directory does not exist), unsorted.
-pub fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Result<Vec<T>> {
+/// Every `*.json` record in `dir` (none when the directory does not exist), unsorted. A file that
+/// does not parse is an error naming it as damaged, followed by `what_to_do`.
+pub fn read_records<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    what_to_do: &str,
+) -> anyhow::Result<Vec<T>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -113,7 +135,7 @@ pub fn read_records<T: serde::de::DeserializeOwned>(dir: &Path) -> anyhow::Resul
                 fs::read(&path).with_context(|| format!("could not read {}", path.display()))?;
             out.push(
                 serde_json::from_slice(&bytes)
-                    .with_context(|| format!("{} is damaged", path.display()))?,
+                    .with_context(|| format!("{} is damaged; {what_to_do}", path.display()))?,
             );
         }
     }
@@ -705,6 +727,31 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_planted_under_the_temp_name_or_the_no_follow_name_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").expect("victim");
+        let web = dir.path().join("web");
+        fs::create_dir(&web).expect("web");
+        let tmp = web.join(format!(".a.txt.enc365-tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).expect("link");
+        write_atomic(&web.join("a.txt"), b"dcv", 0o644).expect("written");
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
+        assert_eq!(fs::read_to_string(web.join("a.txt")).expect("a"), "dcv");
+
+        let link = web.join("b.txt");
+        std::os::unix::fs::symlink(&victim, &link).expect("link");
+        write_atomic_no_follow(&link, b"dcv", 0o644).expect("written");
+        assert_eq!(fs::read_to_string(&victim).expect("victim"), "precious");
+        assert!(
+            !fs::symlink_metadata(&link)
+                .expect("b")
+                .file_type()
+                .is_symlink()
+        );
+    }
 
     #[test]
     fn write_atomic_sets_mode_and_replaces_content() {

@@ -40,13 +40,32 @@ pub enum CertReadError {
     },
 }
 
-/// Reads the leaf (first) certificate of a PEM file.
+/// The largest certificate file read (a chain of a few certificates is a few KiB).
+const MAX_CERT_FILE: u64 = 1024 * 1024;
+
+/// Reads the leaf (first) certificate of a PEM file. Only a regular file of at most 1 MiB is read:
+/// a path in the nginx configuration naming a device, a FIFO or a huge file gives an error, never
+/// a hang.
 pub fn read_certificate(path: &Path) -> Result<CertSummary, CertReadError> {
+    use std::io::Read as _;
     let shown = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| CertReadError::Unreadable {
+    let unreadable = |reason: String| CertReadError::Unreadable {
         path: shown.clone(),
-        reason: e.to_string(),
-    })?;
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(unreadable("it is not a regular file".into()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CERT_FILE + 1).read_to_end(&mut bytes))
+        .map_err(|e| unreadable(e.to_string()))?;
+    if bytes.len() as u64 > MAX_CERT_FILE {
+        return Err(unreadable(
+            "it is larger than 1 MiB, too large for a certificate".into(),
+        ));
+    }
     summarize_pem(&bytes).map_err(|reason| CertReadError::Invalid {
         path: shown,
         reason,

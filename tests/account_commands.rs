@@ -244,7 +244,7 @@ fn account_shows_the_balance_and_never_the_token() {
 }
 
 #[test]
-fn a_ca_error_exits_1_with_the_ca_message_and_no_stdout() {
+fn a_ca_error_exits_1_with_the_ca_message_on_stderr_and_a_json_error_object() {
     let sim = Sim::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (config, token) = sim.registered_config(dir.path());
@@ -258,7 +258,22 @@ fn a_ca_error_exits_1_with_the_ca_message_and_no_stdout() {
         let stderr = text(&out.stderr);
         assert!(stderr.contains("维护中 maintenance"), "{stderr}");
         assert!(!stderr.contains(&token));
-        assert!(out.stdout.is_empty(), "nothing on stdout on failure");
+        let stdout = text(&out.stdout);
+        assert!(!stdout.contains(&token));
+        if cmd.contains(&"--json") {
+            // --json: exactly one JSON object, saying what went wrong.
+            let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+            assert_eq!(doc["exit_code"], 1, "{doc}");
+            assert!(
+                doc["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("维护中 maintenance"),
+                "{doc}"
+            );
+        } else {
+            assert!(stdout.is_empty(), "nothing on stdout on failure");
+        }
     }
 }
 

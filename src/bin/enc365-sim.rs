@@ -87,6 +87,15 @@ struct Args {
     /// Fault: add a dcv_info entry for this never-ordered name.
     #[arg(long, value_name = "NAME")]
     foreign_dcv_name: Option<String>,
+    /// Fault: issue certificates for another key than the CSR's.
+    #[arg(long)]
+    foreign_key: bool,
+    /// Fault: issue certificates without the last name ordered.
+    #[arg(long)]
+    drop_issued_name: bool,
+    /// Fault: send an unrelated certificate as the chain of issued orders.
+    #[arg(long)]
+    unrelated_chain: bool,
     /// Apply faults only to this CA path (repeatable), e.g. /cert/create.
     #[arg(long = "fault-path", value_name = "PATH")]
     fault_paths: Vec<String>,
@@ -180,6 +189,9 @@ async fn run(args: Args) -> Result<(), String> {
         dcv_filename: args.dcv_filename,
         drop_field: args.drop_field,
         foreign_dcv_name: args.foreign_dcv_name,
+        foreign_key: args.foreign_key,
+        drop_issued_name: args.drop_issued_name,
+        unrelated_chain: args.unrelated_chain,
         // --validity sets the start-up validity; POST /_sim/faults can change it at run time.
         validity_secs: None,
         paths: args.fault_paths,

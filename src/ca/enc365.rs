@@ -501,7 +501,7 @@ impl Enc365 {
             attempt += 1;
             tracing::debug!(endpoint = path, attempt, "calling the CA");
             match self.send_once(path, &url, bytes.clone(), kind).await {
-                Err(CaError::Transport { detail, .. })
+                Err(CaError::Transport { detail, .. } | CaError::Unreachable { detail, .. })
                     if kind == Kind::ReadOnly && attempt <= self.options.read_retries =>
                 {
                     tracing::info!(
@@ -513,6 +513,12 @@ impl Enc365 {
                 }
                 Err(CaError::Transport { endpoint, detail }) if kind == Kind::ReadOnly => {
                     return Err(CaError::Transport {
+                        endpoint,
+                        detail: format!("{detail} (gave up after {attempt} attempts)"),
+                    });
+                }
+                Err(CaError::Unreachable { endpoint, detail }) if kind == Kind::ReadOnly => {
+                    return Err(CaError::Unreachable {
                         endpoint,
                         detail: format!("{detail} (gave up after {attempt} attempts)"),
                     });
@@ -547,10 +553,19 @@ impl Enc365 {
             .send()
             .await
             .map_err(|e| {
+                if e.is_connect() {
+                    // No connection, so no request: nothing happened at the CA.
+                    return CaError::Unreachable {
+                        endpoint: path.to_string(),
+                        detail: format!(
+                            "could not connect to {} ({}); nothing was sent, try again later",
+                            host_of(url),
+                            without_url(&e)
+                        ),
+                    };
+                }
                 let what = if e.is_timeout() {
                     "no answer in time".to_string()
-                } else if e.is_connect() {
-                    format!("could not connect to {}", host_of(url))
                 } else {
                     "the request failed".to_string()
                 };
@@ -679,6 +694,16 @@ fn parse_order(
         chain_pem.push_str(
             &normalize_certificates(&ca, true).map_err(|e| malformed(format!("ca_code: {e}")))?,
         );
+        if chain_pem.trim().is_empty() {
+            // Served without its intermediates, a leaf fails in most clients.
+            return Err(malformed(
+                "the issued certificate comes without its chain (ca_code is missing or empty); \
+                 it is not installed"
+                    .to_string(),
+            ));
+        }
+        let chain_pem = crate::ca::pem::order_chain(&leaf_pem, &chain_pem)
+            .map_err(|e| malformed(format!("ca_code: {e}")))?;
         if let Some(names) = ordered {
             let missing = uncovered_names(&leaf_pem, names)
                 .map_err(|e| malformed(format!("cert_code: {e}")))?;

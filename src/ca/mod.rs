@@ -179,6 +179,15 @@ pub enum CaError {
         /// What happened, and what to do.
         detail: String,
     },
+    /// The CA could not be reached (no connection was made), so the request was not sent:
+    /// nothing happened at the CA.
+    #[error("{endpoint}: {detail}")]
+    Unreachable {
+        /// The endpoint called.
+        endpoint: String,
+        /// What happened, and what to do.
+        detail: String,
+    },
     /// An answer came but is not what the API documents.
     #[error("{endpoint}: unexpected answer from the CA: {detail}")]
     Malformed {

@@ -103,6 +103,63 @@ pub fn uncovered_names(leaf_pem: &str, names: &[String]) -> Result<Vec<String>, 
         .collect())
 }
 
+/// `chain_pem` (canonical PEM, any order) put in the order a TLS server sends it: the issuer of
+/// `leaf_pem` first, then its issuer, and so on; certificates off that path follow in their
+/// original order. A chain that does not hold the leaf's issuer is refused: served, it would not
+/// let clients verify the leaf.
+pub fn order_chain(leaf_pem: &str, chain_pem: &str) -> Result<String, PemError> {
+    let invalid = |index: usize, reason: String| PemError::Invalid { index, reason };
+    let leaf_der = x509_parser::pem::parse_x509_pem(leaf_pem.as_bytes())
+        .map_err(|e| invalid(1, e.to_string()))?
+        .1
+        .contents;
+    let (_, leaf) =
+        x509_parser::parse_x509_certificate(&leaf_der).map_err(|e| invalid(1, e.to_string()))?;
+    let blocks = certificate_list(chain_pem, true)?;
+    let mut ders = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let der = x509_parser::pem::parse_x509_pem(block.as_bytes())
+            .map_err(|e| invalid(i + 1, e.to_string()))?
+            .1
+            .contents;
+        ders.push(der);
+    }
+    let mut parsed = Vec::new();
+    for (i, der) in ders.iter().enumerate() {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| invalid(i + 1, e.to_string()))?;
+        parsed.push(cert);
+    }
+    let mut used = vec![false; parsed.len()];
+    let mut ordered = Vec::new();
+    let mut issuer = leaf.issuer().as_raw();
+    while let Some(i) =
+        (0..parsed.len()).find(|&i| !used[i] && parsed[i].subject().as_raw() == issuer)
+    {
+        used[i] = true;
+        ordered.push(blocks[i].clone());
+        if parsed[i].subject().as_raw() == parsed[i].issuer().as_raw() {
+            break;
+        }
+        issuer = parsed[i].issuer().as_raw();
+    }
+    if ordered.is_empty() {
+        return Err(PemError::Invalid {
+            index: 1,
+            reason: format!(
+                "the chain does not hold the certificate's issuer ({})",
+                leaf.issuer()
+            ),
+        });
+    }
+    for (i, block) in blocks.iter().enumerate() {
+        if !used[i] {
+            ordered.push(block.clone());
+        }
+    }
+    Ok(ordered.concat())
+}
+
 /// DER bytes as PEM with the given label, 64-column lines, LF, final newline.
 pub fn encode_pem(label: &str, der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -158,6 +215,50 @@ mod tests {
         let broken = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
         assert!(normalize_certificates(broken, false).is_err());
         assert!(normalize_certificates("<html>oops</html>", false).is_err());
+    }
+
+    /// A root, an intermediate under it and a leaf under that, as PEM.
+    fn hierarchy() -> (String, String, String) {
+        let ca = |cn: &str| {
+            let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            p
+        };
+        let root_key = rcgen::KeyPair::generate().expect("key");
+        let root_params = ca("Root");
+        let root = root_params.self_signed(&root_key).expect("root");
+        let root_issuer = rcgen::Issuer::new(root_params, root_key);
+        let inter_key = rcgen::KeyPair::generate().expect("key");
+        let inter_params = ca("Intermediate");
+        let inter = inter_params
+            .signed_by(&inter_key, &root_issuer)
+            .expect("intermediate");
+        let inter_issuer = rcgen::Issuer::new(inter_params, inter_key);
+        let leaf_key = rcgen::KeyPair::generate().expect("key");
+        let leaf = rcgen::CertificateParams::new(vec!["a.example".to_string()])
+            .expect("params")
+            .signed_by(&leaf_key, &inter_issuer)
+            .expect("leaf");
+        (root.pem(), inter.pem(), leaf.pem())
+    }
+
+    #[test]
+    fn a_chain_is_put_in_path_order_and_a_chain_without_the_issuer_is_refused() {
+        let (root, inter, leaf) = hierarchy();
+        let canonical = |p: &str| normalize_certificates(p, false).expect("parses");
+        let expected = format!("{}{}", canonical(&inter), canonical(&root));
+        let reversed = format!("{root}{inter}");
+        assert_eq!(order_chain(&leaf, &reversed).expect("orders"), expected);
+        assert_eq!(order_chain(&leaf, &expected).expect("orders"), expected);
+        let unrelated = cert(&["other.example"]);
+        let extra = format!("{unrelated}{inter}");
+        assert_eq!(
+            order_chain(&leaf, &extra).expect("orders"),
+            format!("{}{}", canonical(&inter), canonical(&unrelated))
+        );
+        let err = order_chain(&leaf, &format!("{root}{unrelated}")).expect_err("no issuer");
+        assert!(err.to_string().contains("does not hold"), "{err}");
     }
 
     #[test]

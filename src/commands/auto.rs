@@ -242,6 +242,9 @@ pub(crate) fn prepare<'a>(
     };
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
+    for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {
+        check_dir_for_nginx(dir, option)?;
+    }
     let paths = ctx.nginx_paths()?;
     let nginx = ctx.nginx_binary();
     let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
@@ -309,6 +312,19 @@ pub(crate) fn prepare<'a>(
     }
 
     Ok((run, found))
+}
+
+/// Refuses a directory whose path nginx could not be pointed at as written: not UTF-8, or with a
+/// `$` (nginx reads `$name` in `ssl_certificate` and `alias` as a variable, even in quotes).
+fn check_dir_for_nginx(dir: &std::path::Path, option: &str) -> Result<(), Failure> {
+    match dir.to_str() {
+        Some(text) if !text.contains('$') => Ok(()),
+        _ => Err(Failure::usage(anyhow!(
+            "{} cannot be written into the nginx configuration (nginx reads `$` as a variable, \
+             and the path must be UTF-8); give {option} a directory without them",
+            dir.display()
+        ))),
+    }
 }
 
 /// The pipeline `auto` and `renew` share, from preflight to proven install, for a selection of
@@ -379,7 +395,9 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let token = format!("enc365-probe-{}-{}", std::process::id(), site.name.len());
+        // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
+        // under the name before we write it.
+        let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
         let mut names = Vec::new();
         for name in std::mem::take(&mut site.names) {
             match probe(&run, publication, &name, &token) {
@@ -868,8 +886,10 @@ async fn ensure_order(
             record.save(&run.state_dir)?;
             Ok(record)
         }
-        Err(e @ CaError::Api { .. }) | Err(e @ CaError::Invalid(_)) => {
-            // The CA refused: nothing was created there.
+        Err(e @ CaError::Api { .. })
+        | Err(e @ CaError::Invalid(_))
+        | Err(e @ CaError::Unreachable { .. }) => {
+            // The CA refused, or was never reached: nothing was created there.
             OrderRecord::discard(&run.state_dir, &site.name);
             Err(anyhow!(e))
         }
@@ -965,6 +985,8 @@ async fn wait_for_issuance(
     let base = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
     let mut interval = base;
     let mut tick = 0;
+    // The last failed status call per site, told when the deadline passes.
+    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
     loop {
         let mut still = Vec::new();
         for (site, mut record) in waiting {
@@ -991,6 +1013,7 @@ async fn wait_for_issuance(
                 },
                 Err(e) => {
                     run.say(format!("  {}: {e} (will ask again)", site.name));
+                    last_error.insert(site.name.clone(), e.to_string());
                     still.push((site, record));
                 }
             }
@@ -1003,10 +1026,15 @@ async fn wait_for_issuance(
         if Instant::now() >= deadline {
             run.spin(0, None);
             for (site, record) in &waiting {
+                let last = last_error
+                    .get(&site.name)
+                    .map(|e| format!(" (the last answer: {e})"))
+                    .unwrap_or_default();
                 run.fail(
                     &site.name,
                     format!(
-                        "order {} not issued within --timeout; it is kept, and the next run resumes it",
+                        "order {} not issued within --timeout{last}; it is kept, and the next run \
+                         resumes it",
                         record.order_id.as_deref().unwrap_or("?")
                     ),
                 );

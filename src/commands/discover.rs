@@ -88,6 +88,12 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
                     errors: vec![error_json(&error)],
                 };
                 print_json(&doc)?;
+                // The document (with `errors`) is the output; main prints no second one.
+                eprintln!(
+                    "error: {error}\nNothing was changed. Fix the configuration, then check it \
+                     with `nginx -t`."
+                );
+                return Ok(ExitStatus::Usage);
             }
             Err(Failure::usage(anyhow::anyhow!(
                 "{error}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."

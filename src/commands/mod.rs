@@ -73,7 +73,16 @@ impl Context {
             unconfirmed_endpoints: config.enable_unconfirmed_endpoints,
             ..ClientOptions::default()
         };
-        Enc365::new(&config.base_url, Some(credentials), options).map_err(Failure::usage)
+        Enc365::new(&config.base_url, Some(credentials), options).map_err(|e| self.bad_base_url(e))
+    }
+
+    /// A base URL the client refused, with where to fix it (exit 2).
+    pub fn bad_base_url(&self, error: impl std::fmt::Display) -> Failure {
+        Failure::usage(anyhow::anyhow!(
+            "{error}; fix `base_url` in {} (or the {} environment variable)",
+            self.config_path().display(),
+            crate::config::BASE_URL_ENV
+        ))
     }
 
     /// The configured CA behind the provider-neutral trait (exit 2 for a provider not built yet,

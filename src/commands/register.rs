@@ -20,7 +20,7 @@ use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::secret::Secret;
 
 /// The environment variable a password may come from.
-pub const PASSWORD_ENV: &str = "ENC365_PASSWORD";
+pub const PASSWORD_ENV: &str = crate::secret::SECRET_ENV_VARS[0];
 
 /// Runs `register`.
 pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
@@ -33,8 +33,8 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
             "--username must be your TrustOcean account e-mail"
         )));
     }
-    let client =
-        Enc365::new(&effective.base_url, None, ClientOptions::default()).map_err(Failure::usage)?;
+    let client = Enc365::new(&effective.base_url, None, ClientOptions::default())
+        .map_err(|e| ctx.bad_base_url(e))?;
     let password = read_password(args)?;
     let servername = args.servername.clone().unwrap_or_else(host_name);
     let registration = block_on(client.register(args.username.trim(), &password, &servername))?

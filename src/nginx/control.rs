@@ -93,7 +93,7 @@ impl NginxBinary {
 
     /// Runs `nginx -V` and reads the version and compiled-in paths.
     pub fn compiled_paths(&self) -> anyhow::Result<CompiledPaths> {
-        let out = Command::new(&self.path)
+        let out = crate::secret::scrub_env(&mut Command::new(&self.path))
             .arg("-V")
             .output()
             .with_context(|| format!("could not run {} -V", self.path.display()))?;
@@ -116,7 +116,7 @@ impl NginxBinary {
 
     /// Runs `nginx -t` on the given paths.
     pub fn test(&self, paths: &NginxPaths) -> anyhow::Result<TestOutcome> {
-        let out = Command::new(&self.path)
+        let out = crate::secret::scrub_env(&mut Command::new(&self.path))
             .args(self.base_args(paths))
             .arg("-t")
             .output()
@@ -529,7 +529,7 @@ impl NginxBinary {
                             reason: "it is empty".to_string(),
                         })?;
                 let mut command = Command::new(program);
-                command.args(args);
+                crate::secret::scrub_env(&mut command).args(args);
                 command
             }
             ReloadMethod::Systemd => {
@@ -539,7 +539,9 @@ impl NginxBinary {
             }
             ReloadMethod::Signal => {
                 let mut command = Command::new(&self.path);
-                command.args(self.base_args(paths)).args(["-s", "reload"]);
+                crate::secret::scrub_env(&mut command)
+                    .args(self.base_args(paths))
+                    .args(["-s", "reload"]);
                 command
             }
         };

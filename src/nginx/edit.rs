@@ -213,6 +213,35 @@ pub fn line_ending(line: &[u8]) -> &'static [u8] {
     }
 }
 
+/// `text` as one nginx argument: bare when it has nothing nginx reads specially, else
+/// double-quoted with `"` and `\\` escaped and line breaks and tabs written as `\\n`, `\\r`, `\\t`
+/// (which nginx's tokenizer turns back into those bytes), so the argument stays on one line and
+/// can never end the directive or open a block.
+pub fn quote_arg(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'"' | b'\'' | b'\\' | b';' | b'{' | b'}' | b'#' | b'$')
+        });
+    if plain {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// A whole line to insert: `directive` indented like `reference_line`, followed by one space and
 /// [`MANAGED_MARK`], ended like `reference_line` (CRLF files get CRLF).
 ///
@@ -263,6 +292,15 @@ pub fn unified_diff(old: &[u8], new: &[u8], old_name: &str, new_name: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_with_nginx_syntax_are_quoted_onto_one_line() {
+        assert_eq!(quote_arg("/var/lib/x/dcv/"), "/var/lib/x/dcv/");
+        assert_eq!(quote_arg("/a b;{c}#/"), "\"/a b;{c}#/\"");
+        assert_eq!(quote_arg("/a\"b\\c"), "\"/a\\\"b\\\\c\"");
+        assert_eq!(quote_arg("/a\nb\tc"), "\"/a\\nb\\tc\"");
+        assert!(managed_line(b"    x\n", &format!("alias {};", quote_arg("/a\r\nb"))).is_ok());
+    }
 
     #[test]
     fn insert_remove_and_replace_in_one_pass() {

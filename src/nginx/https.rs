@@ -372,19 +372,9 @@ pub fn tls_addresses(
     out
 }
 
-/// A path as an nginx argument: bare when it has nothing special, else double-quoted.
+/// A path as an nginx argument (see [`edit::quote_arg`]).
 fn quote_path(path: &Path) -> String {
-    let text = path.display().to_string();
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_graphic()
-                && !matches!(b, b'"' | b'\'' | b'\\' | b';' | b'{' | b'}' | b'#' | b'$')
-        });
-    if plain {
-        text
-    } else {
-        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
-    }
+    edit::quote_arg(&path.display().to_string())
 }
 
 /// Whether the directive at `span` is the only thing on its line (besides blanks and a trailing

@@ -585,10 +585,24 @@ fn maybe_issue(shared: &Shared, st: &mut SimState, id: u64) {
         .or(shared.options.validity)
         .or_else(|| product(order.pid).map(|p| p.1))
         .unwrap_or(Duration::from_secs(90 * 86400));
-    match shared.ca.issue(&der, &order.name_list(), validity) {
+    let faults = shared.faults();
+    let mut names = order.name_list();
+    if faults.drop_issued_name && names.len() > 1 {
+        names.pop();
+    }
+    let der = if faults.foreign_key {
+        foreign_csr(&names).unwrap_or(der)
+    } else {
+        der
+    };
+    match shared.ca.issue(&der, &names, validity) {
         Ok(issued) => {
             order.cert_pem = Some(issued.cert_pem);
-            order.ca_pem = Some(issued.ca_pem);
+            order.ca_pem = Some(if faults.unrelated_chain {
+                unrelated_certificate().unwrap_or(issued.ca_pem)
+            } else {
+                issued.ca_pem
+            });
             order.expire_at = Some(api_time(issued.not_after));
             order.not_after = Some(issued.not_after.unix_timestamp());
             order.status = ISSUED.into();
@@ -808,4 +822,18 @@ fn uuid_like() -> String {
         &h[16..20],
         &h[20..]
     )
+}
+
+/// A CSR for `names` with a fresh key of the simulator's own (the `foreign_key` fault).
+fn foreign_csr(names: &[String]) -> Option<Vec<u8>> {
+    let key = rcgen::KeyPair::generate().ok()?;
+    let params = rcgen::CertificateParams::new(names.to_vec()).ok()?;
+    Some(params.serialize_request(&key).ok()?.der().to_vec())
+}
+
+/// A self-signed certificate nothing was issued under (the `unrelated_chain` fault).
+fn unrelated_certificate() -> Option<String> {
+    let key = rcgen::KeyPair::generate().ok()?;
+    let params = rcgen::CertificateParams::new(vec!["unrelated.invalid".to_string()]).ok()?;
+    Some(params.self_signed(&key).ok()?.pem())
 }

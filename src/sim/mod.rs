@@ -85,8 +85,18 @@ pub struct Faults {
     /// Issue certificates valid this many seconds (short-lived certificates, to test renewal);
     /// wins over [`SimOptions::validity`].
     pub validity_secs: Option<u64>,
+    /// Issue certificates for a key of the simulator's own instead of the CSR's (to test that
+    /// clients refuse a certificate that does not match their key).
+    pub foreign_key: bool,
+    /// Issue certificates without the last name ordered (to test that clients refuse a
+    /// certificate that does not cover every name).
+    pub drop_issued_name: bool,
+    /// Send an unrelated self-signed certificate as the chain (`ca_code`) of issued orders (to
+    /// test that clients refuse a chain without the leaf's issuer).
+    pub unrelated_chain: bool,
     /// Apply the faults above only to these paths (e.g. `/cert/create`); empty means all CA paths.
-    /// `reject_orders`, `issuance_delay_secs` and `validity_secs` always apply.
+    /// `reject_orders`, `issuance_delay_secs`, `validity_secs`, `foreign_key`,
+    /// `drop_issued_name` and `unrelated_chain` always apply.
     pub paths: Vec<String>,
 }
 
