@@ -325,21 +325,31 @@ impl Walker<'_> {
                 }
                 b"ssl" => server.ssl_on = first().is_some_and(|v| v.eq_ignore_ascii_case("on")),
                 b"if"
-                    if !args
-                        .iter()
-                        .any(|w| w.text(src).contains("$enc365_redirect")) =>
+                    if !args.iter().any(|w| {
+                        w.span
+                            .slice(src)
+                            .windows(b"$enc365_redirect".len())
+                            .any(|x| x == b"$enc365_redirect")
+                    }) =>
                 {
-                    server.conditional_return |= cf.children(d).iter().any(|c| {
-                        let words: Vec<String> = cf.args(c).iter().map(|w| w.text(src)).collect();
-                        match c.name.span.slice(src) {
+                    server.conditional_return |=
+                        cf.children(d).iter().any(|c| match c.name.span.slice(src) {
                             b"return" => true,
-                            b"rewrite" => redirecting_rewrite(&words),
+                            b"rewrite" => {
+                                let words: Vec<String> =
+                                    cf.args(c).iter().map(|w| w.text(src)).collect();
+                                redirecting_rewrite(&words)
+                            }
                             _ => false,
-                        }
-                    });
+                        });
                 }
                 b"rewrite" => {
-                    let words: Vec<String> = args.iter().map(|w| w.text(src)).collect();
+                    let v: Vec<std::borrow::Cow<[u8]>> = match args {
+                        [_, _] | [_, _, _] => args.iter().map(|w| w.value(src)).collect(),
+                        _ => Vec::new(),
+                    };
+                    let words: Vec<std::borrow::Cow<str>> =
+                        v.iter().map(|v| String::from_utf8_lossy(v)).collect();
                     server.conditional_return |= redirecting_rewrite(&words);
                 }
                 b"auth_basic" if first().is_some_and(|v| v != "off") => {
@@ -350,8 +360,14 @@ impl Walker<'_> {
                 }
                 b"deny" => server.access_restricted.address = true,
                 b"location" => {
-                    let args: Vec<String> = args.iter().map(|w| w.text(src)).collect();
-                    if let Some((matching, uri)) = parse_location(&args) {
+                    // No allocation but the URI kept: thousands of sites have many locations
+                    // each, and discovery must stay fast.
+                    let parsed = match args {
+                        [a] => parse_location(&[&a.value(src)]),
+                        [a, b] => parse_location(&[&a.value(src), &b.value(src)]),
+                        _ => None,
+                    };
+                    if let Some((matching, uri)) = parsed {
                         let serves_elsewhere = cf.children(d).iter().any(|c| {
                             ELSEWHERE.contains(&c.name.span.slice(src))
                                 || c.name.span.slice(src).ends_with(b"_pass")
@@ -371,12 +387,12 @@ impl Walker<'_> {
 
 /// Whether a `rewrite`'s arguments (`regex replacement [flag]`) answer with a redirect: the
 /// `permanent`/`redirect` flag, or a replacement that is an absolute URL.
-fn redirecting_rewrite(args: &[String]) -> bool {
-    let flag = args.get(2).map(String::as_str);
+fn redirecting_rewrite<S: AsRef<str>>(args: &[S]) -> bool {
+    let flag = args.get(2).map(AsRef::as_ref);
     let absolute = args.get(1).is_some_and(|r| {
         ["http://", "https://", "$scheme://"]
             .iter()
-            .any(|p| r.starts_with(p))
+            .any(|p| r.as_ref().starts_with(p))
     });
     matches!(flag, Some("permanent" | "redirect")) || absolute
 }
@@ -387,27 +403,28 @@ const ELSEWHERE: [&[u8]; 2] = [b"root", b"alias"];
 
 /// Reads a `location` directive's arguments: `[modifier] uri`, the modifier possibly glued to
 /// the URI (`location =/x`, `location ~\.php$`) as nginx allows.
-fn parse_location(args: &[String]) -> Option<(LocationMatch, String)> {
-    let modifier = |m: &str| match m {
-        "=" => Some(LocationMatch::Exact),
-        "^~" => Some(LocationMatch::PrefixNoRegex),
-        "~" | "~*" => Some(LocationMatch::Regex),
+fn parse_location(args: &[&[u8]]) -> Option<(LocationMatch, String)> {
+    let modifier = |m: &[u8]| match m {
+        b"=" => Some(LocationMatch::Exact),
+        b"^~" => Some(LocationMatch::PrefixNoRegex),
+        b"~" | b"~*" => Some(LocationMatch::Regex),
         _ => None,
     };
+    let owned = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     match args {
-        [m, uri] => modifier(m).map(|k| (k, uri.clone())),
+        [m, uri] => modifier(m).map(|k| (k, owned(uri))),
         [one] => {
-            if one.starts_with('@') {
-                return Some((LocationMatch::Named, one.clone()));
+            if one.starts_with(b"@") {
+                return Some((LocationMatch::Named, owned(one)));
             }
-            for m in ["^~", "~*", "=", "~"] {
+            for m in [&b"^~"[..], b"~*", b"=", b"~"] {
                 if let Some(rest) = one.strip_prefix(m)
                     && !rest.is_empty()
                 {
-                    return modifier(m).map(|k| (k, rest.to_string()));
+                    return modifier(m).map(|k| (k, owned(rest)));
                 }
             }
-            Some((LocationMatch::Prefix, one.clone()))
+            Some((LocationMatch::Prefix, owned(one)))
         }
         _ => None,
     }
@@ -521,7 +538,7 @@ mod tests {
 
     #[test]
     fn locations_are_read_with_their_modifier_and_whether_they_answer_themselves() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let args = |a: &[&'static str]| a.iter().map(|s| s.as_bytes()).collect::<Vec<_>>();
         assert_eq!(
             parse_location(&args(&["^~", "/.well-known/"])),
             Some((LocationMatch::PrefixNoRegex, "/.well-known/".into()))
