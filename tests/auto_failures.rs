@@ -44,6 +44,24 @@ fn expect_rolled_back(
     assert_unchanged(host, before);
 }
 
+/// Starts `auto` with `args`, waits (30 s at most) until `reached` says the run got to `stage`,
+/// then kills it with SIGKILL, as a crash or `kill -9` would.
+fn kill_when(host: &Host, args: &[&str], stage: &str, reached: impl Fn() -> bool) {
+    let mut child = host
+        .auto_command(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !reached() {
+        assert!(Instant::now() < deadline, "the run never reached {stage}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+}
+
 #[test]
 fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
     // The CA keeps saying "processing" (as a slow CA does) until the fault is lifted.
@@ -170,23 +188,10 @@ fn killed_mid_validation_a_rerun_finishes_with_exactly_one_order_per_site() {
         ..Faults::default()
     });
     let before = snapshot(&host);
-    let mut child = host
-        .auto_command(&["--json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    kill_when(&host, &["--json"], "validation", || {
+        host.sim.request_count("/cert/challenge") > 0
+    });
     let state = host.dir.path().join("state");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.sim.request_count("/cert/challenge") == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached validation"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
     let pending: Vec<_> = OrderRecord::all(&state).unwrap();
     assert!(!pending.is_empty());
     assert!(
@@ -331,25 +336,19 @@ fn killed_during_the_install_a_rerun_puts_the_files_back_and_installs_once() {
     let script = reload_script(&host, "sleep 30");
     set_reload_command(&host, Some(&script));
     let before = std::fs::read(host.sb.conf_path()).unwrap();
-    let mut child = host
-        .auto_command(&["--json", "--site", "shop.test"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !String::from_utf8_lossy(&std::fs::read(host.sb.conf_path()).unwrap())
-        .contains("managed by enc365-nginx")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached the install"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300)); // into the hanging reload
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    kill_when(
+        &host,
+        &["--json", "--site", "shop.test"],
+        "the install",
+        || {
+            let edited = String::from_utf8_lossy(&std::fs::read(host.sb.conf_path()).unwrap())
+                .contains("managed by enc365-nginx");
+            if edited {
+                std::thread::sleep(Duration::from_millis(300)); // into the hanging reload
+            }
+            edited
+        },
+    );
     let records = OrderRecord::all(&host.dir.path().join("state")).unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].state, RecordState::Issued, "{records:?}");
@@ -384,19 +383,13 @@ fn killed_while_ordering_a_rerun_does_not_order_again_until_told_to() {
         ..Faults::default()
     });
     let before = snapshot(&host);
-    let mut child = host
-        .auto_command(&["--json", "--site", "shop.test"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.sim.request_count("/cert/create") == 0 {
-        assert!(Instant::now() < deadline, "the run never ordered");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap(); // SIGKILL, the CA's answer never read
-    child.wait().unwrap();
+    // Killed while the CA's answer to /cert/create is on its way: it is never read.
+    kill_when(
+        &host,
+        &["--json", "--site", "shop.test"],
+        "ordering",
+        || host.sim.request_count("/cert/create") > 0,
+    );
     let state = host.dir.path().join("state");
     let records = OrderRecord::all(&state).unwrap();
     assert_eq!(records.len(), 1);
