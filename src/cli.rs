@@ -360,6 +360,10 @@ pub struct RegisterArgs {
     /// Read the password from standard input (first line).
     #[arg(long)]
     pub password_stdin: bool,
+    /// Which provider's table to write (default: the config's `provider`): encryption365,
+    /// howssl, huawei-scm or acme.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<crate::config::Provider>,
 }
 
 const DISCOVER_EXAMPLES: &str = "\

@@ -7,6 +7,11 @@
 //! `--config` / `ENC365_CONFIG` (see [`config_path`]). [`validate_base_url`] enforces https, allowing
 //! plain http only for loopback hosts (tests and `enc365-sim`).
 //!
+//! Each provider has its own table (`[encryption365]`, `[howssl]`, `[huawei_scm]`, `[acme]`, see
+//! [`providers`]) and `provider = "…"` chooses the one every command uses. The flat Encryption365
+//! keys of the first release (`base_url`, `client_id`, … at the top level) are still read into
+//! `[encryption365]` (see [`file`]); saving always writes the table, so `register` migrates them.
+//!
 //! Not here: talking to the CA. Saving rewrites the whole file, so comments in it are not kept.
 
 use std::fs;
@@ -21,40 +26,20 @@ use crate::cli::GlobalOpts;
 use crate::keys::KeyType;
 use crate::secret::Secret;
 
+mod file;
+mod providers;
+
+pub use file::{flat_keys, provider_in};
+pub use providers::{
+    AcmeEab, AcmeSettings, DEFAULT_BASE_URL, Encryption365Settings, HowSslSettings, HuaweiBuy,
+    HuaweiScmSettings, Provider, ProviderSettings,
+};
+
 /// Where the config file lives unless `--config` or `ENC365_CONFIG` says otherwise.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/enc365-nginx/config.toml";
 
-/// The Encryption365 API base URL used when the config names none.
-pub const DEFAULT_BASE_URL: &str = "https://encryption365.trustocean.com";
-
-/// The environment variable that overrides `base_url`.
+/// The environment variable that overrides the Encryption365 `base_url`.
 pub const BASE_URL_ENV: &str = "ENC365_BASE_URL";
-
-/// Which certificate authority API to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum Provider {
-    /// TrustOcean Encryption365 (the default).
-    #[default]
-    #[serde(rename = "encryption365")]
-    Encryption365,
-    /// HowSSL.
-    #[serde(rename = "howssl")]
-    HowSsl,
-    /// Huawei Cloud SSL Certificate Manager.
-    #[serde(rename = "huawei-scm")]
-    HuaweiScm,
-}
-
-impl Provider {
-    /// The name used in the config file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Encryption365 => "encryption365",
-            Provider::HowSsl => "howssl",
-            Provider::HuaweiScm => "huawei-scm",
-        }
-    }
-}
 
 /// Contact details sent with orders that need them (OV/EV) and shown to the CA.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,57 +73,35 @@ impl Contact {
 }
 
 /// The settings in the config file. Unknown keys are an error, so typos do not pass silently.
+/// Read through [`file::ConfigFile`] (which also accepts the flat Encryption365 keys of the first
+/// release) and always written with one table per provider.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "file::ConfigFile", into = "file::ConfigFile")]
 pub struct Config {
-    /// Which CA API to use.
-    #[serde(default)]
+    /// Which CA API every command uses.
     pub provider: Provider,
-    /// The CA API base URL (https, or http for loopback hosts only).
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// The device account id, written by `register`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<String>,
-    /// The device access token, written by `register`. Never printed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_token: Option<Secret>,
-    /// The product id to order (see `enc365-nginx products`).
-    #[serde(default = "default_pid")]
-    pub pid: u64,
+    /// `[encryption365]`.
+    pub encryption365: Encryption365Settings,
+    /// `[howssl]`, if present.
+    pub howssl: Option<HowSslSettings>,
+    /// `[huawei_scm]`, if present.
+    pub huawei_scm: Option<HuaweiScmSettings>,
+    /// `[acme]`, if present.
+    pub acme: Option<AcmeSettings>,
     /// The key type for new certificates.
-    #[serde(default)]
     pub key_type: KeyType,
     /// The port `auto` adds as `listen N ssl`.
-    #[serde(default = "default_https_port")]
     pub https_port: u16,
     /// How to reload nginx; empty means detect systemd, else `nginx -s reload`.
-    #[serde(default)]
     pub reload_command: String,
-    /// Also use the CA endpoints whose paths are guessed, not documented (`/cert/revoke`,
-    /// `/cert/change_dcv`). Off unless set.
-    #[serde(default)]
-    pub enable_unconfirmed_endpoints: bool,
     /// Contact details.
-    #[serde(default, skip_serializing_if = "Contact::is_empty")]
     pub contact: Contact,
     /// Command run once before a run installs anything (`--pre-hook` wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_hook: Option<String>,
     /// Command run once after a run's install step (`--post-hook` wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_hook: Option<String>,
     /// Command run once per certificate installed (`--deploy-hook` wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_hook: Option<String>,
-}
-
-fn default_base_url() -> String {
-    DEFAULT_BASE_URL.to_string()
-}
-
-fn default_pid() -> u64 {
-    100
 }
 
 fn default_https_port() -> u16 {
@@ -149,14 +112,13 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             provider: Provider::default(),
-            base_url: default_base_url(),
-            client_id: None,
-            access_token: None,
-            pid: default_pid(),
+            encryption365: Encryption365Settings::default(),
+            howssl: None,
+            huawei_scm: None,
+            acme: None,
             key_type: KeyType::default(),
             https_port: default_https_port(),
             reload_command: String::new(),
-            enable_unconfirmed_endpoints: false,
             contact: Contact::default(),
             pre_hook: None,
             post_hook: None,
@@ -306,26 +268,69 @@ impl Config {
         }
     }
 
-    /// Applies environment overrides (`ENC365_BASE_URL`) read through `lookup`.
+    /// Applies environment overrides (`ENC365_BASE_URL`, the Encryption365 base URL) read
+    /// through `lookup`.
     pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) {
         if let Some(url) = lookup(BASE_URL_ENV).filter(|u| !u.is_empty()) {
-            self.base_url = url;
+            self.encryption365.base_url = url;
         }
     }
 
-    /// True when the file holds a secret (an access token).
+    /// True when the file holds a secret (an access token, API token, secret key or EAB key) of
+    /// any provider.
     pub fn holds_credentials(&self) -> bool {
-        self.access_token.as_ref().is_some_and(|t| !t.is_empty())
+        let set = |s: Option<&Secret>| s.is_some_and(|s| !s.is_empty());
+        self.encryption365.holds_credentials()
+            || set(self.howssl.as_ref().and_then(|h| h.token.as_ref()))
+            || set(self.huawei_scm.as_ref().and_then(|h| h.secret_key.as_ref()))
+            || set(self.acme.as_ref().and_then(|a| a.eab.as_ref()).map(|e| &e.hmac_key))
     }
 
-    /// The device credentials, or a message saying to run `register`.
-    pub fn credentials(&self, path: &Path) -> Result<Credentials, ConfigError> {
-        match (&self.client_id, &self.access_token) {
-            (Some(id), Some(token)) if !id.is_empty() && !token.is_empty() => Ok(Credentials {
-                client_id: id.clone(),
-                access_token: token.clone(),
-            }),
-            _ => Err(ConfigError::NoCredentials(path.to_path_buf())),
+    /// The product the chosen provider orders (Encryption365 `pid`), as text.
+    pub fn product(&self) -> String {
+        self.provider_settings().product()
+    }
+
+    /// The account id saved for `provider` with its secret (Encryption365 `client_id`), if any.
+    pub fn saved_account(&self, provider: Provider) -> Option<String> {
+        match provider {
+            Provider::Encryption365 if self.encryption365.holds_credentials() => {
+                self.encryption365.client_id.clone()
+            }
+            _ => None,
+        }
+    }
+
+    /// Saves the credentials `register` got from `provider` into its table, with the base URL
+    /// they were issued at (`registered_at`: the settings the registration was sent with).
+    /// `None` when the provider has no registration to save.
+    pub fn store_registration(
+        &mut self,
+        registered_at: &ProviderSettings,
+        account_id: String,
+        secret: Secret,
+    ) -> Option<()> {
+        match registered_at {
+            ProviderSettings::Encryption365(at) => {
+                // The token is only valid at the service that issued it: keep that URL with it.
+                self.encryption365.base_url = at.base_url.clone();
+                self.encryption365.client_id = Some(account_id);
+                self.encryption365.access_token = Some(secret);
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    /// The chosen provider with its table (an absent table gives that provider's defaults).
+    pub fn provider_settings(&self) -> ProviderSettings {
+        match self.provider {
+            Provider::Encryption365 => ProviderSettings::Encryption365(self.encryption365.clone()),
+            Provider::HowSsl => ProviderSettings::HowSsl(self.howssl.clone().unwrap_or_default()),
+            Provider::HuaweiScm => {
+                ProviderSettings::HuaweiScm(self.huawei_scm.clone().unwrap_or_default())
+            }
+            Provider::Acme => ProviderSettings::Acme(self.acme.clone().unwrap_or_default()),
         }
     }
 
@@ -425,5 +430,112 @@ mod tests {
         assert!(validate_base_url("ftp://127.0.0.1").is_err());
         assert!(validate_base_url("https://u:p@example.com").is_err());
         assert!(validate_base_url("not a url").is_err());
+    }
+
+    fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flat_first_release_keys_are_read_into_the_encryption365_table() {
+        let config = parse(
+            "base_url = \"http://127.0.0.1:9\"\nclient_id = \"c\"\naccess_token = \"t\"\n\
+             pid = 108\nenable_unconfirmed_endpoints = true\nkey_type = \"ecdsa-p256\"\n",
+        )
+        .expect("flat keys");
+        let e = &config.encryption365;
+        assert_eq!(e.base_url, "http://127.0.0.1:9");
+        assert_eq!(e.client_id.as_deref(), Some("c"));
+        assert_eq!(e.access_token.as_ref().map(Secret::expose), Some("t"));
+        assert_eq!(e.pid, 108);
+        assert!(e.enable_unconfirmed_endpoints);
+        assert_eq!(config.key_type, KeyType::EcdsaP256);
+        let table = parse(
+            "key_type = \"ecdsa-p256\"\n[encryption365]\nbase_url = \"http://127.0.0.1:9\"\n\
+             client_id = \"c\"\naccess_token = \"t\"\npid = 108\n\
+             enable_unconfirmed_endpoints = true\n",
+        )
+        .expect("table");
+        assert_eq!(table, config, "flat and table mean the same");
+    }
+
+    #[test]
+    fn a_key_both_flat_and_in_the_table_is_an_error_naming_it() {
+        for key in ["pid = 1", "base_url = \"https://a.example\"", "client_id = \"c\""] {
+            let e = parse(&format!("{key}\n[encryption365]\n{key}\n")).expect_err(key);
+            let name = key.split(' ').next().unwrap();
+            assert!(e.contains(&format!("`{name}` is set twice")), "{e}");
+            assert!(e.contains("[encryption365]"), "{e}");
+        }
+        // Different keys in the two places are fine.
+        let config = parse("pid = 108\n[encryption365]\nclient_id = \"c\"\n").expect("mixed");
+        assert_eq!(config.encryption365.pid, 108);
+        assert_eq!(config.encryption365.client_id.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn saving_writes_the_table_and_never_the_flat_keys() {
+        let config = parse("client_id = \"c\"\naccess_token = \"t\"\npid = 108\n").expect("flat");
+        let text = toml::to_string(&config).expect("serialize");
+        let table: toml::Table = text.parse().expect("toml");
+        for key in file::FLAT_KEYS {
+            assert!(!table.contains_key(key), "{key} written flat:\n{text}");
+        }
+        let e365 = table["encryption365"].as_table().expect("[encryption365]");
+        assert_eq!(e365["client_id"].as_str(), Some("c"));
+        assert_eq!(e365["pid"].as_integer(), Some(108));
+        assert_eq!(parse(&text).expect("reads back"), config);
+    }
+
+    #[test]
+    fn every_provider_has_a_table_and_unknown_keys_inside_are_errors() {
+        let config = parse(
+            "provider = \"acme\"\n[howssl]\ntoken = \"h\"\nproduct_code = \"p\"\n\
+             validity_period = 12\n[huawei_scm]\naccess_key = \"ak\"\nsecret_key = \"sk\"\n\
+             region = \"cn-north-4\"\n[huawei_scm.buy]\ncert_type = \"DV_SSL_CERT\"\n\
+             [acme]\ndirectory = \"letsencrypt\"\n[acme.eab]\nkid = \"k\"\nhmac_key = \"m\"\n",
+        )
+        .expect("all tables");
+        assert_eq!(config.provider, Provider::Acme);
+        assert!(config.holds_credentials());
+        assert_eq!(config.provider_settings().provider(), Provider::Acme);
+        assert_eq!(config.howssl.as_ref().unwrap().validity_period, Some(12));
+        let debug = format!("{config:?}");
+        for secret in ["\"h\"", "\"sk\"", "\"m\""] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+        for (text, key) in [
+            ("[howssl]\ntokn = \"x\"\n", "tokn"),
+            ("[huawei_scm]\nsecret = \"x\"\n", "secret"),
+            ("[huawei_scm.buy]\nbrand = \"x\"\n", "brand"),
+            ("[acme]\ndirectory_url = \"x\"\n", "directory_url"),
+            ("[encryption365]\nbase = \"x\"\n", "base"),
+        ] {
+            let e = parse(text).expect_err(text);
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn provider_names_round_trip_and_unknown_ones_list_the_choices() {
+        for p in Provider::ALL {
+            assert_eq!(p.as_str().parse::<Provider>(), Ok(p));
+            let config = parse(&format!("provider = \"{p}\"\n")).expect("provider");
+            assert_eq!(config.provider_settings().provider(), p);
+        }
+        let e = "letsencrypt".parse::<Provider>().expect_err("unknown");
+        assert!(e.contains("encryption365, howssl, huawei-scm, acme"), "{e}");
+        assert_eq!(Provider::HuaweiScm.table(), "huawei_scm");
+    }
+
+    #[test]
+    fn the_environment_overrides_only_the_encryption365_base_url() {
+        let mut config = parse("[howssl]\nbase_url = \"https://h.example\"\n").expect("howssl");
+        config.apply_env(|k| (k == BASE_URL_ENV).then(|| "http://127.0.0.1:7".to_string()));
+        assert_eq!(config.encryption365.base_url, "http://127.0.0.1:7");
+        assert_eq!(
+            config.howssl.unwrap().base_url.as_deref(),
+            Some("https://h.example")
+        );
     }
 }

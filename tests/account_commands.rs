@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use enc365_nginx::config::Config;
+use enc365_nginx::config::{Config, Encryption365Settings};
 use enc365_nginx::secret::Secret;
 use enc365_nginx::sim::{BackgroundSim, Faults, SimHandle, SimOptions};
 use serde_json::Value;
@@ -33,9 +33,12 @@ impl Sim {
     fn registered_config(&self, dir: &Path) -> (std::path::PathBuf, String) {
         let (client_id, token) = self.handle().add_device(USER).expect("device");
         let config = Config {
-            base_url: self.handle().base_url(),
-            client_id: Some(client_id),
-            access_token: Some(Secret::new(token.clone())),
+            encryption365: Encryption365Settings {
+                base_url: self.handle().base_url(),
+                client_id: Some(client_id),
+                access_token: Some(Secret::new(token.clone())),
+                ..Encryption365Settings::default()
+            },
             ..Config::default()
         };
         let path = dir.join("config.toml");
@@ -92,10 +95,13 @@ fn register_with_password_stdin_saves_the_token_0600_and_never_prints_it() {
     let json: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
     assert_eq!(json["registered"], true);
     let saved = Config::load(&config).expect("config saved");
-    let token = saved.access_token.clone().expect("token");
-    assert_eq!(saved.client_id.as_deref(), json["client_id"].as_str());
+    let token = saved.encryption365.access_token.clone().expect("token");
     assert_eq!(
-        saved.base_url, base,
+        saved.encryption365.client_id.as_deref(),
+        json["client_id"].as_str()
+    );
+    assert_eq!(
+        saved.encryption365.base_url, base,
         "the token is kept with the service that issued it"
     );
     assert_eq!(
@@ -283,7 +289,7 @@ fn the_base_url_from_the_environment_wins_over_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (config, _) = sim.registered_config(dir.path());
     let mut saved = Config::load(&config).expect("load");
-    saved.base_url = "https://ca.invalid".into();
+    saved.encryption365.base_url = "https://ca.invalid".into();
     saved.save(&config).expect("save");
     let base = sim.handle().base_url();
     let out = run(
@@ -316,7 +322,11 @@ fn registering_again_replaces_the_device_and_says_which_one() {
     let sim = Sim::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (config, old_token) = sim.registered_config(dir.path());
-    let old_id = Config::load(&config).expect("load").client_id.expect("id");
+    let old_id = Config::load(&config)
+        .expect("load")
+        .encryption365
+        .client_id
+        .expect("id");
     let out = run(
         &["register", "--username", USER, "--password-stdin", "--json"],
         &config,
@@ -327,5 +337,8 @@ fn registering_again_replaces_the_device_and_says_which_one() {
     let json: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(json["replaced_client_id"], old_id.as_str());
     let saved = Config::load(&config).expect("load");
-    assert_ne!(saved.access_token.expect("token").expose(), old_token);
+    assert_ne!(
+        saved.encryption365.access_token.expect("token").expose(),
+        old_token
+    );
 }

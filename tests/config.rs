@@ -4,15 +4,18 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use enc365_nginx::config::{Config, ConfigError, Contact};
+use enc365_nginx::config::{Config, ConfigError, Contact, Encryption365Settings};
 use enc365_nginx::keys::KeyType;
 use enc365_nginx::secret::Secret;
 
 fn with_token() -> Config {
     Config {
-        client_id: Some("efcbbdff-e4e0".into()),
-        access_token: Some(Secret::new("032b12f8abcba61c02e0572f476b300")),
-        pid: 108,
+        encryption365: Encryption365Settings {
+            client_id: Some("efcbbdff-e4e0".into()),
+            access_token: Some(Secret::new("032b12f8abcba61c02e0572f476b300")),
+            pid: 108,
+            ..Encryption365Settings::default()
+        },
         key_type: KeyType::EcdsaP384,
         contact: Contact {
             email: Some("ops@example.com".into()),
@@ -70,8 +73,14 @@ fn a_readable_config_without_credentials_is_fine() {
     let config = Config::load(&path).expect("loads");
     assert_eq!(config.key_type, KeyType::Rsa3072);
     assert_eq!(config.https_port, 8443);
-    assert_eq!(config.base_url, "https://encryption365.trustocean.com");
-    let e = config.credentials(&path).expect_err("no token");
+    assert_eq!(
+        config.encryption365.base_url,
+        "https://encryption365.trustocean.com"
+    );
+    let e = config
+        .encryption365
+        .credentials(&path)
+        .expect_err("no token");
     assert!(e.to_string().contains("enc365-nginx register"), "{e}");
 }
 
@@ -79,9 +88,9 @@ fn a_readable_config_without_credentials_is_fine() {
 fn the_environment_overrides_the_base_url() {
     let mut config = with_token();
     config.apply_env(|k| (k == "ENC365_BASE_URL").then(|| "http://127.0.0.1:9".to_string()));
-    assert_eq!(config.base_url, "http://127.0.0.1:9");
+    assert_eq!(config.encryption365.base_url, "http://127.0.0.1:9");
     config.apply_env(|_| None);
-    assert_eq!(config.base_url, "http://127.0.0.1:9");
+    assert_eq!(config.encryption365.base_url, "http://127.0.0.1:9");
 }
 
 #[test]
@@ -135,10 +144,8 @@ fn commands_refuse_an_open_config_with_exit_2_and_the_chmod_to_run() {
 fn commands_refuse_plain_http_to_a_remote_ca_with_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("config.toml");
-    let config = Config {
-        base_url: "http://encrypt365.trustocean.com".into(),
-        ..with_token()
-    };
+    let mut config = with_token();
+    config.encryption365.base_url = "http://encrypt365.trustocean.com".into();
     config.save(&path).expect("saved");
     let out = run_products(&path);
     assert_eq!(out.status.code(), Some(2));

@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
+use super::account::{self, AccountApi, AccountInfo, RegisterRequest};
 use super::envelope::{self, Fields, loose_bool, loose_string};
 use super::pem::{certificate_list, normalize_certificates, uncovered_names};
 use super::{
@@ -957,6 +958,71 @@ impl CertificateAuthority for Enc365 {
 
     fn revoke<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {
         Box::pin(async move { Enc365::revoke(self, parse_id(id)?).await })
+    }
+}
+
+impl AccountApi for Enc365 {
+    fn name(&self) -> &'static str {
+        "encryption365"
+    }
+
+    fn register<'a>(
+        &'a self,
+        request: &'a RegisterRequest,
+    ) -> BoxFuture<'a, Result<account::Registration, CaError>> {
+        Box::pin(async move {
+            let r = Enc365::register(
+                self,
+                &request.username,
+                &request.password,
+                &request.servername,
+            )
+            .await?;
+            Ok(account::Registration {
+                account_id: r.client_id,
+                secret: r.access_token,
+                ip_address: r.ip_address,
+                status: r.status,
+                created_at: r.created_at,
+            })
+        })
+    }
+
+    fn products(&self) -> BoxFuture<'_, Result<Vec<account::Product>, CaError>> {
+        Box::pin(async move {
+            let products = Enc365::products(self).await?;
+            Ok(products
+                .into_iter()
+                .map(|p| {
+                    let mut provider_fields = Map::new();
+                    provider_fields.insert("pid".into(), json!(p.pid));
+                    account::Product {
+                        id: p.pid.to_string(),
+                        title: p.title,
+                        class: p.class,
+                        level: p.level,
+                        term: p.term,
+                        period: p.period,
+                        is_free: p.is_free,
+                        price_fqdn: p.price_fqdn,
+                        price_wildcard: p.price_wildcard,
+                        currency: "CNY".into(),
+                        provider_fields,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn account(&self) -> BoxFuture<'_, Result<AccountInfo, CaError>> {
+        Box::pin(async move {
+            let details = self.account_details().await?;
+            Ok(AccountInfo {
+                balance: details.credit,
+                currency: Some("CNY".into()),
+                user: None,
+            })
+        })
     }
 }
 

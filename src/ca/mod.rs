@@ -10,11 +10,17 @@
 //! Every value here has been validated by the provider module before it is handed out: file names are
 //! safe to join to a directory, names are among those ordered, chains parse as X.509.
 //!
+//! Account operations (register, products, balance) are a second, smaller trait,
+//! [`account::AccountApi`]. Both are built in one place, [`factory`], from the config's provider
+//! settings; no command names a provider type.
+//!
 //! This module never sees nginx: it must not import `crate::nginx`. Only Encryption365
 //! ([`enc365`]) is implemented so far.
 
+pub mod account;
 pub mod enc365;
 pub mod envelope;
+pub mod factory;
 pub mod pem;
 
 use std::fmt;

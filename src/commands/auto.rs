@@ -353,13 +353,13 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         }
     }
 
-    let ca = ctx.enc365_client(&run.config)?;
+    let ca = ctx.certificate_authority(&run.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
     let key_type = run.config.key_type;
-    let product = run.config.pid.to_string();
+    let product = run.config.product();
 
     // 3. Preflight (names of resumed orders were checked when they were ordered).
     let mut kept: Vec<Site> = Vec::new();
@@ -439,7 +439,7 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
     // 4 + 5. Order, publish, validate, poll.
     let mut pending: Vec<(Site, OrderRecord)> = Vec::new();
     for site in kept {
-        match runtime.block_on(ensure_order(&run, &ca, &site, key_type, &product)) {
+        match runtime.block_on(ensure_order(&run, &*ca, &site, key_type, &product)) {
             Ok(record) => {
                 run.result(&site.name).order_id = record.order_id.clone();
                 run.result(&site.name).renews = record.renews.clone();
@@ -460,7 +460,7 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
         let (written, created_dirs) = published.entry(site.name.clone()).or_default();
         match runtime.block_on(publish_and_validate(
             &run,
-            &ca,
+            &*ca,
             &record,
             &publication,
             written,
@@ -473,7 +473,7 @@ pub(crate) fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -
             ),
         }
     }
-    let issued = runtime.block_on(wait_for_issuance(&mut run, &ca, waiting));
+    let issued = runtime.block_on(wait_for_issuance(&mut run, &*ca, waiting));
     // The CA may check again minutes after the run ends (--no-wait, --timeout): the webroot files
     // of orders still pending stay published; the run that installs removes them. Files served
     // by a temporary location go, with the location: the configuration is the user's again.

@@ -16,7 +16,8 @@ pub mod status;
 use std::path::PathBuf;
 
 use crate::ca::CertificateAuthority;
-use crate::ca::enc365::{ClientOptions, Enc365};
+use crate::ca::account::AccountApi;
+use crate::ca::factory::{self, ProviderError};
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::config::{Config, Provider};
 use crate::exit::{CommandResult, Failure};
@@ -63,42 +64,61 @@ impl Context {
         Ok(config)
     }
 
-    /// An Encryption365 client from the config's base URL and credentials (exit 2 when either is
-    /// missing or invalid).
-    pub fn enc365_client(&self, config: &Config) -> Result<Enc365, Failure> {
-        let credentials = config
-            .credentials(&self.config_path())
-            .map_err(Failure::usage)?;
-        let options = ClientOptions {
-            unconfirmed_endpoints: config.enable_unconfirmed_endpoints,
-            ..ClientOptions::default()
-        };
-        Enc365::new(&config.base_url, Some(credentials), options).map_err(|e| self.bad_base_url(e))
-    }
-
-    /// A base URL the client refused, with where to fix it (exit 2).
-    pub fn bad_base_url(&self, error: impl std::fmt::Display) -> Failure {
-        Failure::usage(anyhow::anyhow!(
-            "{error}; fix `base_url` in {} (or the {} environment variable)",
-            self.config_path().display(),
-            crate::config::BASE_URL_ENV
-        ))
-    }
-
-    /// The configured CA behind the provider-neutral trait (exit 2 for a provider not built yet,
-    /// missing credentials or a bad base URL).
+    /// The configured CA behind the provider-neutral trait, built by [`crate::ca::factory`]
+    /// (exit 2 for a provider not built yet, missing credentials or a bad base URL).
     pub fn certificate_authority(
         &self,
         config: &Config,
     ) -> Result<Box<dyn CertificateAuthority>, Failure> {
-        match config.provider {
-            Provider::Encryption365 => Ok(Box::new(self.enc365_client(config)?)),
-            other => Err(Failure::usage(anyhow::anyhow!(
-                "provider {:?} is not supported yet; set provider = \"encryption365\" in {}",
-                other.as_str(),
-                self.config_path().display()
-            ))),
+        factory::certificate_authority(&config.provider_settings(), &self.config_path())
+            .map_err(|e| self.provider_failure(e, None))
+    }
+
+    /// The configured provider's account operations (register, products, account), built by
+    /// [`crate::ca::factory`]. `with_credentials` false is for `register`; `provider` overrides
+    /// the config's choice (`register --provider`).
+    pub fn account_api(
+        &self,
+        config: &Config,
+        provider: Option<Provider>,
+        with_credentials: bool,
+    ) -> Result<Box<dyn AccountApi>, Failure> {
+        let mut chosen = config.clone();
+        if let Some(provider) = provider {
+            chosen.provider = provider;
         }
+        factory::account_api(
+            &chosen.provider_settings(),
+            &self.config_path(),
+            with_credentials,
+        )
+        .map_err(|e| self.provider_failure(e, provider))
+    }
+
+    /// Refuses, before anything else happens, a command that would use a provider this version
+    /// cannot talk to: `flag` when given (`register --provider`), else the config file's
+    /// `provider`. A config file that cannot be read is left for the command to report.
+    pub fn check_provider(&self, flag: Option<Provider>) -> Result<(), Failure> {
+        let Some(provider) = flag.or_else(|| crate::config::provider_in(&self.config_path()))
+        else {
+            return Ok(());
+        };
+        factory::check_available(provider).map_err(|e| self.provider_failure(e, flag))
+    }
+
+    /// A factory error as exit 2, saying where the choice came from and how to change it.
+    fn provider_failure(&self, error: ProviderError, flag: Option<Provider>) -> Failure {
+        let hint = match (&error, flag) {
+            (ProviderError::NotAvailable(p), Some(_)) => {
+                format!("; drop `--provider {p}` (or use --provider encryption365)")
+            }
+            (ProviderError::NotAvailable(_), None) => format!(
+                "; set provider = \"encryption365\" in {} (or remove the provider line)",
+                self.config_path().display()
+            ),
+            _ => String::new(),
+        };
+        Failure::usage(anyhow::anyhow!("{error}{hint}"))
     }
 
     /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx.
@@ -174,6 +194,24 @@ fn absolute(path: PathBuf) -> PathBuf {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> CommandResult {
     let ctx = Context::new(cli.global);
+    // Every command that would reach a CA refuses a provider not built yet, the same way.
+    let provider_flag = match &cli.command {
+        Command::Register(args) => Some(args.provider),
+        Command::Products
+        | Command::Account
+        | Command::Auto(_)
+        | Command::Plan(_)
+        | Command::Renew(_)
+        | Command::Status
+        | Command::Reissue(_)
+        | Command::Revoke(_) => Some(None),
+        Command::Discover(_) | Command::Generate(_) | Command::History | Command::Rollback(_) => {
+            None
+        }
+    };
+    if let Some(flag) = provider_flag {
+        ctx.check_provider(flag)?;
+    }
     match cli.command {
         Command::Discover(args) => discover::run(&args, &ctx),
         Command::Register(args) => register::run(&args, &ctx),

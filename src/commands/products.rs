@@ -1,42 +1,55 @@
-//! `enc365-nginx products`: the products the account may order (`/account/products`), as a table
-//! or one JSON object.
+//! `enc365-nginx products`: the products the account may order (Encryption365
+//! `/account/products`), through the configured provider's account API, as a table or one JSON
+//! object.
 
 use anyhow::anyhow;
 use serde_json::json;
 
+use crate::ca::CaError;
 use crate::commands::{Context, block_on, print_json};
 use crate::exit::{CommandResult, ExitStatus, Failure};
 
 /// Runs `products`.
 pub fn run(ctx: &Context) -> CommandResult {
     let config = ctx.load_config()?;
-    let client = ctx.enc365_client(&config)?;
-    let products = block_on(client.products())?
-        .map_err(|e| Failure::failed(anyhow!(e).context("could not list the products")))?;
+    let api = ctx.account_api(&config, None, true)?;
+    let products = block_on(api.products())?.map_err(|e| match e {
+        CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
+        e => Failure::failed(anyhow!(e).context("could not list the products")),
+    })?;
+    let settings = config.provider_settings();
+    let configured = settings.product_setting();
+    let configured_id = settings.product();
     if ctx.global.json {
-        print_json(&json!({"products": products, "configured_pid": config.pid}));
+        let mut doc = json!({"provider": api.name(), "products": products});
+        if let Some((key, value)) = &configured {
+            doc[format!("configured_{key}")] = value.clone();
+        }
+        print_json(&doc);
         return Ok(ExitStatus::Success);
     }
     let rows: Vec<[String; 7]> = products
         .iter()
         .map(|p| {
             [
-                if p.pid == config.pid {
-                    format!("{}*", p.pid)
+                if p.id == configured_id {
+                    format!("{}*", p.id)
                 } else {
-                    p.pid.to_string()
+                    p.id.clone()
                 },
                 p.title.clone(),
                 p.class.clone(),
                 p.term.clone(),
                 p.period.clone(),
-                price(p.price_fqdn),
-                price(p.price_wildcard),
+                price(p.price_fqdn, &p.currency),
+                price(p.price_wildcard, &p.currency),
             ]
         })
         .collect();
+    let key = configured.as_ref().map_or("product", |(k, _)| *k);
+    let id_header = key.to_ascii_uppercase();
     let header = [
-        "PID",
+        id_header.as_str(),
         "TITLE",
         "CLASS",
         "TERM",
@@ -45,18 +58,20 @@ pub fn run(ctx: &Context) -> CommandResult {
         "PER WILDCARD",
     ];
     print_table(&header, &rows);
-    println!(
-        "* = the configured product (pid = {} in the config file)",
-        config.pid
-    );
+    if configured.is_some() {
+        println!(
+            "* = the configured product ({key} = {configured_id} under [{}] in the config file)",
+            config.provider.table()
+        );
+    }
     Ok(ExitStatus::Success)
 }
 
-fn price(value: f64) -> String {
+fn price(value: f64, currency: &str) -> String {
     if value == 0.0 {
         "free".to_string()
     } else {
-        format!("{value:.2} CNY")
+        format!("{value:.2} {currency}")
     }
 }
 

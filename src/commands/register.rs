@@ -1,5 +1,7 @@
-//! `enc365-nginx register`: create a device account with `/client/create` and save its
-//! `client_id`/`access_token` in the config file (created 0600 if absent).
+//! `enc365-nginx register`: create a device account through the provider's account API
+//! (Encryption365 `/client/create`) and save its `client_id`/`access_token` in the provider's table
+//! of the config file (created 0600 if absent). Flat first-release keys are moved into the table
+//! as the file is rewritten.
 //!
 //! The password comes from `ENC365_PASSWORD`, from standard input with `--password-stdin`, or from
 //! a prompt without echo — never from a flag (argv is visible to every user of the host). It is sent
@@ -12,7 +14,8 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::anyhow;
 use serde_json::json;
 
-use crate::ca::enc365::{ClientOptions, Enc365};
+use crate::ca::CaError;
+use crate::ca::account::RegisterRequest;
 use crate::cli::RegisterArgs;
 use crate::commands::{Context, block_on, print_json};
 use crate::config::Config;
@@ -26,53 +29,77 @@ pub const PASSWORD_ENV: &str = crate::secret::SECRET_ENV_VARS[0];
 pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     let path = ctx.config_path();
     let mut config = Config::load_or_default(&path).map_err(Failure::usage)?;
+    let migrated = crate::config::flat_keys(&path);
     let mut effective = config.clone();
     effective.apply_env(|k| std::env::var(k).ok());
+    if let Some(provider) = args.provider {
+        effective.provider = provider;
+    }
     if args.username.trim().is_empty() {
         return Err(Failure::usage(anyhow!(
-            "--username must be your TrustOcean account e-mail"
+            "--username must be your account's user name (TrustOcean: the account e-mail)"
         )));
     }
-    let client = Enc365::new(&effective.base_url, None, ClientOptions::default())
-        .map_err(|e| ctx.bad_base_url(e))?;
+    let api = ctx.account_api(&effective, None, false)?;
     let password = read_password(args)?;
     let servername = args.servername.clone().unwrap_or_else(host_name);
-    let registration = block_on(client.register(args.username.trim(), &password, &servername))?
-        .map_err(|e| {
-            Failure::failed(anyhow!(e).context(format!(
-                "could not register {servername:?} with {}; check the user name and password",
-                effective.base_url
-            )))
+    let request = RegisterRequest {
+        username: args.username.trim().to_string(),
+        password,
+        servername: servername.clone(),
+    };
+    let settings = effective.provider_settings();
+    let registration = block_on(api.register(&request))?.map_err(|e| match e {
+        CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
+        e => Failure::failed(anyhow!(e).context(format!(
+            "could not register {servername:?} with {}; check the user name and password",
+            settings
+                .summary()
+                .iter()
+                .find(|(_, key, _)| *key == "base_url")
+                .and_then(|(_, _, v)| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| api.name().to_string())
+        ))),
+    })?;
+    let replaced = config.saved_account(effective.provider);
+    let client_id = registration.account_id.clone();
+    config
+        .store_registration(&settings, registration.account_id, registration.secret)
+        .ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "{} gave no credentials to save; nothing was written",
+                api.name()
+            ))
         })?;
-    let replaced = config
-        .client_id
-        .clone()
-        .filter(|_| config.holds_credentials());
-    // The token is only valid at the service that issued it: keep that URL with it.
-    config.base_url = effective.base_url.clone();
-    config.client_id = Some(registration.client_id.clone());
-    config.access_token = Some(registration.access_token);
     config.save(&path).map_err(Failure::usage)?;
     if ctx.global.json {
         print_json(&json!({
             "registered": true,
-            "client_id": registration.client_id,
+            "provider": api.name(),
+            "client_id": client_id,
             "servername": servername,
             "status": registration.status,
             "ip_address": registration.ip_address,
             "config": path.display().to_string(),
             "replaced_client_id": replaced,
+            "migrated_keys": migrated,
         }));
     } else {
         println!(
-            "Registered {servername:?} as device {} (seen from {}).",
-            registration.client_id,
+            "Registered {servername:?} as device {client_id} (seen from {}).",
             registration
                 .ip_address
                 .as_deref()
                 .unwrap_or("an unknown address")
         );
         println!("Saved the device token in {} (mode 0600).", path.display());
+        if !migrated.is_empty() {
+            println!(
+                "Moved the top-level keys {} into [{}].",
+                migrated.join(", "),
+                effective.provider.table()
+            );
+        }
         if let Some(old) = &replaced {
             println!(
                 "It replaces device {old}; revoke that one in the TrustOcean console if it is no \

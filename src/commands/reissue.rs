@@ -101,7 +101,7 @@ pub fn run(args: &ReissueArgs, ctx: &Context) -> CommandResult {
     };
     record.save(&run.state_dir).map_err(Failure::failed)?;
     let request = OrderRequest {
-        product: run.config.pid.to_string(),
+        product: run.config.product(),
         names: lineage.names.clone(),
         csr_pem: generated.csr_pem,
         period: None,

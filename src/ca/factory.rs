@@ -1,0 +1,107 @@
+//! The one place a CA client is built: from the config's [`ProviderSettings`] to a
+//! `Box<dyn CertificateAuthority>` (orders) or a `Box<dyn AccountApi>` (register, products,
+//! account). Commands never name a provider type; they ask here.
+//!
+//! It also says which providers this version can use ([`check_available`]): selecting one that is
+//! not built yet is refused with one message, whatever the command. The context calls that check
+//! before any command runs; the builders repeat it, so nothing can reach a CA it does not know.
+//!
+//! Not here: reading the config file (the context hands the settings in) or nginx.
+
+use std::path::{Path, PathBuf};
+
+use super::account::AccountApi;
+use super::enc365::{ClientOptions, Enc365};
+use super::{CaError, CertificateAuthority};
+use crate::config::{
+    BASE_URL_ENV, ConfigError, Encryption365Settings, Provider, ProviderSettings,
+};
+
+/// The providers this version can talk to.
+pub const AVAILABLE: [Provider; 1] = [Provider::Encryption365];
+
+/// Why no client could be built. Every variant is a configuration error (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider is known but not built yet.
+    #[error(
+        "provider \"{0}\" is not available in this version of enc365-nginx, which can only use \
+         \"encryption365\"; nothing was sent to any CA"
+    )]
+    NotAvailable(Provider),
+    /// The provider's table lacks credentials, or is otherwise not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The base URL is not acceptable.
+    #[error(
+        "{error}; fix `base_url` under [encryption365] in {path} (or the {BASE_URL_ENV} \
+         environment variable)"
+    )]
+    BadBaseUrl {
+        /// What the client said.
+        error: CaError,
+        /// The config file.
+        path: PathBuf,
+    },
+}
+
+/// Refuses a provider this version cannot use yet.
+pub fn check_available(provider: Provider) -> Result<(), ProviderError> {
+    if AVAILABLE.contains(&provider) {
+        Ok(())
+    } else {
+        Err(ProviderError::NotAvailable(provider))
+    }
+}
+
+/// The chosen CA for orders, with its credentials (`config_path` names the file in errors).
+pub fn certificate_authority(
+    settings: &ProviderSettings,
+    config_path: &Path,
+) -> Result<Box<dyn CertificateAuthority>, ProviderError> {
+    check_available(settings.provider())?;
+    match settings {
+        ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(s, config_path, true)?)),
+        other => Err(ProviderError::NotAvailable(other.provider())),
+    }
+}
+
+/// The chosen provider's account operations. `with_credentials` false gives a client for
+/// registering (no credentials needed yet).
+pub fn account_api(
+    settings: &ProviderSettings,
+    config_path: &Path,
+    with_credentials: bool,
+) -> Result<Box<dyn AccountApi>, ProviderError> {
+    check_available(settings.provider())?;
+    match settings {
+        ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(
+            s,
+            config_path,
+            with_credentials,
+        )?)),
+        other => Err(ProviderError::NotAvailable(other.provider())),
+    }
+}
+
+fn encryption365(
+    settings: &Encryption365Settings,
+    config_path: &Path,
+    with_credentials: bool,
+) -> Result<Enc365, ProviderError> {
+    let credentials = if with_credentials {
+        Some(settings.credentials(config_path)?)
+    } else {
+        None
+    };
+    let options = ClientOptions {
+        unconfirmed_endpoints: settings.enable_unconfirmed_endpoints,
+        ..ClientOptions::default()
+    };
+    Enc365::new(&settings.base_url, credentials, options).map_err(|error| {
+        ProviderError::BadBaseUrl {
+            error,
+            path: config_path.to_path_buf(),
+        }
+    })
+}

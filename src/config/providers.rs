@@ -1,0 +1,316 @@
+//! The per-provider tables of the config file — `[encryption365]`, `[howssl]`, `[huawei_scm]`,
+//! `[acme]` — and [`Provider`], the `provider = "…"` key that chooses among them.
+//!
+//! Each table holds one provider's credentials and settings, so switching `provider` never mixes
+//! one CA's token with another's URL. Only Encryption365 is built so far; the other tables are
+//! accepted (unknown keys inside them are errors) so a config can be prepared ahead of time.
+//! [`ProviderSettings`] is what the CA factory (`crate::ca::factory`) is built from: the chosen
+//! provider with its table.
+//!
+//! Not here: reading the file, the flat keys of the first release and their migration (the parent
+//! module), or talking to any CA.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ConfigError, Credentials};
+use crate::secret::Secret;
+
+/// The Encryption365 API base URL used when the config names none.
+pub const DEFAULT_BASE_URL: &str = "https://encryption365.trustocean.com";
+
+/// Which certificate authority API to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Provider {
+    /// TrustOcean Encryption365 (the default).
+    #[default]
+    #[serde(rename = "encryption365")]
+    Encryption365,
+    /// HowSSL.
+    #[serde(rename = "howssl")]
+    HowSsl,
+    /// Huawei Cloud SSL Certificate Manager.
+    #[serde(rename = "huawei-scm")]
+    HuaweiScm,
+    /// An ACME CA (RFC 8555).
+    #[serde(rename = "acme")]
+    Acme,
+}
+
+impl Provider {
+    /// Every provider, in the order the documentation lists them.
+    pub const ALL: [Provider; 4] = [
+        Provider::Encryption365,
+        Provider::HowSsl,
+        Provider::HuaweiScm,
+        Provider::Acme,
+    ];
+
+    /// The name used in the config file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Encryption365 => "encryption365",
+            Provider::HowSsl => "howssl",
+            Provider::HuaweiScm => "huawei-scm",
+            Provider::Acme => "acme",
+        }
+    }
+
+    /// The name of the provider's table in the config file (`huawei_scm` for `huawei-scm`).
+    pub fn table(self) -> &'static str {
+        match self {
+            Provider::HuaweiScm => "huawei_scm",
+            other => other.as_str(),
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Provider {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Provider, String> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown provider {text:?}; use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// `[encryption365]`: the TrustOcean Encryption365 API (providers.md §1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption365Settings {
+    /// The API base URL (https, or http for loopback hosts only); `ENC365_BASE_URL` overrides it.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// The device account id, written by `register`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The device access token, written by `register`. Never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Secret>,
+    /// The product id to order (see `enc365-nginx products`).
+    #[serde(default = "default_pid")]
+    pub pid: u64,
+    /// Also use the endpoints whose paths are guessed, not documented (`/cert/revoke`,
+    /// `/cert/change_dcv`). Off unless set.
+    #[serde(default)]
+    pub enable_unconfirmed_endpoints: bool,
+}
+
+fn default_base_url() -> String {
+    DEFAULT_BASE_URL.to_string()
+}
+
+fn default_pid() -> u64 {
+    100
+}
+
+impl Default for Encryption365Settings {
+    fn default() -> Encryption365Settings {
+        Encryption365Settings {
+            base_url: default_base_url(),
+            client_id: None,
+            access_token: None,
+            pid: default_pid(),
+            enable_unconfirmed_endpoints: false,
+        }
+    }
+}
+
+impl Encryption365Settings {
+    /// True when the table holds an access token.
+    pub fn holds_credentials(&self) -> bool {
+        self.access_token.as_ref().is_some_and(|t| !t.is_empty())
+    }
+
+    /// The device credentials, or a message saying to run `register` (`path`: the config file).
+    pub fn credentials(&self, path: &Path) -> Result<Credentials, ConfigError> {
+        match (&self.client_id, &self.access_token) {
+            (Some(id), Some(token)) if !id.is_empty() && !token.is_empty() => Ok(Credentials {
+                client_id: id.clone(),
+                access_token: token.clone(),
+            }),
+            _ => Err(ConfigError::NoCredentials(path.to_path_buf())),
+        }
+    }
+}
+
+/// `[howssl]`: the HowSSL API (providers.md §2). Not built yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HowSslSettings {
+    /// The API base URL (default `https://api.howssl.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The API token the HowSSL administrator issued. Never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The product to order (`product_code` of `Product_info/lists`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_code: Option<String>,
+    /// The validity to order, in months (12, 24, 36, 48 or 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_period: Option<u32>,
+}
+
+/// `[huawei_scm]`: Huawei Cloud SSL Certificate Manager (providers.md §3). Not built yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HuaweiScmSettings {
+    /// The SCM endpoint (default: from `region`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The access key (AK) requests are signed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    /// The secret key (SK). Never printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
+    /// The region (`cn-north-4`, `ap-southeast-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// The project id (for the v2 paths: revoke).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+    /// The already-bought certificate (`scs…`) to apply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<String>,
+    /// What to buy when no certificate is chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buy: Option<HuaweiBuy>,
+}
+
+/// `[huawei_scm.buy]`: the purchase parameters of `POST /v3/scm/certificates/buy`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HuaweiBuy {
+    /// `cert_brand` (e.g. `GEOTRUST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_brand: Option<String>,
+    /// `cert_type` (e.g. `DV_SSL_CERT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_type: Option<String>,
+    /// `domain_type` (`SINGLE_DOMAIN`, `MULTI_DOMAIN`, `WILDCARD`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_type: Option<String>,
+    /// `effective_time` in years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_time: Option<u32>,
+    /// `domain_numbers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_numbers: Option<u32>,
+}
+
+/// `[acme]`: an ACME CA (RFC 8555). Not built yet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeSettings {
+    /// The directory URL, or a preset name (`letsencrypt`, `letsencrypt-staging`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+    /// Where the account key is kept (PEM, 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_key: Option<PathBuf>,
+    /// Contact URLs for the account (`mailto:admin@example.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Vec<String>>,
+    /// External account binding, for CAs that require one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eab: Option<AcmeEab>,
+}
+
+/// `[acme.eab]`: the external account binding a CA issued.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeEab {
+    /// The key id.
+    pub kid: String,
+    /// The HMAC key (base64url). Never printed.
+    pub hmac_key: Secret,
+}
+
+/// The chosen provider with its table: what the CA factory is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProviderSettings {
+    /// `provider = "encryption365"` and `[encryption365]` (with `ENC365_BASE_URL` applied).
+    Encryption365(Encryption365Settings),
+    /// `provider = "howssl"` and `[howssl]`.
+    HowSsl(HowSslSettings),
+    /// `provider = "huawei-scm"` and `[huawei_scm]`.
+    HuaweiScm(HuaweiScmSettings),
+    /// `provider = "acme"` and `[acme]`.
+    Acme(AcmeSettings),
+}
+
+impl ProviderSettings {
+    /// Which provider these settings are for.
+    pub fn provider(&self) -> Provider {
+        match self {
+            ProviderSettings::Encryption365(_) => Provider::Encryption365,
+            ProviderSettings::HowSsl(_) => Provider::HowSsl,
+            ProviderSettings::HuaweiScm(_) => Provider::HuaweiScm,
+            ProviderSettings::Acme(_) => Provider::Acme,
+        }
+    }
+
+    /// The product setting of this provider, as (key in its table, value): Encryption365
+    /// `pid`, HowSSL `product_code`, Huawei `certificate_id`; `None` when it has none.
+    pub fn product_setting(&self) -> Option<(&'static str, Value)> {
+        match self {
+            ProviderSettings::Encryption365(s) => Some(("pid", Value::from(s.pid))),
+            ProviderSettings::HowSsl(s) => s
+                .product_code
+                .clone()
+                .map(|c| ("product_code", Value::from(c))),
+            ProviderSettings::HuaweiScm(s) => s
+                .certificate_id
+                .clone()
+                .map(|c| ("certificate_id", Value::from(c))),
+            ProviderSettings::Acme(_) => None,
+        }
+    }
+
+    /// The product to order as text (`""` when the provider has no product setting).
+    pub fn product(&self) -> String {
+        match self.product_setting() {
+            Some((_, Value::String(text))) => text,
+            Some((_, other)) => other.to_string(),
+            None => String::new(),
+        }
+    }
+
+    /// What `account` shows about these settings, as (label, JSON key, value); never a secret.
+    pub fn summary(&self) -> Vec<(&'static str, &'static str, Value)> {
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
+        let mut items = match self {
+            ProviderSettings::Encryption365(s) => vec![
+                ("Device", "client_id", Value::from(s.client_id.clone().unwrap_or_default())),
+                ("API", "base_url", Value::from(s.base_url.clone())),
+            ],
+            ProviderSettings::HowSsl(s) => vec![("API", "base_url", text(&s.base_url))],
+            ProviderSettings::HuaweiScm(s) => vec![
+                ("Access key", "access_key", text(&s.access_key)),
+                ("Region", "region", text(&s.region)),
+            ],
+            ProviderSettings::Acme(s) => vec![("Directory", "directory", text(&s.directory))],
+        };
+        if let Some((key, value)) = self.product_setting() {
+            items.push(("Product", key, value));
+        }
+        items
+    }
+}
