@@ -283,7 +283,11 @@ impl Config {
         self.encryption365.holds_credentials()
             || set(self.howssl.as_ref().and_then(|h| h.token.as_ref()))
             || set(self.huawei_scm.as_ref().and_then(|h| h.secret_key.as_ref()))
-            || set(self.acme.as_ref().and_then(|a| a.eab.as_ref()).map(|e| &e.hmac_key))
+            || set(self
+                .acme
+                .as_ref()
+                .and_then(|a| a.eab.as_ref())
+                .map(|e| &e.hmac_key))
     }
 
     /// The product the chosen provider orders (Encryption365 `pid`), as text.
@@ -461,7 +465,11 @@ mod tests {
 
     #[test]
     fn a_key_both_flat_and_in_the_table_is_an_error_naming_it() {
-        for key in ["pid = 1", "base_url = \"https://a.example\"", "client_id = \"c\""] {
+        for key in [
+            "pid = 1",
+            "base_url = \"https://a.example\"",
+            "client_id = \"c\"",
+        ] {
             let e = parse(&format!("{key}\n[encryption365]\n{key}\n")).expect_err(key);
             let name = key.split(' ').next().unwrap();
             assert!(e.contains(&format!("`{name}` is set twice")), "{e}");

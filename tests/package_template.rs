@@ -34,7 +34,10 @@ fn the_template_lists_every_config_key_with_its_default() {
     let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     let defaults = Config::default();
     assert_eq!(config.provider, defaults.provider);
-    assert_eq!(config.encryption365.base_url, defaults.encryption365.base_url);
+    assert_eq!(
+        config.encryption365.base_url,
+        defaults.encryption365.base_url
+    );
     assert_eq!(config.encryption365.pid, defaults.encryption365.pid);
     assert_eq!(config.key_type, defaults.key_type);
     assert_eq!(config.https_port, defaults.https_port);

@@ -13,9 +13,7 @@ use std::path::{Path, PathBuf};
 use super::account::AccountApi;
 use super::enc365::{ClientOptions, Enc365};
 use super::{CaError, CertificateAuthority};
-use crate::config::{
-    BASE_URL_ENV, ConfigError, Encryption365Settings, Provider, ProviderSettings,
-};
+use crate::config::{BASE_URL_ENV, ConfigError, Encryption365Settings, Provider, ProviderSettings};
 
 /// The providers this version can talk to.
 pub const AVAILABLE: [Provider; 1] = [Provider::Encryption365];
@@ -75,11 +73,9 @@ pub fn account_api(
 ) -> Result<Box<dyn AccountApi>, ProviderError> {
     check_available(settings.provider())?;
     match settings {
-        ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(
-            s,
-            config_path,
-            with_credentials,
-        )?)),
+        ProviderSettings::Encryption365(s) => {
+            Ok(Box::new(encryption365(s, config_path, with_credentials)?))
+        }
         other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }

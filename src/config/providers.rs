@@ -298,7 +298,11 @@ impl ProviderSettings {
         let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::from);
         let mut items = match self {
             ProviderSettings::Encryption365(s) => vec![
-                ("Device", "client_id", Value::from(s.client_id.clone().unwrap_or_default())),
+                (
+                    "Device",
+                    "client_id",
+                    Value::from(s.client_id.clone().unwrap_or_default()),
+                ),
                 ("API", "base_url", Value::from(s.base_url.clone())),
             ],
             ProviderSettings::HowSsl(s) => vec![("API", "base_url", text(&s.base_url))],
