@@ -1,7 +1,8 @@
-//! The Encryption365 API client (providers.md §1): every endpoint of §1.5, over reqwest.
+//! The Encryption365 API client (providers.md §1): every endpoint of §1.5, over the shared HTTP transport.
 //!
-//! Calls are `POST` with a JSON body holding `client_id`/`access_token`; answers are read through
-//! [`super::envelope`] (size cap, tolerant envelope, loose types). Every untrusted value is checked
+//! Calls are `POST` with a JSON body holding `client_id`/`access_token`, sent through the shared
+//! transport [`super::http`] (timeouts, size cap, retries, transport errors); answers are read
+//! through [`super::envelope`] (tolerant envelope, loose types). Every untrusted value is checked
 //! before it is handed on: DCV file names must be safe file names, DCV entries must be for names we
 //! ordered, certificates must parse as X.509.
 //!
@@ -25,6 +26,7 @@ use serde_json::{Map, Value, json};
 
 use super::account::{self, AccountApi, AccountInfo, RegisterRequest};
 use super::envelope::{self, Fields, loose_bool, loose_string};
+use super::http::{Body, Expect, HttpOptions, Request, Transport};
 use super::pem::{certificate_list, normalize_certificates, uncovered_names};
 use super::{
     BoxFuture, CaError, Capabilities, CertificateAuthority, Challenge, IssuedCertificate,
@@ -60,7 +62,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(15),
             read_retries: 3,
             retry_backoff: Duration::from_secs(2),
-            body_limit: envelope::MAX_BODY_BYTES,
+            body_limit: super::http::DEFAULT_BODY_LIMIT,
             unconfirmed_endpoints: false,
         }
     }
@@ -231,8 +233,7 @@ pub struct CertOrder {
 
 /// The Encryption365 client.
 pub struct Enc365 {
-    http: reqwest::Client,
-    base: reqwest::Url,
+    http: Transport,
     credentials: Option<Credentials>,
     options: ClientOptions,
 }
@@ -240,7 +241,7 @@ pub struct Enc365 {
 impl fmt::Debug for Enc365 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Enc365")
-            .field("base", &self.base.as_str())
+            .field("base", &self.http.base().as_str())
             .field(
                 "client_id",
                 &self.credentials.as_ref().map(|c| c.client_id.as_str()),
@@ -268,23 +269,18 @@ impl Enc365 {
         credentials: Option<Credentials>,
         options: ClientOptions,
     ) -> Result<Enc365, CaError> {
-        let mut base = crate::config::validate_base_url(base_url)
-            .map_err(|e| CaError::Invalid(e.to_string()))?;
-        // Endpoints are joined below the base: `https://proxy/enc365` serves `/enc365/cert/create`.
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
-        }
-        let http = reqwest::Client::builder()
-            .timeout(options.timeout)
-            .connect_timeout(options.connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("enc365-nginx/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| CaError::Invalid(format!("could not set up the HTTP client: {e}")))?;
+        let http = Transport::new(
+            base_url,
+            HttpOptions {
+                timeout: options.timeout,
+                connect_timeout: options.connect_timeout,
+                retries: options.read_retries,
+                retry_backoff: options.retry_backoff,
+                body_limit: options.body_limit,
+            },
+        )?;
         Ok(Enc365 {
             http,
-            base,
             credentials,
             options,
         })
@@ -488,137 +484,15 @@ impl Enc365 {
         Ok(Value::Object(body))
     }
 
-    /// Sends one call, retrying read-only calls after transport failures.
+    /// Sends one call through the transport (`POST`, JSON, only HTTP 200 is an answer; read-only
+    /// calls are retried after transport failures) and reads the envelope.
     async fn call(&self, path: &str, body: Value, kind: Kind) -> Result<Fields, CaError> {
-        let url = self
-            .base
-            .join(path.trim_start_matches('/'))
-            .map_err(|e| CaError::Invalid(format!("bad endpoint URL: {e}")))?;
-        let bytes = serde_json::to_vec(&body)
-            .map_err(|e| CaError::Invalid(format!("could not encode the request: {e}")))?;
-        let mut delay = self.options.retry_backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            tracing::debug!(endpoint = path, attempt, "calling the CA");
-            match self.send_once(path, &url, bytes.clone(), kind).await {
-                Err(CaError::Transport { detail, .. } | CaError::Unreachable { detail, .. })
-                    if kind == Kind::ReadOnly && attempt <= self.options.read_retries =>
-                {
-                    tracing::info!(
-                        endpoint = path,
-                        "transport failure ({detail}); retrying in {delay:?}"
-                    );
-                    tokio::time::sleep(delay).await;
-                    delay = delay.saturating_mul(2);
-                }
-                Err(CaError::Transport { endpoint, detail }) if kind == Kind::ReadOnly => {
-                    return Err(CaError::Transport {
-                        endpoint,
-                        detail: format!("{detail} (gave up after {attempt} attempts)"),
-                    });
-                }
-                Err(CaError::Unreachable { endpoint, detail }) if kind == Kind::ReadOnly => {
-                    return Err(CaError::Unreachable {
-                        endpoint,
-                        detail: format!("{detail} (gave up after {attempt} attempts)"),
-                    });
-                }
-                other => return other,
-            }
-        }
+        let request = Request::post(path, Body::Json(body))
+            .idempotent(kind == Kind::ReadOnly)
+            .expect(Expect::Only(200));
+        let response = self.http.send(&request).await?;
+        envelope::parse(path, &response.body)
     }
-
-    async fn send_once(
-        &self,
-        path: &str,
-        url: &reqwest::Url,
-        body: Vec<u8>,
-        kind: Kind,
-    ) -> Result<Fields, CaError> {
-        let unsure = if kind == Kind::Mutating {
-            "; the CA may have carried out the request anyway, so it was not repeated: check \
-             before trying again"
-        } else {
-            ""
-        };
-        let transport = |detail: String| CaError::Transport {
-            endpoint: path.to_string(),
-            detail,
-        };
-        let response = self
-            .http
-            .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    // No connection, so no request: nothing happened at the CA.
-                    return CaError::Unreachable {
-                        endpoint: path.to_string(),
-                        detail: format!(
-                            "could not connect to {} ({}); nothing was sent, try again later",
-                            host_of(url),
-                            without_url(&e)
-                        ),
-                    };
-                }
-                let what = if e.is_timeout() {
-                    "no answer in time".to_string()
-                } else {
-                    "the request failed".to_string()
-                };
-                transport(format!("{what} ({}){unsure}", without_url(&e)))
-            })?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Err(transport(format!(
-                "HTTP 404 from {}: the CA has no {path} endpoint (check base_url){unsure}",
-                host_of(url)
-            )));
-        }
-        if status != reqwest::StatusCode::OK {
-            return Err(transport(format!(
-                "HTTP {status} from {} (the API always answers 200, so the CA or a proxy in \
-                 between is failing; try again later){unsure}",
-                host_of(url)
-            )));
-        }
-        let body = envelope::read_capped(path, response, self.options.body_limit)
-            .await
-            .map_err(|e| match e {
-                CaError::Transport { endpoint, detail } => CaError::Transport {
-                    endpoint,
-                    detail: format!("{detail}{unsure}"),
-                },
-                other => other,
-            })?;
-        envelope::parse(path, &body)
-    }
-}
-
-fn host_of(url: &reqwest::Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        _ => url.to_string(),
-    }
-}
-
-/// A reqwest error's text without the URL (kept short; the URL is already named).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 /// Refuses requests that cannot be right before anything is sent.
@@ -1072,7 +946,7 @@ mod tests {
             ),
         ] {
             let c = Enc365::new(base, None, ClientOptions::default()).expect("client");
-            let url = c.base.join("cert/create").expect("join");
+            let url = c.http.url("/cert/create").expect("join");
             assert_eq!(url.as_str(), expected);
         }
     }

@@ -1,7 +1,8 @@
 //! The Encryption365 response envelope, read tolerantly (providers.md §1.4), and loosely typed fields.
 //!
-//! An answer is accepted only if it is a JSON object no larger than the cap and its envelope says
-//! success: `result == "success"`, or no `result` and `status == "success"`. `result == "error"` or
+//! An answer (already read within the size cap by [`super::http`]) is accepted only if it is a
+//! JSON object and its envelope says success: `result == "success"`, or no `result` and
+//! `status == "success"`. `result == "error"` or
 //! `status == "error"` is an API error carrying the API's `message`. Anything else (HTML, truncated
 //! JSON, an array) is a clear "unexpected answer" naming what was expected. Numbers may arrive as
 //! strings and booleans as `"true"`/`"false"`; [`Fields`] accepts both.
@@ -11,42 +12,6 @@
 use serde_json::{Map, Value};
 
 use super::CaError;
-
-/// The largest answer body we read; anything longer is refused unread.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-
-/// Reads a response body, refusing bodies over `limit` bytes (by `Content-Length` or while reading).
-pub async fn read_capped(
-    endpoint: &str,
-    mut response: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, CaError> {
-    let too_large = || CaError::Malformed {
-        endpoint: endpoint.to_string(),
-        detail: format!("the answer is larger than {limit} bytes; refusing to read it"),
-    };
-    if response.content_length().is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    let mut body = Vec::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => {
-                return Err(CaError::Transport {
-                    endpoint: endpoint.to_string(),
-                    detail: format!("the connection broke while reading the answer ({e})"),
-                });
-            }
-        }
-    }
-}
 
 /// The fields of a successful answer.
 #[derive(Debug, Clone)]

@@ -21,6 +21,7 @@ pub mod account;
 pub mod enc365;
 pub mod envelope;
 pub mod factory;
+pub mod http;
 pub mod pem;
 
 use std::fmt;
