@@ -467,7 +467,8 @@ impl Enc365 {
         } else {
             Err(CaError::Unsupported(format!(
                 "Encryption365 does not document a {what} endpoint; set \
-                 enable_unconfirmed_endpoints = true in the config to try /cert/{what}"
+                 enable_unconfirmed_endpoints = true under [encryption365] in the config to try \
+                 /cert/{what}"
             )))
         }
     }

@@ -555,5 +555,7 @@ fn without_url(e: &reqwest::Error) -> String {
     text
 }
 
+// Beside this file, not below it: src/ca holds only files (tests/enc365_contract.rs reads them all).
 #[cfg(test)]
+#[path = "http_tests.rs"]
 mod tests;

@@ -49,8 +49,8 @@ pub fn run(args: &RevokeArgs, ctx: &Context) -> CommandResult {
     if !ca.capabilities().revoke {
         return Err(Failure::usage(anyhow!(
             "{} documents no revoke call, so nothing was revoked. Revoke order {order_id} in the \
-             provider's console, or set enable_unconfirmed_endpoints = true in {} to try the \
-             guessed /cert/revoke endpoint",
+             provider's console, or set enable_unconfirmed_endpoints = true under \
+             [encryption365] in {} to try the guessed /cert/revoke endpoint",
             ca.name(),
             ctx.config_path().display()
         )));
