@@ -1,6 +1,6 @@
 //! The one HTTP transport every provider's client sends through: timeouts, a cap on the size of
 //! an answer, retries only for requests that create nothing, a signing hook, request bodies as
-//! JSON, form-urlencoded or multipart, and one wording for transport failures.
+//! JSON, form-urlencoded, multipart or pre-encoded bytes, and one wording for transport failures.
 //!
 //! A caller describes a [`Request`]: the method, the endpoint (a path below the base URL), query,
 //! extra headers, a [`Body`], whether it is [`Request::idempotent`] (the caller knows: reading an
@@ -67,6 +67,13 @@ pub enum Body {
     Form(Vec<(String, String)>),
     /// `multipart/form-data` with text fields, in order (HowSSL).
     Multipart(Vec<(String, String)>),
+    /// Bytes already encoded, with their content type (ACME's `application/jose+json`).
+    Raw {
+        /// The `Content-Type` to send.
+        content_type: String,
+        /// The body.
+        bytes: Vec<u8>,
+    },
 }
 
 /// Which HTTP statuses are answers; any other is a transport failure.
@@ -447,6 +454,10 @@ fn encode(body: &Body) -> Result<(Option<String>, Vec<u8>), CaError> {
                 text.join("&").into_bytes(),
             )
         }
+        Body::Raw {
+            content_type,
+            bytes,
+        } => (Some(content_type.clone()), bytes.clone()),
         Body::Multipart(fields) => {
             let boundary = boundary(fields);
             let mut out = Vec::new();

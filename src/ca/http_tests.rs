@@ -312,6 +312,10 @@ async fn the_signer_sees_exactly_what_is_sent_for_every_body_kind() {
         Body::Form(fields.clone()),
         Body::Multipart(fields.clone()),
         Body::Empty,
+        Body::Raw {
+            content_type: "application/jose+json".into(),
+            bytes: b"{\"protected\":\"e30\"}".to_vec(),
+        },
     ];
     for (i, body) in bodies.into_iter().enumerate() {
         let mut request = Request::post("/v3/scm/certificates/scs1/apply", body);
@@ -364,6 +368,8 @@ async fn the_signer_sees_exactly_what_is_sent_for_every_body_kind() {
     );
     assert_eq!(log[3].header("content-type"), None);
     assert!(log[3].body.is_empty());
+    assert_eq!(log[4].header("content-type"), Some("application/jose+json"));
+    assert_eq!(log[4].body, br#"{"protected":"e30"}"#);
 }
 
 #[tokio::test]
