@@ -897,10 +897,10 @@ impl CertificateAuthority for Enc365 {
         }
     }
 
-    fn place_order<'a>(
+    fn create<'a>(
         &'a self,
         request: &'a OrderRequest,
-    ) -> BoxFuture<'a, Result<Order, CaError>> {
+    ) -> BoxFuture<'a, Result<super::Created, CaError>> {
         Box::pin(async move {
             let pid = request.product.trim().parse::<u64>().map_err(|_| {
                 CaError::Invalid(format!(
@@ -909,16 +909,19 @@ impl CertificateAuthority for Enc365 {
                 ))
             })?;
             let renew_of = request.renews.as_ref().map(parse_id).transpose()?;
-            let order = self
-                .create(&CreateRequest {
+            let order = Enc365::create(
+                self,
+                &CreateRequest {
                     pid,
                     csr_pem: request.csr_pem.clone(),
                     domains: request.names.clone(),
                     period: request.period.clone(),
                     renew_of,
-                })
-                .await?;
-            Ok(order.to_order())
+                },
+            )
+            .await?;
+            // One call places the order: there is no commit step.
+            Ok(super::Created::Placed(order.to_order()))
         })
     }
 

@@ -2,8 +2,9 @@
 //! exchange with the rest of the tool.
 //!
 //! The trait fits all three providers of providers.md: Encryption365 creates an order in one call and
-//! has an explicit re-check ([`CertificateAuthority::request_validation`]); HowSSL creates then commits
-//! (both inside [`CertificateAuthority::place_order`]) and can cancel; Huawei SCM *applies* to a
+//! has an explicit re-check ([`CertificateAuthority::request_validation`]); HowSSL creates a draft
+//! then commits it ([`CertificateAuthority::create`] answers [`Created::Draft`], then
+//! [`CertificateAuthority::commit`]; the caller saves each step's id before the next) and can cancel; Huawei SCM *applies* to a
 //! certificate the user already bought ([`OrderRequest::existing_id`]), has no re-check call (poll
 //! only, [`Capabilities::explicit_recheck`] false) and often validates by DNS. What the CA wants
 //! published for each name is a list of [`Challenge`]s; where an order stands is an [`OrderState`].
@@ -147,6 +148,16 @@ pub struct Order {
     pub validations: Vec<NameValidation>,
 }
 
+/// What [`CertificateAuthority::create`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The order exists: there is no commit step (Encryption365).
+    Placed(Order),
+    /// The CA holds a draft under this id; [`CertificateAuthority::commit`] places it (HowSSL
+    /// `check_id`).
+    Draft(OrderId),
+}
+
 /// What a provider can do beyond ordering and polling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Capabilities {
@@ -212,11 +223,28 @@ pub trait CertificateAuthority: Send + Sync {
     /// What this provider supports.
     fn capabilities(&self) -> Capabilities;
 
-    /// Places an order (never retried: a lost answer may still have created it).
-    fn place_order<'a>(
+    /// The first step of an order: asks the CA to create it (never retried: a lost answer may
+    /// still have created it). Either the order exists now ([`Created::Placed`], Encryption365)
+    /// or the CA holds a draft that [`CertificateAuthority::commit`] places ([`Created::Draft`],
+    /// HowSSL `createOrder` → `check_id`). The caller saves the answer before the next step.
+    fn create<'a>(&'a self, request: &'a OrderRequest) -> BoxFuture<'a, Result<Created, CaError>>;
+
+    /// The second step, for providers whose [`CertificateAuthority::create`] answers a draft:
+    /// places it (HowSSL `commitOrder` → `order_id`, which debits the balance; never retried).
+    /// Providers without a commit step keep this default, which refuses.
+    fn commit<'a>(
         &'a self,
-        request: &'a OrderRequest,
-    ) -> BoxFuture<'a, Result<Order, CaError>>;
+        draft: &'a OrderId,
+        _request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<Order, CaError>> {
+        Box::pin(async move {
+            Err(CaError::Unsupported(format!(
+                "{} has no commit step (draft {draft}); move the order record away and order \
+                 again",
+                self.name()
+            )))
+        })
+    }
 
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever

@@ -5,10 +5,12 @@
 //!
 //! Not here: publishing what the CA asks for ([`super::validate`]).
 
+use std::path::Path;
+
 use anyhow::anyhow;
 
 use super::Run;
-use crate::ca::{CaError, CertificateAuthority, OrderId, OrderRequest};
+use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest};
 use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
 
@@ -32,54 +34,61 @@ pub async fn place_all(
     pending
 }
 
-/// The site's order: resumed from its record, or placed now (record saved first).
+/// The site's order: resumed from its record (at the step it stopped before), or placed now
+/// (record saved first).
 async fn ensure_order(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     site: &Site,
 ) -> anyhow::Result<OrderRecord> {
-    if let Some(record) = resumable(run, &site.name)? {
-        return Ok(record);
-    }
-    let renews = run.renews.get(&site.name).cloned();
-    run.say(format!(
-        "  {}: {} for {}",
-        site.name,
-        if renews.is_some() {
-            "renewing"
-        } else {
-            "ordering"
-        },
-        site.names.join(", ")
-    ));
-    let (mut record, csr_pem) = new_record(run, ca, &site.name, &site.names, None)?;
-    record.renews = renews.clone();
-    record.save(&run.state_dir)?;
-    let request = OrderRequest {
-        product: run.config.pid.to_string(),
-        names: site.names.clone(),
-        csr_pem,
-        period: None,
-        renews: renews.map(OrderId),
-        existing_id: None,
+    let record = match resumable(run, &site.name)? {
+        Some(record) if next(&record) == Next::Placed => return Ok(record),
+        Some(record) => record,
+        None => {
+            let renews = run.renews.get(&site.name).cloned();
+            let verb = if renews.is_some() {
+                "renewing"
+            } else {
+                "ordering"
+            };
+            run.say(format!(
+                "  {}: {verb} for {}",
+                site.name,
+                site.names.join(", ")
+            ));
+            let (mut record, _) = new_record(run, ca, &site.name, &site.names, None)?;
+            record.renews = renews;
+            record.save(&run.state_dir)?;
+            record
+        }
     };
-    place(run, ca, record, request).await
+    place(run, ca, record).await
 }
 
-/// The site's unfinished order, if it can be resumed; an interrupted creation is an error
-/// unless `--discard-interrupted-order` (then the record goes and `None` is returned).
+/// The site's unfinished order, if it can be resumed; an interrupted step is an error unless
+/// `--discard-interrupted-order` (then the record goes and `None` is returned).
 fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
     let Some(record) =
         OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state != RecordState::Installed)
     else {
         return Ok(None);
     };
-    if record.state != RecordState::Creating {
-        run.say(format!(
-            "  {site}: resuming order {}",
-            record.order_id.as_deref().unwrap_or("?")
-        ));
-        return Ok(Some(record));
+    match next(&record) {
+        Next::Placed => {
+            run.say(format!(
+                "  {site}: resuming order {}",
+                record.order_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(Some(record));
+        }
+        Next::Commit => {
+            run.say(format!(
+                "  {site}: resuming at the commit of draft {}",
+                record.draft_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(Some(record));
+        }
+        Next::Create | Next::Interrupted => {}
     }
     if !run.args.discard_interrupted_order {
         anyhow::bail!(
@@ -108,6 +117,7 @@ pub fn new_record(
         names: names.to_vec(),
         provider: ca.name().to_string(),
         order_id,
+        draft_id: None,
         state: RecordState::Creating,
         csr_pem: generated.csr_pem.clone(),
         fullchain_pem: None,
@@ -120,16 +130,30 @@ pub fn new_record(
     Ok((record, generated.csr_pem))
 }
 
-/// Asks the CA to create the order (the record is saved in state `creating`); a renewal the CA
-/// refuses becomes a new order. Saves the answer; a lost answer keeps the record.
+/// The request a record stands for (its names, CSR and the order it renews).
+fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
+    OrderRequest {
+        product: run.config.pid.to_string(),
+        names: record.names.clone(),
+        csr_pem: record.csr_pem.clone(),
+        period: None,
+        renews: record.renews.clone().map(OrderId),
+        existing_id: None,
+    }
+}
+
+/// Takes the record's remaining steps; a renewal the CA refuses becomes a new order. A failure
+/// is explained with what the next run will do.
 async fn place(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     mut record: OrderRecord,
-    mut request: OrderRequest,
 ) -> anyhow::Result<OrderRecord> {
-    let mut answer = ca.place_order(&request).await;
-    if let (Err(CaError::Api { message, .. }), Some(old)) = (&answer, &request.renews) {
+    let mut request = request_for(run, &record);
+    let mut outcome = advance(ca, &run.state_dir, &mut record, &request).await;
+    if let (Err(StepFailure::Refused(Step::Create, CaError::Api { message, .. })), Some(old)) =
+        (&outcome, &request.renews)
+    {
         // Refused, so nothing was created: a renewal the CA will not take becomes a new order.
         run.say(format!(
             "  {}: the CA refused to renew order {old} ({message}); ordering anew",
@@ -138,37 +162,40 @@ async fn place(
         request.renews = None;
         record.renews = None;
         record.save(&run.state_dir)?;
-        answer = ca.place_order(&request).await;
+        outcome = advance(ca, &run.state_dir, &mut record, &request).await;
     }
-    match answer {
-        Ok(order) => {
-            record.order_id = Some(order.id.0.clone());
-            record.state = RecordState::Pending;
-            record.save(&run.state_dir)?;
-            Ok(record)
-        }
-        Err(e) => Err(lost(run, &mut record, e)),
+    match outcome {
+        Ok(()) => Ok(record),
+        Err(failure) => Err(explain(&run.state_dir, &record, failure)),
     }
 }
 
-/// What to tell after a failed create: when the CA refused, or was never reached, nothing was
-/// created there and the record goes; otherwise it is kept with the error.
-fn lost(run: &Run, record: &mut OrderRecord, e: CaError) -> anyhow::Error {
-    match e {
-        e @ (CaError::Api { .. } | CaError::Invalid(_) | CaError::Unreachable { .. }) => {
-            OrderRecord::discard(&run.state_dir, &record.site);
+/// What to tell after a failed step, and what becomes of the record: a refused creation created
+/// nothing, so the record goes; a refused commit keeps the draft for the next run; a lost answer
+/// keeps the record as interrupted.
+fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyhow::Error {
+    let draft = record.draft_id.as_deref().unwrap_or("?");
+    match failure {
+        StepFailure::Refused(Step::Create, e) => {
+            OrderRecord::discard(state_dir, &record.site);
             anyhow!(e)
         }
-        e => {
-            record.last_error = Some(e.to_string());
-            if let Err(save) = record.save(&run.state_dir) {
-                return save;
-            }
-            anyhow!(
-                "{e}; the CA may have created the order anyway. Check the CA console; the next run \
-                 will not order again without --discard-interrupted-order"
-            )
-        }
+        StepFailure::Refused(Step::Commit, e) => anyhow!(
+            "{e}; the CA holds draft {draft}, not committed; the next run tries the commit again"
+        ),
+        StepFailure::Lost(Step::Create, e) => anyhow!(
+            "{e}; the CA may have created the order anyway. Check the CA console; the next run \
+             will not order again without --discard-interrupted-order"
+        ),
+        StepFailure::Lost(Step::Commit, e) => anyhow!(
+            "{e}; the CA may have committed draft {draft} anyway. Check the CA console; the next \
+             run will not commit again without --discard-interrupted-order"
+        ),
+        StepFailure::Interrupted => anyhow!(
+            "an earlier run was interrupted while ordering, before the CA's answer was saved; \
+             check the CA console, then run again with --discard-interrupted-order"
+        ),
+        StepFailure::Disk(e) => e,
     }
 }
 
@@ -209,5 +236,138 @@ pub async fn reissue(
             };
             Err(anyhow!("{e}{hint}"))
         }
+    }
+}
+
+/// One persisted step of placing an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// [`CertificateAuthority::create`].
+    Create,
+    /// [`CertificateAuthority::commit`] of the draft the create step answered.
+    Commit,
+}
+
+/// Where a record stands in placing its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The first step is next (the record was saved, the CA not asked yet, or asked with the
+    /// answer lost: see [`RecordState::Creating`]).
+    Create,
+    /// The draft is saved; committing it is next.
+    Commit,
+    /// A commit was asked and its answer not saved: the user decides.
+    Interrupted,
+    /// The order is placed (pending, issued or installed).
+    Placed,
+}
+
+/// Where `record` stands.
+pub fn next(record: &OrderRecord) -> Next {
+    match record.state {
+        RecordState::Creating => Next::Create,
+        RecordState::Created => Next::Commit,
+        RecordState::Committing => Next::Interrupted,
+        RecordState::Pending | RecordState::Issued | RecordState::Installed => Next::Placed,
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug)]
+pub enum StepFailure {
+    /// The CA refused, or was never reached: this step did nothing there.
+    Refused(Step, CaError),
+    /// The answer was lost: the step may have happened. The record keeps the error.
+    Lost(Step, CaError),
+    /// An earlier commit's answer was lost; taking steps again needs the user's word.
+    Interrupted,
+    /// The record could not be saved.
+    Disk(anyhow::Error),
+}
+
+/// Takes every step left until the order is placed, saving the record after each.
+pub async fn advance(
+    ca: &dyn CertificateAuthority,
+    state_dir: &Path,
+    record: &mut OrderRecord,
+    request: &OrderRequest,
+) -> Result<(), StepFailure> {
+    loop {
+        match next(record) {
+            Next::Placed => return Ok(()),
+            Next::Interrupted => return Err(StepFailure::Interrupted),
+            Next::Create | Next::Commit => take_step(ca, state_dir, record, request).await?,
+        }
+    }
+}
+
+/// Takes the record's next step: the record is saved before the CA call (in the state that says
+/// an answer may be lost) and again with the answer, so a crash after a step resumes at the next.
+pub async fn take_step(
+    ca: &dyn CertificateAuthority,
+    state_dir: &Path,
+    record: &mut OrderRecord,
+    request: &OrderRequest,
+) -> Result<(), StepFailure> {
+    let save = |record: &OrderRecord| record.save(state_dir).map_err(StepFailure::Disk);
+    match next(record) {
+        Next::Placed => Ok(()),
+        Next::Interrupted => Err(StepFailure::Interrupted),
+        Next::Create => {
+            save(record)?;
+            match ca.create(request).await {
+                Ok(Created::Placed(order)) => {
+                    record.order_id = Some(order.id.0);
+                    record.state = RecordState::Pending;
+                }
+                Ok(Created::Draft(draft)) => {
+                    record.draft_id = Some(draft.0);
+                    record.state = RecordState::Created;
+                }
+                Err(e) => return Err(failed(state_dir, record, Step::Create, e)),
+            }
+            save(record)
+        }
+        Next::Commit => {
+            let draft = OrderId(record.draft_id.clone().unwrap_or_default());
+            record.state = RecordState::Committing;
+            save(record)?;
+            match ca.commit(&draft, request).await {
+                Ok(order) => {
+                    record.order_id = Some(order.id.0);
+                    record.state = RecordState::Pending;
+                    record.last_error = None;
+                }
+                Err(e) => return Err(failed(state_dir, record, Step::Commit, e)),
+            }
+            save(record)
+        }
+    }
+}
+
+/// Sorts a failed step's error and records it: a refused commit leaves the draft to commit
+/// again; a lost answer leaves the record interrupted, with the error.
+fn failed(state_dir: &Path, record: &mut OrderRecord, step: Step, e: CaError) -> StepFailure {
+    let refused = matches!(
+        e,
+        CaError::Api { .. }
+            | CaError::Invalid(_)
+            | CaError::Unreachable { .. }
+            | CaError::Unsupported(_)
+    );
+    if refused && step == Step::Create {
+        return StepFailure::Refused(step, e);
+    }
+    if refused {
+        record.state = RecordState::Created;
+    }
+    record.last_error = Some(e.to_string());
+    if let Err(save) = record.save(state_dir) {
+        return StepFailure::Disk(save);
+    }
+    if refused {
+        StepFailure::Refused(step, e)
+    } else {
+        StepFailure::Lost(step, e)
     }
 }
