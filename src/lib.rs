@@ -23,6 +23,7 @@ pub mod names;
 pub mod nginx;
 pub mod orders;
 pub mod pipeline;
+pub mod publish;
 pub mod secret;
 pub mod sim;
 pub mod site;

@@ -693,6 +693,7 @@ async fn the_trait_places_an_order_through_the_same_wire_calls() {
             period: None,
             renews: None,
             existing_id: None,
+            methods: Default::default(),
         })
         .await
         .expect("order");
@@ -711,6 +712,7 @@ async fn the_trait_places_an_order_through_the_same_wire_calls() {
             period: None,
             renews: None,
             existing_id: None,
+            methods: Default::default(),
         })
         .await
         .expect_err("bad pid");

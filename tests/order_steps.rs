@@ -7,10 +7,11 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use enc365_nginx::ca::{
     BoxFuture, CaError, Capabilities, CertificateAuthority, Created, Order, OrderId, OrderRequest,
-    OrderState,
+    OrderState, PollPolicy,
 };
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_nginx::pipeline::order::{Next, StepFailure, advance, next, take_step};
@@ -79,6 +80,16 @@ impl CertificateAuthority for TwoStep {
         not_here()
     }
 
+    fn poll_policy(&self) -> PollPolicy {
+        PollPolicy {
+            interval: Duration::from_secs(60),
+            backoff: 1.0,
+            max_backoff: 1.0,
+            timeout: Duration::from_secs(600),
+            rechecks_per_run: 0,
+        }
+    }
+
     fn request_validation<'a>(&'a self, _id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {
         not_here()
     }
@@ -127,6 +138,7 @@ fn first_record(state: &Path) -> (OrderRecord, OrderRequest) {
         period: None,
         renews: None,
         existing_id: None,
+        methods: Default::default(),
     };
     (record, request)
 }

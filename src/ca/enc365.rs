@@ -840,7 +840,7 @@ impl CertOrder {
                 let mut challenges = Vec::new();
                 if let (Some(file_name), Some(content)) = (&d.http_filename, &d.http_filecontent) {
                     challenges.push(Challenge::HttpFile {
-                        file_name: file_name.clone(),
+                        path: format!("{}{file_name}", super::PKI_VALIDATION),
                         content: content.clone(),
                     });
                 }
@@ -931,6 +931,18 @@ impl CertificateAuthority for Enc365 {
         names: &'a [String],
     ) -> BoxFuture<'a, Result<Order, CaError>> {
         Box::pin(async move { Ok(self.details_for(parse_id(id)?, names).await?.to_order()) })
+    }
+
+    /// providers.md §1.9: at most one `/cert/details` per 30 s per order (backing off to 2 min),
+    /// one `/cert/challenge` per run; dnomd343 gives up after 30 minutes.
+    fn poll_policy(&self) -> super::PollPolicy {
+        super::PollPolicy {
+            interval: std::time::Duration::from_secs(30),
+            backoff: 1.5,
+            max_backoff: 4.0,
+            timeout: std::time::Duration::from_secs(1800),
+            rechecks_per_run: 1,
+        }
     }
 
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {

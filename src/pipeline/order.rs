@@ -5,12 +5,13 @@
 //!
 //! Not here: publishing what the CA asks for ([`super::validate`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::anyhow;
 
 use super::Run;
-use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest};
+use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest, ValidationMethod};
 use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
 
@@ -139,7 +140,15 @@ fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
         period: None,
         renews: record.renews.clone().map(OrderId),
         existing_id: None,
+        methods: methods(&record.names),
     }
+}
+
+/// The validation method chosen for each name.
+fn methods(names: &[String]) -> BTreeMap<String, ValidationMethod> {
+    (names.iter())
+        .map(|n| (n.clone(), crate::publish::method_for(n)))
+        .collect()
 }
 
 /// Takes the record's remaining steps; a renewal the CA refuses becomes a new order. A failure
@@ -218,6 +227,7 @@ pub async fn reissue(
         period: None,
         renews: None,
         existing_id: None,
+        methods: methods(names),
     };
     let id = OrderId(order_id);
     match ca.reissue(&id, &request).await {

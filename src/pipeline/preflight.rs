@@ -14,6 +14,7 @@ use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::lifecycle;
 use crate::orders::{OrderRecord, RecordState};
+use crate::publish::http;
 use crate::site::{LeftOut, Site};
 use crate::store::Transaction;
 
@@ -83,7 +84,7 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
     let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
     let mut names = Vec::new();
     for name in std::mem::take(&mut site.names) {
-        match routes::probe(run, publication, &name, &token) {
+        match http::probe(publication, &name, &token, run.args.skip_dns_check) {
             Ok(()) => names.push(name),
             Err(reason) => site.left_out.push(LeftOut { name, reason }),
         }

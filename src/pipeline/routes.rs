@@ -1,9 +1,8 @@
-//! Where validation files are served: plans each site's routes ([`crate::dcv::plan`]), applies
-//! the temporary config edits some need (one transaction, `nginx -t`, one reload), and publishes
-//! a probe file the way a validation file will be, fetching it back as the CA would.
+//! Where validation files are served: plans each site's routes ([`crate::dcv::plan`]) and applies
+//! the temporary config edits some need (one transaction, `nginx -t`, one reload). The files
+//! themselves are published by [`crate::publish::http`].
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
@@ -65,55 +64,4 @@ pub fn publish_routes<'s>(
         )));
     }
     Ok((publications, Some(txn)))
-}
-
-/// Publishes a probe file for `name` the way its validation file will be, and fetches it back.
-pub fn probe(run: &Run, publication: &Publication, name: &str, token: &str) -> Result<(), String> {
-    if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == name) {
-        return Err(reason.clone());
-    }
-    let route = publication
-        .routes
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or("no server block answers HTTP for it")?;
-    let file_name = format!("{token}.txt");
-    let created =
-        dcv::write_file(&route.dir, &file_name, token.as_bytes()).map_err(|e| format!("{e:#}"))?;
-    let addr = connect_address(run, name, route.port);
-    let result = dcv::check_served(
-        addr,
-        name,
-        &format!("{}{file_name}", dcv::WELL_KNOWN),
-        token.as_bytes(),
-    );
-    dcv::remove_files(&[route.dir.join(&file_name)], &created);
-    result.map_err(|e| {
-        let resolved = if run.args.skip_dns_check {
-            Vec::new()
-        } else {
-            dcv::resolve(name)
-        };
-        let local = dcv::local_addresses();
-        if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
-            let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
-            format!(
-                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or a CDN or proxy in front?), and the validation probe there failed: {e}",
-                ips.join(", ")
-            )
-        } else {
-            format!("validation probe failed: {e}")
-        }
-    })
-}
-
-/// Where an HTTP fetch for `name` connects: the address it resolves to (loopback when the DNS
-/// check is skipped), on the port of the listen that answers for it.
-pub fn connect_address(run: &Run, name: &str, port: u16) -> SocketAddr {
-    let ip = if run.args.skip_dns_check {
-        None
-    } else {
-        dcv::resolve(name).into_iter().next()
-    };
-    SocketAddr::new(ip.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])), port)
 }

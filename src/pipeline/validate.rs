@@ -12,14 +12,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 
-use super::{Run, routes};
-use crate::ca::{CertificateAuthority, Challenge, OrderId, OrderState};
+use super::Run;
+use crate::ca::{CertificateAuthority, OrderId, OrderState, PollPolicy};
 use crate::dcv::{self, Publication};
 use crate::orders::{OrderRecord, RecordState};
+use crate::publish::dns::DnsPublisher;
+use crate::publish::http::HttpPublisher;
+use crate::publish::{self, Published, Publisher};
 use crate::site::Site;
 
-/// Per site: the validation files written, and the directories created for them.
-type Published = BTreeMap<String, (Vec<PathBuf>, Vec<PathBuf>)>;
+/// Per site: what this run published for it.
+type PublishedBySite = BTreeMap<String, Published>;
 
 /// Publishes, asks the CA to check, polls, and cleans up; returns the issued orders.
 pub async fn run(
@@ -28,7 +31,7 @@ pub async fn run(
     ordered: Vec<(Site, OrderRecord)>,
     publications: &BTreeMap<String, Publication>,
 ) -> Vec<(Site, OrderRecord)> {
-    let mut published = Published::new();
+    let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
     for (site, record) in ordered {
         if record.state != RecordState::Pending {
@@ -36,8 +39,8 @@ pub async fn run(
             continue;
         }
         let publication = publications.get(&site.name).cloned().unwrap_or_default();
-        let (written, created_dirs) = published.entry(site.name.clone()).or_default();
-        match publish_and_check(run, ca, &record, &publication, written, created_dirs).await {
+        let out = published.entry(site.name.clone()).or_default();
+        match publish_and_check(run, ca, &record, &publication, out).await {
             Ok(()) => waiting.push((site, record)),
             Err(e) => run.fail(
                 &site.name,
@@ -50,14 +53,14 @@ pub async fn run(
     issued
 }
 
-/// Writes each name's validation file where it is served, checks it is, and asks the CA to look.
+/// Publishes what the CA asks for each name not yet validated, by the method chosen for it,
+/// checks it is served, and asks the CA to look (when the provider's policy re-checks).
 async fn publish_and_check(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     record: &OrderRecord,
     publication: &Publication,
-    written: &mut Vec<PathBuf>,
-    created_dirs: &mut Vec<PathBuf>,
+    out: &mut Published,
 ) -> anyhow::Result<()> {
     let id = OrderId(
         record
@@ -69,33 +72,27 @@ async fn publish_and_check(
     if !matches!(order.state, OrderState::Pending { .. }) {
         return Ok(());
     }
+    let http = HttpPublisher {
+        publication,
+        skip_dns_check: run.args.skip_dns_check,
+    };
+    let publishers: [&dyn Publisher; 2] = [&http, &DnsPublisher];
     for validation in order.validations.iter().filter(|v| !v.validated) {
-        let Some((file_name, content)) = validation.challenges.iter().find_map(|c| match c {
-            Challenge::HttpFile { file_name, content } => Some((file_name, content)),
-            Challenge::DnsRecord { .. } => None,
-        }) else {
+        let method = publish::method_for(&validation.name);
+        let Some(challenge) = publish::challenge_for(validation, method) else {
             anyhow::bail!(
-                "the CA offers no HTTP file validation for {}",
+                "the CA offers no {method} validation for {}",
                 validation.name
             );
         };
-        let route = publication
-            .routes
-            .iter()
-            .find(|r| r.name == validation.name)
-            .ok_or_else(|| anyhow!("no server block answers HTTP for {}", validation.name))?;
-        created_dirs.extend(dcv::write_file(&route.dir, file_name, content.as_bytes())?);
-        written.push(route.dir.join(file_name));
-        let addr = routes::connect_address(run, &validation.name, route.port);
-        dcv::check_served(
-            addr,
-            &validation.name,
-            &format!("{}{file_name}", dcv::WELL_KNOWN),
-            content.as_bytes(),
-        )
-        .map_err(|e| anyhow!("self-check failed: {e}"))?;
+        let publisher = (publishers.iter())
+            .find(|p| p.method() == method)
+            .ok_or_else(|| anyhow!("no publisher for {method} validation"))?;
+        publisher.publish(&validation.name, challenge, out)?;
     }
-    ca.request_validation(&id).await?;
+    if ca.poll_policy().rechecks_per_run > 0 {
+        ca.request_validation(&id).await?;
+    }
     Ok(())
 }
 
@@ -129,11 +126,12 @@ async fn wait_for_issuance(
         }
         return issued;
     }
+    let policy = poll_policy(run, ca);
     let started = Instant::now();
-    let deadline = started + Duration::from_secs(run.args.timeout);
-    // Polls back off from --poll-interval to four times it (the CA asks for no more than one
-    // status call per 30 s per order; issuance often takes minutes), never past the deadline.
-    let base = Duration::from_secs_f64(run.args.poll_interval.max(0.05));
+    let deadline = started + policy.timeout;
+    // Polls back off from the provider's interval (or --poll-interval) as its policy says
+    // (Encryption365: one status call per 30 s per order, up to 4x), never past the deadline.
+    let base = policy.interval;
     let mut interval = base;
     let mut tick = 0;
     // The last failed status call per site, told when the deadline passes.
@@ -164,8 +162,21 @@ async fn wait_for_issuance(
             waiting.len()
         );
         tick = sleep_until(run, wake, started, &status, tick).await;
-        interval = (interval.mul_f64(1.5)).min(base * 4);
+        interval = (interval.mul_f64(policy.backoff)).min(base.mul_f64(policy.max_backoff));
     }
+}
+
+/// The provider's poll policy, with `--poll-interval` and `--timeout` applied.
+fn poll_policy(run: &Run, ca: &dyn CertificateAuthority) -> PollPolicy {
+    let mut policy = ca.poll_policy();
+    if let Some(secs) = run.args.poll_interval {
+        policy.interval = Duration::from_secs_f64(secs);
+    }
+    if let Some(secs) = run.args.timeout {
+        policy.timeout = Duration::from_secs(secs);
+    }
+    policy.interval = policy.interval.max(Duration::from_millis(50));
+    policy
 }
 
 /// Asks the CA once where one order stands; saves it when issued, forgets it when failed.
@@ -247,10 +258,17 @@ async fn sleep_until(
 
 /// Removes the validation files of this run, except webroot files of orders still pending,
 /// which are listed in their records for the run that installs to remove.
-fn clean_up(run: &mut Run, published: &Published) {
-    let all_created: Vec<&PathBuf> = published.values().flat_map(|(_, d)| d).collect();
+fn clean_up(run: &mut Run, published: &PublishedBySite) {
+    let all_created: Vec<&PathBuf> = published.values().flat_map(|p| &p.dirs).collect();
     let (mut files, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
-    for (site, (written, created_dirs)) in published {
+    for (
+        site,
+        Published {
+            files: written,
+            dirs: created_dirs,
+        },
+    ) in published
+    {
         let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
         let still_pending = record
             .as_ref()
