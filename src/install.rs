@@ -15,7 +15,7 @@ use crate::nginx::control::{NginxBinary, NginxPaths, ReloadMethod};
 use crate::nginx::edit;
 use crate::nginx::https::{self, HttpsTarget};
 use crate::site::{self, Site};
-use crate::store::{Transaction, write_atomic};
+use crate::store::{Transaction, TxnKind, write_atomic};
 use crate::verify;
 
 /// The shared TLS settings written to `<config-dir>/nginx/ssl-params.conf`.
@@ -150,17 +150,8 @@ pub fn install_batch(env: &Environment, batch: &[Issued], now: i64) -> anyhow::R
     for item in batch {
         check_pair(item)?;
     }
-    let mut txn = Transaction::begin(
-        &env.state_dir,
-        &format!(
-            "install: {}",
-            batch
-                .iter()
-                .map(|b| b.site.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )?;
+    let sites = batch.iter().map(|b| b.site.clone()).collect();
+    let mut txn = Transaction::begin_kind(&env.state_dir, TxnKind::Install { sites })?;
     let result = apply_and_prove(env, batch, now, &mut txn);
     match result {
         Ok(()) => {

@@ -311,12 +311,68 @@ pub struct Manifest {
     pub id: String,
     /// When it began, RFC 3339 UTC.
     pub created: String,
-    /// What the run was doing, for `history` (e.g. `auto: shop.example.com`).
+    /// What the run was doing, for `history` (e.g. `install: shop.example.com`).
     pub label: String,
+    /// What the run was doing, for the code (absent in manifests written before it was
+    /// recorded, and for transactions begun with a label only: see [`Manifest::kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TxnKind>,
     /// Where it stands.
     pub state: TxnState,
     /// Every file backed up, in the order they were.
     pub entries: Vec<BackupEntry>,
+}
+
+/// What a transaction is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TxnKind {
+    /// Installing (or renewing) the certificates of these sites.
+    Install {
+        /// The sites, in the order installed.
+        sites: Vec<String>,
+    },
+    /// A run's temporary validation locations (always undone by the run that made them).
+    Validation,
+    /// Undoing another transaction.
+    Rollback {
+        /// The transaction undone.
+        of: String,
+    },
+    /// Anything else.
+    Other,
+}
+
+impl TxnKind {
+    /// The `history` label of a transaction of this kind.
+    pub fn label(&self) -> String {
+        match self {
+            TxnKind::Install { sites } => format!("install: {}", sites.join(", ")),
+            TxnKind::Validation => "dcv: temporary validation locations".into(),
+            TxnKind::Rollback { of } => format!("rollback: {of}"),
+            TxnKind::Other => "other".into(),
+        }
+    }
+}
+
+impl Manifest {
+    /// What the transaction is for. Manifests written before the kind was recorded are read
+    /// from their label, which [`TxnKind::label`] has always written the same way.
+    pub fn kind(&self) -> TxnKind {
+        if let Some(kind) = &self.kind {
+            return kind.clone();
+        }
+        if let Some(list) = self.label.strip_prefix("install: ") {
+            let sites = list.split(", ").map(str::to_string).collect();
+            TxnKind::Install { sites }
+        } else if let Some(of) = self.label.strip_prefix("rollback: ") {
+            TxnKind::Rollback { of: of.to_string() }
+        } else if self.label == TxnKind::Validation.label() {
+            TxnKind::Validation
+        } else {
+            TxnKind::Other
+        }
+    }
 }
 
 /// Why a transaction step failed.
@@ -395,8 +451,22 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Starts a transaction: creates `<state-dir>/backups/<id>/` (0700) and writes its manifest.
+    /// Starts a transaction of `kind`: creates `<state-dir>/backups/<id>/` (0700) and writes its
+    /// manifest, labelled for `history` as the kind says.
+    pub fn begin_kind(state_dir: &Path, kind: TxnKind) -> Result<Transaction, TxnError> {
+        Self::begin_with(state_dir, &kind.label(), Some(kind))
+    }
+
+    /// Starts a transaction with a free-form label (its kind read from the label).
     pub fn begin(state_dir: &Path, label: &str) -> Result<Transaction, TxnError> {
+        Self::begin_with(state_dir, label, None)
+    }
+
+    fn begin_with(
+        state_dir: &Path,
+        label: &str,
+        kind: Option<TxnKind>,
+    ) -> Result<Transaction, TxnError> {
         let backups = state_dir.join("backups");
         let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
             action,
@@ -450,6 +520,7 @@ impl Transaction {
             id,
             created,
             label: label.to_string(),
+            kind,
             state: TxnState::Open,
             entries: Vec::new(),
         };
@@ -1065,5 +1136,32 @@ mod tests {
         let meta = fs::metadata(&t.plain).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn a_transaction_kind_is_recorded_and_read_back_from_old_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let sites = vec!["a.test".to_string(), "b.test".to_string()];
+        let install = TxnKind::Install {
+            sites: sites.clone(),
+        };
+        let txn = Transaction::begin_kind(dir.path(), install.clone()).unwrap();
+        assert_eq!(txn.manifest().label, "install: a.test, b.test");
+        let listed = Transaction::list(dir.path()).unwrap();
+        assert_eq!(listed[0].kind, Some(install.clone()));
+        let mut old = listed[0].clone();
+        old.kind = None;
+        assert_eq!(old.kind(), install);
+        old.label = "dcv: temporary validation locations".into();
+        assert_eq!(old.kind(), TxnKind::Validation);
+        old.label = "rollback: 20240101T000000Z-1".into();
+        assert_eq!(
+            old.kind(),
+            TxnKind::Rollback {
+                of: "20240101T000000Z-1".into()
+            }
+        );
+        old.label = "auto: shop.test".into();
+        assert_eq!(old.kind(), TxnKind::Other);
     }
 }

@@ -22,7 +22,7 @@ use crate::commands::Context;
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::lifecycle::Lineage;
 use crate::nginx::control::{ReloadMethod, master_pid, parse_reload_command};
-use crate::store::{Manifest, RunLock, Transaction, TxnState};
+use crate::store::{Manifest, RunLock, Transaction, TxnKind, TxnState};
 
 /// One transaction in `history --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +104,7 @@ fn default_target(manifests: &[Manifest]) -> Option<&Manifest> {
     manifests
         .iter()
         .rev()
-        .find(|m| m.state == TxnState::Committed && m.label.starts_with("install:"))
+        .find(|m| m.state == TxnState::Committed && matches!(m.kind(), TxnKind::Install { .. }))
 }
 
 /// Runs `rollback`.
@@ -143,8 +143,9 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let reload = ReloadMethod::detect(Some(&reload_argv), &pid_file);
 
     let fail = |e: &dyn std::fmt::Display| Failure::failed(anyhow!("{e}"));
-    let mut undo = Transaction::begin(&state_dir, &format!("rollback: {}", target.id))
-        .map_err(|e| fail(&e))?;
+    let of = target.id.clone();
+    let mut undo =
+        Transaction::begin_kind(&state_dir, TxnKind::Rollback { of }).map_err(|e| fail(&e))?;
     for e in &target.entries {
         undo.backup(&e.path).map_err(|e| fail(&e))?;
     }
@@ -185,7 +186,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
             })?;
     }
     undo.commit().map_err(|e| fail(&e))?;
-    let sites = follow_lineages(&state_dir, &config_dir, &target.label);
+    let sites = follow_lineages(&state_dir, &config_dir, &target.kind());
 
     if ctx.global.json {
         let doc = serde_json::json!({
@@ -218,14 +219,14 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     Ok(ExitStatus::Success)
 }
 
-/// Brings the lineages of the sites named in an `install: a, b` label in line with the live
+/// Brings the lineages of the sites an install transaction installed in line with the live
 /// files now on disk; returns one line per site changed.
-fn follow_lineages(state_dir: &Path, config_dir: &Path, label: &str) -> Vec<String> {
-    let Some(list) = label.strip_prefix("install: ") else {
+fn follow_lineages(state_dir: &Path, config_dir: &Path, kind: &TxnKind) -> Vec<String> {
+    let TxnKind::Install { sites } = kind else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for site in list.split(", ") {
+    for site in sites.iter().map(String::as_str) {
         let Ok(Some(lineage)) = Lineage::load(state_dir, site) else {
             continue;
         };

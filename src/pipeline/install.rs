@@ -9,6 +9,7 @@ use std::path::Path;
 use anyhow::{Context as _, anyhow};
 
 use super::Run;
+use crate::hooks::HookKind;
 use crate::install::{self, Issued};
 use crate::lifecycle;
 use crate::orders::{OrderRecord, RecordState};
@@ -32,7 +33,7 @@ pub fn run(
         return;
     }
     run.say(format!("Installing {} certificate(s) …", batch.len()));
-    run_hook(run, "pre", None, &[]);
+    run_hook(run, HookKind::Pre, None, &[]);
     let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
     run.report.reloads += 1;
     match outcome {
@@ -46,7 +47,7 @@ pub fn run(
             for item in &batch {
                 run.fail(&item.site, format!("{e:#}"));
             }
-            run_hook(run, "post", None, &[]);
+            run_hook(run, HookKind::Post, None, &[]);
         }
     }
 }
@@ -143,7 +144,7 @@ fn hooks_after(run: &mut Run, batch: &[Issued]) {
         let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
         let live_dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
         let env = crate::hooks::deploy_env(&live_dir, &item.names);
-        run_hook(run, "deploy", Some(&item.site), &env);
+        run_hook(run, HookKind::Deploy, Some(&item.site), &env);
     }
     let lineages: Vec<String> = batch
         .iter()
@@ -154,24 +155,20 @@ fn hooks_after(run: &mut Run, batch: &[Issued]) {
         .collect();
     run_hook(
         run,
-        "post",
+        HookKind::Post,
         None,
         &[("ENC365_LINEAGES", lineages.join(" "))],
     );
 }
 
-/// Runs one of the configured hooks (if set), reporting a failure on stderr and in `--json`.
-fn run_hook(run: &mut Run, hook: &str, site: Option<&str>, env: &[(&str, String)]) {
-    let command = match hook {
-        "pre" => run.hooks.pre.clone(),
-        "post" => run.hooks.post.clone(),
-        _ => run.hooks.deploy.clone(),
-    };
-    let Some(command) = command.filter(|c| !c.trim().is_empty()) else {
+/// Runs one of the configured hooks (if set), reporting a failure on stderr and in `--json`. The
+/// post hook runs only when the pre hook ran (or none is configured).
+fn run_hook(run: &mut Run, hook: HookKind, site: Option<&str>, env: &[(&str, String)]) {
+    let Some(command) = run.hooks.command(hook).map(str::to_string) else {
         return;
     };
-    if hook == "post"
-        && !run.report.hook_runs.iter().any(|h| h.hook == "pre")
+    if hook == HookKind::Post
+        && !run.report.hook_runs.iter().any(|h| h.hook == HookKind::Pre)
         && run.hooks.pre.is_some()
     {
         return;

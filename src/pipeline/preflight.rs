@@ -15,7 +15,7 @@ use crate::exit::Failure;
 use crate::lifecycle;
 use crate::orders::{OrderRecord, RecordState};
 use crate::publish::http;
-use crate::site::{LeftOut, Site};
+use crate::site::{LeftOut, LeftOutKind, Site};
 use crate::store::Transaction;
 
 /// The sites that passed, and where their validation files go.
@@ -68,10 +68,9 @@ fn resolve_names(run: &Run, site: &mut Site) {
         if run.args.skip_dns_check || !dcv::resolve(&name).is_empty() {
             names.push(name);
         } else {
-            site.left_out.push(LeftOut {
-                name,
-                reason: "does not resolve in DNS".into(),
-            });
+            let why = "does not resolve in DNS";
+            site.left_out
+                .push(LeftOut::new(LeftOutKind::Unresolved, name, why));
         }
     }
     site.names = names;
@@ -86,7 +85,7 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
     for name in std::mem::take(&mut site.names) {
         match http::probe(publication, &name, &token, run.args.skip_dns_check) {
             Ok(()) => names.push(name),
-            Err(reason) => site.left_out.push(LeftOut { name, reason }),
+            Err(reason) => (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason)),
         }
     }
     site.names = names;
@@ -105,12 +104,8 @@ fn passes(run: &mut Run, site: &Site) -> bool {
         }
         return false;
     }
-    let dropped = site
-        .left_out
-        .iter()
-        .filter(|l| !l.reason.starts_with("wildcard") && !l.reason.is_empty())
-        .count();
-    if run.args.require_all && dropped > 0 {
+    let dropped = site.left_out.iter().any(LeftOut::failed_a_check);
+    if run.args.require_all && dropped {
         run.fail(
             &site.name,
             "--require-all: some names failed the preflight checks; nothing was ordered",

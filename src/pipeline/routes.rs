@@ -13,7 +13,7 @@ use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::nginx::edit;
 use crate::site::Site;
-use crate::store::Transaction;
+use crate::store::{Transaction, TxnKind};
 
 /// Plans where every site's validation files go; applies the temporary config edits (one
 /// transaction, `nginx -t`, one reload) when any are needed.
@@ -35,7 +35,7 @@ pub fn publish_routes<'s>(
         return Ok((publications, None));
     }
     run.say("Adding temporary validation locations …");
-    let mut txn = Transaction::begin(&run.state_dir, "dcv: temporary validation locations")
+    let mut txn = Transaction::begin_kind(&run.state_dir, TxnKind::Validation)
         .map_err(|e| Failure::failed(anyhow!(e)))?;
     let outcome = (|| -> anyhow::Result<()> {
         for (file, list) in crate::nginx::https::by_file(splices) {
