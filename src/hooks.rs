@@ -219,11 +219,11 @@ pub fn deploy_env(live_dir: &Path, names: &[String]) -> Vec<(&'static str, Strin
         ("ENC365_DOMAINS", names.join(" ")),
         (
             "ENC365_CERT",
-            live_dir.join("fullchain.pem").display().to_string(),
+            live_dir.join(crate::paths::FULLCHAIN).display().to_string(),
         ),
         (
             "ENC365_KEY",
-            live_dir.join("privkey.pem").display().to_string(),
+            live_dir.join(crate::paths::PRIVKEY).display().to_string(),
         ),
     ]
 }

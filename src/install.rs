@@ -61,13 +61,16 @@ pub struct Issued {
 
 /// The stable paths nginx points at for a site.
 pub fn live_paths(config_dir: &Path, site: &str) -> (PathBuf, PathBuf) {
-    let dir = config_dir.join("live").join(crate::orders::stem(site));
-    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
+    let dir = crate::paths::live_dir(config_dir, site);
+    (
+        dir.join(crate::paths::FULLCHAIN),
+        dir.join(crate::paths::PRIVKEY),
+    )
 }
 
 /// The shared TLS snippet's path.
 pub fn snippet_path(config_dir: &Path) -> PathBuf {
-    config_dir.join("nginx").join("ssl-params.conf")
+    crate::paths::ssl_params(config_dir)
 }
 
 /// The config edits that make every server block of `sites` serve its live certificate, per file.

@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod nginx;
 pub mod orders;
+pub mod paths;
 pub mod pipeline;
 pub mod publish;
 pub mod secret;

@@ -70,34 +70,17 @@ pub struct OrderRecord {
     pub renews: Option<String>,
 }
 
-/// The orders directory of a state directory.
-pub fn orders_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("orders")
-}
-
-/// The file name stem for a site: its name with anything but `[A-Za-z0-9._-]` replaced, so a
-/// wildcard or an IPv6 address makes a safe file name.
-pub fn stem(site: &str) -> String {
-    site.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use crate::paths::{orders_dir, stem};
 
 impl OrderRecord {
     /// The record's path.
     pub fn path(state_dir: &Path, site: &str) -> PathBuf {
-        orders_dir(state_dir).join(format!("{}.json", stem(site)))
+        crate::paths::order_record(state_dir, site)
     }
 
     /// The pending private key's path.
     pub fn key_path(state_dir: &Path, site: &str) -> PathBuf {
-        orders_dir(state_dir).join(format!("{}.key", stem(site)))
+        crate::paths::order_key(state_dir, site)
     }
 
     /// Reads a site's record, if there is one.

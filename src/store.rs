@@ -179,8 +179,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("could not flush the directory {}", dir.display()))
 }
 
-/// The lock file's name inside the state directory.
-pub const LOCK_FILE: &str = "lock";
+pub use crate::paths::LOCK_FILE;
 
 /// Creates the state directory (mode 0711, design §3.4) when it does not exist yet. An existing
 /// directory keeps the mode it has.
@@ -239,7 +238,7 @@ impl From<LockError> for Failure {
 impl RunLock {
     /// Takes the lock without waiting, creating the state directory and lock file when missing.
     pub fn acquire(state_dir: &Path) -> Result<RunLock, LockError> {
-        let path = state_dir.join(LOCK_FILE);
+        let path = crate::paths::lock(state_dir);
         let io = |reason: String| LockError::Io {
             path: path.clone(),
             reason,
@@ -467,7 +466,7 @@ impl Transaction {
         label: &str,
         kind: Option<TxnKind>,
     ) -> Result<Transaction, TxnError> {
-        let backups = state_dir.join("backups");
+        let backups = crate::paths::backups_dir(state_dir);
         let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
             action,
             path: path.to_path_buf(),
@@ -531,23 +530,23 @@ impl Transaction {
 
     /// Opens an existing transaction by id (e.g. one a crashed run left open).
     pub fn open(state_dir: &Path, id: &str) -> Result<Transaction, TxnError> {
-        let backups = state_dir.join("backups");
+        let backups = crate::paths::backups_dir(state_dir);
         let valid = !id.is_empty() && !id.starts_with('.') && !id.contains('/');
         let dir = backups.join(id);
-        if !valid || !dir.join("manifest.json").is_file() {
+        if !valid || !dir.join(crate::paths::MANIFEST).is_file() {
             return Err(TxnError::NotFound {
                 id: id.to_string(),
                 dir: backups,
             });
         }
-        let manifest = read_manifest(&dir.join("manifest.json"))?;
+        let manifest = read_manifest(&dir.join(crate::paths::MANIFEST))?;
         Ok(Transaction { dir, manifest })
     }
 
     /// Every transaction's manifest, oldest first. Directories without a manifest (a `begin`
     /// that died before writing it) are skipped; an unreadable manifest is an error.
     pub fn list(state_dir: &Path) -> Result<Vec<Manifest>, TxnError> {
-        let backups = state_dir.join("backups");
+        let backups = crate::paths::backups_dir(state_dir);
         let entries = match fs::read_dir(&backups) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -566,7 +565,7 @@ impl Transaction {
                 path: backups.clone(),
                 reason: e.to_string(),
             })?;
-            let path = entry.path().join("manifest.json");
+            let path = entry.path().join(crate::paths::MANIFEST);
             if path.is_file() {
                 manifests.push(read_manifest(&path)?);
             }
@@ -634,9 +633,9 @@ impl Transaction {
             Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
             Ok(meta) => {
                 let bytes = fs::read(&target).map_err(|e| io("read", &target, &e))?;
-                let files = self.dir.join("files");
+                let files = self.dir.join(crate::paths::BACKUP_FILES);
                 ensure_dir(&files, 0o700).map_err(|e| io("create", &files, &e))?;
-                let copy = PathBuf::from("files").join(index.to_string());
+                let copy = PathBuf::from(crate::paths::BACKUP_FILES).join(index.to_string());
                 let copy_path = self.dir.join(&copy);
                 write_atomic(&copy_path, &bytes, 0o600)
                     .map_err(|e| io("back up", &copy_path, &e))?;
@@ -701,7 +700,7 @@ impl Transaction {
     }
 
     fn save(&self) -> Result<(), TxnError> {
-        let path = self.dir.join("manifest.json");
+        let path = self.dir.join(crate::paths::MANIFEST);
         let manifest_error = |reason: String| TxnError::Manifest {
             path: path.clone(),
             reason,
@@ -743,7 +742,7 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
     }
     let (Some(copy), Some(mode)) = (&entry.copy, entry.mode) else {
         return Err(TxnError::Manifest {
-            path: dir.join("manifest.json"),
+            path: dir.join(crate::paths::MANIFEST),
             reason: format!("the entry for {} has no copy or mode", entry.path.display()),
         });
     };

@@ -123,7 +123,7 @@ pub fn prepare<'a>(
         ctx,
         args,
         env,
-        dcv_dir: state_dir.join("dcv"),
+        dcv_dir: crate::paths::dcv_dir(&state_dir),
         state_dir,
         command,
         config,
