@@ -115,26 +115,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let config_dir = ctx.config_dir();
     let _lock = RunLock::acquire(&state_dir)?;
     let manifests = Transaction::list(&state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
-    let target = match &args.txn {
-        Some(id) => manifests.iter().find(|m| &m.id == id).ok_or_else(|| {
-            Failure::usage(anyhow!(
-                "there is no transaction {id:?}; `enc365-nginx history` lists them"
-            ))
-        })?,
-        None => default_target(&manifests).ok_or_else(|| {
-            Failure::usage(anyhow!(
-                "there is no committed install to roll back; `enc365-nginx history` lists the \
-                 transactions, and `rollback ID` takes any of them"
-            ))
-        })?,
-    };
-    if target.state != TxnState::Committed {
-        return Err(Failure::usage(anyhow!(
-            "transaction {} is {:?}, not committed: its files are already as they were before it",
-            target.id,
-            target.state
-        )));
-    }
+    let target = pick_target(args, &manifests)?;
 
     let paths = ctx.nginx_paths()?;
     let nginx = ctx.nginx_binary();
@@ -188,10 +169,51 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     undo.commit().map_err(|e| fail(&e))?;
     let sites = follow_lineages(&state_dir, &config_dir, &target.kind());
 
+    print_result(ctx, target, undo.id(), &changed, running, &sites)
+}
+
+/// The transaction `rollback` undoes: the one named, else the newest committed install; it must
+/// be committed.
+fn pick_target<'m>(
+    args: &RollbackArgs,
+    manifests: &'m [Manifest],
+) -> Result<&'m Manifest, Failure> {
+    let target = match &args.txn {
+        Some(id) => manifests.iter().find(|m| &m.id == id).ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "there is no transaction {id:?}; `enc365-nginx history` lists them"
+            ))
+        })?,
+        None => default_target(manifests).ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "there is no committed install to roll back; `enc365-nginx history` lists the \
+                 transactions, and `rollback ID` takes any of them"
+            ))
+        })?,
+    };
+    if target.state != TxnState::Committed {
+        return Err(Failure::usage(anyhow!(
+            "transaction {} is {:?}, not committed: its files are already as they were before it",
+            target.id,
+            target.state
+        )));
+    }
+    Ok(target)
+}
+
+/// Prints what the rollback did (or the `--json` document).
+fn print_result(
+    ctx: &Context,
+    target: &Manifest,
+    undo: &str,
+    changed: &[std::path::PathBuf],
+    running: bool,
+    sites: &[String],
+) -> CommandResult {
     if ctx.global.json {
         let doc = serde_json::json!({
             "rolled_back": target.id,
-            "undo": undo.id(),
+            "undo": undo,
             "files": changed,
             "reloaded": running,
             "sites": sites,
@@ -208,13 +230,13 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
             changed.len(),
             if running { ", nginx reloaded" } else { "" }
         );
-        for path in &changed {
+        for path in changed {
             println!("    {}", path.display());
         }
-        for s in &sites {
+        for s in sites {
             println!("  {s}");
         }
-        println!("To undo this rollback: enc365-nginx rollback {}", undo.id());
+        println!("To undo this rollback: enc365-nginx rollback {undo}");
     }
     Ok(ExitStatus::Success)
 }
