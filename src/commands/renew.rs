@@ -12,31 +12,14 @@
 //! failure puts the old files back.
 
 use anyhow::anyhow;
-use serde::Serialize;
 
 use crate::cli::RenewArgs;
 use crate::commands::Context;
-use crate::exit::{CommandResult, ExitStatus, Failure};
-use crate::pipeline::{self, Run, SiteResult, select};
+use crate::exit::{CommandResult, Failure};
+use crate::pipeline::{self, report, select};
 
+pub use crate::pipeline::report::RenewPlan;
 pub use crate::pipeline::select::{DueSite, NotDue};
-
-/// The `renew --json` document when nothing is done (nothing due, or `--dry-run`). When
-/// something is done it is `auto`'s document with `due` and `not_due` added, so both shapes share
-/// `dry_run`, `due`, `sites`, `reloads` and `not_due`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RenewPlan {
-    /// Whether nothing was changed.
-    pub dry_run: bool,
-    /// Sites that would be (or were) worked on: `renew`, `resume` or `reinstall`, with why.
-    pub due: Vec<DueSite>,
-    /// The per-site results (empty when nothing was done).
-    pub sites: Vec<SiteResult>,
-    /// How many times nginx was reloaded.
-    pub reloads: u32,
-    /// Managed certificates that are not due.
-    pub not_due: Vec<NotDue>,
-}
 
 /// Runs `renew`.
 pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
@@ -53,7 +36,8 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     let days = i64::from(args.days);
     let chosen = select::renewals(&run, &found, &args.pipeline.sites, days, args.force)?;
     if chosen.selection.is_empty() || args.pipeline.dry_run {
-        return report_plan(&run, args, chosen.due, chosen.not_due);
+        let quiet = args.quiet;
+        return report::print_renew_plan(&run, chosen, quiet, args.days);
     }
     for d in &chosen.due {
         run.say(format!("  {}: {} ({})", d.site, d.action, d.reason));
@@ -68,50 +52,4 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
         );
     }
     pipeline::execute(run, found, chosen.selection)
-}
-
-/// Nothing due, or `--dry-run`: says what is (or would be) done, changes nothing.
-fn report_plan(
-    run: &Run,
-    args: &RenewArgs,
-    due: Vec<DueSite>,
-    not_due: Vec<NotDue>,
-) -> CommandResult {
-    if run.ctx.global.json {
-        let doc = RenewPlan {
-            dry_run: args.pipeline.dry_run,
-            due,
-            sites: Vec::new(),
-            reloads: 0,
-            not_due,
-        };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).map_err(|e| Failure::failed(anyhow!(e)))?
-        );
-        return Ok(ExitStatus::Success);
-    }
-    if !due.is_empty() {
-        for d in &due {
-            println!("{:<32} would {}: {}", d.site, d.action, d.reason);
-        }
-        return Ok(ExitStatus::Success);
-    }
-    if !args.quiet {
-        let next = not_due
-            .iter()
-            .filter(|n| !n.orphaned)
-            .min_by_key(|n| n.days_left);
-        match next {
-            Some(n) => run.say(format!(
-                "Nothing is due for renewal (within {} days); the next is {} in {} days.",
-                args.days, n.site, n.days_left
-            )),
-            None => run.say("No managed certificate is due; `enc365-nginx auto` adds sites."),
-        }
-        for n in not_due.iter().filter(|n| n.orphaned) {
-            run.say(format!("  {}: {}", n.site, n.reason));
-        }
-    }
-    Ok(ExitStatus::Success)
 }

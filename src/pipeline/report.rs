@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::Run;
 use super::preview::Preview;
+use super::select::{DueSite, NotDue, Renewals};
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::hooks::HookRun;
 use crate::lifecycle;
@@ -220,6 +221,61 @@ pub fn print_preview(run: &Run, selected: &[Site], preview: Preview) -> CommandR
         out.push_str(d);
     }
     print!("{out}");
+    Ok(ExitStatus::Success)
+}
+
+/// The `renew --json` document when nothing is done (nothing due, or `--dry-run`). When
+/// something is done it is `auto`'s document with `due` and `not_due` added, so both shapes share
+/// `dry_run`, `due`, `sites`, `reloads` and `not_due`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RenewPlan {
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Sites that would be (or were) worked on: `renew`, `resume` or `reinstall`, with why.
+    pub due: Vec<DueSite>,
+    /// The per-site results (empty when nothing was done).
+    pub sites: Vec<SiteResult>,
+    /// How many times nginx was reloaded.
+    pub reloads: u32,
+    /// Managed certificates that are not due.
+    pub not_due: Vec<NotDue>,
+}
+
+/// `renew` with nothing due, or `--dry-run`: says what is (or would be) done, changes nothing.
+/// `quiet` silences the "nothing is due" lines; `days` is the `--days` they quote.
+pub fn print_renew_plan(run: &Run, chosen: Renewals, quiet: bool, days: u32) -> CommandResult {
+    let Renewals { due, not_due, .. } = chosen;
+    if run.ctx.global.json {
+        return print_json(&RenewPlan {
+            dry_run: run.args.dry_run,
+            due,
+            sites: Vec::new(),
+            reloads: 0,
+            not_due,
+        })
+        .map(|()| ExitStatus::Success);
+    }
+    if !due.is_empty() {
+        for d in &due {
+            println!("{:<32} would {}: {}", d.site, d.action, d.reason);
+        }
+        return Ok(ExitStatus::Success);
+    }
+    if !quiet {
+        let next = (not_due.iter())
+            .filter(|n| !n.orphaned)
+            .min_by_key(|n| n.days_left);
+        match next {
+            Some(n) => run.say(format!(
+                "Nothing is due for renewal (within {days} days); the next is {} in {} days.",
+                n.site, n.days_left
+            )),
+            None => run.say("No managed certificate is due; `enc365-nginx auto` adds sites."),
+        }
+        for n in not_due.iter().filter(|n| n.orphaned) {
+            run.say(format!("  {}: {}", n.site, n.reason));
+        }
+    }
     Ok(ExitStatus::Success)
 }
 
