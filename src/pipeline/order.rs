@@ -1,7 +1,9 @@
-//! Ordering: a new key and CSR, the order record saved *before* the CA is asked and again with
-//! its answer, so a run killed at any point is resumed by the next one and never orders twice.
-//! A pending order is resumed; an order whose creation was interrupted before the answer was
-//! saved is refused until the user says (`--discard-interrupted-order`).
+//! Ordering: a new key and CSR, then the order placed in persisted steps ([`Step`]): `create`,
+//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`. The order record
+//! is saved *before* each CA call and again with its answer ([`take_step`]), so a run killed at
+//! any point is resumed by the next one at the step it had not finished ([`next`]) and never
+//! orders twice. A pending order is resumed; a step whose answer was lost is refused until the
+//! user says (`--discard-interrupted-order`).
 //!
 //! Not here: publishing what the CA asks for ([`super::validate`]).
 
