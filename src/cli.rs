@@ -295,14 +295,15 @@ pub struct AutoArgs {
     #[arg(long)]
     pub no_wait: bool,
     /// How long to wait for issuance, in seconds (at most 31 days); the order is kept when this
-    /// runs out.
-    #[arg(long, default_value_t = 1800, value_name = "SECS",
+    /// runs out. Default: the provider's (Encryption365: 1800).
+    #[arg(long, value_name = "SECS",
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
-    pub timeout: u64,
+    pub timeout: Option<u64>,
     /// Seconds between the first status polls of the CA (more than 0, at most 3600), backing off
-    /// to four times that (the CA asks for no more than one per 30 s).
-    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_poll_interval)]
-    pub poll_interval: f64,
+    /// as the provider says. Default: the provider's (Encryption365: 30, backing off to 120, as
+    /// it asks for no more than one poll per 30 s).
+    #[arg(long, value_name = "SECS", value_parser = parse_poll_interval)]
+    pub poll_interval: Option<f64>,
     /// The port a temporary validation server listens on, for names no plain-HTTP block answers.
     #[arg(long, default_value_t = 80, value_name = "PORT",
           value_parser = clap::value_parser!(u16).range(1..))]

@@ -197,37 +197,50 @@ pub fn plan(
         }
     }
     if !uncovered.is_empty() {
-        let first = &found.servers[site.servers[0]];
-        let bytes = &found.config.files[first.place.file].bytes;
-        let listens: String = temporary_listens(found, http_port)
-            .iter()
-            .map(|l| format!("listen {l}; "))
-            .collect();
-        let text = format!(
-            "server {{ {listens}server_name {}; {location} }}",
-            uncovered.join(" ")
-        );
-        let close = first.braces.1 as usize;
-        let line = edit::line_at(bytes, close);
-        let reference = &bytes[edit::line_at(bytes, first.place.span.start as usize)];
-        let mut insert = Vec::new();
-        if !bytes[line.clone()].ends_with(b"\n") {
-            insert.extend_from_slice(b"\n");
-        }
-        insert.extend(edit::managed_line(reference, &text).expect("one line"));
-        publication.splices.push(FileSplice {
-            file: first.place.file,
-            splice: edit::Splice::insert(line.end, insert),
-        });
-        for name in uncovered {
-            publication.routes.push(Route {
-                name,
-                dir: dcv_dir.to_path_buf(),
-                port: http_port,
-            });
-        }
+        let routes = (location.as_str(), dcv_dir, http_port);
+        add_temporary_server(&mut publication, found, site, uncovered, routes);
     }
     publication
+}
+
+/// Adds a temporary port-`http_port` server (with the validation `location` aliasing `dcv_dir`)
+/// for the names no plain-HTTP block answers, after the site's first block.
+fn add_temporary_server(
+    publication: &mut Publication,
+    found: &Discovery,
+    site: &Site,
+    uncovered: Vec<String>,
+    (location, dcv_dir, http_port): (&str, &Path, u16),
+) {
+    let first = &found.servers[site.servers[0]];
+    let bytes = &found.config.files[first.place.file].bytes;
+    let listens: String = temporary_listens(found, http_port)
+        .iter()
+        .map(|l| format!("listen {l}; "))
+        .collect();
+    let text = format!(
+        "server {{ {listens}server_name {}; {location} }}",
+        uncovered.join(" ")
+    );
+    let close = first.braces.1 as usize;
+    let line = edit::line_at(bytes, close);
+    let reference = &bytes[edit::line_at(bytes, first.place.span.start as usize)];
+    let mut insert = Vec::new();
+    if !bytes[line.clone()].ends_with(b"\n") {
+        insert.extend_from_slice(b"\n");
+    }
+    insert.extend(edit::managed_line(reference, &text).expect("one line"));
+    publication.splices.push(FileSplice {
+        file: first.place.file,
+        splice: edit::Splice::insert(line.end, insert),
+    });
+    for name in uncovered {
+        publication.routes.push(Route {
+            name,
+            dir: dcv_dir.to_path_buf(),
+            port: http_port,
+        });
+    }
 }
 
 /// The addresses a temporary port-`http_port` server listens on: nginx's wildcard when nothing

@@ -38,11 +38,52 @@ pub struct Hooks {
     pub deploy: Option<String>,
 }
 
+/// Which hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    /// Once before the install step.
+    Pre,
+    /// Once after the install step.
+    Post,
+    /// Once per certificate installed.
+    Deploy,
+}
+
+impl HookKind {
+    /// The name used in options and messages (`pre` for `--pre-hook`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Pre => "pre",
+            HookKind::Post => "post",
+            HookKind::Deploy => "deploy",
+        }
+    }
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Hooks {
+    /// The command configured for `kind`, if any (blank counts as none).
+    pub fn command(&self, kind: HookKind) -> Option<&str> {
+        let command = match kind {
+            HookKind::Pre => &self.pre,
+            HookKind::Post => &self.post,
+            HookKind::Deploy => &self.deploy,
+        };
+        command.as_deref().filter(|c| !c.trim().is_empty())
+    }
+}
+
 /// What one hook run did, as `--json` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HookRun {
     /// `pre`, `post` or `deploy`.
-    pub hook: String,
+    pub hook: HookKind,
     /// The site, for a deploy hook.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
@@ -78,9 +119,9 @@ pub fn argv(command: &str) -> Result<Vec<String>, String> {
 }
 
 /// Runs one hook with `env` added to our environment; output is copied to stderr.
-pub fn run(hook: &str, site: Option<&str>, command: &str, env: &[(&str, String)]) -> HookRun {
+pub fn run(hook: HookKind, site: Option<&str>, command: &str, env: &[(&str, String)]) -> HookRun {
     let mut result = HookRun {
-        hook: hook.to_string(),
+        hook,
         site: site.map(str::to_string),
         ok: false,
         exit_code: None,
@@ -178,11 +219,11 @@ pub fn deploy_env(live_dir: &Path, names: &[String]) -> Vec<(&'static str, Strin
         ("ENC365_DOMAINS", names.join(" ")),
         (
             "ENC365_CERT",
-            live_dir.join("fullchain.pem").display().to_string(),
+            live_dir.join(crate::paths::FULLCHAIN).display().to_string(),
         ),
         (
             "ENC365_KEY",
-            live_dir.join("privkey.pem").display().to_string(),
+            live_dir.join(crate::paths::PRIVKEY).display().to_string(),
         ),
     ]
 }
@@ -206,13 +247,13 @@ mod tests {
 
     #[test]
     fn a_failing_hook_is_reported_with_its_status() {
-        let ok = run("post", None, "true", &[]);
+        let ok = run(HookKind::Post, None, "true", &[]);
         assert!(ok.ok, "{ok:?}");
-        let bad = run("post", None, "sh -c 'exit 7'", &[]);
+        let bad = run(HookKind::Post, None, "sh -c 'exit 7'", &[]);
         assert!(!bad.ok);
         assert_eq!(bad.exit_code, Some(7));
         assert!(bad.error.unwrap().contains("status 7"));
-        let missing = run("deploy", Some("a.test"), "/nonexistent/hook", &[]);
+        let missing = run(HookKind::Deploy, Some("a.test"), "/nonexistent/hook", &[]);
         assert!(missing.error.unwrap().contains("could not start"));
     }
 }

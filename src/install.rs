@@ -15,7 +15,7 @@ use crate::nginx::control::{NginxBinary, NginxPaths, ReloadMethod};
 use crate::nginx::edit;
 use crate::nginx::https::{self, HttpsTarget};
 use crate::site::{self, Site};
-use crate::store::{Transaction, write_atomic};
+use crate::store::{Transaction, TxnKind, write_atomic};
 use crate::verify;
 
 /// The shared TLS settings written to `<config-dir>/nginx/ssl-params.conf`.
@@ -61,13 +61,16 @@ pub struct Issued {
 
 /// The stable paths nginx points at for a site.
 pub fn live_paths(config_dir: &Path, site: &str) -> (PathBuf, PathBuf) {
-    let dir = config_dir.join("live").join(crate::orders::stem(site));
-    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
+    let dir = crate::paths::live_dir(config_dir, site);
+    (
+        dir.join(crate::paths::FULLCHAIN),
+        dir.join(crate::paths::PRIVKEY),
+    )
 }
 
 /// The shared TLS snippet's path.
 pub fn snippet_path(config_dir: &Path) -> PathBuf {
-    config_dir.join("nginx").join("ssl-params.conf")
+    crate::paths::ssl_params(config_dir)
 }
 
 /// The config edits that make every server block of `sites` serve its live certificate, per file.
@@ -150,17 +153,8 @@ pub fn install_batch(env: &Environment, batch: &[Issued], now: i64) -> anyhow::R
     for item in batch {
         check_pair(item)?;
     }
-    let mut txn = Transaction::begin(
-        &env.state_dir,
-        &format!(
-            "install: {}",
-            batch
-                .iter()
-                .map(|b| b.site.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )?;
+    let sites = batch.iter().map(|b| b.site.clone()).collect();
+    let mut txn = Transaction::begin_kind(&env.state_dir, TxnKind::Install { sites })?;
     let result = apply_and_prove(env, batch, now, &mut txn);
     match result {
         Ok(()) => {

@@ -3,7 +3,8 @@
 //! The library holds everything; the binaries (`enc365-nginx`, `enc365-sim`) only parse arguments and
 //! call into it. Modules keep their knowledge to themselves: [`nginx`] reads and edits nginx
 //! configuration and knows nothing of certificate authorities; the CA clients know nothing of nginx;
-//! [`commands`] is the only place where both meet.
+//! [`pipeline`] (the order stages the commands share) and [`commands`] are the only places where
+//! both meet.
 
 pub mod assess;
 pub mod ca;
@@ -21,6 +22,9 @@ pub mod lifecycle;
 pub mod names;
 pub mod nginx;
 pub mod orders;
+pub mod paths;
+pub mod pipeline;
+pub mod publish;
 pub mod secret;
 pub mod sim;
 pub mod site;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::discovery::Discovery;
 use crate::install::{self, Issued};
-use crate::orders::{OrderRecord, RecordState, stem};
+use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
 use crate::store::write_atomic;
 use crate::tlsinfo::{self, CertSummary};
@@ -55,13 +55,13 @@ pub struct Lineage {
 
 /// The directory holding lineages.
 pub fn certs_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("certs")
+    crate::paths::certs_dir(state_dir)
 }
 
 impl Lineage {
     /// A lineage record's path.
     pub fn path(state_dir: &Path, site: &str) -> PathBuf {
-        certs_dir(state_dir).join(format!("{}.json", stem(site)))
+        crate::paths::lineage(state_dir, site)
     }
 
     /// Reads a site's lineage, if there is one.
@@ -451,7 +451,7 @@ pub struct LastRun {
 
 /// The last-run file's path.
 pub fn last_run_path(state_dir: &Path) -> PathBuf {
-    state_dir.join("last-run.json")
+    crate::paths::last_run(state_dir)
 }
 
 /// The last run per site.

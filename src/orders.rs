@@ -2,9 +2,11 @@
 //! pending private key beside it (`<site>.key`, 0600).
 //!
 //! A record is written before every side effect it causes — before the CA is asked to create the
-//! order (state `creating`), right after the CA answers (`pending`, with the order id and what to
-//! publish), when the certificate arrives (`issued`), when it is installed (`installed`) — so a run
-//! that crashes or is killed at any point is resumed by the next one, and never orders twice.
+//! order (state `creating`), right after the CA answers (`pending`, with the order id; or
+//! `created`, with the draft id, for a provider whose order takes a second step), before that
+//! step (`committing`) and after it (`pending`), when the certificate arrives (`issued`), when it
+//! is installed (`installed`) — so a run that crashes or is killed at any point is resumed by the
+//! next one at the step it stopped before, and never orders twice.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +19,12 @@ pub enum RecordState {
     /// The CA was (or is about to be) asked to create the order; its answer was not saved. The
     /// CA may hold an order we do not know the id of: never re-ordered without the user's word.
     Creating,
+    /// The CA answered the first step with a draft (`draft_id`, HowSSL `check_id`); the next
+    /// run commits it. Nothing the CA charges for has happened yet.
+    Created,
+    /// The CA was (or is about to be) asked to commit the draft; its answer was not saved. Like
+    /// [`RecordState::Creating`]: never committed again without the user's word.
+    Committing,
     /// Ordered; waiting for validation and issuance.
     Pending,
     /// Issued; the certificate is in the record, not installed yet.
@@ -36,6 +44,10 @@ pub struct OrderRecord {
     pub provider: String,
     /// The CA's order id, once known.
     pub order_id: Option<String>,
+    /// The id of the draft the first step created, for providers whose order takes a second
+    /// step (HowSSL `check_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<String>,
     /// Where it stands.
     pub state: RecordState,
     /// The CSR sent (PEM).
@@ -58,34 +70,17 @@ pub struct OrderRecord {
     pub renews: Option<String>,
 }
 
-/// The orders directory of a state directory.
-pub fn orders_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("orders")
-}
-
-/// The file name stem for a site: its name with anything but `[A-Za-z0-9._-]` replaced, so a
-/// wildcard or an IPv6 address makes a safe file name.
-pub fn stem(site: &str) -> String {
-    site.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
+pub use crate::paths::{orders_dir, stem};
 
 impl OrderRecord {
     /// The record's path.
     pub fn path(state_dir: &Path, site: &str) -> PathBuf {
-        orders_dir(state_dir).join(format!("{}.json", stem(site)))
+        crate::paths::order_record(state_dir, site)
     }
 
     /// The pending private key's path.
     pub fn key_path(state_dir: &Path, site: &str) -> PathBuf {
-        orders_dir(state_dir).join(format!("{}.key", stem(site)))
+        crate::paths::order_key(state_dir, site)
     }
 
     /// Reads a site's record, if there is one.

@@ -15,8 +15,42 @@ use crate::discovery::Discovery;
 pub struct LeftOut {
     /// The name (as ordered would be, or as written when it is not a name).
     pub name: String,
-    /// Why it is left out.
+    /// Why it is left out, for the user.
     pub reason: String,
+    /// Why it is left out, for the code (not in `--json`: `reason` says it).
+    #[serde(skip)]
+    pub kind: LeftOutKind,
+}
+
+/// The kinds of reason a name is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftOutKind {
+    /// A wildcard: only DNS validation proves it, and none is configured.
+    Wildcard,
+    /// Not a name a certificate can hold (a regex, a port, `$hostname`, …).
+    NotCertifiable,
+    /// It does not resolve in DNS.
+    Unresolved,
+    /// This nginx does not serve its validation path (the preflight probe failed, or the
+    /// configuration claims the path).
+    NotServed,
+}
+
+impl LeftOut {
+    /// A name left out for `kind`, with the reason to show.
+    pub fn new(kind: LeftOutKind, name: impl Into<String>, reason: impl Into<String>) -> LeftOut {
+        LeftOut {
+            name: name.into(),
+            reason: reason.into(),
+            kind,
+        }
+    }
+
+    /// Whether leaving it out means a name the site serves failed a check (what
+    /// `--require-all` refuses): not for wildcards, which no check was made for.
+    pub fn failed_a_check(&self) -> bool {
+        self.kind != LeftOutKind::Wildcard && !self.reason.is_empty()
+    }
 }
 
 /// One site: server blocks sharing names.
@@ -90,18 +124,19 @@ pub fn group(found: &Discovery) -> Vec<Site> {
                 continue;
             }
             if name.wildcard {
-                site.left_out.push(LeftOut {
-                    name: name.name.clone(),
-                    reason: "wildcard: only DNS validation can prove it, and none is configured"
-                        .into(),
-                });
+                site.left_out.push(LeftOut::new(
+                    LeftOutKind::Wildcard,
+                    &name.name,
+                    "wildcard: only DNS validation can prove it, and none is configured",
+                ));
             } else if name.certifiable {
                 site.names.push(name.name.clone());
             } else {
-                site.left_out.push(LeftOut {
-                    name: name.name.clone(),
-                    reason: name.reason.clone().unwrap_or_default(),
-                });
+                site.left_out.push(LeftOut::new(
+                    LeftOutKind::NotCertifiable,
+                    &name.name,
+                    name.reason.clone().unwrap_or_default(),
+                ));
             }
         }
         let verdict = &found.assessments[i];
@@ -121,7 +156,7 @@ pub fn group(found: &Discovery) -> Vec<Site> {
             .or_else(|| {
                 site.left_out
                     .iter()
-                    .find(|l| l.reason.starts_with("wildcard"))
+                    .find(|l| l.kind == LeftOutKind::Wildcard)
                     .or(site.left_out.first())
                     .map(|l| &l.name)
             })

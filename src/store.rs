@@ -179,8 +179,7 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("could not flush the directory {}", dir.display()))
 }
 
-/// The lock file's name inside the state directory.
-pub const LOCK_FILE: &str = "lock";
+pub use crate::paths::LOCK_FILE;
 
 /// Creates the state directory (mode 0711, design §3.4) when it does not exist yet. An existing
 /// directory keeps the mode it has.
@@ -239,7 +238,7 @@ impl From<LockError> for Failure {
 impl RunLock {
     /// Takes the lock without waiting, creating the state directory and lock file when missing.
     pub fn acquire(state_dir: &Path) -> Result<RunLock, LockError> {
-        let path = state_dir.join(LOCK_FILE);
+        let path = crate::paths::lock(state_dir);
         let io = |reason: String| LockError::Io {
             path: path.clone(),
             reason,
@@ -311,12 +310,68 @@ pub struct Manifest {
     pub id: String,
     /// When it began, RFC 3339 UTC.
     pub created: String,
-    /// What the run was doing, for `history` (e.g. `auto: shop.example.com`).
+    /// What the run was doing, for `history` (e.g. `install: shop.example.com`).
     pub label: String,
+    /// What the run was doing, for the code (absent in manifests written before it was
+    /// recorded, and for transactions begun with a label only: see [`Manifest::kind`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<TxnKind>,
     /// Where it stands.
     pub state: TxnState,
     /// Every file backed up, in the order they were.
     pub entries: Vec<BackupEntry>,
+}
+
+/// What a transaction is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TxnKind {
+    /// Installing (or renewing) the certificates of these sites.
+    Install {
+        /// The sites, in the order installed.
+        sites: Vec<String>,
+    },
+    /// A run's temporary validation locations (always undone by the run that made them).
+    Validation,
+    /// Undoing another transaction.
+    Rollback {
+        /// The transaction undone.
+        of: String,
+    },
+    /// Anything else.
+    Other,
+}
+
+impl TxnKind {
+    /// The `history` label of a transaction of this kind.
+    pub fn label(&self) -> String {
+        match self {
+            TxnKind::Install { sites } => format!("install: {}", sites.join(", ")),
+            TxnKind::Validation => "dcv: temporary validation locations".into(),
+            TxnKind::Rollback { of } => format!("rollback: {of}"),
+            TxnKind::Other => "other".into(),
+        }
+    }
+}
+
+impl Manifest {
+    /// What the transaction is for. Manifests written before the kind was recorded are read
+    /// from their label, which [`TxnKind::label`] has always written the same way.
+    pub fn kind(&self) -> TxnKind {
+        if let Some(kind) = &self.kind {
+            return kind.clone();
+        }
+        if let Some(list) = self.label.strip_prefix("install: ") {
+            let sites = list.split(", ").map(str::to_string).collect();
+            TxnKind::Install { sites }
+        } else if let Some(of) = self.label.strip_prefix("rollback: ") {
+            TxnKind::Rollback { of: of.to_string() }
+        } else if self.label == TxnKind::Validation.label() {
+            TxnKind::Validation
+        } else {
+            TxnKind::Other
+        }
+    }
 }
 
 /// Why a transaction step failed.
@@ -395,9 +450,23 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Starts a transaction: creates `<state-dir>/backups/<id>/` (0700) and writes its manifest.
+    /// Starts a transaction of `kind`: creates `<state-dir>/backups/<id>/` (0700) and writes its
+    /// manifest, labelled for `history` as the kind says.
+    pub fn begin_kind(state_dir: &Path, kind: TxnKind) -> Result<Transaction, TxnError> {
+        Self::begin_with(state_dir, &kind.label(), Some(kind))
+    }
+
+    /// Starts a transaction with a free-form label (its kind read from the label).
     pub fn begin(state_dir: &Path, label: &str) -> Result<Transaction, TxnError> {
-        let backups = state_dir.join("backups");
+        Self::begin_with(state_dir, label, None)
+    }
+
+    fn begin_with(
+        state_dir: &Path,
+        label: &str,
+        kind: Option<TxnKind>,
+    ) -> Result<Transaction, TxnError> {
+        let backups = crate::paths::backups_dir(state_dir);
         let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
             action,
             path: path.to_path_buf(),
@@ -450,6 +519,7 @@ impl Transaction {
             id,
             created,
             label: label.to_string(),
+            kind,
             state: TxnState::Open,
             entries: Vec::new(),
         };
@@ -460,23 +530,23 @@ impl Transaction {
 
     /// Opens an existing transaction by id (e.g. one a crashed run left open).
     pub fn open(state_dir: &Path, id: &str) -> Result<Transaction, TxnError> {
-        let backups = state_dir.join("backups");
+        let backups = crate::paths::backups_dir(state_dir);
         let valid = !id.is_empty() && !id.starts_with('.') && !id.contains('/');
         let dir = backups.join(id);
-        if !valid || !dir.join("manifest.json").is_file() {
+        if !valid || !dir.join(crate::paths::MANIFEST).is_file() {
             return Err(TxnError::NotFound {
                 id: id.to_string(),
                 dir: backups,
             });
         }
-        let manifest = read_manifest(&dir.join("manifest.json"))?;
+        let manifest = read_manifest(&dir.join(crate::paths::MANIFEST))?;
         Ok(Transaction { dir, manifest })
     }
 
     /// Every transaction's manifest, oldest first. Directories without a manifest (a `begin`
     /// that died before writing it) are skipped; an unreadable manifest is an error.
     pub fn list(state_dir: &Path) -> Result<Vec<Manifest>, TxnError> {
-        let backups = state_dir.join("backups");
+        let backups = crate::paths::backups_dir(state_dir);
         let entries = match fs::read_dir(&backups) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -495,7 +565,7 @@ impl Transaction {
                 path: backups.clone(),
                 reason: e.to_string(),
             })?;
-            let path = entry.path().join("manifest.json");
+            let path = entry.path().join(crate::paths::MANIFEST);
             if path.is_file() {
                 manifests.push(read_manifest(&path)?);
             }
@@ -563,9 +633,9 @@ impl Transaction {
             Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
             Ok(meta) => {
                 let bytes = fs::read(&target).map_err(|e| io("read", &target, &e))?;
-                let files = self.dir.join("files");
+                let files = self.dir.join(crate::paths::BACKUP_FILES);
                 ensure_dir(&files, 0o700).map_err(|e| io("create", &files, &e))?;
-                let copy = PathBuf::from("files").join(index.to_string());
+                let copy = PathBuf::from(crate::paths::BACKUP_FILES).join(index.to_string());
                 let copy_path = self.dir.join(&copy);
                 write_atomic(&copy_path, &bytes, 0o600)
                     .map_err(|e| io("back up", &copy_path, &e))?;
@@ -630,7 +700,7 @@ impl Transaction {
     }
 
     fn save(&self) -> Result<(), TxnError> {
-        let path = self.dir.join("manifest.json");
+        let path = self.dir.join(crate::paths::MANIFEST);
         let manifest_error = |reason: String| TxnError::Manifest {
             path: path.clone(),
             reason,
@@ -672,7 +742,7 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
     }
     let (Some(copy), Some(mode)) = (&entry.copy, entry.mode) else {
         return Err(TxnError::Manifest {
-            path: dir.join("manifest.json"),
+            path: dir.join(crate::paths::MANIFEST),
             reason: format!("the entry for {} has no copy or mode", entry.path.display()),
         });
     };
@@ -1065,5 +1135,32 @@ mod tests {
         let meta = fs::metadata(&t.plain).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn a_transaction_kind_is_recorded_and_read_back_from_old_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let sites = vec!["a.test".to_string(), "b.test".to_string()];
+        let install = TxnKind::Install {
+            sites: sites.clone(),
+        };
+        let txn = Transaction::begin_kind(dir.path(), install.clone()).unwrap();
+        assert_eq!(txn.manifest().label, "install: a.test, b.test");
+        let listed = Transaction::list(dir.path()).unwrap();
+        assert_eq!(listed[0].kind, Some(install.clone()));
+        let mut old = listed[0].clone();
+        old.kind = None;
+        assert_eq!(old.kind(), install);
+        old.label = "dcv: temporary validation locations".into();
+        assert_eq!(old.kind(), TxnKind::Validation);
+        old.label = "rollback: 20240101T000000Z-1".into();
+        assert_eq!(
+            old.kind(),
+            TxnKind::Rollback {
+                of: "20240101T000000Z-1".into()
+            }
+        );
+        old.label = "auto: shop.test".into();
+        assert_eq!(old.kind(), TxnKind::Other);
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use enc365_nginx::ca::enc365::{CertStatus, ClientOptions, CreateRequest, Enc365};
-use enc365_nginx::ca::{CaError, CertificateAuthority, OrderId, OrderRequest, OrderState};
+use enc365_nginx::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest, OrderState};
 use enc365_nginx::config::Credentials;
 use enc365_nginx::keys::{self, KeyType};
 use enc365_nginx::secret::Secret;
@@ -685,29 +685,34 @@ async fn the_trait_places_an_order_through_the_same_wire_calls() {
     let s = setup().await;
     let made = keys::generate(KeyType::Rsa2048, &["q.example.com".to_string()]).expect("csr");
     let ca: &dyn CertificateAuthority = &s.client;
-    let order = ca
-        .place_order(&OrderRequest {
+    let created = ca
+        .create(&OrderRequest {
             product: "100".into(),
             names: vec!["q.example.com".into()],
             csr_pem: made.csr_pem,
             period: None,
             renews: None,
             existing_id: None,
+            methods: Default::default(),
         })
         .await
         .expect("order");
+    let Created::Placed(order) = created else {
+        panic!("Encryption365 places the order in one call: {created:?}");
+    };
     assert_eq!(order.validations.len(), 1);
     ca.request_validation(&order.id).await.expect("challenge");
     let e = ca.cancel(&order.id).await.expect_err("no cancel");
     assert!(matches!(e, CaError::Unsupported(_)));
     let e = ca
-        .place_order(&OrderRequest {
+        .create(&OrderRequest {
             product: "free".into(),
             names: vec!["q.example.com".into()],
             csr_pem: String::new(),
             period: None,
             renews: None,
             existing_id: None,
+            methods: Default::default(),
         })
         .await
         .expect_err("bad pid");

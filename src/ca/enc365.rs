@@ -716,7 +716,7 @@ impl CertOrder {
                 let mut challenges = Vec::new();
                 if let (Some(file_name), Some(content)) = (&d.http_filename, &d.http_filecontent) {
                     challenges.push(Challenge::HttpFile {
-                        file_name: file_name.clone(),
+                        path: format!("{}{file_name}", super::PKI_VALIDATION),
                         content: content.clone(),
                     });
                 }
@@ -773,10 +773,10 @@ impl CertificateAuthority for Enc365 {
         }
     }
 
-    fn place_order<'a>(
+    fn create<'a>(
         &'a self,
         request: &'a OrderRequest,
-    ) -> BoxFuture<'a, Result<Order, CaError>> {
+    ) -> BoxFuture<'a, Result<super::Created, CaError>> {
         Box::pin(async move {
             let pid = request.product.trim().parse::<u64>().map_err(|_| {
                 CaError::Invalid(format!(
@@ -785,16 +785,19 @@ impl CertificateAuthority for Enc365 {
                 ))
             })?;
             let renew_of = request.renews.as_ref().map(parse_id).transpose()?;
-            let order = self
-                .create(&CreateRequest {
+            let order = Enc365::create(
+                self,
+                &CreateRequest {
                     pid,
                     csr_pem: request.csr_pem.clone(),
                     domains: request.names.clone(),
                     period: request.period.clone(),
                     renew_of,
-                })
-                .await?;
-            Ok(order.to_order())
+                },
+            )
+            .await?;
+            // One call places the order: there is no commit step.
+            Ok(super::Created::Placed(order.to_order()))
         })
     }
 
@@ -804,6 +807,18 @@ impl CertificateAuthority for Enc365 {
         names: &'a [String],
     ) -> BoxFuture<'a, Result<Order, CaError>> {
         Box::pin(async move { Ok(self.details_for(parse_id(id)?, names).await?.to_order()) })
+    }
+
+    /// providers.md §1.9: at most one `/cert/details` per 30 s per order (backing off to 2 min),
+    /// one `/cert/challenge` per run; dnomd343 gives up after 30 minutes.
+    fn poll_policy(&self) -> super::PollPolicy {
+        super::PollPolicy {
+            interval: std::time::Duration::from_secs(30),
+            backoff: 1.5,
+            max_backoff: 4.0,
+            timeout: std::time::Duration::from_secs(1800),
+            rechecks_per_run: 1,
+        }
     }
 
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {

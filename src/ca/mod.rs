@@ -2,8 +2,9 @@
 //! exchange with the rest of the tool.
 //!
 //! The trait fits all three providers of providers.md: Encryption365 creates an order in one call and
-//! has an explicit re-check ([`CertificateAuthority::request_validation`]); HowSSL creates then commits
-//! (both inside [`CertificateAuthority::place_order`]) and can cancel; Huawei SCM *applies* to a
+//! has an explicit re-check ([`CertificateAuthority::request_validation`]); HowSSL creates a draft
+//! then commits it ([`CertificateAuthority::create`] answers [`Created::Draft`], then
+//! [`CertificateAuthority::commit`]; the caller saves each step's id before the next) and can cancel; Huawei SCM *applies* to a
 //! certificate the user already bought ([`OrderRequest::existing_id`]), has no re-check call (poll
 //! only, [`Capabilities::explicit_recheck`] false) and often validates by DNS. What the CA wants
 //! published for each name is a list of [`Challenge`]s; where an order stands is an [`OrderState`].
@@ -24,9 +25,11 @@ pub mod factory;
 pub mod http;
 pub mod pem;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,16 +63,38 @@ pub struct OrderRequest {
     pub renews: Option<OrderId>,
     /// The already-bought certificate to apply to (Huawei SCM), if the provider needs one.
     pub existing_id: Option<OrderId>,
+    /// How each name will be proven; a name not listed is proven by HTTP file.
+    pub methods: BTreeMap<String, ValidationMethod>,
+}
+
+impl OrderRequest {
+    /// How `name` will be proven.
+    pub fn method(&self, name: &str) -> ValidationMethod {
+        self.methods.get(name).copied().unwrap_or_default()
+    }
+}
+
+/// How a name is proven to the CA.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValidationMethod {
+    /// A file served over plain HTTP ([`Challenge::HttpFile`]).
+    #[default]
+    HttpFile,
+    /// A DNS record ([`Challenge::DnsRecord`]).
+    Dns,
 }
 
 /// One way to prove control of a name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Challenge {
-    /// Serve `content` at `http://<name>/.well-known/pki-validation/<file_name>`.
+    /// Serve `content` at `http://<name><path>`.
     HttpFile {
-        /// The file name: only `[A-Za-z0-9._-]`, never `..`, never empty.
-        file_name: String,
+        /// The URL path, as the provider says: `/.well-known/pki-validation/<file>`
+        /// (Encryption365, HowSSL, Huawei SCM) or `/.well-known/acme-challenge/<token>` (ACME).
+        /// Its last segment is a safe file name ([`is_safe_file_name`]).
+        path: String,
         /// The exact bytes to serve (no trailing newline added).
         content: String,
     },
@@ -84,16 +109,52 @@ pub enum Challenge {
     },
 }
 
+impl fmt::Display for ValidationMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValidationMethod::HttpFile => "HTTP file",
+            ValidationMethod::Dns => "DNS",
+        })
+    }
+}
+
+/// The URL directory of the CA/B Forum "agreed-upon change to website" method, where
+/// Encryption365, HowSSL and Huawei SCM want their files.
+pub const PKI_VALIDATION: &str = "/.well-known/pki-validation/";
+
 impl Challenge {
-    /// The URL path of an HTTP file challenge (`/.well-known/pki-validation/<file>`), else `None`.
+    /// The URL path of an HTTP file challenge, else `None`.
     pub fn http_path(&self) -> Option<String> {
         match self {
-            Challenge::HttpFile { file_name, .. } => {
-                Some(format!("/.well-known/pki-validation/{file_name}"))
-            }
+            Challenge::HttpFile { path, .. } => Some(path.clone()),
             Challenge::DnsRecord { .. } => None,
         }
     }
+
+    /// How this challenge proves a name.
+    pub fn method(&self) -> ValidationMethod {
+        match self {
+            Challenge::HttpFile { .. } => ValidationMethod::HttpFile,
+            Challenge::DnsRecord { .. } => ValidationMethod::Dns,
+        }
+    }
+}
+
+/// How often to ask a provider where an order stands, and how often to ask it to re-check.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PollPolicy {
+    /// The first wait between status polls (`--poll-interval` overrides it).
+    pub interval: Duration,
+    /// Each wait is the last one times this, …
+    pub backoff: f64,
+    /// … up to `interval` times this.
+    pub max_backoff: f64,
+    /// How long a run waits for issuance before it leaves the order for the next run
+    /// (`--timeout` overrides it).
+    pub timeout: Duration,
+    /// How many times a run asks the CA to re-check an order's validation (0 for a CA that only
+    /// polls, such as Huawei SCM).
+    pub rechecks_per_run: u32,
 }
 
 /// What the CA wants for one name, and whether it already counts the name as validated.
@@ -152,6 +213,16 @@ pub struct Order {
     pub state: OrderState,
     /// What to publish, per name (empty when the CA did not say, e.g. once issued).
     pub validations: Vec<NameValidation>,
+}
+
+/// What [`CertificateAuthority::create`] answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// The order exists: there is no commit step (Encryption365).
+    Placed(Order),
+    /// The CA holds a draft under this id; [`CertificateAuthority::commit`] places it (HowSSL
+    /// `check_id`).
+    Draft(OrderId),
 }
 
 /// What a provider can do beyond ordering and polling.
@@ -219,11 +290,28 @@ pub trait CertificateAuthority: Send + Sync {
     /// What this provider supports.
     fn capabilities(&self) -> Capabilities;
 
-    /// Places an order (never retried: a lost answer may still have created it).
-    fn place_order<'a>(
+    /// The first step of an order: asks the CA to create it (never retried: a lost answer may
+    /// still have created it). Either the order exists now ([`Created::Placed`], Encryption365)
+    /// or the CA holds a draft that [`CertificateAuthority::commit`] places ([`Created::Draft`],
+    /// HowSSL `createOrder` → `check_id`). The caller saves the answer before the next step.
+    fn create<'a>(&'a self, request: &'a OrderRequest) -> BoxFuture<'a, Result<Created, CaError>>;
+
+    /// The second step, for providers whose [`CertificateAuthority::create`] answers a draft:
+    /// places it (HowSSL `commitOrder` → `order_id`, which debits the balance; never retried).
+    /// Providers without a commit step keep this default, which refuses.
+    fn commit<'a>(
         &'a self,
-        request: &'a OrderRequest,
-    ) -> BoxFuture<'a, Result<Order, CaError>>;
+        draft: &'a OrderId,
+        _request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<Order, CaError>> {
+        Box::pin(async move {
+            Err(CaError::Unsupported(format!(
+                "{} has no commit step (draft {draft}); move the order record away and order \
+                 again",
+                self.name()
+            )))
+        })
+    }
 
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever
@@ -233,6 +321,9 @@ pub trait CertificateAuthority: Send + Sync {
         id: &'a OrderId,
         names: &'a [String],
     ) -> BoxFuture<'a, Result<Order, CaError>>;
+
+    /// How to poll this provider (interval, back-off, re-checks), from its documented limits.
+    fn poll_policy(&self) -> PollPolicy;
 
     /// Asks the CA to check the published validation now (a no-op success for poll-only CAs).
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;

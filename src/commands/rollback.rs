@@ -22,7 +22,7 @@ use crate::commands::Context;
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::lifecycle::Lineage;
 use crate::nginx::control::{ReloadMethod, master_pid, parse_reload_command};
-use crate::store::{Manifest, RunLock, Transaction, TxnState};
+use crate::store::{Manifest, RunLock, Transaction, TxnKind, TxnState};
 
 /// One transaction in `history --json`.
 #[derive(Debug, Clone, Serialize)]
@@ -104,7 +104,7 @@ fn default_target(manifests: &[Manifest]) -> Option<&Manifest> {
     manifests
         .iter()
         .rev()
-        .find(|m| m.state == TxnState::Committed && m.label.starts_with("install:"))
+        .find(|m| m.state == TxnState::Committed && matches!(m.kind(), TxnKind::Install { .. }))
 }
 
 /// Runs `rollback`.
@@ -115,26 +115,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let config_dir = ctx.config_dir();
     let _lock = RunLock::acquire(&state_dir)?;
     let manifests = Transaction::list(&state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
-    let target = match &args.txn {
-        Some(id) => manifests.iter().find(|m| &m.id == id).ok_or_else(|| {
-            Failure::usage(anyhow!(
-                "there is no transaction {id:?}; `enc365-nginx history` lists them"
-            ))
-        })?,
-        None => default_target(&manifests).ok_or_else(|| {
-            Failure::usage(anyhow!(
-                "there is no committed install to roll back; `enc365-nginx history` lists the \
-                 transactions, and `rollback ID` takes any of them"
-            ))
-        })?,
-    };
-    if target.state != TxnState::Committed {
-        return Err(Failure::usage(anyhow!(
-            "transaction {} is {:?}, not committed: its files are already as they were before it",
-            target.id,
-            target.state
-        )));
-    }
+    let target = pick_target(args, &manifests)?;
 
     let paths = ctx.nginx_paths()?;
     let nginx = ctx.nginx_binary();
@@ -143,8 +124,9 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let reload = ReloadMethod::detect(Some(&reload_argv), &pid_file);
 
     let fail = |e: &dyn std::fmt::Display| Failure::failed(anyhow!("{e}"));
-    let mut undo = Transaction::begin(&state_dir, &format!("rollback: {}", target.id))
-        .map_err(|e| fail(&e))?;
+    let of = target.id.clone();
+    let mut undo =
+        Transaction::begin_kind(&state_dir, TxnKind::Rollback { of }).map_err(|e| fail(&e))?;
     for e in &target.entries {
         undo.backup(&e.path).map_err(|e| fail(&e))?;
     }
@@ -185,12 +167,53 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
             })?;
     }
     undo.commit().map_err(|e| fail(&e))?;
-    let sites = follow_lineages(&state_dir, &config_dir, &target.label);
+    let sites = follow_lineages(&state_dir, &config_dir, &target.kind());
 
+    print_result(ctx, target, undo.id(), &changed, running, &sites)
+}
+
+/// The transaction `rollback` undoes: the one named, else the newest committed install; it must
+/// be committed.
+fn pick_target<'m>(
+    args: &RollbackArgs,
+    manifests: &'m [Manifest],
+) -> Result<&'m Manifest, Failure> {
+    let target = match &args.txn {
+        Some(id) => manifests.iter().find(|m| &m.id == id).ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "there is no transaction {id:?}; `enc365-nginx history` lists them"
+            ))
+        })?,
+        None => default_target(manifests).ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "there is no committed install to roll back; `enc365-nginx history` lists the \
+                 transactions, and `rollback ID` takes any of them"
+            ))
+        })?,
+    };
+    if target.state != TxnState::Committed {
+        return Err(Failure::usage(anyhow!(
+            "transaction {} is {:?}, not committed: its files are already as they were before it",
+            target.id,
+            target.state
+        )));
+    }
+    Ok(target)
+}
+
+/// Prints what the rollback did (or the `--json` document).
+fn print_result(
+    ctx: &Context,
+    target: &Manifest,
+    undo: &str,
+    changed: &[std::path::PathBuf],
+    running: bool,
+    sites: &[String],
+) -> CommandResult {
     if ctx.global.json {
         let doc = serde_json::json!({
             "rolled_back": target.id,
-            "undo": undo.id(),
+            "undo": undo,
             "files": changed,
             "reloaded": running,
             "sites": sites,
@@ -207,25 +230,25 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
             changed.len(),
             if running { ", nginx reloaded" } else { "" }
         );
-        for path in &changed {
+        for path in changed {
             println!("    {}", path.display());
         }
-        for s in &sites {
+        for s in sites {
             println!("  {s}");
         }
-        println!("To undo this rollback: enc365-nginx rollback {}", undo.id());
+        println!("To undo this rollback: enc365-nginx rollback {undo}");
     }
     Ok(ExitStatus::Success)
 }
 
-/// Brings the lineages of the sites named in an `install: a, b` label in line with the live
+/// Brings the lineages of the sites an install transaction installed in line with the live
 /// files now on disk; returns one line per site changed.
-fn follow_lineages(state_dir: &Path, config_dir: &Path, label: &str) -> Vec<String> {
-    let Some(list) = label.strip_prefix("install: ") else {
+fn follow_lineages(state_dir: &Path, config_dir: &Path, kind: &TxnKind) -> Vec<String> {
+    let TxnKind::Install { sites } = kind else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for site in list.split(", ") {
+    for site in sites.iter().map(String::as_str) {
         let Ok(Some(lineage)) = Lineage::load(state_dir, site) else {
             continue;
         };

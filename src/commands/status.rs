@@ -20,7 +20,10 @@ use crate::site;
 pub struct PendingOrder {
     /// The CA's order id (none while the CA's answer is not saved).
     pub order_id: Option<String>,
-    /// `creating`, `pending` or `issued`.
+    /// The draft a two-step provider's first step created (HowSSL `check_id`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<String>,
+    /// `creating`, `created` (a draft to commit), `committing`, `pending` or `issued`.
     pub state: RecordState,
     /// The names ordered.
     pub names: Vec<String>,
@@ -89,96 +92,40 @@ pub fn run(ctx: &Context) -> CommandResult {
         Ok(f) => (site::group(f), None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
-
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for lineage in &lineages {
         let live = lifecycle::live_summary(&config_dir, &lineage.site);
-        let site = found
-            .as_ref()
-            .ok()
-            .and_then(|f| lifecycle::site_of(&lineage.site, &sites, f, &config_dir));
-        let (config, detail, due) = match (&found, &site) {
-            (Err(_), _) => ("unknown", nginx_error.clone(), None),
-            (Ok(_), None) => (
-                "missing",
-                Some("no server block carries this site any more".to_string()),
-                None,
-            ),
-            (Ok(f), Some(s)) => {
-                let drift = lifecycle::config_points_at_live(f, s, &config_dir);
-                let due = match lifecycle::verdict(lineage, s, live.as_ref(), now, 30, false) {
-                    Verdict::Due(why) => Some(why),
-                    Verdict::Fine(_) => None,
-                };
-                (
-                    if drift.is_some() { "regenerated" } else { "ok" },
-                    drift,
-                    due,
-                )
-            }
+        let (config, detail, due) = match &found {
+            Err(_) => ("unknown", nginx_error.clone(), None),
+            Ok(f) => config_state(f, &sites, &config_dir, lineage, live.as_ref(), now),
         };
         let (cert, _) = install::live_paths(&config_dir, &lineage.site);
         let not_after = live.as_ref().map_or(lineage.not_after, |l| l.not_after);
-        entries.insert(
-            lineage.site.clone(),
-            Entry {
-                site: lineage.site.clone(),
-                names: lineage.names.clone(),
-                provider: lineage.provider.clone(),
-                order_id: lineage.order_id.clone(),
-                state: if lineage.revoked_at.is_some() {
-                    "revoked".into()
-                } else {
-                    "installed".into()
-                },
-                not_after: Some(rfc3339(not_after)),
-                days_left: Some((not_after - now).div_euclid(86_400)),
-                cert_path: Some(cert.display().to_string()),
-                config: config.into(),
-                config_detail: detail,
-                due,
-                pending_order: None,
-                last_run: last.get(&lineage.site).cloned(),
-            },
-        );
+        let state = if lineage.revoked_at.is_some() {
+            "revoked"
+        } else {
+            "installed"
+        };
+        let entry = Entry {
+            site: lineage.site.clone(),
+            names: lineage.names.clone(),
+            provider: lineage.provider.clone(),
+            order_id: lineage.order_id.clone(),
+            state: state.into(),
+            not_after: Some(rfc3339(not_after)),
+            days_left: Some((not_after - now).div_euclid(86_400)),
+            cert_path: Some(cert.display().to_string()),
+            config: config.into(),
+            config_detail: detail,
+            due,
+            pending_order: None,
+            last_run: last.get(&lineage.site).cloned(),
+        };
+        entries.insert(lineage.site.clone(), entry);
     }
     for record in records.iter().filter(|r| r.state != RecordState::Installed) {
-        let pending = PendingOrder {
-            order_id: record.order_id.clone(),
-            state: record.state,
-            names: record.names.clone(),
-            renews: record.renews.clone(),
-            last_error: record.last_error.clone(),
-        };
-        match entries.get_mut(&record.site) {
-            Some(entry) => entry.pending_order = Some(pending),
-            None => {
-                let state = serde_json::to_value(record.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                entries.insert(
-                    record.site.clone(),
-                    Entry {
-                        site: record.site.clone(),
-                        names: record.names.clone(),
-                        provider: record.provider.clone(),
-                        order_id: record.order_id.clone(),
-                        state,
-                        not_after: None,
-                        days_left: None,
-                        cert_path: None,
-                        config: "n/a".into(),
-                        config_detail: None,
-                        due: None,
-                        pending_order: Some(pending),
-                        last_run: last.get(&record.site).cloned(),
-                    },
-                );
-            }
-        }
+        add_pending(&mut entries, record, &last);
     }
-
     let doc = StatusJson {
         certificates: entries.into_values().collect(),
         nginx_error,
@@ -192,6 +139,69 @@ pub fn run(ctx: &Context) -> CommandResult {
     }
     print!("{}", table(&doc));
     Ok(ExitStatus::Success)
+}
+
+/// A managed site's configuration state (`ok`, `regenerated`, `missing`), why, and why it is
+/// due, if it is.
+fn config_state(
+    found: &crate::discovery::Discovery,
+    sites: &[site::Site],
+    config_dir: &std::path::Path,
+    lineage: &Lineage,
+    live: Option<&crate::tlsinfo::CertSummary>,
+    now: i64,
+) -> (&'static str, Option<String>, Option<String>) {
+    let Some(s) = lifecycle::site_of(&lineage.site, sites, found, config_dir) else {
+        let why = "no server block carries this site any more";
+        return ("missing", Some(why.to_string()), None);
+    };
+    let drift = lifecycle::config_points_at_live(found, &s, config_dir);
+    let due = match lifecycle::verdict(lineage, &s, live, now, 30, false) {
+        Verdict::Due(why) => Some(why),
+        Verdict::Fine(_) => None,
+    };
+    let state = if drift.is_some() { "regenerated" } else { "ok" };
+    (state, drift, due)
+}
+
+/// Adds an order in flight: to its site's entry, or as an entry of its own.
+fn add_pending(
+    entries: &mut BTreeMap<String, Entry>,
+    record: &OrderRecord,
+    last: &BTreeMap<String, LastRun>,
+) {
+    let pending = PendingOrder {
+        order_id: record.order_id.clone(),
+        draft_id: record.draft_id.clone(),
+        state: record.state,
+        names: record.names.clone(),
+        renews: record.renews.clone(),
+        last_error: record.last_error.clone(),
+    };
+    if let Some(entry) = entries.get_mut(&record.site) {
+        entry.pending_order = Some(pending);
+        return;
+    }
+    let state = serde_json::to_value(record.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let entry = Entry {
+        site: record.site.clone(),
+        names: record.names.clone(),
+        provider: record.provider.clone(),
+        order_id: record.order_id.clone(),
+        state,
+        not_after: None,
+        days_left: None,
+        cert_path: None,
+        config: "n/a".into(),
+        config_detail: None,
+        due: None,
+        pending_order: Some(pending),
+        last_run: last.get(&record.site).cloned(),
+    };
+    entries.insert(record.site.clone(), entry);
 }
 
 /// The human table.

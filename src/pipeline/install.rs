@@ -1,0 +1,181 @@
+//! Installing: every issued certificate (and every reinstall of our existing one) in one
+//! transaction with one reload, proven by handshake ([`crate::install::install_batch`]); then the
+//! order records, lineages and results are updated and the user's hooks run (pre before, one
+//! deploy per certificate, post after).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow};
+
+use super::Run;
+use crate::hooks::HookKind;
+use crate::install::{self, Issued};
+use crate::lifecycle;
+use crate::orders::{OrderRecord, RecordState};
+use crate::site::Site;
+
+/// Installs what is ready: `reinstall` sites get their live certificate back, `issued` orders
+/// theirs. `wanted` is, per site, the names it wants (for the lineage).
+pub fn run(
+    run: &mut Run,
+    reinstall: &[Site],
+    issued: &[(Site, OrderRecord)],
+    wanted: &BTreeMap<String, Vec<String>>,
+) {
+    let mut batch = reinstalls(run, reinstall);
+    batch.extend(issued_batch(run, issued));
+    if batch.is_empty() {
+        if run.report.reloads > 0 {
+            // Take the temporary validation locations out of the running nginx.
+            let _ = run.reload();
+        }
+        return;
+    }
+    run.say(format!("Installing {} certificate(s) …", batch.len()));
+    run_hook(run, HookKind::Pre, None, &[]);
+    let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
+    run.report.reloads += 1;
+    match outcome {
+        Ok(_txn) => {
+            for item in &batch {
+                installed(run, item, wanted);
+            }
+            hooks_after(run, &batch);
+        }
+        Err(e) => {
+            for item in &batch {
+                run.fail(&item.site, format!("{e:#}"));
+            }
+            run_hook(run, HookKind::Post, None, &[]);
+        }
+    }
+}
+
+/// Our existing certificates for the sites whose configuration lost them.
+fn reinstalls(run: &mut Run, sites: &[Site]) -> Vec<Issued> {
+    let mut batch = Vec::new();
+    for site in sites {
+        let live = lifecycle::Lineage::load(&run.state_dir, &site.name)
+            .and_then(|l| l.ok_or_else(|| anyhow!("{}: no managed certificate", site.name)))
+            .and_then(|l| lifecycle::live_issued(&run.env.config_dir, &l));
+        match live {
+            Ok(item) => {
+                run.say(format!(
+                    "  {}: the configuration no longer serves our certificate; putting it back",
+                    site.name
+                ));
+                run.result(&site.name).reinstalled = true;
+                batch.push(item);
+            }
+            Err(e) => run.fail(&site.name, format!("{e:#}")),
+        }
+    }
+    batch
+}
+
+/// The issued certificates with their pending keys.
+fn issued_batch(run: &mut Run, issued: &[(Site, OrderRecord)]) -> Vec<Issued> {
+    let mut batch = Vec::new();
+    for (site, record) in issued {
+        let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &site.name))
+            .with_context(|| format!("{}: the pending private key is missing", site.name));
+        match (key, &record.fullchain_pem) {
+            (Ok(key_pem), Some(chain)) => batch.push(Issued {
+                site: site.name.clone(),
+                names: record.names.clone(),
+                fullchain_pem: chain.clone(),
+                key_pem,
+            }),
+            (Err(e), _) => run.fail(&site.name, format!("{e:#}")),
+            (_, None) => run.fail(
+                &site.name,
+                "the record says issued but holds no certificate",
+            ),
+        }
+    }
+    batch
+}
+
+/// Records one proven install: the order record, the lineage, the site's result.
+fn installed(run: &mut Run, item: &Issued, wanted: &BTreeMap<String, Vec<String>>) {
+    let now = run.ctx.now();
+    if let Ok(Some(mut record)) = OrderRecord::load(&run.state_dir, &item.site) {
+        record.state = RecordState::Installed;
+        record.last_error = None;
+        let _ = record.save(&run.state_dir);
+    }
+    let names = wanted.get(&item.site).cloned().unwrap_or_default();
+    if let Err(e) = lifecycle::note_installed(&run.state_dir, item, &names, now) {
+        run.say(format!(
+            "  {}: could not record the install: {e:#}",
+            item.site
+        ));
+    }
+    let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+    let not_after = crate::tlsinfo::summarize_pem(item.fullchain_pem.as_bytes())
+        .ok()
+        .map(|s| rfc3339(s.not_after));
+    let result = run.result(&item.site);
+    result.names_issued = item.names.clone();
+    result.cert_path = Some(cert.display().to_string());
+    result.not_after = not_after;
+    run.say(format!(
+        "  {}: HTTPS verified for {}",
+        item.site,
+        item.names.join(", ")
+    ));
+}
+
+/// Unix seconds as RFC 3339 (empty when out of range).
+fn rfc3339(at: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(at)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The deploy hook per certificate, then the post hook with every live directory.
+fn hooks_after(run: &mut Run, batch: &[Issued]) {
+    for item in batch {
+        let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+        let live_dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
+        let env = crate::hooks::deploy_env(&live_dir, &item.names);
+        run_hook(run, HookKind::Deploy, Some(&item.site), &env);
+    }
+    let lineages: Vec<String> = batch
+        .iter()
+        .filter_map(|item| {
+            let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+            cert.parent().map(|d| d.display().to_string())
+        })
+        .collect();
+    run_hook(
+        run,
+        HookKind::Post,
+        None,
+        &[("ENC365_LINEAGES", lineages.join(" "))],
+    );
+}
+
+/// Runs one of the configured hooks (if set), reporting a failure on stderr and in `--json`. The
+/// post hook runs only when the pre hook ran (or none is configured).
+fn run_hook(run: &mut Run, hook: HookKind, site: Option<&str>, env: &[(&str, String)]) {
+    let Some(command) = run.hooks.command(hook).map(str::to_string) else {
+        return;
+    };
+    if hook == HookKind::Post
+        && !run.report.hook_runs.iter().any(|h| h.hook == HookKind::Pre)
+        && run.hooks.pre.is_some()
+    {
+        return;
+    }
+    let outcome = crate::hooks::run(hook, site, &command, env);
+    if let Some(error) = &outcome.error {
+        run.say(format!("  {error}"));
+    }
+    run.report.hook_runs.push(outcome);
+}

@@ -1,0 +1,217 @@
+//! The order pipeline every ordering command shares (`auto`, `plan`, `renew`, `reissue`): from a
+//! selection of sites to verified HTTPS, each stage a small module with a typed result.
+//!
+//! 1. [`prepare`]: lock, restore what a killed run left open, read the nginx configuration and
+//!    check `nginx -t` passes before anything is touched;
+//! 2. [`select`]: which sites, and what to do with each ([`crate::lifecycle::Planned`]);
+//! 3. [`preflight`]: each name resolves in DNS and a probe file published the way the validation
+//!    file will be is really served by this nginx for that Host;
+//! 4. [`order`]: key + CSR, the order placed in persisted steps (the record is saved before each
+//!    CA call and after each answer), or resumed;
+//! 5. [`validate`]: publish what the CA asks for, check it is served, ask the CA to check, poll
+//!    by the provider's policy;
+//! 6. [`install`]: every issued certificate in one transaction with one reload, proven by
+//!    handshake, with the user's hooks;
+//! 7. [`report`]: one reporter for the human lines and the `--json` document.
+//!
+//! At most two reloads per run: one when temporary validation locations are needed, one for the
+//! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
+
+pub mod install;
+pub mod order;
+pub mod preflight;
+pub mod preview;
+pub mod report;
+pub mod routes;
+pub mod select;
+pub mod validate;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::anyhow;
+
+use crate::cli::AutoArgs;
+use crate::commands::Context;
+use crate::discovery::{self, Discovery};
+use crate::exit::{CommandResult, Failure};
+use crate::install::Environment;
+use crate::lifecycle::Planned;
+use crate::nginx::control::{ReloadMethod, parse_reload_command};
+use crate::store::{RunLock, Transaction, TxnState};
+
+pub use report::{AutoJson, Report, SiteResult};
+
+/// Everything a run works with.
+pub struct Run<'a> {
+    /// The command's context (global options).
+    pub ctx: &'a Context,
+    /// The pipeline options.
+    pub args: &'a AutoArgs,
+    /// Where nginx and the files live, and how to reload.
+    pub env: Environment,
+    /// The state directory.
+    pub state_dir: PathBuf,
+    /// Our own directory for validation files served by a temporary location.
+    pub dcv_dir: PathBuf,
+    /// The command, for the last-run record (`auto`, `renew`, `reissue`).
+    pub command: &'static str,
+    /// The loaded configuration.
+    pub config: crate::config::Config,
+    /// Per site, the order a new order renews.
+    pub renews: BTreeMap<String, String>,
+    /// The hooks to run.
+    pub hooks: crate::hooks::Hooks,
+    /// What the run did, per site, for the summary and `--json`.
+    pub report: Report,
+    _lock: Option<RunLock>,
+}
+
+impl Run<'_> {
+    /// Reloads nginx, counting the reload for the report.
+    pub fn reload(&mut self) -> anyhow::Result<()> {
+        self.env.nginx.reload(
+            &self.env.paths,
+            &self.env.reload,
+            &self.env.pid_file,
+            Duration::from_secs(20),
+        )?;
+        self.report.reloads += 1;
+        Ok(())
+    }
+}
+
+/// Loads the configuration, takes the lock (unless a dry run), restores what a killed run left
+/// open, reads the nginx configuration and checks `nginx -t` passes before anything is touched.
+pub fn prepare<'a>(
+    args: &'a AutoArgs,
+    ctx: &'a Context,
+    command: &'static str,
+) -> Result<(Run<'a>, Discovery), Failure> {
+    let config = if args.dry_run {
+        crate::config::Config::load_or_default(&ctx.config_path()).map_err(Failure::usage)?
+    } else {
+        ctx.load_config()?
+    };
+    let config_dir = ctx.config_dir();
+    let state_dir = ctx.state_dir();
+    for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {
+        check_dir_for_nginx(dir, option)?;
+    }
+    let paths = ctx.nginx_paths()?;
+    let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
+    let pid_file = ctx.pid_file(&paths);
+    let env = Environment {
+        nginx: ctx.nginx_binary(),
+        reload: ReloadMethod::detect(Some(&reload_argv), &pid_file),
+        paths,
+        pid_file,
+        config_dir,
+        state_dir: state_dir.clone(),
+        https_port: ctx.global.https_port.unwrap_or(config.https_port),
+        verify_timeout: Duration::from_secs(15),
+        redirect: args.redirect,
+        hsts: args.hsts,
+    };
+    let hooks = crate::hooks::Hooks {
+        pre: args.hooks.pre_hook.clone().or(config.pre_hook.clone()),
+        post: args.hooks.post_hook.clone().or(config.post_hook.clone()),
+        deploy: (args.hooks.deploy_hook.clone()).or(config.deploy_hook.clone()),
+    };
+    let mut run = Run {
+        ctx,
+        args,
+        env,
+        dcv_dir: crate::paths::dcv_dir(&state_dir),
+        state_dir,
+        command,
+        config,
+        renews: BTreeMap::new(),
+        hooks,
+        report: Report::default(),
+        _lock: None,
+    };
+    if !args.dry_run {
+        crate::store::ensure_state_dir(&run.state_dir).map_err(Failure::usage)?;
+        run._lock = Some(RunLock::acquire(&run.state_dir)?);
+        recover(&mut run)?;
+    }
+    let found = discovery::discover(&run.env.paths.conf, ctx.now(), 30).map_err(|e| {
+        Failure::usage(anyhow!(
+            "{e}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."
+        ))
+    })?;
+    let test = run.env.nginx.test(&run.env.paths).map_err(Failure::usage)?;
+    if !test.ok {
+        return Err(Failure::usage(anyhow!(
+            "nginx -t fails before anything was changed; fix that first:\n{}",
+            test.output.trim()
+        )));
+    }
+    Ok((run, found))
+}
+
+/// Refuses a directory whose path nginx could not be pointed at as written: not UTF-8, or with a
+/// `$` (nginx reads `$name` in `ssl_certificate` and `alias` as a variable, even in quotes).
+fn check_dir_for_nginx(dir: &std::path::Path, option: &str) -> Result<(), Failure> {
+    match dir.to_str() {
+        Some(text) if !text.contains('$') => Ok(()),
+        _ => Err(Failure::usage(anyhow!(
+            "{} cannot be written into the nginx configuration (nginx reads `$` as a variable, \
+             and the path must be UTF-8); give {option} a directory without them",
+            dir.display()
+        ))),
+    }
+}
+
+/// Restores every transaction an earlier run left open, so we start from the user's files.
+fn recover(run: &mut Run) -> Result<(), Failure> {
+    let manifests = Transaction::list(&run.state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
+    let mut restored = false;
+    for m in manifests.iter().filter(|m| m.state == TxnState::Open) {
+        run.say(format!(
+            "Restoring the files of an interrupted run ({}: {}) …",
+            m.id, m.label
+        ));
+        let mut txn =
+            Transaction::open(&run.state_dir, &m.id).map_err(|e| Failure::failed(anyhow!(e)))?;
+        txn.restore()
+            .map_err(|e| Failure::failed(anyhow!("could not restore {}: {e}", m.id)))?;
+        restored = true;
+    }
+    if restored && crate::nginx::control::master_pid(&run.env.pid_file).is_some() {
+        run.reload().map_err(Failure::failed)?;
+    }
+    Ok(())
+}
+
+/// The pipeline from preflight to proven install for a selection of sites: each is ordered (a
+/// renewal when its action says so; a pending order is resumed) or, for
+/// [`crate::lifecycle::Action::Reinstall`], gets our existing certificate back without a new
+/// order. Prints the report and returns the exit status.
+pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> CommandResult {
+    let work = select::split(&mut run, selection);
+    let ca = run.ctx.certificate_authority(&run.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
+    let ready = preflight::run(&mut run, &found, work.order)?;
+    let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
+    let issued = runtime.block_on(validate::run(
+        &mut run,
+        ca.as_ref(),
+        ordered,
+        &ready.publications,
+    ));
+    if let Some(mut txn) = ready.temporary {
+        txn.restore().map_err(|e| {
+            Failure::failed(anyhow!(
+                "could not remove the temporary validation edits: {e}"
+            ))
+        })?;
+    }
+    install::run(&mut run, &work.reinstall, &issued, &work.wanted);
+    report::finish(&mut run)
+}

@@ -1,0 +1,385 @@
+//! Ordering: a new key and CSR, then the order placed in persisted steps ([`Step`]): `create`,
+//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`. The order record
+//! is saved *before* each CA call and again with its answer ([`take_step`]), so a run killed at
+//! any point is resumed by the next one at the step it had not finished ([`next`]) and never
+//! orders twice. A pending order is resumed; a step whose answer was lost is refused until the
+//! user says (`--discard-interrupted-order`).
+//!
+//! Not here: publishing what the CA asks for ([`super::validate`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use super::Run;
+use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest, ValidationMethod};
+use crate::orders::{OrderRecord, RecordState};
+use crate::site::Site;
+
+/// Orders (or resumes) every site; failures are reported and the site dropped.
+pub async fn place_all(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    sites: Vec<Site>,
+) -> Vec<(Site, OrderRecord)> {
+    let mut pending = Vec::new();
+    for site in sites {
+        match ensure_order(run, ca, &site).await {
+            Ok(record) => {
+                run.result(&site.name).order_id = record.order_id.clone();
+                run.result(&site.name).renews = record.renews.clone();
+                pending.push((site, record));
+            }
+            Err(e) => run.fail(&site.name, format!("{e:#}")),
+        }
+    }
+    pending
+}
+
+/// The site's order: resumed from its record (at the step it stopped before), or placed now
+/// (record saved first).
+async fn ensure_order(
+    run: &Run<'_>,
+    ca: &dyn CertificateAuthority,
+    site: &Site,
+) -> anyhow::Result<OrderRecord> {
+    let record = match resumable(run, &site.name)? {
+        Some(record) if next(&record) == Next::Placed => return Ok(record),
+        Some(record) => record,
+        None => {
+            let renews = run.renews.get(&site.name).cloned();
+            let verb = if renews.is_some() {
+                "renewing"
+            } else {
+                "ordering"
+            };
+            run.say(format!(
+                "  {}: {verb} for {}",
+                site.name,
+                site.names.join(", ")
+            ));
+            let (mut record, _) = new_record(run, ca, &site.name, &site.names, None)?;
+            record.renews = renews;
+            record.save(&run.state_dir)?;
+            record
+        }
+    };
+    place(run, ca, record).await
+}
+
+/// The site's unfinished order, if it can be resumed; an interrupted step is an error unless
+/// `--discard-interrupted-order` (then the record goes and `None` is returned).
+fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
+    let Some(record) =
+        OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state != RecordState::Installed)
+    else {
+        return Ok(None);
+    };
+    match next(&record) {
+        Next::Placed => {
+            run.say(format!(
+                "  {site}: resuming order {}",
+                record.order_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(Some(record));
+        }
+        Next::Commit => {
+            run.say(format!(
+                "  {site}: resuming at the commit of draft {}",
+                record.draft_id.as_deref().unwrap_or("?")
+            ));
+            return Ok(Some(record));
+        }
+        Next::Create | Next::Interrupted => {}
+    }
+    if !run.args.discard_interrupted_order {
+        anyhow::bail!(
+            "an earlier run was interrupted while ordering, before the CA's answer was saved; the \
+             CA may hold that order. Check the CA console, then run again with \
+             --discard-interrupted-order to order anew"
+        );
+    }
+    OrderRecord::discard(&run.state_dir, site);
+    Ok(None)
+}
+
+/// A new key (written, 0600) and CSR for `names`, and the record about to be sent (not saved).
+pub fn new_record(
+    run: &Run,
+    ca: &dyn CertificateAuthority,
+    site: &str,
+    names: &[String],
+    order_id: Option<String>,
+) -> anyhow::Result<(OrderRecord, String)> {
+    let generated = crate::keys::generate(run.config.key_type, names)?;
+    crate::store::ensure_dir(&crate::orders::orders_dir(&run.state_dir), 0o700)?;
+    crate::keys::write_private_key(&OrderRecord::key_path(&run.state_dir, site), &generated.key)?;
+    let record = OrderRecord {
+        site: site.to_string(),
+        names: names.to_vec(),
+        provider: ca.name().to_string(),
+        order_id,
+        draft_id: None,
+        state: RecordState::Creating,
+        csr_pem: generated.csr_pem.clone(),
+        fullchain_pem: None,
+        created_at: run.ctx.now(),
+        last_error: None,
+        published_files: Vec::new(),
+        published_dirs: Vec::new(),
+        renews: None,
+    };
+    Ok((record, generated.csr_pem))
+}
+
+/// The request a record stands for (its names, CSR and the order it renews).
+fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
+    OrderRequest {
+        product: run.config.product(),
+        names: record.names.clone(),
+        csr_pem: record.csr_pem.clone(),
+        period: None,
+        renews: record.renews.clone().map(OrderId),
+        existing_id: None,
+        methods: methods(&record.names),
+    }
+}
+
+/// The validation method chosen for each name.
+fn methods(names: &[String]) -> BTreeMap<String, ValidationMethod> {
+    (names.iter())
+        .map(|n| (n.clone(), crate::publish::method_for(n)))
+        .collect()
+}
+
+/// Takes the record's remaining steps; a renewal the CA refuses becomes a new order. A failure
+/// is explained with what the next run will do.
+async fn place(
+    run: &Run<'_>,
+    ca: &dyn CertificateAuthority,
+    mut record: OrderRecord,
+) -> anyhow::Result<OrderRecord> {
+    let mut request = request_for(run, &record);
+    let mut outcome = advance(ca, &run.state_dir, &mut record, &request).await;
+    if let (Err(StepFailure::Refused(Step::Create, CaError::Api { message, .. })), Some(old)) =
+        (&outcome, &request.renews)
+    {
+        // Refused, so nothing was created: a renewal the CA will not take becomes a new order.
+        run.say(format!(
+            "  {}: the CA refused to renew order {old} ({message}); ordering anew",
+            record.site
+        ));
+        request.renews = None;
+        record.renews = None;
+        record.save(&run.state_dir)?;
+        outcome = advance(ca, &run.state_dir, &mut record, &request).await;
+    }
+    match outcome {
+        Ok(()) => Ok(record),
+        Err(failure) => Err(explain(&run.state_dir, &record, failure)),
+    }
+}
+
+/// What to tell after a failed step, and what becomes of the record: a refused creation created
+/// nothing, so the record goes; a refused commit keeps the draft for the next run; a lost answer
+/// keeps the record as interrupted.
+fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyhow::Error {
+    let draft = record.draft_id.as_deref().unwrap_or("?");
+    match failure {
+        StepFailure::Refused(Step::Create, e) => {
+            OrderRecord::discard(state_dir, &record.site);
+            anyhow!(e)
+        }
+        StepFailure::Refused(Step::Commit, e) => anyhow!(
+            "{e}; the CA holds draft {draft}, not committed; the next run tries the commit again"
+        ),
+        StepFailure::Lost(Step::Create, e) => anyhow!(
+            "{e}; the CA may have created the order anyway. Check the CA console; the next run \
+             will not order again without --discard-interrupted-order"
+        ),
+        StepFailure::Lost(Step::Commit, e) => anyhow!(
+            "{e}; the CA may have committed draft {draft} anyway. Check the CA console; the next \
+             run will not commit again without --discard-interrupted-order"
+        ),
+        StepFailure::Interrupted => anyhow!(
+            "an earlier run was interrupted while ordering, before the CA's answer was saved; \
+             check the CA console, then run again with --discard-interrupted-order"
+        ),
+        StepFailure::Disk(e) => e,
+    }
+}
+
+/// `reissue`: a new key and CSR on the managed certificate's order `order_id`, through the
+/// provider's reissue call. The record is saved first; on any failure it goes again (the
+/// installed certificate is unchanged).
+pub async fn reissue(
+    run: &Run<'_>,
+    ca: &dyn CertificateAuthority,
+    site: &str,
+    names: &[String],
+    order_id: String,
+) -> anyhow::Result<()> {
+    let (mut record, csr_pem) = new_record(run, ca, site, names, Some(order_id.clone()))?;
+    record.save(&run.state_dir)?;
+    let request = OrderRequest {
+        product: run.config.product(),
+        names: names.to_vec(),
+        csr_pem,
+        period: None,
+        renews: None,
+        existing_id: None,
+        methods: methods(names),
+    };
+    let id = OrderId(order_id);
+    match ca.reissue(&id, &request).await {
+        Ok(_) => {
+            record.state = RecordState::Pending;
+            record.save(&run.state_dir)
+        }
+        Err(e) => {
+            OrderRecord::discard(&run.state_dir, site);
+            let hint = match e {
+                CaError::Transport { .. } => {
+                    "; the CA may have taken the reissue anyway — check the TrustOcean console, \
+                     then run reissue again (the installed certificate is unchanged)"
+                }
+                _ => "; nothing changed, the installed certificate stays",
+            };
+            Err(anyhow!("{e}{hint}"))
+        }
+    }
+}
+
+/// One persisted step of placing an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// [`CertificateAuthority::create`].
+    Create,
+    /// [`CertificateAuthority::commit`] of the draft the create step answered.
+    Commit,
+}
+
+/// Where a record stands in placing its order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// The first step is next (the record was saved, the CA not asked yet, or asked with the
+    /// answer lost: see [`RecordState::Creating`]).
+    Create,
+    /// The draft is saved; committing it is next.
+    Commit,
+    /// A commit was asked and its answer not saved: the user decides.
+    Interrupted,
+    /// The order is placed (pending, issued or installed).
+    Placed,
+}
+
+/// Where `record` stands.
+pub fn next(record: &OrderRecord) -> Next {
+    match record.state {
+        RecordState::Creating => Next::Create,
+        RecordState::Created => Next::Commit,
+        RecordState::Committing => Next::Interrupted,
+        RecordState::Pending | RecordState::Issued | RecordState::Installed => Next::Placed,
+    }
+}
+
+/// Why a step did not complete.
+#[derive(Debug)]
+pub enum StepFailure {
+    /// The CA refused, or was never reached: this step did nothing there.
+    Refused(Step, CaError),
+    /// The answer was lost: the step may have happened. The record keeps the error.
+    Lost(Step, CaError),
+    /// An earlier commit's answer was lost; taking steps again needs the user's word.
+    Interrupted,
+    /// The record could not be saved.
+    Disk(anyhow::Error),
+}
+
+/// Takes every step left until the order is placed, saving the record after each.
+pub async fn advance(
+    ca: &dyn CertificateAuthority,
+    state_dir: &Path,
+    record: &mut OrderRecord,
+    request: &OrderRequest,
+) -> Result<(), StepFailure> {
+    loop {
+        match next(record) {
+            Next::Placed => return Ok(()),
+            Next::Interrupted => return Err(StepFailure::Interrupted),
+            Next::Create | Next::Commit => take_step(ca, state_dir, record, request).await?,
+        }
+    }
+}
+
+/// Takes the record's next step: the record is saved before the CA call (in the state that says
+/// an answer may be lost) and again with the answer, so a crash after a step resumes at the next.
+pub async fn take_step(
+    ca: &dyn CertificateAuthority,
+    state_dir: &Path,
+    record: &mut OrderRecord,
+    request: &OrderRequest,
+) -> Result<(), StepFailure> {
+    let save = |record: &OrderRecord| record.save(state_dir).map_err(StepFailure::Disk);
+    match next(record) {
+        Next::Placed => Ok(()),
+        Next::Interrupted => Err(StepFailure::Interrupted),
+        Next::Create => {
+            save(record)?;
+            match ca.create(request).await {
+                Ok(Created::Placed(order)) => {
+                    record.order_id = Some(order.id.0);
+                    record.state = RecordState::Pending;
+                }
+                Ok(Created::Draft(draft)) => {
+                    record.draft_id = Some(draft.0);
+                    record.state = RecordState::Created;
+                }
+                Err(e) => return Err(failed(state_dir, record, Step::Create, e)),
+            }
+            save(record)
+        }
+        Next::Commit => {
+            let draft = OrderId(record.draft_id.clone().unwrap_or_default());
+            record.state = RecordState::Committing;
+            save(record)?;
+            match ca.commit(&draft, request).await {
+                Ok(order) => {
+                    record.order_id = Some(order.id.0);
+                    record.state = RecordState::Pending;
+                    record.last_error = None;
+                }
+                Err(e) => return Err(failed(state_dir, record, Step::Commit, e)),
+            }
+            save(record)
+        }
+    }
+}
+
+/// Sorts a failed step's error and records it: a refused commit leaves the draft to commit
+/// again; a lost answer leaves the record interrupted, with the error.
+fn failed(state_dir: &Path, record: &mut OrderRecord, step: Step, e: CaError) -> StepFailure {
+    let refused = matches!(
+        e,
+        CaError::Api { .. }
+            | CaError::Invalid(_)
+            | CaError::Unreachable { .. }
+            | CaError::Unsupported(_)
+    );
+    if refused && step == Step::Create {
+        return StepFailure::Refused(step, e);
+    }
+    if refused {
+        record.state = RecordState::Created;
+    }
+    record.last_error = Some(e.to_string());
+    if let Err(save) = record.save(state_dir) {
+        return StepFailure::Disk(save);
+    }
+    if refused {
+        StepFailure::Refused(step, e)
+    } else {
+        StepFailure::Lost(step, e)
+    }
+}

@@ -1,0 +1,120 @@
+//! Preflight: before anything is ordered, each name must resolve in DNS and a probe file,
+//! published the way its validation file will be, must really be served by this nginx for that
+//! Host. Names that fail are left out and reported (`--require-all` makes that fatal); a site
+//! left with no name is skipped (or failed when asked for by name).
+//!
+//! Sites with a pending order skip the checks (their names were checked when they were ordered)
+//! but get their validation routes like the rest.
+
+use std::collections::BTreeMap;
+
+use super::{Run, routes};
+use crate::dcv::{self, Publication};
+use crate::discovery::Discovery;
+use crate::exit::Failure;
+use crate::lifecycle;
+use crate::orders::{OrderRecord, RecordState};
+use crate::publish::http;
+use crate::site::{LeftOut, LeftOutKind, Site};
+use crate::store::Transaction;
+
+/// The sites that passed, and where their validation files go.
+pub struct Ready {
+    /// Sites to order for (or resume), with the names that passed.
+    pub sites: Vec<Site>,
+    /// Per site, its validation routes.
+    pub publications: BTreeMap<String, Publication>,
+    /// The temporary validation locations, restored once validation is over.
+    pub temporary: Option<Transaction>,
+}
+
+/// Checks every site's names; plans (and applies, when needed) the validation routes.
+pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Ready, Failure> {
+    let mut kept: Vec<Site> = Vec::new();
+    let mut to_probe: Vec<Site> = Vec::new();
+    for mut site in selected {
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        let record = OrderRecord::load(&run.state_dir, &site.name).map_err(Failure::failed)?;
+        if let Some(record) = record.filter(|r| r.state != RecordState::Installed) {
+            site.names = record.names.clone();
+            kept.push(site);
+            continue;
+        }
+        resolve_names(run, &mut site);
+        to_probe.push(site);
+    }
+    let (publications, temporary) =
+        routes::publish_routes(run, found, kept.iter().chain(&to_probe))?;
+    for mut site in to_probe {
+        let Some(publication) = publications.get(&site.name) else {
+            continue;
+        };
+        probe_names(run, publication, &mut site);
+        if passes(run, &site) {
+            kept.push(site);
+        }
+    }
+    Ok(Ready {
+        sites: kept,
+        publications,
+        temporary,
+    })
+}
+
+/// Leaves out the names that do not resolve (unless `--skip-dns-check`).
+fn resolve_names(run: &Run, site: &mut Site) {
+    let mut names = Vec::new();
+    for name in std::mem::take(&mut site.names) {
+        if run.args.skip_dns_check || !dcv::resolve(&name).is_empty() {
+            names.push(name);
+        } else {
+            let why = "does not resolve in DNS";
+            site.left_out
+                .push(LeftOut::new(LeftOutKind::Unresolved, name, why));
+        }
+    }
+    site.names = names;
+}
+
+/// Leaves out the names whose probe file is not served back.
+fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
+    // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
+    // under the name before we write it.
+    let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
+    let mut names = Vec::new();
+    for name in std::mem::take(&mut site.names) {
+        match http::probe(publication, &name, &token, run.args.skip_dns_check) {
+            Ok(()) => names.push(name),
+            Err(reason) => (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason)),
+        }
+    }
+    site.names = names;
+    run.result(&site.name).names_left_out = site.left_out.clone();
+}
+
+/// Whether a probed site goes on to be ordered; reports why not.
+fn passes(run: &mut Run, site: &Site) -> bool {
+    if site.names.is_empty() {
+        let why = "no name passed the preflight checks; nothing was ordered";
+        if run.args.sites.is_empty() && !run.renews.contains_key(&site.name) {
+            run.say(format!("  {}: skipped: {why}", site.name));
+            run.result(&site.name).skipped = Some(why.to_string());
+        } else {
+            run.fail(&site.name, why);
+        }
+        return false;
+    }
+    let dropped = site.left_out.iter().any(LeftOut::failed_a_check);
+    if run.args.require_all && dropped {
+        run.fail(
+            &site.name,
+            "--require-all: some names failed the preflight checks; nothing was ordered",
+        );
+        return false;
+    }
+    if let Some(why) = lifecycle::renewal_loses_names(&run.state_dir, site) {
+        run.fail(&site.name, why);
+        return false;
+    }
+    true
+}

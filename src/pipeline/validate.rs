@@ -1,0 +1,319 @@
+//! Validation: publish what the CA asks for each name, check it is served the way the CA will
+//! fetch it, ask the CA to check, then poll every waiting order until issued, failed for good,
+//! or `--timeout`. Issued orders are saved with their chain.
+//!
+//! The CA may check again minutes after the run ends (`--no-wait`, `--timeout`): webroot files
+//! of orders still pending stay published (listed in the order record) and the run that installs
+//! removes them; files served by a temporary location go with the location.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+
+use super::Run;
+use crate::ca::{CertificateAuthority, OrderId, OrderState, PollPolicy};
+use crate::dcv::{self, Publication};
+use crate::orders::{OrderRecord, RecordState};
+use crate::publish::dns::DnsPublisher;
+use crate::publish::http::HttpPublisher;
+use crate::publish::{self, Published, Publisher};
+use crate::site::Site;
+
+/// Per site: what this run published for it.
+type PublishedBySite = BTreeMap<String, Published>;
+
+/// Publishes, asks the CA to check, polls, and cleans up; returns the issued orders.
+pub async fn run(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    ordered: Vec<(Site, OrderRecord)>,
+    publications: &BTreeMap<String, Publication>,
+) -> Vec<(Site, OrderRecord)> {
+    let mut published = PublishedBySite::new();
+    let mut waiting = Vec::new();
+    for (site, record) in ordered {
+        if record.state != RecordState::Pending {
+            waiting.push((site, record));
+            continue;
+        }
+        let publication = publications.get(&site.name).cloned().unwrap_or_default();
+        let out = published.entry(site.name.clone()).or_default();
+        match publish_and_check(run, ca, &record, &publication, out).await {
+            Ok(()) => waiting.push((site, record)),
+            Err(e) => run.fail(
+                &site.name,
+                format!("{e:#}; the order is kept and the next run resumes it"),
+            ),
+        }
+    }
+    let issued = wait_for_issuance(run, ca, waiting).await;
+    clean_up(run, &published);
+    issued
+}
+
+/// Publishes what the CA asks for each name not yet validated, by the method chosen for it,
+/// checks it is served, and asks the CA to look (when the provider's policy re-checks).
+async fn publish_and_check(
+    run: &Run<'_>,
+    ca: &dyn CertificateAuthority,
+    record: &OrderRecord,
+    publication: &Publication,
+    out: &mut Published,
+) -> anyhow::Result<()> {
+    let id = OrderId(
+        record
+            .order_id
+            .clone()
+            .ok_or_else(|| anyhow!("the record has no order id"))?,
+    );
+    let order = ca.order_status(&id, &record.names).await?;
+    if !matches!(order.state, OrderState::Pending { .. }) {
+        return Ok(());
+    }
+    let http = HttpPublisher {
+        publication,
+        skip_dns_check: run.args.skip_dns_check,
+    };
+    let publishers: [&dyn Publisher; 2] = [&http, &DnsPublisher];
+    for validation in order.validations.iter().filter(|v| !v.validated) {
+        let method = publish::method_for(&validation.name);
+        let Some(challenge) = publish::challenge_for(validation, method) else {
+            anyhow::bail!(
+                "the CA offers no {method} validation for {}",
+                validation.name
+            );
+        };
+        let publisher = (publishers.iter())
+            .find(|p| p.method() == method)
+            .ok_or_else(|| anyhow!("no publisher for {method} validation"))?;
+        publisher.publish(&validation.name, challenge, out)?;
+    }
+    if ca.poll_policy().rechecks_per_run > 0 {
+        ca.request_validation(&id).await?;
+    }
+    Ok(())
+}
+
+/// How one status poll went for a waiting order.
+enum Polled {
+    /// Issued and saved.
+    Issued,
+    /// Still waiting (or the call failed: asked again next time).
+    Waiting,
+    /// Failed for good (reported).
+    Gone,
+}
+
+/// Polls every waiting order until issued, failed for good, or `--timeout`. Issued ones are
+/// recorded (with their chain) and returned.
+async fn wait_for_issuance(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    mut waiting: Vec<(Site, OrderRecord)>,
+) -> Vec<(Site, OrderRecord)> {
+    let (mut issued, rest): (Vec<_>, Vec<_>) = waiting
+        .drain(..)
+        .partition(|(_, record)| record.state == RecordState::Issued);
+    waiting = rest;
+    if run.args.no_wait {
+        for (site, _) in &waiting {
+            run.say(format!(
+                "  {}: ordered; run again to install once the CA has issued it",
+                site.name
+            ));
+        }
+        return issued;
+    }
+    let policy = poll_policy(run, ca);
+    let started = Instant::now();
+    let deadline = started + policy.timeout;
+    // Polls back off from the provider's interval (or --poll-interval) as its policy says
+    // (Encryption365: one status call per 30 s per order, up to 4x), never past the deadline.
+    let base = policy.interval;
+    let mut interval = base;
+    let mut tick = 0;
+    // The last failed status call per site, told when the deadline passes.
+    let mut last_error: BTreeMap<String, String> = BTreeMap::new();
+    loop {
+        let mut still = Vec::new();
+        for (site, mut record) in waiting {
+            match poll(run, ca, &site, &mut record, &mut last_error).await {
+                Polled::Issued => issued.push((site, record)),
+                Polled::Waiting => still.push((site, record)),
+                Polled::Gone => {}
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
+            run.spin(0, None);
+            return issued;
+        }
+        if Instant::now() >= deadline {
+            run.spin(0, None);
+            time_out(run, &waiting, &last_error);
+            return issued;
+        }
+        let wake =
+            Instant::now() + interval.min(deadline.saturating_duration_since(Instant::now()));
+        let status = format!(
+            "waiting for the CA to issue {} certificate(s)",
+            waiting.len()
+        );
+        tick = sleep_until(run, wake, started, &status, tick).await;
+        interval = (interval.mul_f64(policy.backoff)).min(base.mul_f64(policy.max_backoff));
+    }
+}
+
+/// The provider's poll policy, with `--poll-interval` and `--timeout` applied.
+fn poll_policy(run: &Run, ca: &dyn CertificateAuthority) -> PollPolicy {
+    let mut policy = ca.poll_policy();
+    if let Some(secs) = run.args.poll_interval {
+        policy.interval = Duration::from_secs_f64(secs);
+    }
+    if let Some(secs) = run.args.timeout {
+        policy.timeout = Duration::from_secs(secs);
+    }
+    policy.interval = policy.interval.max(Duration::from_millis(50));
+    policy
+}
+
+/// Asks the CA once where one order stands; saves it when issued, forgets it when failed.
+async fn poll(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    site: &Site,
+    record: &mut OrderRecord,
+    last_error: &mut BTreeMap<String, String>,
+) -> Polled {
+    let id = OrderId(record.order_id.clone().unwrap_or_default());
+    match ca.order_status(&id, &record.names).await {
+        Ok(order) => match order.state {
+            OrderState::Issued(cert) => {
+                record.state = RecordState::Issued;
+                record.fullchain_pem = Some(cert.fullchain_pem());
+                if let Err(e) = record.save(&run.state_dir) {
+                    run.fail(&site.name, format!("{e:#}"));
+                    return Polled::Gone;
+                }
+                Polled::Issued
+            }
+            OrderState::Failed { reason } => {
+                OrderRecord::discard(&run.state_dir, &site.name);
+                run.fail(
+                    &site.name,
+                    format!("the CA ended order {id} without a certificate: {reason}"),
+                );
+                Polled::Gone
+            }
+            OrderState::Pending { .. } => Polled::Waiting,
+        },
+        Err(e) => {
+            run.say(format!("  {}: {e} (will ask again)", site.name));
+            last_error.insert(site.name.clone(), e.to_string());
+            Polled::Waiting
+        }
+    }
+}
+
+/// Reports every order still waiting at the deadline (each is kept for the next run).
+fn time_out(run: &mut Run, waiting: &[(Site, OrderRecord)], last_error: &BTreeMap<String, String>) {
+    for (site, record) in waiting {
+        let last = last_error
+            .get(&site.name)
+            .map(|e| format!(" (the last answer: {e})"))
+            .unwrap_or_default();
+        run.fail(
+            &site.name,
+            format!(
+                "order {} not issued within --timeout{last}; it is kept, and the next run \
+                 resumes it",
+                record.order_id.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+}
+
+/// Sleeps until `wake`, keeping the spinner turning on a terminal; returns the next tick.
+async fn sleep_until(
+    run: &Run<'_>,
+    wake: Instant,
+    started: Instant,
+    status: &str,
+    mut tick: usize,
+) -> usize {
+    while Instant::now() < wake {
+        tokio::time::sleep(
+            wake.saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(120)),
+        )
+        .await;
+        let line = format!("{status} … {} s", started.elapsed().as_secs());
+        run.spin(tick, Some(line));
+        tick += 1;
+    }
+    tick
+}
+
+/// Removes the validation files of this run, except webroot files of orders still pending,
+/// which are listed in their records for the run that installs to remove.
+fn clean_up(run: &mut Run, published: &PublishedBySite) {
+    let all_created: Vec<&PathBuf> = published.values().flat_map(|p| &p.dirs).collect();
+    let (mut files, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
+    for (
+        site,
+        Published {
+            files: written,
+            dirs: created_dirs,
+        },
+    ) in published
+    {
+        let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
+        let still_pending = record
+            .as_ref()
+            .is_some_and(|r| r.state == RecordState::Pending);
+        let in_webroot = written.iter().all(|f| !f.starts_with(&run.dcv_dir));
+        if let Some(record) = record.as_mut().filter(|_| still_pending && in_webroot) {
+            run.say(format!(
+                "  {site}: the validation files stay in its webroot until the certificate is installed"
+            ));
+            // Sites may share a webroot: the directories this run made above this site's files,
+            // whichever site made them, are removed when this order is finished.
+            let above = all_created
+                .iter()
+                .filter(|d| written.iter().any(|f| f.starts_with(d)))
+                .map(|d| (*d).clone());
+            add_new(&mut record.published_files, written.iter().cloned());
+            add_new(&mut record.published_dirs, above);
+            if let Err(e) = record.save(&run.state_dir) {
+                run.fail(site, format!("{e:#}"));
+            }
+        } else {
+            files.extend(written.iter().cloned());
+            dirs.extend(created_dirs.iter().cloned());
+            if let Some(record) = record
+                .as_mut()
+                .filter(|r| !r.published_files.is_empty() || !r.published_dirs.is_empty())
+            {
+                files.append(&mut record.published_files);
+                dirs.append(&mut record.published_dirs);
+                let _ = record.save(&run.state_dir);
+            }
+        }
+    }
+    // Files first, then the directories, innermost last in the list (they are removed in
+    // reverse), each only when empty.
+    dirs.sort_by_key(|d| d.components().count());
+    dirs.dedup();
+    dcv::remove_files(&files, &dirs);
+}
+
+/// Appends the paths of `new` not already in `list`.
+fn add_new(list: &mut Vec<PathBuf>, new: impl Iterator<Item = PathBuf>) {
+    for path in new {
+        if !list.contains(&path) {
+            list.push(path);
+        }
+    }
+}

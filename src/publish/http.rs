@@ -1,0 +1,165 @@
+//! HTTP-file validation: writes the file the CA asks for where this nginx serves it for the name
+//! (a webroot, or our directory behind a temporary location, as [`crate::dcv`] planned), and
+//! fetches it back the way the CA will. Also the preflight probe, which does the same with a
+//! file of our own before anything is ordered.
+
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::anyhow;
+
+use super::{Published, Publisher};
+use crate::ca::{Challenge, ValidationMethod, is_safe_file_name};
+use crate::dcv::{self, Publication};
+
+/// Publishes HTTP files along a site's planned routes.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpPublisher<'a> {
+    /// The site's routes (which directory serves which name, on which port).
+    pub publication: &'a Publication,
+    /// `--skip-dns-check`: fetch from loopback instead of the address the name resolves to.
+    pub skip_dns_check: bool,
+}
+
+impl Publisher for HttpPublisher<'_> {
+    fn method(&self) -> ValidationMethod {
+        ValidationMethod::HttpFile
+    }
+
+    fn publish(
+        &self,
+        name: &str,
+        challenge: &Challenge,
+        out: &mut Published,
+    ) -> anyhow::Result<()> {
+        let Challenge::HttpFile { path, content } = challenge else {
+            anyhow::bail!("{name}: not an HTTP file challenge");
+        };
+        let route = (self.publication.routes.iter())
+            .find(|r| r.name == name)
+            .ok_or_else(|| anyhow!("no server block answers HTTP for {name}"))?;
+        let file_name = path
+            .strip_prefix(dcv::WELL_KNOWN)
+            .filter(|f| is_safe_file_name(f))
+            .ok_or_else(|| {
+                anyhow!(
+                    "the CA asks for {path} on {name}; only files directly under {} can be \
+                     published here",
+                    dcv::WELL_KNOWN
+                )
+            })?;
+        out.dirs
+            .extend(dcv::write_file(&route.dir, file_name, content.as_bytes())?);
+        out.files.push(route.dir.join(file_name));
+        let addr = connect_address(self.skip_dns_check, name, route.port);
+        dcv::check_served(addr, name, path, content.as_bytes())
+            .map_err(|e| anyhow!("self-check failed: {e}"))
+    }
+}
+
+/// Publishes a probe file for `name` the way its validation file will be, and fetches it back.
+pub fn probe(
+    publication: &Publication,
+    name: &str,
+    token: &str,
+    skip_dns_check: bool,
+) -> Result<(), String> {
+    if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == name) {
+        return Err(reason.clone());
+    }
+    let route = publication
+        .routes
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or("no server block answers HTTP for it")?;
+    let file_name = format!("{token}.txt");
+    let created =
+        dcv::write_file(&route.dir, &file_name, token.as_bytes()).map_err(|e| format!("{e:#}"))?;
+    let addr = connect_address(skip_dns_check, name, route.port);
+    let result = dcv::check_served(
+        addr,
+        name,
+        &format!("{}{file_name}", dcv::WELL_KNOWN),
+        token.as_bytes(),
+    );
+    dcv::remove_files(&[route.dir.join(&file_name)], &created);
+    result.map_err(|e| {
+        let resolved = if skip_dns_check {
+            Vec::new()
+        } else {
+            dcv::resolve(name)
+        };
+        let local = dcv::local_addresses();
+        if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
+            let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
+            format!(
+                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or a CDN or proxy in front?), and the validation probe there failed: {e}",
+                ips.join(", ")
+            )
+        } else {
+            format!("validation probe failed: {e}")
+        }
+    })
+}
+
+/// Where an HTTP fetch for `name` connects: the address it resolves to (loopback when the DNS
+/// check is skipped), on the port of the listen that answers for it.
+pub fn connect_address(skip_dns_check: bool, name: &str, port: u16) -> SocketAddr {
+    let ip = if skip_dns_check {
+        None
+    } else {
+        dcv::resolve(name).into_iter().next()
+    };
+    SocketAddr::new(ip.unwrap_or(IpAddr::from([127, 0, 0, 1])), port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dcv::Route;
+
+    #[test]
+    fn only_safe_files_under_the_served_directory_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let publication = Publication {
+            routes: vec![Route {
+                name: "shop.test".into(),
+                dir: dir.path().join("dcv"),
+                port: 9,
+            }],
+            ..Publication::default()
+        };
+        let http = HttpPublisher {
+            publication: &publication,
+            skip_dns_check: true,
+        };
+        for path in [
+            "/.well-known/acme-challenge/token",
+            "/.well-known/pki-validation/../x.txt",
+            "/.well-known/pki-validation/a/b.txt",
+            "/elsewhere.txt",
+        ] {
+            let file = Challenge::HttpFile {
+                path: path.into(),
+                content: "x".into(),
+            };
+            let mut out = Published::default();
+            let e = http.publish("shop.test", &file, &mut out).unwrap_err();
+            assert!(
+                e.to_string().contains("only files directly under"),
+                "{path}: {e}"
+            );
+            assert_eq!(out, Published::default(), "{path}");
+        }
+        assert!(!dir.path().join("dcv").exists());
+        let other = Challenge::HttpFile {
+            path: "/.well-known/pki-validation/A.txt".into(),
+            content: "x".into(),
+        };
+        let e = http.publish("other.test", &other, &mut Published::default());
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("no server block answers HTTP")
+        );
+    }
+}
