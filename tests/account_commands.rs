@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 use enc365_nginx::config::Config;
 use enc365_nginx::secret::Secret;
-use enc365_nginx::sim::{BackgroundSim, Faults, SimHandle, SimOptions};
+use enc365_sim::{BackgroundSim, Faults, SimHandle, SimOptions};
 use serde_json::Value;
 
 const USER: &str = "ops@example.com";

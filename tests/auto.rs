@@ -8,7 +8,7 @@ use std::process::Command;
 
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::nginx::edit::is_managed_line;
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 #[test]
 fn auto_gives_every_certifiable_name_a_verified_certificate_and_a_second_run_does_nothing() {

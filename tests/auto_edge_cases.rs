@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::nginx::edit::is_managed_line;
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 /// A host whose http block is `body`, with `files` (prefix-relative path, template) written and
 /// rendered before nginx is reloaded onto them, and `names` resolving to 127.0.0.1.

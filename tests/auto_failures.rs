@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 /// Every file under the sandbox's prefix that nginx reads, with its bytes.
 fn snapshot(host: &Host) -> Vec<(std::path::PathBuf, Vec<u8>)> {

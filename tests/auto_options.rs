@@ -5,7 +5,7 @@ mod common;
 
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 #[test]
 fn no_wait_returns_with_the_order_pending_and_its_files_published_then_a_rerun_installs() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::host::Host;
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 const ONE_SITE: &str = r#"
     server {

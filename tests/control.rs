@@ -17,9 +17,7 @@ fn site(body: &str) -> String {
 }
 
 fn binary(nginx: &NginxSandbox) -> NginxBinary {
-    NginxBinary {
-        path: nginx.nginx_bin().to_path_buf(),
-    }
+    NginxBinary::locate(Some(nginx.nginx_bin().to_path_buf()))
 }
 
 fn paths(nginx: &NginxSandbox) -> NginxPaths {

@@ -9,7 +9,7 @@ use enc365_nginx::ca::{CaError, CertificateAuthority, OrderId, OrderRequest, Ord
 use enc365_nginx::config::Credentials;
 use enc365_nginx::keys::{self, KeyType};
 use enc365_nginx::secret::Secret;
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
+use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 
 const USER: &str = "dev@example.com";
 const PASSWORD: &str = "correct horse";
@@ -165,7 +165,7 @@ async fn create_returns_dcv_data_for_every_name_derived_from_the_csr() {
     assert_eq!(order.status, CertStatus::Processing);
     assert_eq!(order.dcv.len(), 3);
     let unique = order.unique_id.clone().expect("unique_id");
-    let hashes = enc365_nginx::sim::dcv::CsrHashes::of_der(&made.csr_der);
+    let hashes = enc365_sim::dcv::CsrHashes::of_der(&made.csr_der);
     for entry in &order.dcv {
         assert!(req.domains.contains(&entry.domain));
         assert_eq!(
@@ -247,7 +247,7 @@ async fn reissue_keeps_the_order_id_and_derives_new_dcv_values_from_the_new_csr(
         .expect("reissued");
     assert_eq!(again.trustocean_id, order.trustocean_id);
     assert_eq!(again.dcv.len(), 2);
-    let hashes = enc365_nginx::sim::dcv::CsrHashes::of_der(&made2.csr_der);
+    let hashes = enc365_sim::dcv::CsrHashes::of_der(&made2.csr_der);
     assert_eq!(
         again.dcv[0].http_filename.as_deref(),
         Some(hashes.file_name().as_str())

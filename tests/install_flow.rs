@@ -56,9 +56,7 @@ fn replace_bytes(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 }
 
 fn binary(h: &Host) -> NginxBinary {
-    NginxBinary {
-        path: h.nginx.nginx_bin().to_path_buf(),
-    }
+    NginxBinary::locate(Some(h.nginx.nginx_bin().to_path_buf()))
 }
 
 fn paths(h: &Host) -> NginxPaths {

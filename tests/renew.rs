@@ -9,7 +9,7 @@ use std::process::Output;
 use common::host::{Host, json, pem_fingerprint, served};
 use enc365_nginx::lifecycle::Lineage;
 use enc365_nginx::orders::{OrderRecord, RecordState};
-use enc365_nginx::sim::Faults;
+use enc365_sim::Faults;
 
 /// Two static sites on one port.
 const TWO_SITES: &str = r#"

@@ -14,8 +14,8 @@ use enc365_nginx::ca::{CertificateAuthority, OrderId, OrderState};
 use enc365_nginx::config::Credentials;
 use enc365_nginx::keys::{self, IP_CN_PLACEHOLDER, KeyType};
 use enc365_nginx::secret::Secret;
-use enc365_nginx::sim::dcv::CsrHashes;
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
+use enc365_sim::dcv::CsrHashes;
+use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 use serde_json::{Value, json};
 use x509_parser::prelude::FromDer;
 

@@ -1,6 +1,8 @@
 //! `enc365-sim` as a process: it prints where it listens and the pre-created accounts, answers the
 //! client, and obeys fault switches flipped at runtime through `/_sim/faults`.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -17,7 +19,7 @@ struct SimProcess {
 
 impl SimProcess {
     fn start(extra: &[&str]) -> SimProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_enc365-sim"))
+        let mut child = Command::new(common::sim_binary())
             .args(["--listen", "127.0.0.1:0", "--recheck-secs", "0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -139,7 +141,7 @@ async fn fault_flags_given_at_start_are_active_from_the_first_request() {
 
 #[test]
 fn the_sim_refuses_to_listen_beyond_loopback() {
-    let out = Command::new(env!("CARGO_BIN_EXE_enc365-sim"))
+    let out = Command::new(common::sim_binary())
         .args(["--listen", "0.0.0.0:0"])
         .output()
         .expect("runs");

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use enc365_nginx::nginx::tree::{Body, ConfigFile, Directive};
+use nginx_conf::tree::{Body, ConfigFile, Directive};
 
 /// Parses `bytes` as one configuration file and checks the invariants; panics when one fails.
 pub fn check(bytes: &[u8]) {

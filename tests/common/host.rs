@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use super::{NginxSandbox, TestCert};
-use enc365_nginx::sim::{self, Faults, SimHandle, SimOptions};
 use enc365_nginx::verify;
+use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 
 /// A sandboxed host: nginx with sites, the simulator, a config and a state dir.
 pub struct Host {

@@ -54,6 +54,29 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// The `enc365-sim` binary, built once per test run exactly as `cargo build` at the workspace root
+/// builds it (a test of this package cannot name another package's binary at compile time).
+pub fn sim_binary() -> &'static Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--locked", "--quiet", "--message-format=json"])
+            .args(["--bin", "enc365-sim"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "cargo build --bin enc365-sim failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "enc365-sim")
+            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("cargo names the enc365-sim executable")
+    })
+}
+
 /// How long starting, reloading or stopping nginx may take before the harness gives up.
 pub const NGINX_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -1,4 +1,4 @@
-//! `enc365-sim`: run the Encryption365 simulator on a loopback port (see `enc365_nginx::sim`).
+//! `enc365-sim`: run the Encryption365 simulator on a loopback port (see the `enc365_sim` library).
 //!
 //! Prints one JSON line on stdout once listening — `{"base_url", "accounts":[{username,
 //! client_id, access_token}], "root_ca"}` — then serves until SIGINT/SIGTERM.
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use enc365_nginx::sim::{self, Faults, SimOptions};
+use enc365_sim::{self as sim, Faults, SimOptions};
 use serde_json::json;
 
 /// An Encryption365 API simulator with real DCV checks, real X.509 issuance and fault switches.
@@ -141,22 +141,31 @@ async fn main() {
     if let Some(dir) = &args.generate_docs {
         std::process::exit(generate_docs(dir));
     }
-    enc365_nginx::commands::init_logging(1);
+    init_logging();
     if let Err(e) = run(args).await {
         eprintln!("enc365-sim: {e}");
         std::process::exit(2);
     }
 }
 
+/// Logs at `info` (or as `ENC365_LOG` says) on stderr, as `enc365-nginx -v` does.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENC365_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
 /// Writes the manual page and completions under `dir`; returns the exit code.
 fn generate_docs(dir: &std::path::Path) -> i32 {
     use clap::CommandFactory;
-    let result = enc365_nginx::generate::man_pages(Args::command(), &dir.join("man")).and_then(
-        |mut written| {
-            written.extend(enc365_nginx::generate::completions(Args::command(), dir)?);
-            Ok(written)
-        },
-    );
+    let result = clap_docs::man_pages(Args::command(), &dir.join("man")).and_then(|mut written| {
+        written.extend(clap_docs::completions(Args::command(), dir)?);
+        Ok(written)
+    });
     match result {
         Ok(written) => {
             for path in written {

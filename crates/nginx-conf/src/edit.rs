@@ -10,7 +10,7 @@
 //! Every line we add carries [`MANAGED_MARK`]; [`managed_line`] builds such a line with the
 //! indentation and line ending of a reference line, so our edits look like the file around them.
 //!
-//! Writing the result to disk (atomically, after a backup) is the job of [`crate::store`].
+//! Writing the result to disk (atomically, after a backup) is the caller's job (enc365-nginx's `store` module).
 
 use std::ops::Range;
 

@@ -8,12 +8,12 @@
 //! an address:port marked `ssl` in one block is TLS for every block on it. `ssl_certificate` set at
 //! `http` level is inherited by servers that set none.
 //!
-//! Knows nothing of certificate authorities, and does not judge names (see [`crate::names`]).
+//! Knows nothing of certificate authorities, and does not judge names (that is enc365-nginx's `names` module).
 
 use std::collections::HashSet;
 
-use crate::nginx::lexer::Span;
-use crate::nginx::tree::{Body, Config, Directive, FileId, ParseError};
+use crate::lexer::Span;
+use crate::tree::{Body, Config, Directive, FileId, ParseError};
 
 /// Where a directive is: its file and byte span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

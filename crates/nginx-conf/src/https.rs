@@ -1,7 +1,7 @@
 //! Planning the edits that make a server block serve a given certificate over HTTPS.
 //!
 //! Only bytes that must change are touched, and every line added ends with
-//! [`MANAGED_MARK`](crate::nginx::edit::MANAGED_MARK):
+//! [`MANAGED_MARK`](crate::edit::MANAGED_MARK):
 //!
 //! - a block that already speaks TLS keeps everything but its certificate: its own
 //!   `ssl_certificate`/`ssl_certificate_key` lines are replaced (extra ones of a dual-certificate
@@ -23,9 +23,9 @@
 use std::ops::Range;
 use std::path::Path;
 
-use crate::nginx::edit::{self, Splice};
-use crate::nginx::sites::{Place, Server};
-use crate::nginx::tree::{Config, FileId};
+use crate::edit::{self, Splice};
+use crate::sites::{Place, Server};
+use crate::tree::{Config, FileId};
 
 /// What the edited block should serve.
 #[derive(Debug, Clone, Copy)]
@@ -456,7 +456,7 @@ pub fn by_file(splices: Vec<FileSplice>) -> std::collections::BTreeMap<FileId, V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nginx::sites;
+    use crate::sites;
     use std::path::PathBuf;
 
     /// Plans `target` for every block of `conf` (a TLS block or a lone block gets

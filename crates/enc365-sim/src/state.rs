@@ -136,6 +136,6 @@ impl StateFile {
     pub fn save(&self, state: &SimState) -> Result<(), String> {
         let Some(path) = &self.0 else { return Ok(()) };
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| e.to_string())?;
-        crate::store::write_atomic(path, &bytes, 0o600).map_err(|e| format!("{e:#}"))
+        crate::files::write_atomic(path, &bytes, 0o600)
     }
 }

@@ -85,8 +85,8 @@ impl SimCa {
         let ca = SimCa::generate()?;
         if let Some(dir) = dir {
             let write = |name: &str, text: &str, mode: u32| {
-                crate::store::write_atomic(&dir.join(name), text.as_bytes(), mode)
-                    .map_err(|e| IssueError::Files(format!("{e:#}")))
+                crate::files::write_atomic(&dir.join(name), text.as_bytes(), mode)
+                    .map_err(IssueError::Files)
             };
             write(ROOT_CERT, &ca.root_pem, 0o644)?;
             write(INTER_CERT, &ca.intermediate_pem, 0o644)?;

@@ -21,7 +21,7 @@
 //! processes — nginx does so only after the new configuration is in place — and every old worker
 //! has exited or stopped accepting ("worker process is shutting down"), and reports
 //! [`ControlError::NotApplied`] otherwise. Proof that each name serves the new certificate is
-//! [`crate::verify`]'s job.
+//! the caller's job (enc365-nginx's `verify` module).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -36,6 +36,9 @@ use anyhow::{Context as _, bail};
 pub struct NginxBinary {
     /// Path (or bare name looked up in PATH) of the executable.
     pub path: PathBuf,
+    /// Environment variables removed from every process this runs (nginx, a reload command):
+    /// the caller's secrets, which nginx needs none of. Set with [`NginxBinary::without_env`].
+    pub env_remove: Vec<OsString>,
 }
 
 /// Where nginx's main config file and prefix are.
@@ -78,7 +81,7 @@ impl NginxBinary {
     /// non-root PATH often lacks /usr/sbin).
     pub fn locate(given: Option<PathBuf>) -> NginxBinary {
         if let Some(path) = given {
-            return NginxBinary { path };
+            return NginxBinary::at(path);
         }
         let in_path = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|dir| dir.join("nginx").is_file()))
@@ -88,12 +91,41 @@ impl NginxBinary {
         } else {
             PathBuf::from("/usr/sbin/nginx")
         };
-        NginxBinary { path }
+        NginxBinary::at(path)
+    }
+
+    /// The binary at `path`, run with the environment this process has.
+    fn at(path: PathBuf) -> NginxBinary {
+        NginxBinary {
+            path,
+            env_remove: Vec::new(),
+        }
+    }
+
+    /// The same binary, with `vars` removed from the environment of every process it runs (the
+    /// caller's secrets: nginx and reload commands need none of them).
+    pub fn without_env<I, S>(mut self, vars: I) -> NginxBinary
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.env_remove.extend(vars.into_iter().map(Into::into));
+        self
+    }
+
+    /// A command for `program` without the variables of [`NginxBinary::env_remove`].
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
+        for var in &self.env_remove {
+            command.env_remove(var);
+        }
+        command
     }
 
     /// Runs `nginx -V` and reads the version and compiled-in paths.
     pub fn compiled_paths(&self) -> anyhow::Result<CompiledPaths> {
-        let out = crate::secret::scrub_env(&mut Command::new(&self.path))
+        let out = self
+            .command(&self.path)
             .arg("-V")
             .output()
             .with_context(|| format!("could not run {} -V", self.path.display()))?;
@@ -116,7 +148,8 @@ impl NginxBinary {
 
     /// Runs `nginx -t` on the given paths.
     pub fn test(&self, paths: &NginxPaths) -> anyhow::Result<TestOutcome> {
-        let out = crate::secret::scrub_env(&mut Command::new(&self.path))
+        let out = self
+            .command(&self.path)
             .args(self.base_args(paths))
             .arg("-t")
             .output()
@@ -528,8 +561,8 @@ impl NginxBinary {
                             text: String::new(),
                             reason: "it is empty".to_string(),
                         })?;
-                let mut command = Command::new(program);
-                crate::secret::scrub_env(&mut command).args(args);
+                let mut command = self.command(program);
+                command.args(args);
                 command
             }
             ReloadMethod::Systemd => {
@@ -538,10 +571,8 @@ impl NginxBinary {
                 command
             }
             ReloadMethod::Signal => {
-                let mut command = Command::new(&self.path);
-                crate::secret::scrub_env(&mut command)
-                    .args(self.base_args(paths))
-                    .args(["-s", "reload"]);
+                let mut command = self.command(&self.path);
+                command.args(self.base_args(paths)).args(["-s", "reload"]);
                 command
             }
         };

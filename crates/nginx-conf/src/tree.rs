@@ -12,14 +12,14 @@
 //!
 //! The tree keeps every file's original bytes; directives refer to them by span, so an untouched
 //! file re-renders byte for byte and edits splice only the bytes that change. What directives
-//! *mean* (servers, names, TLS) is left to [`crate::nginx::sites`].
+//! *mean* (servers, names, TLS) is left to [`crate::sites`].
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use crate::nginx::lexer::{LexError, Lexer, Span, Terminator, Word};
+use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
 
 /// Index of a file in [`Config::files`].
 pub type FileId = usize;

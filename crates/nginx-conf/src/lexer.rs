@@ -15,7 +15,7 @@
 //!   long brackets, `--` comments), as the Lua module reads it.
 //!
 //! Every word keeps its byte span, so the tree above can splice the original bytes. What the words
-//! *mean* (blocks, includes, contexts) is left to [`crate::nginx::tree`].
+//! *mean* (blocks, includes, contexts) is left to [`crate::tree`].
 
 use std::borrow::Cow;
 

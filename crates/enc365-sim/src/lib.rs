@@ -21,6 +21,7 @@
 
 mod api;
 pub mod dcv;
+mod files;
 pub mod issuer;
 pub mod state;
 
@@ -222,7 +223,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
     }
     if let Some(dir) = options.state_dir.as_ref().filter(|d| !d.exists()) {
         // Created private; an existing directory keeps the mode its owner gave it.
-        crate::store::ensure_dir(dir, 0o700).map_err(|e| SimError::State(format!("{e:#}")))?;
+        files::ensure_dir(dir, 0o700).map_err(SimError::State)?;
     }
     let file = StateFile::new(options.state_dir.as_deref());
     let state = file.load().map_err(SimError::State)?;
