@@ -1,5 +1,5 @@
 //! The property the parser fuzz target checks, shared with the corpus replay test
-//! (tests/fuzz_corpus.rs): on any bytes, parsing returns (never panics or hangs); a parsed file
+//! (tests/it/fuzz_corpus.rs): on any bytes, parsing returns (never panics or hangs); a parsed file
 //! re-renders byte for byte; directive spans lie inside the file, in order; and an error points
 //! inside the file.
 

@@ -6,7 +6,7 @@
 //! leaf by handshake, untouched files byte-identical, only managed lines added, and a second run
 //! doing nothing — or a clear error with nothing changed.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

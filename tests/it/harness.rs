@@ -1,7 +1,7 @@
 //! The test harness itself: a real nginx starts in its own prefix, serves by Host, reloads, refuses a
 //! broken configuration without dropping the running one, and leaves no process behind.
 
-mod common;
+use crate::common;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

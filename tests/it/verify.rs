@@ -2,7 +2,7 @@
 //! serves — self-signed and expired ones included — and `wait_for_leaf` sees a certificate swapped
 //! in by a reload.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

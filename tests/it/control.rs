@@ -2,7 +2,7 @@
 //! own words when it refuses, a reload nginx accepts but cannot apply, the running check, and the
 //! HTTP/2 syntax the installed nginx really accepts.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;

@@ -18,7 +18,7 @@
 //! And, for the nginx-model tests: [`run_nginx`] (`nginx -t`/`-T` on a tree with a bounded number
 //! of open files), [`nginx_dump_files`] and [`relativize`].
 //!
-//! Use it from a test file with `mod common;`:
+//! Use it from a test module with `use crate::common;`:
 //!
 //! ```ignore
 //! let mut nginx = NginxSandbox::new();
@@ -35,8 +35,6 @@
 //! `conf_path()` and `pid_file()`; after the product reloads, [`NginxSandbox::wait_for_reload`]
 //! waits for the new workers.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 pub mod host;
 
 use std::collections::HashSet;
@@ -51,6 +49,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use enc365_nginx::nginx::control::children_of;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -219,11 +218,6 @@ impl NginxSandbox {
         let port = free_port();
         self.ports.push(port);
         port
-    }
-
-    /// The ports allocated so far, in order.
-    pub fn ports(&self) -> &[u16] {
-        &self.ports
     }
 
     /// Replaces `{prefix}` with the prefix (no trailing slash) and `{port.N}` with the N-th
@@ -509,38 +503,6 @@ impl Drop for NginxSandbox {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// The pids whose parent is `parent`, from `/proc/*/stat`, sorted.
-fn children_of(parent: i32) -> Vec<i32> {
-    let mut pids = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return pids;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (comm) state ppid …" — comm may hold spaces and parentheses; split after the last ')'.
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let mut fields = after.split_whitespace();
-        let state = fields.next();
-        let ppid = fields.next().and_then(|s| s.parse::<i32>().ok());
-        if ppid == Some(parent) && state != Some("Z") {
-            pids.push(pid);
-        }
-    }
-    pids.sort_unstable();
-    pids
 }
 
 /// Whether a (non-zombie) process with this pid exists.

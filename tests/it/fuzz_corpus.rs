@@ -1,8 +1,7 @@
 //! Replays the checked-in fuzz corpus (fuzz/corpus/parse) through the same property the fuzz
 //! target checks, so every input the fuzzer ever kept stays a regression test.
 
-#[path = "../fuzz/fuzz_targets/check.rs"]
-mod check;
+use crate::fuzz_check as check;
 
 use std::path::Path;
 

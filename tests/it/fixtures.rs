@@ -4,9 +4,9 @@
 //! `{dir}` standing for the case's directory). Each case is also checked against the real nginx:
 //! `nginx -t` must agree on valid/invalid, and `nginx -T` must list the same files in the same order.
 //!
-//! `UPDATE_EXPECTED=1 cargo test --test fixtures` rewrites the expected files (review the diff!).
+//! `UPDATE_EXPECTED=1 cargo test --test it fixtures::` rewrites the expected files (review the diff!).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};

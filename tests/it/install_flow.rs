@@ -2,7 +2,7 @@
 //! transaction backup, splices, `nginx -t`, one reload, handshake proof, commit — and the failure
 //! paths, where restore must leave every file byte-identical and nginx serving as before.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

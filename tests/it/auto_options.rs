@@ -1,7 +1,7 @@
 //! `auto`'s options end to end (real nginx, the simulator in process, the real binary):
 //! `--no-wait`, `--one-certificate`, `--require-all`, and validation for a TLS-only site.
 
-mod common;
+use crate::common;
 
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};

@@ -2,10 +2,9 @@
 //! against a real nginx (started here with its own prefix on a free loopback port) serving real
 //! files — success, wrong content, 404 — followed by real X.509 issuance.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -19,102 +18,43 @@ use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 use serde_json::{Value, json};
 use x509_parser::prelude::FromDer;
 
-const SEED_CSR: &str = include_str!("data/seed_example.csr");
+use crate::common::NginxSandbox;
+
+const SEED_CSR: &str = include_str!("../data/seed_example.csr");
 const SEED_MD5: &str = "b8ee25a34bc5cd1f4d5dc8c20fd4eeb2";
 const SEED_SHA256: &str = "fdadae5fbe8fce33026ffa3de7d27f546edc2686259e2ed1d64053aaef156d18";
 
-/// A real nginx serving `www/` on a free loopback port, stopped on drop.
+/// A real nginx (the shared [`NginxSandbox`]) serving `www/` for some names on a free loopback
+/// port; any other name gets 404. Stopped on drop.
 struct Nginx {
-    child: Child,
+    sandbox: NginxSandbox,
     addr: SocketAddr,
-    dir: tempfile::TempDir,
 }
 
 impl Nginx {
-    /// Starts nginx with one server block for `names`, root `<dir>/www`.
+    /// Starts nginx with one server block for `names`, root `PREFIX/www`.
     fn start(names: &[&str]) -> Nginx {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // Workers run unprivileged when the tests run as root: let them read the tree.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        let prefix = dir.path();
-        std::fs::create_dir_all(prefix.join("www/.well-known/pki-validation")).expect("www");
-        std::fs::create_dir_all(prefix.join("tmp")).expect("tmp");
-        let port = free_port();
-        let p = prefix.display();
-        let conf = format!(
-            "daemon off;\nmaster_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {p}/tmp/body;\n  \
-             proxy_temp_path {p}/tmp/proxy;\n  fastcgi_temp_path {p}/tmp/fastcgi;\n  \
-             uwsgi_temp_path {p}/tmp/uwsgi;\n  scgi_temp_path {p}/tmp/scgi;\n  \
-             server {{ listen 127.0.0.1:{port} default_server; server_name _; return 404; }}\n  \
-             server {{ listen 127.0.0.1:{port}; server_name {names}; root {p}/www; }}\n}}\n",
-            names = names.join(" "),
-        );
-        std::fs::write(prefix.join("nginx.conf"), conf).expect("conf");
-        let child = Command::new(nginx_bin())
-            .arg("-p")
-            .arg(prefix)
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("nginx starts (is it installed? scripts/deps.sh installs it)");
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start listening on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let mut sandbox = NginxSandbox::new();
+        let port = sandbox.alloc_port();
+        sandbox.write_http_conf(&format!(
+            "server {{ listen 127.0.0.1:{{port.0}} default_server; server_name _; return 404; }}\n\
+             server {{ listen 127.0.0.1:{{port.0}}; server_name {}; root {{prefix}}/www; }}",
+            names.join(" ")
+        ));
+        sandbox.start();
+        Nginx {
+            sandbox,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         }
-        Nginx { child, addr, dir }
     }
 
-    /// Writes a validation file (0644) into the web root.
+    /// Writes a validation file (world-readable) into the web root.
     fn publish(&self, file_name: &str, content: &[u8]) {
-        let path = self
-            .www()
-            .join(".well-known/pki-validation")
-            .join(file_name);
-        std::fs::write(&path, content).expect("write dcv file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        self.sandbox.write_file(
+            &format!("www/.well-known/pki-validation/{file_name}"),
+            content,
+        );
     }
-
-    fn www(&self) -> PathBuf {
-        self.dir.path().join("www")
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nginx_bin() -> PathBuf {
-    for candidate in [
-        "/usr/sbin/nginx",
-        "/usr/local/sbin/nginx",
-        "/usr/local/nginx/sbin/nginx",
-    ] {
-        if Path::new(candidate).exists() {
-            return PathBuf::from(candidate);
-        }
-    }
-    PathBuf::from("nginx")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
 
 fn fast() -> ClientOptions {
@@ -228,7 +168,7 @@ async fn the_simulator_answers_the_seed_order_exactly_as_the_docs_show() {
     // The documented answer (docs/encryption365 order/create), field for field; only the
     // creation time is the simulator's own.
     let mut documented: Value =
-        serde_json::from_str(include_str!("data/seed_create_response.json")).expect("fixture");
+        serde_json::from_str(include_str!("../data/seed_create_response.json")).expect("fixture");
     let mut answer = answer;
     for v in [&mut documented, &mut answer] {
         v.as_object_mut().expect("object").remove("created_at");
@@ -761,6 +701,7 @@ async fn the_simulator_lists_products_exactly_as_the_docs_show() {
         .await
         .expect("JSON");
     let documented: Value =
-        serde_json::from_str(include_str!("data/account_products_response.json")).expect("fixture");
+        serde_json::from_str(include_str!("../data/account_products_response.json"))
+            .expect("fixture");
     assert_eq!(answer, documented);
 }

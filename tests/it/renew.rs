@@ -1,7 +1,7 @@
 //! `enc365-nginx renew` end to end: real nginx in a sandbox, the Encryption365 simulator in
 //! process (short-lived certificates through its `validity_secs` switch), the real binary.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! takes them, a TLS handshake with SNI shows the new certificate for every name, and the only
 //! lines that changed are marked as ours (or are the old certificate lines we replaced).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;

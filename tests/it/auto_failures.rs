@@ -1,7 +1,7 @@
 //! `auto` when things go wrong: each failure ends with every config file byte-identical to before,
 //! nginx still serving, and orders kept so a rerun resumes them — never a second order.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Hooks, `history` and `rollback` end to end: real nginx in a sandbox, the Encryption365
 //! simulator in process, the real binary.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

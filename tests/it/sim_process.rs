@@ -1,7 +1,7 @@
 //! `enc365-sim` as a process: it prints where it listens and the pre-created accounts, answers the
 //! client, and obeys fault switches flipped at runtime through `/_sim/faults`.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

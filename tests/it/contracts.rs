@@ -3,7 +3,7 @@
 //! exactly one JSON object on success and failure, the exit codes of §3.3, and CA data that does
 //! not add up refused before anything is written.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

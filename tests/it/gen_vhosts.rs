@@ -2,7 +2,7 @@
 //! the servers must equal the generator's ground truth (file, listen, server_name, root), the file
 //! list must equal what `nginx -T` dumps, and every file must re-render byte for byte.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

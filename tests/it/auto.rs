@@ -1,7 +1,7 @@
 //! `enc365-nginx auto` end to end: a real nginx in a sandbox, the Encryption365 simulator in
 //! process (validating over real HTTP against that nginx, issuing real X.509), the real binary.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -5,7 +5,7 @@
 use enc365_nginx::config::{Config, Contact};
 use enc365_nginx::secret::Secret;
 
-const TEMPLATE: &str = include_str!("../packaging/config.toml");
+const TEMPLATE: &str = include_str!("../../packaging/config.toml");
 
 /// The template with `#key = value` and `#[table]` lines uncommented.
 fn uncommented() -> String {
