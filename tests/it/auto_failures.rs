@@ -6,6 +6,7 @@ use crate::common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::cases;
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_sim::Faults;
@@ -16,23 +17,27 @@ fn snapshot(host: &Host) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     vec![(conf.clone(), std::fs::read(&conf).unwrap())]
 }
 
-fn assert_unchanged(host: &Host, before: &[(std::path::PathBuf, Vec<u8>)]) {
+/// Checks that the files of `before` are as they were and nginx still serves the site; failures
+/// name `what` (the case).
+fn assert_unchanged(host: &Host, what: &str, before: &[(std::path::PathBuf, Vec<u8>)]) {
     for (path, bytes) in before {
         assert_eq!(
             &std::fs::read(path).unwrap(),
             bytes,
-            "{} changed",
+            "{what}: {} changed",
             path.display()
         );
     }
     let page = common::http_get(host.http, "shop.test", "/").unwrap();
-    assert_eq!(page.text(), "shop", "nginx still serves the site");
+    assert_eq!(page.text(), "shop", "{what}: nginx still serves the site");
 }
 
 /// Runs `auto --site site`, which must fail (exit 1) with an error naming `cause` and saying every
-/// file was put back, leaving the files of `before` as they were and nginx serving.
+/// file was put back, leaving the files of `before` as they were and nginx serving. Failures name
+/// `what` (the case).
 fn expect_rolled_back(
     host: &Host,
+    what: &str,
     site: &str,
     cause: &str,
     before: &[(std::path::PathBuf, Vec<u8>)],
@@ -40,8 +45,11 @@ fn expect_rolled_back(
     let out = host.auto(&["--json", "--site", site]);
     let doc = expect_exit(&out, 1);
     let err = doc["sites"][0]["error"].as_str().unwrap();
-    assert!(err.contains(cause) && err.contains("put back"), "{err}");
-    assert_unchanged(host, before);
+    assert!(
+        err.contains(cause) && err.contains("put back"),
+        "{what}: {err}"
+    );
+    assert_unchanged(host, what, before);
 }
 
 /// Starts `auto` with `args`, waits (30 s at most) until `reached` says the run got to `stage`,
@@ -80,7 +88,7 @@ fn ca_timeout_keeps_the_order_and_a_rerun_resumes_it_without_ordering_again() {
             .contains("not issued within --timeout"),
         "{doc:#}"
     );
-    assert_unchanged(&host, &before);
+    assert_unchanged(&host, "after the timeout", &before);
     let record = OrderRecord::load(&host.dir.path().join("state"), "shop.test")
         .unwrap()
         .unwrap();
@@ -126,57 +134,137 @@ fn a_validation_path_that_is_not_served_leaves_the_name_out_before_ordering() {
     assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), before);
 }
 
-#[test]
-fn nginx_t_failing_after_our_edit_restores_every_file() {
-    let host = Host::new(Faults::default());
-    // A broken shared TLS snippet makes the edited configuration fail `nginx -t`.
-    std::fs::create_dir_all(host.dir.path().join("nginx")).unwrap();
-    std::fs::write(
-        host.dir.path().join("nginx/ssl-params.conf"),
-        "no_such_directive on;\n",
-    )
-    .unwrap();
-    let before = snapshot(&host);
-    expect_rolled_back(&host, "shop.test", "nginx -t refused", &before);
-    assert!(
-        !host.live("shop.test").exists(),
-        "the live files the run created are removed again"
-    );
-    // The certificate stays on record as issued: fixing the snippet and rerunning installs it
-    // without a new order.
-    std::fs::remove_file(host.dir.path().join("nginx/ssl-params.conf")).unwrap();
-    let out = host.auto(&["--json", "--site", "shop.test"]);
-    assert_eq!(out.status.code(), Some(0), "{:#}", json(&out));
-    assert_eq!(host.sim.request_count("/cert/create"), 1);
+/// A way the install can fail after the configuration was edited.
+#[derive(Debug, Clone, Copy)]
+enum Breakage {
+    /// A broken shared TLS snippet: the edited configuration fails `nginx -t`.
+    SnippetNginxRefuses,
+    /// The configured reload command fails.
+    ReloadCommandFails,
+    /// Another program holds the HTTPS port on the site's address: `nginx -t` (which binds
+    /// nothing) passes, but the reload cannot bind the new listen, so nginx keeps its old
+    /// workers — a reload that "succeeds" but does not apply.
+    HttpsPortTaken,
+    /// A reload that really reloads, but after swapping the old certificate into our live
+    /// files: nginx then serves something other than what was issued.
+    OldCertificateSwappedIn,
 }
 
-#[test]
-fn a_failing_reload_restores_every_file() {
-    let host = Host::with(
-        Faults::default(),
-        common::host::SITES,
-        "reload_command = \"false\"\n",
-    );
-    let before = snapshot(&host);
-    expect_rolled_back(&host, "shop.test", "reload failed", &before);
+/// One install failure: how the install is broken, the site run, and the cause the error names.
+struct RollbackCase {
+    breakage: Breakage,
+    site: &'static str,
+    cause: &'static str,
 }
 
-#[test]
-fn a_listen_nginx_cannot_take_on_reload_rolls_back() {
-    // Another program holds the HTTPS port on the site's address: `nginx -t` (which binds
-    // nothing) passes, but the reload cannot bind the new listen, so nginx keeps its old
-    // workers — a reload that "succeeds" but does not apply.
-    let sites = r#"
+/// The site of [`Breakage::HttpsPortTaken`]: plain HTTP only, so its HTTPS listen is new.
+const HTTP_ONLY_SHOP: &str = r#"
     server {
         listen 127.0.0.1:{port.0};
         server_name shop.test;
         root {prefix}/www/shop;
     }
 "#;
-    let host = Host::with(Faults::default(), sites, "");
-    let _squatter = std::net::TcpListener::bind(("127.0.0.1", host.https)).unwrap();
+
+/// Sets up a host whose install will fail as `breakage` says; returns it with whatever must stay
+/// alive for the breakage to last (the port squatter).
+fn broken_host(breakage: Breakage) -> (Host, Option<std::net::TcpListener>) {
+    match breakage {
+        Breakage::SnippetNginxRefuses => {
+            let host = Host::new(Faults::default());
+            std::fs::create_dir_all(host.dir.path().join("nginx")).unwrap();
+            std::fs::write(
+                host.dir.path().join("nginx/ssl-params.conf"),
+                "no_such_directive on;\n",
+            )
+            .unwrap();
+            (host, None)
+        }
+        Breakage::ReloadCommandFails => {
+            let config = "reload_command = \"false\"\n";
+            let host = Host::with(Faults::default(), common::host::SITES, config);
+            (host, None)
+        }
+        Breakage::HttpsPortTaken => {
+            let host = Host::with(Faults::default(), HTTP_ONLY_SHOP, "");
+            let squatter = std::net::TcpListener::bind(("127.0.0.1", host.https)).unwrap();
+            (host, Some(squatter))
+        }
+        Breakage::OldCertificateSwappedIn => {
+            let host = Host::new(Faults::default());
+            let old_dir = host.sb.path("old");
+            let script = reload_script(
+                &host,
+                &format!(
+                    "if [ -e {{live}}/legacy.test/fullchain.pem ]; then cp {0}/fullchain.pem {{live}}/legacy.test/fullchain.pem; cp {0}/privkey.pem {{live}}/legacy.test/privkey.pem; fi",
+                    old_dir.display()
+                ),
+            );
+            set_reload_command(&host, Some(&script));
+            (host, None)
+        }
+    }
+}
+
+/// Runs `auto` on a host broken as `case` says: the install fails, every file is put back and
+/// nginx keeps serving what it served.
+fn rolls_back(case: RollbackCase) {
+    let name = format!("{:?}", case.breakage);
+    let (host, _squatter) = broken_host(case.breakage);
+    let old = matches!(case.breakage, Breakage::OldCertificateSwappedIn)
+        .then(|| served(&host, case.site).fingerprint);
     let before = snapshot(&host);
-    expect_rolled_back(&host, "shop.test", "did not apply", &before);
+    expect_rolled_back(&host, &name, case.site, case.cause, &before);
+    match case.breakage {
+        Breakage::SnippetNginxRefuses => {
+            assert!(
+                !host.live(case.site).exists(),
+                "{name}: the live files the run created are removed again"
+            );
+            // The certificate stays on record as issued: fixing the snippet and rerunning installs
+            // it without a new order.
+            std::fs::remove_file(host.dir.path().join("nginx/ssl-params.conf")).unwrap();
+            let out = host.auto(&["--json", "--site", case.site]);
+            assert_eq!(out.status.code(), Some(0), "{name}: {:#}", json(&out));
+            assert_eq!(host.sim.request_count("/cert/create"), 1, "{name}");
+        }
+        Breakage::OldCertificateSwappedIn => {
+            assert!(
+                !host.live(case.site).exists(),
+                "{name}: live files removed again"
+            );
+            assert_eq!(
+                Some(served(&host, case.site).fingerprint),
+                old,
+                "{name}: old certificate still served"
+            );
+        }
+        Breakage::ReloadCommandFails | Breakage::HttpsPortTaken => {}
+    }
+}
+
+cases! {
+    fn rolls_back;
+    nginx_t_failing_after_our_edit_restores_every_file => RollbackCase {
+        breakage: Breakage::SnippetNginxRefuses,
+        site: "shop.test",
+        cause: "nginx -t refused",
+    };
+    a_failing_reload_restores_every_file => RollbackCase {
+        breakage: Breakage::ReloadCommandFails,
+        site: "shop.test",
+        cause: "reload failed",
+    };
+    a_listen_nginx_cannot_take_on_reload_rolls_back => RollbackCase {
+        breakage: Breakage::HttpsPortTaken,
+        site: "shop.test",
+        cause: "did not apply",
+    };
+    a_handshake_showing_another_certificate_rolls_back_and_the_old_one_stays_served => RollbackCase {
+        breakage: Breakage::OldCertificateSwappedIn,
+        site: "legacy.test",
+        cause: "new certificate is not served",
+    };
 }
 
 #[test]
@@ -297,39 +385,6 @@ fn set_reload_command(host: &Host, command: Option<&std::path::Path>) {
 }
 
 #[test]
-fn a_handshake_showing_another_certificate_rolls_back_and_the_old_one_stays_served() {
-    let host = Host::new(Faults::default());
-    let old = served(&host, "legacy.test").fingerprint;
-    // A reload that really reloads, but after swapping the old certificate into our live files:
-    // nginx then serves something other than what was issued.
-    let old_dir = host.sb.path("old");
-    let script = reload_script(
-        &host,
-        &format!(
-            "if [ -e {{live}}/legacy.test/fullchain.pem ]; then cp {0}/fullchain.pem {{live}}/legacy.test/fullchain.pem; cp {0}/privkey.pem {{live}}/legacy.test/privkey.pem; fi",
-            old_dir.display()
-        ),
-    );
-    set_reload_command(&host, Some(&script));
-    let before = snapshot(&host);
-    expect_rolled_back(
-        &host,
-        "legacy.test",
-        "new certificate is not served",
-        &before,
-    );
-    assert!(
-        !host.live("legacy.test").exists(),
-        "live files removed again"
-    );
-    assert_eq!(
-        served(&host, "legacy.test").fingerprint,
-        old,
-        "old certificate still served"
-    );
-}
-
-#[test]
 fn killed_during_the_install_a_rerun_puts_the_files_back_and_installs_once() {
     let host = Host::new(Faults::default());
     // The install's reload hangs; the run is killed while it waits.
@@ -408,7 +463,7 @@ fn killed_while_ordering_a_rerun_does_not_order_again_until_told_to() {
         1,
         "not ordered again"
     );
-    assert_unchanged(&host, &before);
+    assert_unchanged(&host, "after the interrupted order", &before);
 
     let out = host.auto(&[
         "--json",

@@ -614,112 +614,121 @@ fn tree(dir: &Path) -> Vec<String> {
     rel
 }
 
+/// CA data that does not add up (the fault that makes the simulator send it), and what the site's
+/// error must tell for the cases the CA answers wrongly while we wait.
+struct BadCaData {
+    what: &'static str,
+    faults: Faults,
+    told: Option<&'static str>,
+}
+
 #[test]
 fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
     let paths = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(&str, Faults)> = vec![
-        (
-            "a DCV file name with ..",
-            Faults {
+    let cases = vec![
+        BadCaData {
+            what: "a DCV file name with ..",
+            faults: Faults {
                 dcv_filename: Some("../../escape.txt".into()),
                 ..Faults::default()
             },
-        ),
-        (
-            "a DCV file name with /",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "a DCV file name with /",
+            faults: Faults {
                 dcv_filename: Some("sub/dir.txt".into()),
                 ..Faults::default()
             },
-        ),
-        (
-            "a DCV file name with odd characters",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "a DCV file name with odd characters",
+            faults: Faults {
                 dcv_filename: Some("a b;$(id)\n.txt".into()),
                 ..Faults::default()
             },
-        ),
-        (
-            "validation data for a name never ordered",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "validation data for a name never ordered",
+            faults: Faults {
                 foreign_dcv_name: Some("evil.test".into()),
                 ..Faults::default()
             },
-        ),
-        (
-            "no certificate in the issued answer",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "no certificate in the issued answer",
+            faults: Faults {
                 drop_field: Some("cert_code".into()),
                 paths: paths(&["/cert/details"]),
                 ..Faults::default()
             },
-        ),
-        (
-            "no chain in the issued answer",
-            Faults {
+            told: Some("cert_code"),
+        },
+        BadCaData {
+            what: "no chain in the issued answer",
+            faults: Faults {
                 drop_field: Some("ca_code".into()),
                 paths: paths(&["/cert/details"]),
                 ..Faults::default()
             },
-        ),
-        (
-            "a chain without the certificate's issuer",
-            Faults {
+            told: Some("without its chain"),
+        },
+        BadCaData {
+            what: "a chain without the certificate's issuer",
+            faults: Faults {
                 unrelated_chain: true,
                 ..Faults::default()
             },
-        ),
-        (
-            "a certificate for another key",
-            Faults {
+            told: Some("does not hold the certificate's issuer"),
+        },
+        BadCaData {
+            what: "a certificate for another key",
+            faults: Faults {
                 foreign_key: true,
                 ..Faults::default()
             },
-        ),
-        (
-            "a certificate that leaves out a name",
-            Faults {
+            told: Some("does not match our private key"),
+        },
+        BadCaData {
+            what: "a certificate that leaves out a name",
+            faults: Faults {
                 drop_issued_name: true,
                 ..Faults::default()
             },
-        ),
-        (
-            "truncated JSON",
-            Faults {
+            told: Some("does not cover www.shop.test"),
+        },
+        BadCaData {
+            what: "truncated JSON",
+            faults: Faults {
                 truncated_json: true,
                 paths: paths(&["/cert/details"]),
                 ..Faults::default()
             },
-        ),
-        (
-            "an HTML error page",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "an HTML error page",
+            faults: Faults {
                 html_error: true,
                 paths: paths(&["/cert/create"]),
                 ..Faults::default()
             },
-        ),
-        (
-            "an oversize answer",
-            Faults {
+            told: None,
+        },
+        BadCaData {
+            what: "an oversize answer",
+            faults: Faults {
                 oversize_body: true,
                 paths: paths(&["/cert/details"]),
                 ..Faults::default()
             },
-        ),
+            told: None,
+        },
     ];
-    // What the site's error must tell for the cases the CA answers wrongly while we wait.
-    let told = |what: &str| match what {
-        "no certificate in the issued answer" => Some("cert_code"),
-        "a certificate that leaves out a name" => Some("does not cover www.shop.test"),
-        "a certificate for another key" => Some("does not match our private key"),
-        "no chain in the issued answer" => Some("without its chain"),
-        "a chain without the certificate's issuer" => {
-            Some("does not hold the certificate's issuer")
-        }
-        _ => None,
-    };
-    for (what, faults) in cases {
+    for BadCaData { what, faults, told } in cases {
         let host = Host::with(faults, ONE_SITE, "");
         let prefix = host.sb.prefix().to_path_buf();
         let before = tree(&prefix);
@@ -736,7 +745,7 @@ fn ca_data_that_does_not_add_up_is_refused_with_nothing_written() {
         let site = &doc["sites"][0];
         assert!(site["error"].is_string(), "{what}: {doc:#}");
         assert!(site["cert_path"].is_null(), "{what}: {doc:#}");
-        if let Some(told) = told(what) {
+        if let Some(told) = told {
             assert!(
                 site["error"].as_str().unwrap().contains(told),
                 "{what}: {doc:#}"

@@ -11,6 +11,8 @@ use enc365_nginx::keys::{self, KeyType};
 use enc365_nginx::secret::Secret;
 use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 
+use crate::common::cases;
+
 const USER: &str = "dev@example.com";
 const PASSWORD: &str = "correct horse";
 
@@ -357,27 +359,124 @@ async fn an_endpoint_the_ca_does_not_have_is_a_clear_transport_error() {
     assert!(e.to_string().contains("no /cert/revoke endpoint"), "{e}");
 }
 
-#[tokio::test]
-async fn http_5xx_on_create_is_reported_once_and_never_retried() {
+/// A fault switched on for every path, and what the client must make of it.
+struct FaultCase {
+    faults: Faults,
+    /// The kind of error every call fails with.
+    kind: fn(&CaError) -> bool,
+    /// What the error must say.
+    says: &'static [&'static str],
+    /// What the error of `create` must say besides.
+    create_says: &'static [&'static str],
+    /// How many times a read-only call is sent: retried only when a retry may pass.
+    read_attempts: u64,
+}
+
+fn http_503() -> FaultCase {
+    FaultCase {
+        faults: Faults {
+            http_status: Some(503),
+            ..Faults::default()
+        },
+        kind: |e| matches!(e, CaError::Transport { .. }),
+        says: &["503"],
+        create_says: &["not repeated"],
+        read_attempts: 3,
+    }
+}
+
+fn html_error_page() -> FaultCase {
+    FaultCase {
+        faults: Faults {
+            html_error: true,
+            ..Faults::default()
+        },
+        kind: |e| matches!(e, CaError::Malformed { .. }),
+        says: &["HTML page"],
+        create_says: &[],
+        read_attempts: 1,
+    }
+}
+
+fn truncated_json() -> FaultCase {
+    FaultCase {
+        faults: Faults {
+            truncated_json: true,
+            ..Faults::default()
+        },
+        kind: |e| matches!(e, CaError::Malformed { .. }),
+        says: &["malformed JSON"],
+        create_says: &[],
+        read_attempts: 1,
+    }
+}
+
+fn rejection() -> FaultCase {
+    FaultCase {
+        faults: Faults {
+            reject: Some("账户已被锁定 account locked".into()),
+            ..Faults::default()
+        },
+        kind: |e| matches!(e, CaError::Api { .. }),
+        says: &["账户已被锁定 account locked"],
+        create_says: &[],
+        read_attempts: 1,
+    }
+}
+
+/// `create` under the fault of `case`: a clear error, sent once (it creates an order, so it is
+/// never repeated), no secret in it.
+async fn create_fails_once(case: FaultCase) {
     let s = setup().await;
-    s.sim.set_faults(Faults {
-        http_status: Some(503),
-        ..Faults::default()
-    });
+    s.sim.set_faults(case.faults);
     let (req, _) = request(&["d.example.com"]);
-    let e = s.client.create(&req).await.expect_err("503");
-    assert!(matches!(e, CaError::Transport { .. }), "{e:?}");
-    let text = e.to_string();
-    assert!(
-        text.contains("503") && text.contains("not repeated"),
-        "{text}"
-    );
+    let e = s.client.create(&req).await.expect_err("fault");
+    assert!((case.kind)(&e), "{e:?}");
+    for says in case.says.iter().chain(case.create_says) {
+        assert!(e.to_string().contains(says), "{e}");
+    }
     assert_eq!(
         s.sim.request_count("/cert/create"),
         1,
         "cert/create must never be retried"
     );
     assert_no_secret(&e, &s.token);
+}
+
+/// Read-only calls (`products`, `details`) under the fault of `case`: a clear error, after as many
+/// attempts as the case says, no secret in it.
+async fn read_fails_after_attempts(case: FaultCase) {
+    let s = setup().await;
+    s.sim.set_faults(case.faults);
+    let e = s.client.products().await.expect_err("fault");
+    assert!((case.kind)(&e), "{e:?}");
+    for says in case.says {
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    if case.read_attempts > 1 {
+        let gave_up = format!("gave up after {} attempts", case.read_attempts);
+        assert!(e.to_string().contains(&gave_up), "{e}");
+    }
+    assert_eq!(s.sim.request_count("/account/products"), case.read_attempts);
+    assert_no_secret(&e, &s.token);
+    s.client.details(1).await.expect_err("fault");
+    assert_eq!(s.sim.request_count("/cert/details"), case.read_attempts);
+}
+
+cases! {
+    async fn create_fails_once;
+    http_5xx_on_create_is_reported_once_and_never_retried => http_503();
+    an_html_error_page_on_create_is_named_as_such_and_not_retried => html_error_page();
+    truncated_json_on_create_is_a_clear_error => truncated_json();
+    a_rejection_quotes_the_ca_message_and_does_not_leak_the_token => rejection();
+}
+
+cases! {
+    async fn read_fails_after_attempts;
+    http_5xx_on_read_only_calls_is_retried_with_backoff_then_reported => http_503();
+    an_html_error_page_is_named_as_such_and_not_retried => html_error_page();
+    truncated_json_on_a_read_only_call_is_a_clear_error_and_not_retried => truncated_json();
+    a_rejection_of_a_read_only_call_is_not_retried => rejection();
 }
 
 #[tokio::test]
@@ -401,20 +500,6 @@ async fn http_5xx_on_reissue_and_register_is_never_retried() {
         .expect_err("502");
     assert_eq!(s.sim.request_count("/client/create"), 1);
     assert_no_secret(&e, &s.token);
-}
-
-#[tokio::test]
-async fn http_5xx_on_read_only_calls_is_retried_with_backoff_then_reported() {
-    let s = setup().await;
-    s.sim.set_faults(Faults {
-        http_status: Some(503),
-        ..Faults::default()
-    });
-    let e = s.client.products().await.expect_err("503");
-    assert!(e.to_string().contains("gave up after 3 attempts"), "{e}");
-    assert_eq!(s.sim.request_count("/account/products"), 3);
-    s.client.details(1).await.expect_err("503");
-    assert_eq!(s.sim.request_count("/cert/details"), 3);
 }
 
 #[tokio::test]
@@ -461,35 +546,6 @@ async fn latency_within_the_timeout_is_just_slow() {
 }
 
 #[tokio::test]
-async fn an_html_error_page_is_named_as_such_and_not_retried() {
-    let s = setup().await;
-    s.sim.set_faults(Faults {
-        html_error: true,
-        ..Faults::default()
-    });
-    let e = s.client.products().await.expect_err("html");
-    assert!(matches!(e, CaError::Malformed { .. }), "{e:?}");
-    assert!(e.to_string().contains("HTML page"), "{e}");
-    let (req, _) = request(&["g.example.com"]);
-    let e = s.client.create(&req).await.expect_err("html");
-    assert!(e.to_string().contains("HTML page"), "{e}");
-    assert_eq!(s.sim.request_count("/cert/create"), 1);
-}
-
-#[tokio::test]
-async fn truncated_json_is_a_clear_error() {
-    let s = setup().await;
-    s.sim.set_faults(Faults {
-        truncated_json: true,
-        ..Faults::default()
-    });
-    let (req, _) = request(&["h.example.com"]);
-    let e = s.client.create(&req).await.expect_err("truncated");
-    assert!(e.to_string().contains("malformed JSON"), "{e}");
-    assert_eq!(s.sim.request_count("/cert/create"), 1);
-}
-
-#[tokio::test]
 async fn the_status_style_envelope_is_understood_for_success_and_error() {
     let s = setup().await;
     s.sim.set_faults(Faults {
@@ -527,26 +583,6 @@ async fn numbers_sent_as_strings_are_accepted() {
     assert_eq!(
         s.client.account_details().await.expect("credit").credit,
         Some(1000.0)
-    );
-}
-
-#[tokio::test]
-async fn a_rejection_quotes_the_ca_message_and_does_not_leak_the_token() {
-    let s = setup().await;
-    s.sim.set_faults(Faults {
-        reject: Some("账户已被锁定 account locked".into()),
-        ..Faults::default()
-    });
-    let (req, _) = request(&["k.example.com"]);
-    let e = s.client.create(&req).await.expect_err("rejected");
-    assert!(matches!(e, CaError::Api { .. }), "{e:?}");
-    assert!(e.to_string().contains("账户已被锁定 account locked"), "{e}");
-    assert_no_secret(&e, &s.token);
-    s.client.details(1).await.expect_err("rejected");
-    assert_eq!(
-        s.sim.request_count("/cert/details"),
-        1,
-        "API errors are not retried"
     );
 }
 

@@ -18,7 +18,7 @@ use enc365_sim::{self as sim, Faults, SimHandle, SimOptions};
 use serde_json::{Value, json};
 use x509_parser::prelude::FromDer;
 
-use crate::common::NginxSandbox;
+use crate::common::{NginxSandbox, cases};
 
 const SEED_CSR: &str = include_str!("../data/seed_example.csr");
 const SEED_MD5: &str = "b8ee25a34bc5cd1f4d5dc8c20fd4eeb2";
@@ -265,85 +265,81 @@ fn openssl_verify(root: &str, chain: &str, leaf: &str) {
     );
 }
 
-#[tokio::test]
-async fn validation_fails_when_nginx_serves_different_content() {
-    let nginx = Nginx::start(&["wrong.test"]);
-    let options = SimOptions {
-        connect: Some(nginx.addr),
-        ..SimOptions::default()
-    };
-    let (_sim, client) = sim_and_client(options).await;
-    let (req, _) = order_for(&["wrong.test"], KeyType::EcdsaP256);
-    let order = client.create(&req).await.expect("order");
-    let entry = &order.dcv[0];
-    let content = entry.http_filecontent.clone().expect("content");
-    // Off by a trailing newline: the CA compares bytes.
-    nginx.publish(
-        entry.http_filename.as_deref().expect("file"),
-        format!("{content}\n").as_bytes(),
-    );
-    let message = client
-        .challenge(order.trustocean_id)
-        .await
-        .expect("challenge");
-    assert!(message.contains("0/1"), "{message}");
-    assert!(
-        message.contains("does not hold the expected content"),
-        "{message}"
-    );
-    let details = client.details(order.trustocean_id).await.expect("details");
-    assert_eq!(details.status, CertStatus::Processing);
-    assert!(!details.dcv[0].is_verified());
+/// An order whose validation must fail: the names nginx serves, the names ordered, what is
+/// published, and what the challenge answer must say.
+struct FailingValidation {
+    served: &'static [&'static str],
+    ordered: &'static [&'static str],
+    /// Published for the first name: its expected content with this appended; `None` publishes
+    /// nothing.
+    publish_first: Option<&'static str>,
+    /// What the challenge answer must contain.
+    said: &'static [&'static str],
+    /// Whether the first name then counts as verified (`None`: not checked).
+    first_verified: Option<bool>,
 }
 
-#[tokio::test]
-async fn validation_fails_when_the_file_is_missing() {
-    let nginx = Nginx::start(&["missing.test"]);
+/// Orders as `case` says and asks the CA to validate: the answer says why it failed, and the order
+/// stays processing.
+async fn validation_fails(case: FailingValidation) {
+    let nginx = Nginx::start(case.served);
     let options = SimOptions {
         connect: Some(nginx.addr),
         ..SimOptions::default()
     };
     let (_sim, client) = sim_and_client(options).await;
-    let (req, _) = order_for(&["missing.test"], KeyType::EcdsaP256);
+    let (req, _) = order_for(case.ordered, KeyType::EcdsaP256);
     let order = client.create(&req).await.expect("order");
+    if let Some(suffix) = case.publish_first {
+        let entry = &order.dcv[0];
+        let content = entry.http_filecontent.as_deref().expect("content");
+        nginx.publish(
+            entry.http_filename.as_deref().expect("file"),
+            format!("{content}{suffix}").as_bytes(),
+        );
+    }
     let message = client
         .challenge(order.trustocean_id)
         .await
         .expect("challenge");
-    assert!(message.contains("HTTP 404"), "{message}");
-    assert_eq!(
-        client.details(order.trustocean_id).await.expect("d").status,
-        CertStatus::Processing
-    );
-}
-
-#[tokio::test]
-async fn validation_fails_for_a_name_nginx_does_not_serve() {
-    let nginx = Nginx::start(&["served.test"]);
-    let options = SimOptions {
-        connect: Some(nginx.addr),
-        ..SimOptions::default()
-    };
-    let (_sim, client) = sim_and_client(options).await;
-    let (req, _) = order_for(&["served.test", "other.test"], KeyType::EcdsaP256);
-    let order = client.create(&req).await.expect("order");
-    let e = &order.dcv[0];
-    nginx.publish(
-        e.http_filename.as_deref().expect("f"),
-        e.http_filecontent.as_deref().expect("c").as_bytes(),
-    );
-    let message = client
-        .challenge(order.trustocean_id)
-        .await
-        .expect("challenge");
-    assert!(message.contains("1/2"), "{message}");
-    assert!(message.contains("other.test"), "{message}");
+    for said in case.said {
+        assert!(message.contains(said), "{message}");
+    }
     let details = client.details(order.trustocean_id).await.expect("details");
     assert_eq!(
         details.status,
         CertStatus::Processing,
         "one failing name blocks the order"
     );
+    if let Some(verified) = case.first_verified {
+        assert_eq!(details.dcv[0].is_verified(), verified);
+    }
+}
+
+cases! {
+    async fn validation_fails;
+    validation_fails_when_nginx_serves_different_content => FailingValidation {
+        served: &["wrong.test"],
+        ordered: &["wrong.test"],
+        // Off by a trailing newline: the CA compares bytes.
+        publish_first: Some("\n"),
+        said: &["0/1", "does not hold the expected content"],
+        first_verified: Some(false),
+    };
+    validation_fails_when_the_file_is_missing => FailingValidation {
+        served: &["missing.test"],
+        ordered: &["missing.test"],
+        publish_first: None,
+        said: &["HTTP 404"],
+        first_verified: None,
+    };
+    validation_fails_for_a_name_nginx_does_not_serve => FailingValidation {
+        served: &["served.test"],
+        ordered: &["served.test", "other.test"],
+        publish_first: Some(""),
+        said: &["1/2", "other.test"],
+        first_verified: None,
+    };
 }
 
 async fn validated_order(nginx: &Nginx, client: &Enc365, names: &[&str]) -> (u64, keys::KeyAndCsr) {

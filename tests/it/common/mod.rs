@@ -53,6 +53,31 @@ use enc365_nginx::nginx::control::children_of;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// Table-driven tests: one test per case, named for the behaviour it checks, each running the same
+/// function on its case, so cases run in parallel and a failure names its case.
+///
+/// ```ignore
+/// cases! {
+///     fn rolls_back;
+///     a_failing_reload_restores_every_file => RollbackCase { .. };
+/// }
+/// ```
+macro_rules! cases {
+    (fn $run:ident; $($test:ident => $case:expr;)+) => {$(
+        #[test]
+        fn $test() {
+            $run($case)
+        }
+    )+};
+    (async fn $run:ident; $($test:ident => $case:expr;)+) => {$(
+        #[tokio::test]
+        async fn $test() {
+            $run($case).await
+        }
+    )+};
+}
+pub(crate) use cases;
+
 /// The `enc365-sim` binary, built once per test run exactly as `cargo build` at the workspace root
 /// builds it (a test of this package cannot name another package's binary at compile time).
 pub fn sim_binary() -> &'static Path {
