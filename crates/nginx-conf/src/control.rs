@@ -731,6 +731,43 @@ mod tests {
     }
 
     #[test]
+    fn the_variables_named_in_without_env_never_reach_nginx() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let seen = dir.path().join("seen");
+        // A variable of this process the shell does not set by itself.
+        let var = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .find(|name| {
+                name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                    && !["PATH", "PWD", "OLDPWD", "IFS", "PPID", "OPTIND", "_"]
+                        .contains(&name.as_str())
+            })
+            .expect("the test process has an environment");
+        // A stand-in nginx that reports whether that variable reached it.
+        let script = dir.path().join("nginx");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\nif [ -n \"${{{var}+set}}\" ]; then echo kept; else echo removed; fi >{}\n",
+                seen.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paths = NginxPaths {
+            conf: dir.path().join("nginx.conf"),
+            prefix: None,
+        };
+        let nginx = NginxBinary::locate(Some(script.clone()));
+        assert!(nginx.test(&paths).unwrap().ok);
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), "kept\n");
+        let nginx = nginx.without_env([&var]);
+        assert!(nginx.test(&paths).unwrap().ok);
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), "removed\n");
+    }
+
+    #[test]
     fn reads_pid_path_and_modules() {
         let text = "nginx version: openresty/1.21.4.1\nconfigure arguments: \
                     --pid-path=/run/nginx.pid --with-http_ssl_module --with-http_v2_module\n";
