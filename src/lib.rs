@@ -1,10 +1,11 @@
 //! enc365-nginx: HTTPS for every nginx site, with no manual steps.
 //!
-//! The library holds everything; the binaries (`enc365-nginx`, `enc365-sim`) only parse arguments and
-//! call into it. Modules keep their knowledge to themselves: [`nginx`] reads and edits nginx
-//! configuration and knows nothing of certificate authorities; the CA clients know nothing of nginx;
-//! [`pipeline`] (the order stages the commands share) and [`commands`] are the only places where
-//! both meet.
+//! The library holds everything; the binary `enc365-nginx` only parses arguments and calls into it.
+//! Modules keep their knowledge to themselves: [`nginx`] (the `nginx-conf` crate of this
+//! workspace) reads and edits nginx configuration and knows nothing of certificate authorities; the
+//! CA clients know nothing of nginx; [`pipeline`] (the order stages the commands share) and
+//! [`commands`] are the only places where both meet. The CA simulator the tests run against is a
+//! crate of its own (`enc365-sim`), not part of this library.
 
 pub mod assess;
 pub mod ca;
@@ -20,13 +21,12 @@ pub mod install;
 pub mod keys;
 pub mod lifecycle;
 pub mod names;
-pub mod nginx;
+pub use nginx_conf as nginx;
 pub mod orders;
 pub mod paths;
 pub mod pipeline;
 pub mod publish;
 pub mod secret;
-pub mod sim;
 pub mod site;
 pub mod store;
 pub mod tlsinfo;

@@ -1,11 +1,11 @@
 //! The property the parser fuzz target checks, shared with the corpus replay test
-//! (tests/fuzz_corpus.rs): on any bytes, parsing returns (never panics or hangs); a parsed file
+//! (tests/it/fuzz_corpus.rs): on any bytes, parsing returns (never panics or hangs); a parsed file
 //! re-renders byte for byte; directive spans lie inside the file, in order; and an error points
 //! inside the file.
 
 use std::path::PathBuf;
 
-use enc365_nginx::nginx::tree::{Body, ConfigFile, Directive};
+use nginx_conf::tree::{Body, ConfigFile, Directive};
 
 /// Parses `bytes` as one configuration file and checks the invariants; panics when one fails.
 pub fn check(bytes: &[u8]) {

@@ -121,9 +121,11 @@ impl Context {
         Failure::usage(anyhow::anyhow!("{error}{hint}"))
     }
 
-    /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx.
+    /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx. It
+    /// runs nginx (and reload commands) without our secrets in their environment.
     pub fn nginx_binary(&self) -> NginxBinary {
         NginxBinary::locate(self.global.nginx_bin.clone())
+            .without_env(crate::secret::SECRET_ENV_VARS.iter().copied())
     }
 
     /// The main config file and prefix, resolved as design §3.1 says. Asks `nginx -V` only for what

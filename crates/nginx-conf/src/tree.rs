@@ -1,0 +1,715 @@
+//! The directive tree of a whole nginx configuration: every file nginx reads, parsed into directives
+//! and blocks with byte spans, and every `include` resolved exactly as nginx resolves it.
+//!
+//! - Relative include paths resolve against the directory of the main config file (nginx's
+//!   `conf_prefix`), never against the including file or the working directory.
+//! - A path with `*`, `?` or `[` is a glob (the C library's `glob(3)`, as nginx uses it): matches are
+//!   sorted, and no match is fine. A path without them must exist.
+//! - Symlinks are followed when reading, but a file is named by the path nginx opened (so
+//!   `sites-enabled/shop.conf`, not its `sites-available/` target).
+//! - An include loop is an error (nginx would recurse until it runs out of file descriptors).
+//! - Blocks must close in the file that opened them, as in nginx.
+//!
+//! The tree keeps every file's original bytes; directives refer to them by span, so an untouched
+//! file re-renders byte for byte and edits splice only the bytes that change. What directives
+//! *mean* (servers, names, TLS) is left to [`crate::sites`].
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
+
+/// Index of a file in [`Config::files`].
+pub type FileId = usize;
+
+/// Deepest block nesting we accept; far beyond any real configuration, it keeps hostile input from
+/// exhausting the stack of the walks over the tree.
+const MAX_NESTING: usize = 256;
+
+/// A configuration error at a place in a file: `file:line:column: message` (just `file: message`
+/// when the file could not be read at all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// The file, as nginx names it.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column (in characters; a non-UTF-8 byte counts as one).
+    pub column: u32,
+    /// What was expected there.
+    pub message: String,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// One directive: its name, arguments and, for a block directive, its body.
+///
+/// Plain data: its arguments, children and included files are runs of the lists its
+/// [`ConfigFile`] holds (a file's tree lives in a few flat vectors, not one allocation per
+/// directive), read with [`ConfigFile::args`], [`ConfigFile::children`] and
+/// [`ConfigFile::included`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Directive {
+    /// The directive name (first word).
+    pub name: Word,
+    /// The arguments: a run of [`ConfigFile::words`].
+    pub args: Run,
+    /// From the first byte of the name to the terminating `;`, or to the `}` closing the block.
+    pub span: Span,
+    /// The block, if the directive has one.
+    pub body: Body,
+    /// For `include`: the files it pulled in, in nginx's order (a run of
+    /// [`ConfigFile::includes`]).
+    pub included: Run,
+}
+
+/// A run `start..start + len` of one of a [`ConfigFile`]'s flat lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Run {
+    /// Index of the first item.
+    pub start: u32,
+    /// Number of items.
+    pub len: u32,
+}
+
+impl Run {
+    fn of<T>(self, list: &[T]) -> &[T] {
+        &list[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+/// The body of a directive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// A simple directive ending in `;`.
+    None,
+    /// A block: `{` at `open`, `}` at `close`, the directives in between.
+    Block {
+        /// Offset of `{`.
+        open: u32,
+        /// Offset of `}`.
+        close: u32,
+        /// The directives inside: a run of [`ConfigFile::nodes`].
+        children: Run,
+    },
+    /// A `*_by_lua_block`: Lua source between `open` and `close`, kept as raw bytes.
+    Raw {
+        /// Offset of `{`.
+        open: u32,
+        /// Offset of `}`.
+        close: u32,
+    },
+}
+
+impl Directive {
+    /// Whether the directive's name is `name` (compared on the raw bytes, as nginx does).
+    pub fn is(&self, name: &str, src: &[u8]) -> bool {
+        self.name.quote.is_none() && self.name.span.slice(src) == name.as_bytes()
+    }
+}
+
+/// One configuration file as read from disk.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    /// The path nginx opened (absolute; symlinks not resolved).
+    pub path: PathBuf,
+    /// The file's bytes, exactly as read.
+    pub bytes: Vec<u8>,
+    /// Every directive of the file; the children of each block are one contiguous run.
+    pub nodes: Vec<Directive>,
+    /// The top-level directives: a run of `nodes`.
+    pub top: Run,
+    /// The arguments of every directive of the file (directives refer to runs of it).
+    pub words: Vec<Word>,
+    /// The files every `include` of the file pulled in (directives refer to runs of it).
+    pub includes: Vec<FileId>,
+    /// The `#` comments, in order.
+    pub comments: Vec<Span>,
+    line_starts: Vec<u32>,
+}
+
+impl ConfigFile {
+    /// Parses `bytes` (a file named `path`) into directives. Includes are not resolved here.
+    pub fn parse(path: PathBuf, bytes: Vec<u8>) -> Result<ConfigFile, ParseError> {
+        let line_starts = line_starts(&bytes);
+        let mut file = ConfigFile {
+            path,
+            bytes,
+            nodes: Vec::new(),
+            top: Run::default(),
+            words: Vec::new(),
+            includes: Vec::new(),
+            comments: Vec::new(),
+            line_starts,
+        };
+        match parse_directives(&file.bytes) {
+            Ok(parsed) => {
+                file.nodes = parsed.nodes;
+                file.top = parsed.top;
+                file.words = parsed.words;
+                file.comments = parsed.comments;
+                Ok(file)
+            }
+            Err((offset, message)) => Err(file.error_at(offset, message)),
+        }
+    }
+
+    /// The top-level directives.
+    pub fn directives(&self) -> &[Directive] {
+        self.top.of(&self.nodes)
+    }
+
+    /// The arguments of a directive of this file.
+    pub fn args(&self, d: &Directive) -> &[Word] {
+        d.args.of(&self.words)
+    }
+
+    /// The directives inside a block directive of this file (empty for other directives).
+    pub fn children(&self, d: &Directive) -> &[Directive] {
+        match d.body {
+            Body::Block { children, .. } => children.of(&self.nodes),
+            _ => &[],
+        }
+    }
+
+    /// The files an `include` directive of this file pulled in (empty for other directives).
+    pub fn included(&self, d: &Directive) -> &[FileId] {
+        d.included.of(&self.includes)
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_col(&self, offset: u32) -> (u32, u32) {
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1] as usize;
+        let end = (offset as usize).min(self.bytes.len());
+        // Count characters, not bytes: skip UTF-8 continuation bytes.
+        let column = self.bytes[start..end]
+            .iter()
+            .filter(|&&b| (b & 0xC0) != 0x80)
+            .count();
+        (line as u32, column as u32 + 1)
+    }
+
+    /// A [`ParseError`] at a byte offset of this file.
+    pub fn error_at(&self, offset: u32, message: impl Into<String>) -> ParseError {
+        let (line, column) = self.line_col(offset);
+        ParseError {
+            file: self.path.clone(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// Rebuilds the file from its directive tree and the bytes between directives (comments and
+    /// blanks). For a file nobody edited this is byte-identical to [`ConfigFile::bytes`]; the test of
+    /// that proves the tree accounts for every byte.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        let mut at = 0usize;
+        render_list(self, self.directives(), &mut at, &mut out);
+        out.extend_from_slice(&self.bytes[at..]);
+        out
+    }
+}
+
+fn render_list(file: &ConfigFile, list: &[Directive], at: &mut usize, out: &mut Vec<u8>) {
+    let src = &file.bytes;
+    for d in list {
+        out.extend_from_slice(&src[*at..d.span.start as usize]);
+        *at = d.span.start as usize;
+        let words = std::iter::once(&d.name).chain(file.args(d));
+        for w in words {
+            out.extend_from_slice(&src[*at..w.span.start as usize]);
+            out.extend_from_slice(w.span.slice(src));
+            *at = w.span.end as usize;
+        }
+        match &d.body {
+            Body::Block { close, .. } => {
+                render_list(file, file.children(d), at, out);
+                out.extend_from_slice(&src[*at..*close as usize + 1]);
+            }
+            Body::None | Body::Raw { .. } => {
+                out.extend_from_slice(&src[*at..d.span.end as usize]);
+            }
+        }
+        *at = d.span.end as usize;
+    }
+}
+
+/// Offsets where lines start (the first is 0).
+fn line_starts(bytes: &[u8]) -> Vec<u32> {
+    let mut starts = Vec::with_capacity(bytes.len() / 32 + 1);
+    starts.push(0);
+    starts.extend(
+        bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'\n')
+            .map(|(i, _)| i as u32 + 1),
+    );
+    starts
+}
+
+/// An unfinished block while parsing: the directive that opened it and its children so far.
+struct OpenBlock {
+    directive: Directive,
+    open: u32,
+    children: Vec<Directive>,
+}
+
+/// What parsing one file yields.
+struct Parsed {
+    nodes: Vec<Directive>,
+    top: Run,
+    words: Vec<Word>,
+    comments: Vec<Span>,
+}
+
+/// Parses one file's bytes into its directives; errors carry a byte offset.
+///
+/// Each block's children are collected in a scratch vector (recycled through `spare`) and moved
+/// into `nodes` as one run when the block closes, so the whole tree costs a few flat vectors.
+fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
+    let mut lexer = Lexer::new(src);
+    let mut nodes: Vec<Directive> = Vec::with_capacity(src.len() / 40);
+    let mut top: Vec<Directive> = Vec::new();
+    let mut stack: Vec<OpenBlock> = Vec::new();
+    let mut spare: Vec<Vec<Directive>> = Vec::new();
+    let mut all_words: Vec<Word> = Vec::with_capacity(src.len() / 24);
+    let mut words: Vec<Word> = Vec::new();
+    loop {
+        words.clear();
+        let end = lexer
+            .next_statement(&mut words)
+            .map_err(|e: LexError| (e.offset, e.message()))?;
+        let mut leaf = |end: u32, body: Body| {
+            let name = words[0];
+            let args = Run {
+                start: all_words.len() as u32,
+                len: words.len() as u32 - 1,
+            };
+            all_words.extend_from_slice(&words[1..]);
+            Directive {
+                name,
+                args,
+                span: Span {
+                    start: name.span.start,
+                    end,
+                },
+                body,
+                included: Run::default(),
+            }
+        };
+        let finished = match end {
+            Terminator::Semicolon(at) => leaf(at + 1, Body::None),
+            Terminator::RawBlock { open, close } => leaf(close + 1, Body::Raw { open, close }),
+            Terminator::BlockOpen(open) => {
+                if stack.len() >= MAX_NESTING {
+                    return Err((open, format!("blocks nested more than {MAX_NESTING} deep")));
+                }
+                let directive = leaf(open + 1, Body::None);
+                let children = spare.pop().unwrap_or_default();
+                stack.push(OpenBlock {
+                    directive,
+                    open,
+                    children,
+                });
+                continue;
+            }
+            Terminator::BlockClose(at) => {
+                let Some(mut block) = stack.pop() else {
+                    return Err((
+                        at,
+                        "unexpected \"}\": expected a directive (no block is open here; blocks \
+                         must close in the file that opened them)"
+                            .to_string(),
+                    ));
+                };
+                let children = Run {
+                    start: nodes.len() as u32,
+                    len: block.children.len() as u32,
+                };
+                nodes.append(&mut block.children);
+                spare.push(block.children);
+                let mut d = block.directive;
+                d.span.end = at + 1;
+                d.body = Body::Block {
+                    open: block.open,
+                    close: at,
+                    children,
+                };
+                d
+            }
+            Terminator::EndOfFile => {
+                if let Some(block) = stack.last() {
+                    let name = String::from_utf8_lossy(block.directive.name.span.slice(src));
+                    return Err((
+                        src.len() as u32,
+                        format!(
+                            "unexpected end of file: expected \"}}\" to close the \"{name}\" block \
+                             opened at {}",
+                            position_text(src, block.open)
+                        ),
+                    ));
+                }
+                let top_run = Run {
+                    start: nodes.len() as u32,
+                    len: top.len() as u32,
+                };
+                nodes.append(&mut top);
+                return Ok(Parsed {
+                    nodes,
+                    top: top_run,
+                    words: all_words,
+                    comments: lexer.comments,
+                });
+            }
+        };
+        match stack.last_mut() {
+            Some(block) => block.children.push(finished),
+            None => top.push(finished),
+        }
+    }
+}
+
+/// `line N, column M` of an offset, for messages that point at a second place.
+fn position_text(src: &[u8], offset: u32) -> String {
+    let before = &src[..offset as usize];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let column = before[line_start..]
+        .iter()
+        .filter(|&&b| (b & 0xC0) != 0x80)
+        .count()
+        + 1;
+    format!("line {line}, column {column}")
+}
+
+/// A whole configuration: the main file and everything it includes.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Every file read, indexed by [`FileId`]; the main file is `files[0]`.
+    pub files: Vec<ConfigFile>,
+    /// nginx's `conf_prefix`: the directory of the main file, against which includes resolve.
+    pub conf_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads the main file at `main` (absolute) and everything it includes, as nginx would.
+    pub fn load(main: &Path) -> Result<Config, ParseError> {
+        let conf_dir = main
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut loader = Loader {
+            conf_dir: conf_dir.clone(),
+            files: Vec::new(),
+            by_path: HashMap::new(),
+            stack: Vec::new(),
+        };
+        let bytes = std::fs::read(main).map_err(|e| ParseError {
+            file: main.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("could not read the main configuration file: {e}"),
+        })?;
+        loader.load_file(main.to_path_buf(), bytes)?;
+        let files = loader
+            .files
+            .into_iter()
+            .map(|f| f.expect("every loaded file is filled in"))
+            .collect();
+        Ok(Config { files, conf_dir })
+    }
+
+    /// The main configuration file.
+    pub fn main(&self) -> &ConfigFile {
+        &self.files[0]
+    }
+
+    /// The paths of every file read, in the order nginx reads them (each once, as `nginx -T`).
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.iter().map(|f| f.path.as_path())
+    }
+}
+
+/// A file read and parsed ahead of its turn: the read error, or the parse result.
+type Prefetched = std::io::Result<Result<ConfigFile, ParseError>>;
+
+/// Reads files and resolves includes depth-first, in nginx's order.
+struct Loader {
+    conf_dir: PathBuf,
+    /// Slots in read order; a slot is `None` while its file's includes are being read.
+    files: Vec<Option<ConfigFile>>,
+    by_path: HashMap<PathBuf, FileId>,
+    /// Files being read right now, outermost first (for loop detection).
+    stack: Vec<FileId>,
+}
+
+impl Loader {
+    fn load_file(&mut self, path: PathBuf, bytes: Vec<u8>) -> Result<FileId, ParseError> {
+        let file = ConfigFile::parse(path, bytes)?;
+        self.load_parsed(file)
+    }
+
+    /// Registers a parsed file and resolves its includes.
+    fn load_parsed(&mut self, mut file: ConfigFile) -> Result<FileId, ParseError> {
+        let id = self.files.len();
+        self.files.push(None);
+        self.by_path.insert(file.path.clone(), id);
+        self.stack.push(id);
+        let top = file.top;
+        self.resolve_includes(&mut file, top)?;
+        self.stack.pop();
+        self.files[id] = Some(file);
+        Ok(id)
+    }
+
+    /// Resolves every `include` among the directives `run` of `file` (at any depth), in document
+    /// order.
+    fn resolve_includes(&mut self, file: &mut ConfigFile, run: Run) -> Result<(), ParseError> {
+        for index in run.start as usize..(run.start + run.len) as usize {
+            let d = file.nodes[index];
+            if let Body::Block { children, .. } = d.body {
+                self.resolve_includes(file, children)?;
+                continue;
+            }
+            if !d.is("include", &file.bytes) {
+                continue;
+            }
+            let args = file.args(&d);
+            if args.len() != 1 {
+                return Err(file.error_at(
+                    d.name.span.start,
+                    format!(
+                        "\"include\" takes exactly one file name or pattern, found {}",
+                        args.len()
+                    ),
+                ));
+            }
+            let arg = args[0].value(&file.bytes).into_owned();
+            let pattern = self.conf_dir.join(OsStr::from_bytes(&arg));
+            let at = args[0].span.start;
+            let paths = if arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+                glob(&pattern).map_err(|e| file.error_at(at, e))?
+            } else {
+                vec![pattern]
+            };
+            let mut prefetched = self.prefetch(&paths);
+            let mut ids = Vec::with_capacity(paths.len());
+            for (i, path) in paths.into_iter().enumerate() {
+                let ready = prefetched.as_mut().and_then(|p| p[i].take());
+                ids.push(self.include(file, at, path, ready)?);
+            }
+            file.nodes[index].included = Run {
+                start: file.includes.len() as u32,
+                len: ids.len() as u32,
+            };
+            file.includes.extend(ids);
+        }
+        Ok(())
+    }
+
+    /// Reads and parses many files of one glob at once, on every core: a host with thousands of
+    /// sites spends most of discovery opening and lexing `sites-enabled/*`. Includes inside them
+    /// are still resolved one by one, in nginx's order, by [`Loader::include`].
+    fn prefetch(&self, paths: &[PathBuf]) -> Option<Vec<Option<Prefetched>>> {
+        const MIN_BATCH: usize = 64;
+        let todo: Vec<usize> = (0..paths.len())
+            .filter(|&i| !self.by_path.contains_key(&paths[i]))
+            .collect();
+        if todo.len() < MIN_BATCH {
+            return None;
+        }
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let chunk = todo.len().div_ceil(threads);
+        let mut out: Vec<Option<Prefetched>> = (0..paths.len()).map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = todo
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|&i| {
+                                let read = std::fs::read(&paths[i])
+                                    .map(|bytes| ConfigFile::parse(paths[i].clone(), bytes));
+                                (i, read)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            for handle in handles {
+                if let Ok(results) = handle.join() {
+                    for (i, read) in results {
+                        out[i] = Some(read);
+                    }
+                }
+            }
+        });
+        Some(out)
+    }
+
+    /// Reads one included file (or reuses it when already read), refusing include loops.
+    /// `ready` is the file already read and parsed by [`Loader::prefetch`], if it was.
+    fn include(
+        &mut self,
+        from: &ConfigFile,
+        at: u32,
+        path: PathBuf,
+        ready: Option<Prefetched>,
+    ) -> Result<FileId, ParseError> {
+        if let Some(&id) = self.by_path.get(&path) {
+            if self.stack.contains(&id) {
+                let mut chain: Vec<String> = self.stack
+                    [self.stack.iter().position(|&s| s == id).unwrap_or(0)..]
+                    .iter()
+                    .map(|&s| self.path_of(s).display().to_string())
+                    .collect();
+                chain.push(path.display().to_string());
+                return Err(from.error_at(
+                    at,
+                    format!(
+                        "include loop: {}; remove one of these includes",
+                        chain.join(" includes ")
+                    ),
+                ));
+            }
+            return Ok(id);
+        }
+        let read = match ready {
+            Some(Ok(parsed)) => return self.load_parsed(parsed?),
+            Some(Err(e)) => Err(e),
+            None => std::fs::read(&path),
+        };
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let what = match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        "no such file (nginx fails on a missing include without wildcards); create it \
+                         or fix the path"
+                            .to_string()
+                    }
+                    _ => format!("{e}"),
+                };
+                return Err(from.error_at(
+                    at,
+                    format!("could not read included file {}: {what}", path.display()),
+                ));
+            }
+        };
+        self.load_file(path, bytes)
+    }
+
+    fn path_of(&self, id: FileId) -> PathBuf {
+        self.by_path
+            .iter()
+            .find(|&(_, &v)| v == id)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Expands a pattern with the C library's `glob(3)`, as nginx does: sorted, no match is fine.
+fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
+    let c_pattern = CString::new(pattern.as_os_str().as_bytes()).map_err(|_| {
+        format!(
+            "the include pattern {} contains a NUL byte",
+            pattern.display()
+        )
+    })?;
+    // SAFETY: glob_t is plain data that glob() fills in; it is freed with globfree() below, and the
+    // path strings are copied out before that.
+    unsafe {
+        let mut g: libc::glob_t = std::mem::zeroed();
+        let rc = libc::glob(c_pattern.as_ptr(), 0, None, &mut g);
+        let result = match rc {
+            0 => {
+                let mut paths = Vec::with_capacity(g.gl_pathc);
+                for i in 0..g.gl_pathc {
+                    let p = CStr::from_ptr(*g.gl_pathv.add(i));
+                    paths.push(PathBuf::from(OsStr::from_bytes(p.to_bytes())));
+                }
+                Ok(paths)
+            }
+            libc::GLOB_NOMATCH => Ok(Vec::new()),
+            libc::GLOB_NOSPACE => Err(format!("out of memory expanding {}", pattern.display())),
+            _ => Err(format!(
+                "could not read a directory while expanding {} (check its permissions)",
+                pattern.display()
+            )),
+        };
+        libc::globfree(&mut g);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Result<ConfigFile, ParseError> {
+        ConfigFile::parse(
+            PathBuf::from("/etc/nginx/test.conf"),
+            src.as_bytes().to_vec(),
+        )
+    }
+
+    #[test]
+    fn blocks_nest_and_keep_spans() {
+        let f = parse("http {\n  server {\n    listen 80;\n  }\n}\n").unwrap();
+        let http = &f.directives()[0];
+        assert!(http.is("http", &f.bytes));
+        let server = &f.children(http)[0];
+        assert_eq!(
+            server.span.slice(&f.bytes),
+            b"server {\n    listen 80;\n  }"
+        );
+        assert_eq!(f.line_col(server.span.start), (2, 3));
+        assert_eq!(f.render(), f.bytes);
+    }
+
+    #[test]
+    fn unbalanced_braces_are_errors_with_positions() {
+        let e = parse("http {\n  server {\n}\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/etc/nginx/test.conf:4:1: unexpected end of file: expected \"}\" to close the \"http\" block opened at line 1, column 6"
+        );
+        let e = parse("a b;\n}\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1));
+    }
+
+    #[test]
+    fn columns_count_characters() {
+        let f = parse("# é\nserver_name 例子.test ;\n").unwrap();
+        let d = &f.directives()[0];
+        assert_eq!(f.line_col(d.span.end - 1), (2, 21));
+    }
+}

@@ -1,0 +1,36 @@
+//! The integration tests, one module per area, linked into one test binary (as cargo and ripgrep
+//! do): the crate is linked once instead of once per file. Shared helpers live in [`common`] (a
+//! real nginx in its own prefix, the simulator, HTTP and certificate helpers).
+//!
+//! Run one area with its module path as the filter, e.g. `cargo test --test it renew::`.
+
+mod common;
+#[path = "../../fuzz/fuzz_targets/check.rs"]
+mod fuzz_check;
+
+mod account_commands;
+mod auto;
+mod auto_edge_cases;
+mod auto_failures;
+mod auto_options;
+mod config;
+mod contracts;
+mod control;
+mod discover_cli;
+mod enc365_contract;
+mod fixtures;
+mod fuzz_corpus;
+mod gen_vhosts;
+mod harness;
+mod help_examples;
+mod https_edit;
+mod install_flow;
+mod keys;
+mod lifecycle;
+mod order_steps;
+mod package_template;
+mod providers;
+mod renew;
+mod sim_dcv;
+mod sim_process;
+mod verify;
