@@ -202,93 +202,12 @@ pub fn plan_server(
     let bytes = &config.files[file].bytes;
     let cert_line = format!("ssl_certificate {};", quote_path(target.certificate));
     let key_line = format!("ssl_certificate_key {};", quote_path(target.key));
-
     if server.tls && !server.certificate_directives.is_empty() {
-        let own: Vec<&Place> = server
-            .certificate_directives
-            .iter()
-            .chain(&server.certificate_key_directives)
-            .collect();
-        if let Some(shared) = own.iter().find(|p| p.file != file) {
-            return Err(PlanError::SharedCertificateFile {
-                file: config.files[shared.file].path.display().to_string(),
-            });
-        }
-        let mut out = Vec::new();
-        for (list, text) in [
-            (&server.certificate_directives, &cert_line),
-            (&server.certificate_key_directives, &key_line),
-        ] {
-            for (i, place) in list.iter().enumerate() {
-                let splice = if i == 0 {
-                    replace_directive(bytes, place, text)
-                } else {
-                    remove_directive(bytes, place)
-                };
-                out.push(FileSplice { file, splice });
-            }
-        }
-        let mut extra = Vec::new();
-        if server.certificate_key_directives.is_empty() {
-            extra.push(key_line);
-        }
-        if !target.add_names.is_empty() {
-            extra.push(format!("server_name {};", target.add_names.join(" ")));
-        }
-        if target.hsts && !server.hsts_header {
-            extra.push(HSTS_LINE.to_string());
-        }
-        // Harmless on TLS listens (`$scheme` is https there); redirects any plain one.
-        if target.redirect && !server.server_level_return && !server.https_redirect {
-            extra.extend(redirect_lines(target.https_port));
-        }
-        if !extra.is_empty() {
-            let anchor = server.certificate_directives[0];
-            out.push(FileSplice {
-                file,
-                splice: insert_after(bytes, anchor.span.end, server.braces.1, &extra),
-            });
-        }
-        return Ok(out);
+        return replace_certificate(config, server, target, cert_line, key_line);
     }
-
     let mut lines = Vec::new();
     if !server.tls {
-        let mut addresses: Vec<String> = Vec::new();
-        let listens: Vec<(&str, bool, bool)> = if server.listens.is_empty() {
-            vec![("*:80", false, false)]
-        } else {
-            server
-                .listens
-                .iter()
-                .map(|l| (l.address.as_str(), l.ipv6, l.dual_stack))
-                .collect()
-        };
-        for (address, ipv6, dual_stack) in listens {
-            if address.starts_with("unix:") {
-                continue;
-            }
-            let host = host_of(address, ipv6);
-            for host in tls_hosts(
-                host,
-                ipv6,
-                dual_stack,
-                target.bound_hosts,
-                target.dual_stack_bound,
-            ) {
-                let listen = match host {
-                    "*" => format!("listen {} ssl;", target.https_port),
-                    h => format!("listen {h}:{} ssl;", target.https_port),
-                };
-                if !addresses.contains(&listen) {
-                    addresses.push(listen);
-                }
-            }
-        }
-        if addresses.is_empty() {
-            return Err(PlanError::NoIpListen);
-        }
-        lines.extend(addresses);
+        lines.extend(tls_listens(server, target)?);
     }
     lines.push(cert_line);
     lines.push(key_line);
@@ -312,6 +231,106 @@ pub fn plan_server(
         file,
         splice: insert_after(bytes, last_listen_end(server), server.braces.1, &lines),
     }])
+}
+
+/// A TLS block that already names a certificate: its first `ssl_certificate` and
+/// `ssl_certificate_key` lines are replaced, any further ones removed, and what is missing (the key
+/// line, added names, HSTS, the redirect) goes right after the certificate line.
+fn replace_certificate(
+    config: &Config,
+    server: &Server,
+    target: &HttpsTarget,
+    cert_line: String,
+    key_line: String,
+) -> Result<Vec<FileSplice>, PlanError> {
+    let file = server.place.file;
+    let bytes = &config.files[file].bytes;
+    let own: Vec<&Place> = server
+        .certificate_directives
+        .iter()
+        .chain(&server.certificate_key_directives)
+        .collect();
+    if let Some(shared) = own.iter().find(|p| p.file != file) {
+        return Err(PlanError::SharedCertificateFile {
+            file: config.files[shared.file].path.display().to_string(),
+        });
+    }
+    let mut out = Vec::new();
+    for (list, text) in [
+        (&server.certificate_directives, &cert_line),
+        (&server.certificate_key_directives, &key_line),
+    ] {
+        for (i, place) in list.iter().enumerate() {
+            let splice = if i == 0 {
+                replace_directive(bytes, place, text)
+            } else {
+                remove_directive(bytes, place)
+            };
+            out.push(FileSplice { file, splice });
+        }
+    }
+    let mut extra = Vec::new();
+    if server.certificate_key_directives.is_empty() {
+        extra.push(key_line);
+    }
+    if !target.add_names.is_empty() {
+        extra.push(format!("server_name {};", target.add_names.join(" ")));
+    }
+    if target.hsts && !server.hsts_header {
+        extra.push(HSTS_LINE.to_string());
+    }
+    // Harmless on TLS listens (`$scheme` is https there); redirects any plain one.
+    if target.redirect && !server.server_level_return && !server.https_redirect {
+        extra.extend(redirect_lines(target.https_port));
+    }
+    if !extra.is_empty() {
+        let anchor = server.certificate_directives[0];
+        out.push(FileSplice {
+            file,
+            splice: insert_after(bytes, anchor.span.end, server.braces.1, &extra),
+        });
+    }
+    Ok(out)
+}
+
+/// The `listen … ssl;` lines a plain block gets: one per host it listens on (`*:80` when it has
+/// no listen), on the HTTPS port, without duplicates; unix sockets get none.
+fn tls_listens(server: &Server, target: &HttpsTarget) -> Result<Vec<String>, PlanError> {
+    let mut addresses: Vec<String> = Vec::new();
+    let listens: Vec<(&str, bool, bool)> = if server.listens.is_empty() {
+        vec![("*:80", false, false)]
+    } else {
+        server
+            .listens
+            .iter()
+            .map(|l| (l.address.as_str(), l.ipv6, l.dual_stack))
+            .collect()
+    };
+    for (address, ipv6, dual_stack) in listens {
+        if address.starts_with("unix:") {
+            continue;
+        }
+        let host = host_of(address, ipv6);
+        for host in tls_hosts(
+            host,
+            ipv6,
+            dual_stack,
+            target.bound_hosts,
+            target.dual_stack_bound,
+        ) {
+            let listen = match host {
+                "*" => format!("listen {} ssl;", target.https_port),
+                h => format!("listen {h}:{} ssl;", target.https_port),
+            };
+            if !addresses.contains(&listen) {
+                addresses.push(listen);
+            }
+        }
+    }
+    if addresses.is_empty() {
+        return Err(PlanError::NoIpListen);
+    }
+    Ok(addresses)
 }
 
 /// The host part of a normalised address (`*:80` → `*`, `[::]:80` → `[::]`, `1.2.3.4:80` →
