@@ -68,21 +68,6 @@ impl Default for ClientOptions {
     }
 }
 
-/// The result of `/client/create`.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    /// The new device account id.
-    pub client_id: String,
-    /// The new device token (redacted in Debug).
-    pub access_token: Secret,
-    /// The source address the CA saw, if it said.
-    pub ip_address: Option<String>,
-    /// The device status (`active`).
-    pub status: Option<String>,
-    /// When the device was created, as the CA wrote it.
-    pub created_at: Option<String>,
-}
-
 /// One product of `/account/products`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Product {
@@ -292,16 +277,16 @@ impl Enc365 {
         username: &str,
         password: &Secret,
         servername: &str,
-    ) -> Result<Registration, CaError> {
+    ) -> Result<account::Registration, CaError> {
         let body = json!({
             "username": username,
             "password": password.expose(),
             "servername": servername,
         });
         let f = self.call("/client/create", body, Kind::Mutating).await?;
-        Ok(Registration {
-            client_id: f.string("client_id")?,
-            access_token: Secret::new(f.string("access_token")?),
+        Ok(account::Registration {
+            account_id: f.string("client_id")?,
+            secret: Secret::new(f.string("access_token")?),
             ip_address: f.opt_string("ip_address")?,
             status: f.opt_string("status")?,
             created_at: f.opt_string("created_at")?,
@@ -860,22 +845,12 @@ impl AccountApi for Enc365 {
         &'a self,
         request: &'a RegisterRequest,
     ) -> BoxFuture<'a, Result<account::Registration, CaError>> {
-        Box::pin(async move {
-            let r = Enc365::register(
-                self,
-                &request.username,
-                &request.password,
-                &request.servername,
-            )
-            .await?;
-            Ok(account::Registration {
-                account_id: r.client_id,
-                secret: r.access_token,
-                ip_address: r.ip_address,
-                status: r.status,
-                created_at: r.created_at,
-            })
-        })
+        Box::pin(Enc365::register(
+            self,
+            &request.username,
+            &request.password,
+            &request.servername,
+        ))
     }
 
     fn products(&self) -> BoxFuture<'_, Result<Vec<account::Product>, CaError>> {

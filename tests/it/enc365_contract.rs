@@ -87,10 +87,10 @@ async fn register_returns_a_device_token_and_wrong_password_quotes_the_api_messa
         .register(USER, &Secret::new(PASSWORD), "web-01")
         .await
         .expect("registered");
-    assert!(!reg.client_id.is_empty());
-    assert_eq!(reg.access_token.expose().len(), 32);
+    assert!(!reg.account_id.is_empty());
+    assert_eq!(reg.secret.expose().len(), 32);
     assert_eq!(reg.status.as_deref(), Some("active"));
-    assert!(!format!("{reg:?}").contains(reg.access_token.expose()));
+    assert!(!format!("{reg:?}").contains(reg.secret.expose()));
 
     let e = anon
         .register(USER, &Secret::new("wrong"), "web-01")

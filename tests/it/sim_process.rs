@@ -207,7 +207,7 @@ async fn accounts_and_devices_can_be_created_over_the_admin_endpoints() {
         .await
         .expect("JSON");
     for (client_id, token) in [
-        (reg.client_id.clone(), reg.access_token.expose().to_string()),
+        (reg.account_id.clone(), reg.secret.expose().to_string()),
         (
             device["client_id"].as_str().expect("id").to_string(),
             device["access_token"].as_str().expect("token").to_string(),
