@@ -15,13 +15,14 @@
 //! [`account::AccountApi`]. Both are built in one place, [`factory`], from the config's provider
 //! settings; no command names a provider type.
 //!
-//! This module never sees nginx: it must not import `crate::nginx`. Only Encryption365
-//! ([`enc365`]) is implemented so far.
+//! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`])
+//! and HowSSL ([`howssl`]) are implemented so far.
 
 pub mod account;
 pub mod enc365;
 pub mod envelope;
 pub mod factory;
+pub mod howssl;
 pub mod http;
 pub mod pem;
 

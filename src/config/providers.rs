@@ -149,7 +149,7 @@ impl Encryption365Settings {
     }
 }
 
-/// `[howssl]`: the HowSSL API (providers.md §2). Not built yet.
+/// `[howssl]`: the HowSSL API (providers.md §2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HowSslSettings {
@@ -165,6 +165,20 @@ pub struct HowSslSettings {
     /// The validity to order, in months (12, 24, 36, 48 or 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_period: Option<u32>,
+}
+
+impl HowSslSettings {
+    /// The API base URL: `base_url`, or `https://api.howssl.com`.
+    pub fn base_url(&self) -> &str {
+        (self.base_url.as_deref())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(crate::ca::howssl::DEFAULT_BASE_URL)
+    }
+
+    /// True when the table holds a token.
+    pub fn holds_credentials(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| !t.is_empty())
+    }
 }
 
 /// `[huawei_scm]`: Huawei Cloud SSL Certificate Manager (providers.md §3). Not built yet.
