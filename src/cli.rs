@@ -356,7 +356,12 @@ prompt, checked with the account call, and saved in [howssl] (mode 0600).";
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// Your TrustOcean account e-mail (Encryption365; not used by HowSSL).
-    #[arg(long, value_name = "EMAIL", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub username: String,
     /// A label for this server in the TrustOcean console (default: the host name).
     #[arg(long, value_name = "NAME")]

@@ -181,12 +181,16 @@ impl HowSsl {
         fields: &[(&str, &str)],
         read_only: bool,
     ) -> Result<Map<String, Value>, CaError> {
-        let token = self.token.as_ref().filter(|t| !t.is_empty()).ok_or_else(|| {
-            CaError::Invalid(
-                "no HowSSL token: run `enc365-nginx register --provider howssl --token-stdin`"
-                    .to_string(),
-            )
-        })?;
+        let token = self
+            .token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                CaError::Invalid(
+                    "no HowSSL token: run `enc365-nginx register --provider howssl --token-stdin`"
+                        .to_string(),
+                )
+            })?;
         let mut form = vec![("token".to_string(), token.expose().to_string())];
         form.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let request = Request::post(endpoint, Body::Multipart(form))
@@ -387,10 +391,7 @@ impl HowSsl {
             .await?;
         let data = data_object(path::CERTIFICATE, &envelope)?;
         let Some(Value::Object(cert)) = data.get("certificate") else {
-            return Err(malformed(
-                path::CERTIFICATE,
-                "data.certificate is missing",
-            ));
+            return Err(malformed(path::CERTIFICATE, "data.certificate is missing"));
         };
         let text = |k: &str| cert.get(k).and_then(loose_string).unwrap_or_default();
         checked_certificate(&text("cert"), &text("ca_cert"), names)
@@ -416,11 +417,7 @@ impl HowSsl {
 
     /// Sets the validation method of the order's names: one `batchUpdateDCV` when they share
     /// one, else `updateDCV` per name.
-    pub async fn set_methods(
-        &self,
-        order_id: &str,
-        request: &OrderRequest,
-    ) -> Result<(), CaError> {
+    pub async fn set_methods(&self, order_id: &str, request: &OrderRequest) -> Result<(), CaError> {
         let way = |m: ValidationMethod| match m {
             ValidationMethod::HttpFile => "FILE",
             ValidationMethod::Dns => "DNS",
@@ -497,7 +494,11 @@ pub fn order_cost(price: &Price, names: &[String]) -> f64 {
 
 /// The price for `months` (default: the shortest offered), or an error listing what is offered.
 pub fn choose_validity(product: &HowProduct, months: Option<u32>) -> Result<Price, CaError> {
-    let offered: Vec<String> = product.prices.iter().map(|p| p.months.to_string()).collect();
+    let offered: Vec<String> = product
+        .prices
+        .iter()
+        .map(|p| p.months.to_string())
+        .collect();
     let found = match months {
         Some(m) => product.prices.iter().find(|p| p.months == m),
         None => product.prices.iter().min_by_key(|p| p.months),
@@ -554,7 +555,10 @@ fn parse_envelope(
         None => None,
     };
     let code = map.get("code").and_then(loose_u64);
-    let msg = map.get("msg").and_then(loose_string).map(|m| clean_message(&m));
+    let msg = map
+        .get("msg")
+        .and_then(loose_string)
+        .map(|m| clean_message(&m));
     match ok {
         Some(true) if code.is_none_or(|c| c == 200) => Ok(map),
         Some(_) => Err(CaError::Api {
@@ -590,7 +594,10 @@ fn short(v: &Value) -> String {
 }
 
 /// `data` as an object (a JSON string holding an object is decoded).
-fn data_object(endpoint: &str, envelope: &Map<String, Value>) -> Result<Map<String, Value>, CaError> {
+fn data_object(
+    endpoint: &str,
+    envelope: &Map<String, Value>,
+) -> Result<Map<String, Value>, CaError> {
     match envelope.get("data").map(json_in_string) {
         Some(Value::Object(m)) => Ok(m),
         Some(other) => Err(malformed(
@@ -708,7 +715,10 @@ fn parse_valid_info(endpoint: &str, v: &Value) -> Result<Option<ValidInfo>, CaEr
             "valid_info.DCVfileContent is not a plausible validation value",
         ));
     }
-    for (key, value) in [("DCVdnsHost", &info.dns_host), ("DCVdnsValue", &info.dns_value)] {
+    for (key, value) in [
+        ("DCVdnsHost", &info.dns_host),
+        ("DCVdnsValue", &info.dns_value),
+    ] {
         if let Some(v) = value
             && !is_dns_text(v)
         {
@@ -739,7 +749,10 @@ fn parse_validity_status(v: &Value, names: &[String]) -> Result<HashMap<String, 
     };
     let mut out = HashMap::new();
     for entry in entries {
-        let text = entry.get("value").and_then(loose_string).unwrap_or_default();
+        let text = entry
+            .get("value")
+            .and_then(loose_string)
+            .unwrap_or_default();
         let done = entry.get("status").and_then(loose_u64) == Some(1);
         if let Some(name) = names.iter().find(|n| names_domain(&text, n)) {
             out.insert(name.clone(), done);
@@ -839,7 +852,10 @@ fn check_request(names: &[String], csr_pem: &str) -> Result<(), CaError> {
     if names.is_empty() {
         return Err(CaError::Invalid("an order needs at least one name".into()));
     }
-    if let Some(bad) = names.iter().find(|d| d.is_empty() || d.contains([',', ' '])) {
+    if let Some(bad) = names
+        .iter()
+        .find(|d| d.is_empty() || d.contains([',', ' ']))
+    {
         return Err(CaError::Invalid(format!(
             "{bad:?} is not a name that can be ordered"
         )));
@@ -893,7 +909,12 @@ impl CertificateAuthority for HowSsl {
             // Nothing is drafted that the balance cannot pay for.
             let (product, price) = self.ensure_balance(&request.names).await?;
             let check_id = self
-                .create_order(&product.code, price.months, &request.csr_pem, &request.names)
+                .create_order(
+                    &product.code,
+                    price.months,
+                    &request.csr_pem,
+                    &request.names,
+                )
                 .await?;
             Ok(Created::Draft(OrderId(check_id)))
         })
@@ -905,8 +926,6 @@ impl CertificateAuthority for HowSsl {
         request: &'a OrderRequest,
     ) -> BoxFuture<'a, Result<Order, CaError>> {
         Box::pin(async move {
-            // The balance may have changed since the draft: checked again before money moves.
-            self.ensure_balance(&request.names).await?;
             let (order_id, info) = self.commit_order(&draft.0).await?;
             if let Err(e) = self.set_methods(&order_id, request).await {
                 // The order is paid for: its id must reach the record whatever happens here.
@@ -921,6 +940,14 @@ impl CertificateAuthority for HowSsl {
                 validations: validations(&request.names, Some(&info), &HashMap::new()),
             })
         })
+    }
+
+    /// The balance may have changed since the draft: checked again before money moves.
+    fn before_commit<'a>(
+        &'a self,
+        request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async move { self.ensure_balance(&request.names).await.map(drop) })
     }
 
     fn order_status<'a>(
@@ -1074,15 +1101,32 @@ mod tests {
     #[test]
     fn envelope_errors_html_and_strings_are_read() {
         let base = reqwest::Url::parse("http://127.0.0.1:1/").expect("url");
-        let e = parse_envelope("x", 200, br#"{"status":false,"msg":"bad token","code":401}"#, &base)
-            .expect_err("api");
-        assert!(e.to_string().contains("bad token") && e.to_string().contains("401"), "{e}");
-        let e = parse_envelope("x", 404, b"<!DOCTYPE html><html>404</html>", &base)
-            .expect_err("html");
-        assert!(e.to_string().contains("HTML page") && e.to_string().contains("base_url"), "{e}");
-        let ok = parse_envelope("x", 200, br#"{"status":"true","code":"200","data":{}}"#, &base);
+        let e = parse_envelope(
+            "x",
+            200,
+            br#"{"status":false,"msg":"bad token","code":401}"#,
+            &base,
+        )
+        .expect_err("api");
+        assert!(
+            e.to_string().contains("bad token") && e.to_string().contains("401"),
+            "{e}"
+        );
+        let e =
+            parse_envelope("x", 404, b"<!DOCTYPE html><html>404</html>", &base).expect_err("html");
+        assert!(
+            e.to_string().contains("HTML page") && e.to_string().contains("base_url"),
+            "{e}"
+        );
+        let ok = parse_envelope(
+            "x",
+            200,
+            br#"{"status":"true","code":"200","data":{}}"#,
+            &base,
+        );
         assert!(ok.is_ok());
-        let v = Value::from(r#"[{"value":"域名:www.a.test<br>验证方式: 文件验证<br>","status":"1"}]"#);
+        let v =
+            Value::from(r#"[{"value":"域名:www.a.test<br>验证方式: 文件验证<br>","status":"1"}]"#);
         let names = vec!["a.test".to_string(), "www.a.test".to_string()];
         let m = parse_validity_status(&v, &names).expect("parsed");
         assert_eq!(m.get("www.a.test"), Some(&true));

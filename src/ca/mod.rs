@@ -314,6 +314,17 @@ pub trait CertificateAuthority: Send + Sync {
         })
     }
 
+    /// Checks made before [`CertificateAuthority::commit`] that change nothing at the CA (HowSSL:
+    /// the balance against what the names cost). The caller runs it before recording that a
+    /// commit is under way, so a crash here leaves the draft to commit, and an error here means
+    /// nothing was committed. The default checks nothing.
+    fn before_commit<'a>(
+        &'a self,
+        _request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever
     /// the CA lists.

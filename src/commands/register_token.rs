@@ -58,11 +58,15 @@ pub fn run(
         println!(
             "HowSSL accepted the token (account {}, balance {}).",
             info.user.as_deref().unwrap_or("?"),
-            info.balance.map_or_else(|| "?".into(), |b| format!("{b:.2}"))
+            info.balance
+                .map_or_else(|| "?".into(), |b| format!("{b:.2}"))
         );
         println!("Saved it under [howssl] in {} (mode 0600).", path.display());
         if config.provider != crate::config::Provider::HowSsl {
-            println!("Set provider = \"howssl\" in {} to order from HowSSL.", path.display());
+            println!(
+                "Set provider = \"howssl\" in {} to order from HowSSL.",
+                path.display()
+            );
         }
         println!(
             "Next: `enc365-nginx products` to choose product_code and validity_period under \

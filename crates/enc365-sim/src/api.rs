@@ -740,7 +740,12 @@ pub(super) async fn recheck_all(shared: &Arc<Shared>) {
 }
 
 /// Fetches the validation file for `name` and compares it byte for byte with `expected`.
-pub(crate) async fn fetch(shared: &Shared, name: &str, file: &str, expected: &str) -> Result<(), String> {
+pub(crate) async fn fetch(
+    shared: &Shared,
+    name: &str,
+    file: &str,
+    expected: &str,
+) -> Result<(), String> {
     let path = format!("/.well-known/pki-validation/{file}");
     let host = if name.contains(':') {
         format!("[{name}]")

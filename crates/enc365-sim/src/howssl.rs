@@ -259,7 +259,10 @@ fn parse_multipart(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let boundary = (content_type.strip_prefix("multipart/form-data"))
-        .and_then(|rest| rest.split(';').find_map(|p| p.trim().strip_prefix("boundary=")))
+        .and_then(|rest| {
+            rest.split(';')
+                .find_map(|p| p.trim().strip_prefix("boundary="))
+        })
         .map(|b| b.trim_matches('"').to_string())
         .ok_or_else(|| "The request must be multipart/form-data".to_string())?;
     let text = String::from_utf8_lossy(body);
@@ -376,8 +379,16 @@ fn owned(shared: &Shared, token: &str, id: &str) -> Result<(), Refusal> {
 }
 
 fn product_list(form: &BTreeMap<String, String>) -> Value {
-    let page: usize = form.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
-    let size: usize = form.get("size").and_then(|s| s.parse().ok()).unwrap_or(10).max(1);
+    let page: usize = form
+        .get("page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let size: usize = form
+        .get("size")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .max(1);
     let filter = form.get("product_name").cloned().unwrap_or_default();
     let all: Vec<SimProduct> = (products().into_iter())
         .filter(|p| p.name.to_lowercase().contains(&filter.to_lowercase()))
@@ -406,7 +417,13 @@ fn create_order(
     form: &BTreeMap<String, String>,
 ) -> Result<Value, Refusal> {
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
-    for k in ["product_code", "validity_period", "csr", "auto_info", "domains"] {
+    for k in [
+        "product_code",
+        "validity_period",
+        "csr",
+        "auto_info",
+        "domains",
+    ] {
         if get(k).is_empty() {
             return Err(refuse(format!("The parameter {k} is required")));
         }
@@ -435,7 +452,13 @@ fn create_order(
     let csr_der = super::api::csr_der(get("csr")).map_err(refuse)?;
     let cost = price.price
         + (names.iter().skip(1))
-            .map(|n| if n.starts_with("*.") { price.extra_wildcard } else { price.extra })
+            .map(|n| {
+                if n.starts_with("*.") {
+                    price.extra_wildcard
+                } else {
+                    price.extra
+                }
+            })
             .sum::<f64>();
     let check_id = random_id(16);
     let draft = Draft {
@@ -457,9 +480,14 @@ fn commit_order(shared: &Shared, token: &str, check_id: &str) -> Result<Value, R
         _ => return Err(refuse(format!("check_id {check_id} does not exist"))),
     };
     if draft.committed {
-        return Err(refuse(format!("check_id {check_id} has already been submitted")));
+        return Err(refuse(format!(
+            "check_id {check_id} has already been submitted"
+        )));
     }
-    let account = st.accounts.get_mut(token).ok_or((401, "Invalid token".into()))?;
+    let account = st
+        .accounts
+        .get_mut(token)
+        .ok_or((401, "Invalid token".into()))?;
     if account.amount + 1e-9 < draft.cost {
         return Err((402, "Insufficient account balance".into()));
     }
@@ -522,7 +550,10 @@ fn update_dcv(
         order.names.clone()
     };
     for name in targets {
-        let state = order.names_state.get_mut(&name).ok_or_else(|| refuse("no name"))?;
+        let state = order
+            .names_state
+            .get_mut(&name)
+            .ok_or_else(|| refuse("no name"))?;
         if state.1 {
             return Err(refuse(format!("{name} is already validated")));
         }
@@ -560,7 +591,11 @@ fn order_info(order: &HowOrder) -> Value {
 async fn validate(shared: &Arc<Shared>, id: &str) {
     let (todo, h) = {
         let st = lock(&shared.howssl);
-        let Some(order) = st.orders.get(id).filter(|o| !o.cancelled && o.issued.is_none()) else {
+        let Some(order) = st
+            .orders
+            .get(id)
+            .filter(|o| !o.cancelled && o.issued.is_none())
+        else {
             return;
         };
         let todo: Vec<String> = (order.names_state.iter())

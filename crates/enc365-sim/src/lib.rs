@@ -544,7 +544,10 @@ async fn set_howssl_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Re
             lock(&shared.howssl).set_faults(faults.clone());
             Json(faults).into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("not a HowSSL faults object: {e}\n"))
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("not a HowSSL faults object: {e}\n"),
+        )
             .into_response(),
     }
 }
@@ -564,7 +567,11 @@ async fn add_howssl_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Res
             lock(&shared.howssl).add_token(&t.token, &t.email, t.amount);
             Json(json!({"token": t.token})).into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("expected {{token}}: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("expected {{token}}: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
