@@ -294,7 +294,7 @@ async fn handle(
     form: &BTreeMap<String, String>,
 ) -> Result<Value, Refusal> {
     let token = form.get("token").cloned().unwrap_or_default();
-    if lock(&shared.howssl).accounts.get(&token).is_none() {
+    if !lock(&shared.howssl).accounts.contains_key(&token) {
         return Err((401, "Invalid token".into()));
     }
     let field = |k: &str| {
