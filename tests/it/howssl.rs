@@ -422,3 +422,52 @@ fn howssl_reissue_and_revoke_say_the_api_has_neither_and_name_the_order() {
         pem_fingerprint(&host.live("shop.test"))
     );
 }
+
+#[test]
+fn howssl_sim_binary_serves_the_token_balance_and_products_over_multipart() {
+    use enc365_nginx::ca::howssl::{HowSsl, HowSslOptions};
+    use enc365_nginx::secret::Secret;
+    use std::io::BufRead as _;
+
+    let mut child = std::process::Command::new(common::sim_binary())
+        .args(["--listen", "127.0.0.1:0", "--recheck-secs", "0"])
+        .args(["--provider", "howssl", "--howssl-token", "bin-token:42.5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("enc365-sim starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("startup line");
+    let started: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(started["provider"], "howssl");
+    let base = started["base_url"].as_str().expect("base_url").to_string();
+    let client = |token: &str| {
+        let options = HowSslOptions {
+            token: Some(Secret::new(token)),
+            product_code: Some("sim-dv-multi".into()),
+            validity_months: Some(24),
+        };
+        HowSsl::new(&base, options).expect("client")
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (email, amount) = runtime
+        .block_on(client("bin-token").account_info())
+        .expect("account");
+    assert_eq!((email.as_deref(), amount), (Some("dev@example.com"), 42.5));
+    let (product, price) = runtime
+        .block_on(client("bin-token").chosen_price())
+        .expect("price");
+    assert_eq!((product.code.as_str(), price.months), ("sim-dv-multi", 24));
+    assert!(price.extra_wildcard > price.extra_name, "{price:?}");
+    let e = runtime
+        .block_on(client("wrong").account_info())
+        .expect_err("bad token");
+    assert!(
+        e.to_string().contains("Invalid token") && e.to_string().contains("401"),
+        "{e}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
