@@ -471,3 +471,86 @@ fn howssl_sim_binary_serves_the_token_balance_and_products_over_multipart() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn howssl_through_the_trait_create_drafts_commit_pays_and_cancel_refunds() {
+    use enc365_nginx::ca::howssl::{HowSsl, HowSslOptions};
+    use enc365_nginx::ca::{CertificateAuthority, Challenge, Created, OrderRequest, OrderState};
+    use enc365_nginx::keys::{self, KeyType};
+    use enc365_nginx::secret::Secret;
+
+    let host = host();
+    let names = vec!["shop.test".to_string(), "*.shop.test".to_string()];
+    let made = keys::generate(KeyType::EcdsaP256, &names).expect("csr");
+    let request = OrderRequest {
+        product: "sim-dv-multi".into(),
+        names: names.clone(),
+        csr_pem: made.csr_pem,
+        period: None,
+        renews: None,
+        existing_id: None,
+        methods: Default::default(),
+    };
+    let options = HowSslOptions {
+        token: Some(Secret::new(TOKEN)),
+        product_code: Some("sim-dv-multi".into()),
+        validity_months: Some(12),
+    };
+    let ca = HowSsl::new(&host.sim.base_url(), options).expect("client");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let Created::Draft(check_id) = runtime.block_on(ca.create(&request)).expect("create") else {
+        panic!("HowSSL answers a draft");
+    };
+    assert_eq!(
+        host.sim.howssl_balance(TOKEN),
+        Some(1000.0),
+        "a draft costs nothing"
+    );
+    runtime
+        .block_on(ca.before_commit(&request))
+        .expect("balance");
+    let order = runtime
+        .block_on(ca.commit(&check_id, &request))
+        .expect("commit");
+    // 10 for the order, 8 for the extra wildcard name.
+    assert_eq!(host.sim.howssl_balance(TOKEN), Some(982.0));
+    let status = runtime
+        .block_on(ca.order_status(&order.id, &names))
+        .expect("status");
+    assert!(
+        matches!(status.state, OrderState::Pending { .. }),
+        "{status:?}"
+    );
+    // One set of values for the order: the file for the plain name, the CNAME (DNS first) for
+    // the wildcard, relative to its base name.
+    let wildcard = &status.validations[1];
+    match &wildcard.challenges[0] {
+        Challenge::DnsRecord {
+            host: owner,
+            record_type,
+            value,
+        } => {
+            assert!(
+                owner.starts_with('_') && owner.ends_with(".shop.test"),
+                "{owner}"
+            );
+            assert_eq!(record_type, "CNAME");
+            assert!(value.ends_with(".comodoca.com"), "{value}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        &status.validations[0].challenges[0],
+        Challenge::HttpFile { path, content }
+            if path.starts_with("/.well-known/pki-validation/") && content.ends_with("\ncomodoca.com")
+    ));
+    // A second commit of the same draft is refused by the CA: never two orders.
+    let again = runtime.block_on(ca.commit(&check_id, &request));
+    assert!(again.is_err());
+    runtime.block_on(ca.cancel(&order.id)).expect("cancel");
+    assert_eq!(host.sim.howssl_balance(TOKEN), Some(1000.0), "refunded");
+    let e = runtime
+        .block_on(ca.revoke(&order.id))
+        .expect_err("no revoke");
+    assert!(e.to_string().contains(&order.id.0), "{e}");
+}
