@@ -306,7 +306,22 @@ impl HowSsl {
             ("auto_info", undocumented::AUTO_INFO),
             (undocumented::DOMAINS_FIELD, domains.as_str()),
         ];
-        let envelope = self.call(path::CREATE, &fields, false).await?;
+        let envelope = match self.call(path::CREATE, &fields, false).await {
+            Err(CaError::Api { endpoint, message }) => {
+                // The names went in an undocumented field: say which, so a refusal that is
+                // really about the field name can be reported.
+                return Err(CaError::Api {
+                    endpoint,
+                    message: format!(
+                        "{message} [the names were sent in the form field `{}`, joined by \
+                         \"{}\": HowSSL does not document this field]",
+                        undocumented::DOMAINS_FIELD,
+                        undocumented::DOMAINS_SEPARATOR
+                    ),
+                });
+            }
+            other => other?,
+        };
         let field = undocumented::CHECK_ID_FIELD;
         let found = match envelope.get("data") {
             Some(Value::Object(d)) => d.get(field).and_then(loose_string),
@@ -1049,7 +1064,11 @@ fn neutral_product(p: &HowProduct, price: &Price) -> account::Product {
         title: p.name.clone(),
         class: p.audit_type.to_ascii_uppercase(),
         level: p.audit_type.to_ascii_lowercase(),
-        term: format!("{} months", price.months),
+        // The order's own price has no column of its own: the term carries it.
+        term: format!(
+            "{} months, {:.2} {} per order",
+            price.months, price.price, price.currency
+        ),
         period: price.months.to_string(),
         is_free: price.price == 0.0,
         price_fqdn: price.extra_name,

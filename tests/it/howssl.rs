@@ -284,8 +284,9 @@ fn howssl_a_name_the_ca_refuses_is_reported_and_the_rest_installed() {
     let doc = json(&out);
     assert_eq!(out.status.code(), Some(1), "{doc:#}");
     let err = site_error(&doc, "php.test");
+    // The CA's msg and code, and the undocumented field the names went in.
     assert!(
-        err.contains("php.test is not allowed") && err.contains("400"),
+        err.contains("php.test is not allowed") && err.contains("400") && err.contains("`domains`"),
         "{err}"
     );
     assert_eq!(
