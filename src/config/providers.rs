@@ -2,7 +2,7 @@
 //! `[acme]` — and [`Provider`], the `provider = "…"` key that chooses among them.
 //!
 //! Each table holds one provider's credentials and settings, so switching `provider` never mixes
-//! one CA's token with another's URL. Only Encryption365 is built so far; the other tables are
+//! one CA's token with another's URL. Encryption365 and HowSSL are built so far; the other tables are
 //! accepted (unknown keys inside them are errors) so a config can be prepared ahead of time.
 //! [`ProviderSettings`] is what the CA factory (`crate::ca::factory`) is built from: the chosen
 //! provider with its table.

@@ -1,5 +1,6 @@
 //! Ordering: a new key and CSR, then the order placed in persisted steps ([`Step`]): `create`,
-//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`. The order record
+//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`, preceded by the
+//! provider's checks that change nothing (`before_commit`: HowSSL's balance). The order record
 //! is saved *before* each CA call and again with its answer ([`take_step`]), so a run killed at
 //! any point is resumed by the next one at the step it had not finished ([`next`]) and never
 //! orders twice. A pending order is resumed; a step whose answer was lost is refused until the
