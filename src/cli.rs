@@ -345,15 +345,23 @@ Examples:
   enc365-nginx register --username you@example.com
   printf '%s' \"$PASSWORD\" | enc365-nginx register --username you@example.com --password-stdin
   ENC365_PASSWORD=... enc365-nginx register --username you@example.com --servername web-01
+  printf '%s' \"$TOKEN\" | enc365-nginx register --provider howssl --token-stdin
 
 The password is read from a prompt (no echo), from standard input with --password-stdin, or from
-ENC365_PASSWORD; it is never a command-line flag, and it is not stored.";
+ENC365_PASSWORD; it is never a command-line flag, and it is not stored. HowSSL has no registration
+call: its API token (from the HowSSL site) is read from standard input with --token-stdin or from a
+prompt, checked with the account call, and saved in [howssl] (mode 0600).";
 
 /// Options of `register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Your TrustOcean account e-mail.
-    #[arg(long, value_name = "EMAIL")]
+    /// Your TrustOcean account e-mail (Encryption365; not used by HowSSL).
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub username: String,
     /// A label for this server in the TrustOcean console (default: the host name).
     #[arg(long, value_name = "NAME")]
@@ -361,6 +369,9 @@ pub struct RegisterArgs {
     /// Read the password from standard input (first line).
     #[arg(long)]
     pub password_stdin: bool,
+    /// HowSSL: read the API token from standard input (first line) instead of a prompt.
+    #[arg(long)]
+    pub token_stdin: bool,
     /// Which provider's table to write (default: the config's `provider`): encryption365,
     /// howssl, huawei-scm or acme.
     #[arg(long, value_name = "NAME")]

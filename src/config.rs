@@ -193,6 +193,12 @@ pub enum ConfigError {
         "{0} has no client_id/access_token: run `enc365-nginx register --username EMAIL` first"
     )]
     NoCredentials(PathBuf),
+    /// `provider = "howssl"` but `[howssl]` holds no token.
+    #[error(
+        "{0} has no HowSSL token under [howssl]: run `enc365-nginx register --provider howssl \
+         --token-stdin` with the token from the HowSSL site"
+    )]
+    NoHowSslToken(PathBuf),
     /// The file could not be written.
     #[error("could not write {path}: {message}")]
     Unwritable {

@@ -12,11 +12,14 @@ use std::path::{Path, PathBuf};
 
 use super::account::AccountApi;
 use super::enc365::{ClientOptions, Enc365};
+use super::howssl::{HowSsl, HowSslOptions};
 use super::{CaError, CertificateAuthority};
-use crate::config::{BASE_URL_ENV, ConfigError, Encryption365Settings, Provider, ProviderSettings};
+use crate::config::{
+    BASE_URL_ENV, ConfigError, Encryption365Settings, HowSslSettings, Provider, ProviderSettings,
+};
 
 /// The providers this version can talk to.
-pub const AVAILABLE: [Provider; 1] = [Provider::Encryption365];
+pub const AVAILABLE: [Provider; 2] = [Provider::Encryption365, Provider::HowSsl];
 
 /// Why no client could be built. Every variant is a configuration error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +27,15 @@ pub enum ProviderError {
     /// The provider is known but not built yet.
     #[error(
         "provider \"{0}\" is not available in this version of enc365-nginx, which can only use \
-         \"encryption365\"; nothing was sent to any CA"
+         \"encryption365\" or \"howssl\"; nothing was sent to any CA"
     )]
     NotAvailable(Provider),
     /// The provider's table lacks credentials, or is otherwise not usable.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The `[howssl]` base URL is not acceptable.
+    #[error(transparent)]
+    HowSslUrl(#[from] BadHowSslUrl),
     /// The base URL is not acceptable.
     #[error(
         "{error}; fix `base_url` under [encryption365] in {path} (or the {BASE_URL_ENV} \
@@ -41,6 +47,17 @@ pub enum ProviderError {
         /// The config file.
         path: PathBuf,
     },
+}
+
+/// The `[howssl]` base URL is not acceptable (kept apart from [`ProviderError::BadBaseUrl`],
+/// which names the Encryption365 table and variable).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}; fix `base_url` under [howssl] in {path}")]
+pub struct BadHowSslUrl {
+    /// What the client said.
+    pub error: CaError,
+    /// The config file.
+    pub path: PathBuf,
 }
 
 /// Refuses a provider this version cannot use yet.
@@ -60,6 +77,7 @@ pub fn certificate_authority(
     check_available(settings.provider())?;
     match settings {
         ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(s, config_path, true)?)),
+        ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, true)?)),
         other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }
@@ -76,6 +94,7 @@ pub fn account_api(
         ProviderSettings::Encryption365(s) => {
             Ok(Box::new(encryption365(s, config_path, with_credentials)?))
         }
+        ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, with_credentials)?)),
         other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }
@@ -99,5 +118,30 @@ fn encryption365(
             error,
             path: config_path.to_path_buf(),
         }
+    })
+}
+
+/// The HowSSL client; `with_credentials` requires the token (a missing one says to register).
+fn howssl(
+    settings: &HowSslSettings,
+    config_path: &Path,
+    with_credentials: bool,
+) -> Result<HowSsl, ProviderError> {
+    let token = settings.token.clone().filter(|t| !t.is_empty());
+    if with_credentials && token.is_none() {
+        return Err(ProviderError::Config(ConfigError::NoHowSslToken(
+            config_path.to_path_buf(),
+        )));
+    }
+    let options = HowSslOptions {
+        token,
+        product_code: settings.product_code.clone(),
+        validity_months: settings.validity_period,
+    };
+    HowSsl::new(settings.base_url(), options).map_err(|error| {
+        ProviderError::HowSslUrl(BadHowSslUrl {
+            error,
+            path: config_path.to_path_buf(),
+        })
     })
 }

@@ -15,13 +15,14 @@
 //! [`account::AccountApi`]. Both are built in one place, [`factory`], from the config's provider
 //! settings; no command names a provider type.
 //!
-//! This module never sees nginx: it must not import `crate::nginx`. Only Encryption365
-//! ([`enc365`]) is implemented so far.
+//! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`])
+//! and HowSSL ([`howssl`]) are implemented so far.
 
 pub mod account;
 pub mod enc365;
 pub mod envelope;
 pub mod factory;
+pub mod howssl;
 pub mod http;
 pub mod pem;
 
@@ -311,6 +312,17 @@ pub trait CertificateAuthority: Send + Sync {
                 self.name()
             )))
         })
+    }
+
+    /// Checks made before [`CertificateAuthority::commit`] that change nothing at the CA (HowSSL:
+    /// the balance against what the names cost). The caller runs it before recording that a
+    /// commit is under way, so a crash here leaves the draft to commit, and an error here means
+    /// nothing was committed. The default checks nothing.
+    fn before_commit<'a>(
+        &'a self,
+        _request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Reads where an order stands, with the certificate once issued. `names` are the names we

@@ -7,6 +7,7 @@ pub mod discover;
 pub mod generate;
 pub mod products;
 pub mod register;
+pub mod register_token;
 pub mod reissue;
 pub mod renew;
 pub mod revoke;

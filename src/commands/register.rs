@@ -35,6 +35,10 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     if let Some(provider) = args.provider {
         effective.provider = provider;
     }
+    if effective.provider == crate::config::Provider::HowSsl {
+        ctx.check_provider(Some(effective.provider))?;
+        return super::register_token::run(args, ctx, config, &effective);
+    }
     if args.username.trim().is_empty() {
         return Err(Failure::usage(anyhow!(
             "--username must be your account's user name (TrustOcean: the account e-mail)"

@@ -37,9 +37,17 @@ pub fn run(args: &ReissueArgs, ctx: &Context) -> CommandResult {
     };
     let ca = ctx.certificate_authority(&run.config)?;
     if !ca.capabilities().reissue || ca.name() != lineage.provider {
+        let console = if ca.name() == "howssl" && lineage.provider == "howssl" {
+            format!(
+                "HowSSL's API has no reissue call (reissue order {order_id} in the HowSSL console \
+                 if you need the same order); "
+            )
+        } else {
+            String::new()
+        };
         return Err(Failure::usage(anyhow!(
-            "{} cannot reissue this certificate (issued by {}); `enc365-nginx renew --force \
-             --site {}` replaces it with a new order and a new key",
+            "{} cannot reissue this certificate (issued by {}); {console}`enc365-nginx renew \
+             --force --site {}` replaces it with a new order and a new key",
             ca.name(),
             lineage.provider,
             lineage.site

@@ -46,6 +46,15 @@ pub fn run(args: &RevokeArgs, ctx: &Context) -> CommandResult {
         ))
     })?;
     let ca = ctx.certificate_authority(&config)?;
+    if !ca.capabilities().revoke && ca.name() != "encryption365" {
+        // The provider's own words: which console, and the order id (no request is sent).
+        let id = crate::ca::OrderId(order_id.clone());
+        let said = block_on(ca.revoke(&id))?.err();
+        return Err(Failure::usage(anyhow!(
+            "{}; nothing was revoked",
+            said.map_or_else(|| "revoke is not supported".to_string(), |e| e.to_string())
+        )));
+    }
     if !ca.capabilities().revoke {
         return Err(Failure::usage(anyhow!(
             "{} documents no revoke call, so nothing was revoked. Revoke order {order_id} in the \

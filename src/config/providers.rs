@@ -2,7 +2,7 @@
 //! `[acme]` — and [`Provider`], the `provider = "…"` key that chooses among them.
 //!
 //! Each table holds one provider's credentials and settings, so switching `provider` never mixes
-//! one CA's token with another's URL. Only Encryption365 is built so far; the other tables are
+//! one CA's token with another's URL. Encryption365 and HowSSL are built so far; the other tables are
 //! accepted (unknown keys inside them are errors) so a config can be prepared ahead of time.
 //! [`ProviderSettings`] is what the CA factory (`crate::ca::factory`) is built from: the chosen
 //! provider with its table.
@@ -149,7 +149,7 @@ impl Encryption365Settings {
     }
 }
 
-/// `[howssl]`: the HowSSL API (providers.md §2). Not built yet.
+/// `[howssl]`: the HowSSL API (providers.md §2).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HowSslSettings {
@@ -165,6 +165,20 @@ pub struct HowSslSettings {
     /// The validity to order, in months (12, 24, 36, 48 or 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_period: Option<u32>,
+}
+
+impl HowSslSettings {
+    /// The API base URL: `base_url`, or `https://api.howssl.com`.
+    pub fn base_url(&self) -> &str {
+        (self.base_url.as_deref())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(crate::ca::howssl::DEFAULT_BASE_URL)
+    }
+
+    /// True when the table holds a token.
+    pub fn holds_credentials(&self) -> bool {
+        self.token.as_ref().is_some_and(|t| !t.is_empty())
+    }
 }
 
 /// `[huawei_scm]`: Huawei Cloud SSL Certificate Manager (providers.md §3). Not built yet.

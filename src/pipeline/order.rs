@@ -1,5 +1,6 @@
 //! Ordering: a new key and CSR, then the order placed in persisted steps ([`Step`]): `create`,
-//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`. The order record
+//! and for a provider whose create answers a draft (HowSSL `check_id`) `commit`, preceded by the
+//! provider's checks that change nothing (`before_commit`: HowSSL's balance). The order record
 //! is saved *before* each CA call and again with its answer ([`take_step`]), so a run killed at
 //! any point is resumed by the next one at the step it had not finished ([`next`]) and never
 //! orders twice. A pending order is resumed; a step whose answer was lost is refused until the
@@ -91,7 +92,11 @@ fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
             ));
             return Ok(Some(record));
         }
-        Next::Create | Next::Interrupted => {}
+        Next::Create => {}
+        Next::Interrupted if !run.args.discard_interrupted_order => {
+            anyhow::bail!("{}", interrupted_commit(&record));
+        }
+        Next::Interrupted => {}
     }
     if !run.args.discard_interrupted_order {
         anyhow::bail!(
@@ -202,12 +207,23 @@ fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyh
             "{e}; the CA may have committed draft {draft} anyway. Check the CA console; the next \
              run will not commit again without --discard-interrupted-order"
         ),
-        StepFailure::Interrupted => anyhow!(
-            "an earlier run was interrupted while ordering, before the CA's answer was saved; \
-             check the CA console, then run again with --discard-interrupted-order"
-        ),
+        StepFailure::Interrupted => anyhow!("{}", interrupted_commit(record)),
         StepFailure::Disk(e) => e,
     }
+}
+
+/// What to tell when the commit of a draft was sent and its answer not saved. The CA may have
+/// placed (and charged) the order; no provider so far can look an order up by its draft id
+/// (HowSSL has no such call), so the user checks and decides.
+fn interrupted_commit(record: &OrderRecord) -> String {
+    let draft = record.draft_id.as_deref().unwrap_or("?");
+    format!(
+        "an earlier run was interrupted while ordering, before the CA's answer was saved: the \
+         commit of draft {draft} (HowSSL check_id {draft}) was sent, and the CA may have placed \
+         and charged that order. Check the CA console for an order of {} made then; if there is \
+         none, run again with --discard-interrupted-order to order anew",
+        record.names.join(", ")
+    )
 }
 
 /// `reissue`: a new key and CSR on the managed certificate's order `order_id`, through the
@@ -342,6 +358,12 @@ pub async fn take_step(
         }
         Next::Commit => {
             let draft = OrderId(record.draft_id.clone().unwrap_or_default());
+            if let Err(e) = ca.before_commit(request).await {
+                // Nothing was committed: the draft stays for the next run.
+                record.last_error = Some(e.to_string());
+                save(record)?;
+                return Err(StepFailure::Refused(Step::Commit, e));
+            }
             record.state = RecordState::Committing;
             save(record)?;
             match ca.commit(&draft, request).await {

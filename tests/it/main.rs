@@ -23,6 +23,7 @@ mod fuzz_corpus;
 mod gen_vhosts;
 mod harness;
 mod help_examples;
+mod howssl;
 mod https_edit;
 mod install_flow;
 mod keys;

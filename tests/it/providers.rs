@@ -1,8 +1,10 @@
 //! The provider choice, as a user meets it: every command (auto, plan, renew, reissue, revoke,
 //! products, account, register, status) run by the real binary against the simulator, once per
 //! `provider` value. Encryption365 reaches the Encryption365 endpoints the command needs (and the
-//! records it writes say so); every provider not built yet is refused by every command with the
-//! same message and exit 2 before any request — the simulator's request log stays empty. Also:
+//! records it writes say so); HowSSL is built (its end-to-end tests are in `howssl.rs`): chosen
+//! without a token, every command that needs the CA says to register one; every provider not built
+//! yet is refused by every command with the same message and exit 2 before any request — the
+//! simulator's request log stays empty. Also:
 //! `register` moves the flat keys of the first release into `[encryption365]`, keeping 0600.
 
 use crate::common;
@@ -178,7 +180,7 @@ fn assert_every_command_refuses(host: &Host, provider: Provider) {
 fn providers_not_built_yet_are_refused_by_every_command_before_any_request() {
     let host = host();
     assert!(request_log(&host).is_empty(), "{:?}", request_log(&host));
-    for provider in [Provider::HowSsl, Provider::HuaweiScm, Provider::Acme] {
+    for provider in [Provider::HuaweiScm, Provider::Acme] {
         // Nothing managed yet: renew too refuses rather than exiting 0 quietly.
         assert_every_command_refuses(&host, provider);
     }
@@ -254,7 +256,7 @@ fn encryption365_serves_every_command_through_its_own_endpoints() {
     assert_eq!(record_providers(&state.join("certs")), ["encryption365"]);
     // With a certificate managed, choosing another provider stops renew --force before the CA.
     let before = request_log(&host);
-    choose(&host, Provider::HowSsl);
+    choose(&host, Provider::HuaweiScm);
     let out = run(&host, "renew", &["--force", "--site", "shop.test"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert_eq!(request_log(&host), before);
@@ -313,4 +315,28 @@ fn register_moves_flat_keys_into_the_encryption365_table_and_keeps_0600() {
     assert!(config.holds_credentials());
     let out = run(&host, "account", &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn howssl_is_available_and_without_a_token_every_ca_command_says_to_register_one() {
+    let host = host();
+    choose(&host, Provider::HowSsl);
+    for (command, args) in COMMANDS {
+        let out = run(&host, command, args);
+        let all = text(&out);
+        assert!(!all.contains("is not available"), "{command}: {all}");
+        if matches!(command, "status" | "plan" | "renew") {
+            // Nothing needs the CA: nothing is managed yet.
+            assert_eq!(out.status.code(), Some(0), "{command}: {all}");
+            continue;
+        }
+        assert_eq!(out.status.code(), Some(2), "{command}: {all}");
+        if matches!(command, "reissue" | "revoke") {
+            // Nothing is managed, so there is nothing to reissue or revoke.
+            assert!(all.contains("no certificate managed"), "{command}: {all}");
+            continue;
+        }
+        assert!(all.contains("--token-stdin"), "{command}: {all}");
+    }
+    assert!(request_log(&host).is_empty(), "{:?}", request_log(&host));
 }

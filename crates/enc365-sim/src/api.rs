@@ -333,7 +333,7 @@ fn fees(pid: u64, names: &[String]) -> f64 {
 }
 
 /// Parses the `csr_code` PEM to DER and checks it is a valid, self-signed request.
-fn csr_der(pem: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn csr_der(pem: &str) -> Result<Vec<u8>, String> {
     let bad = || "CSR 无效 (csr_code is not a PEM certificate request)".to_string();
     let unix = pem.replace("\r\n", "\n");
     let begin = "-----BEGIN CERTIFICATE REQUEST-----";
@@ -740,7 +740,12 @@ pub(super) async fn recheck_all(shared: &Arc<Shared>) {
 }
 
 /// Fetches the validation file for `name` and compares it byte for byte with `expected`.
-async fn fetch(shared: &Shared, name: &str, file: &str, expected: &str) -> Result<(), String> {
+pub(crate) async fn fetch(
+    shared: &Shared,
+    name: &str,
+    file: &str,
+    expected: &str,
+) -> Result<(), String> {
     let path = format!("/.well-known/pki-validation/{file}");
     let host = if name.contains(':') {
         format!("[{name}]")

@@ -18,10 +18,16 @@
 //! * `POST /_sim/accounts` `{"username","password","credit"?}` — a TrustOcean account
 //! * `POST /_sim/devices` `{"username"}` → `{"client_id","access_token"}` — a device, no password
 //! * `POST /_sim/recheck` — run validation of every pending order now
+//!
+//! With [`SimOptions::provider`] set to [`SimProvider::HowSsl`] (`enc365-sim --provider howssl`)
+//! it speaks HowSSL instead ([`howssl`], providers.md §2): `/Home/...` paths, multipart bodies,
+//! tokens made with `POST /_sim/howssl/tokens` `{"token","email"?,"amount"?}`, faults set with
+//! `GET`/`POST /_sim/howssl/faults` (a [`howssl::HowFaults`] object).
 
 mod api;
 pub mod dcv;
 mod files;
+pub mod howssl;
 pub mod issuer;
 pub mod state;
 
@@ -107,9 +113,21 @@ impl Faults {
     }
 }
 
+/// Which CA API the simulator speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SimProvider {
+    /// Encryption365 (providers.md §1).
+    #[default]
+    Encryption365,
+    /// HowSSL (providers.md §2).
+    HowSsl,
+}
+
 /// How to run the simulator.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
+    /// Which API to speak.
+    pub provider: SimProvider,
     /// Where to listen; must be a loopback address (port 0 picks a free one).
     pub listen: SocketAddr,
     /// Where DCV fetches connect (e.g. nginx on `127.0.0.1:18080`); `None` connects to the name.
@@ -134,6 +152,7 @@ pub struct SimOptions {
 impl Default for SimOptions {
     fn default() -> SimOptions {
         SimOptions {
+            provider: SimProvider::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             connect: None,
             state_dir: None,
@@ -179,6 +198,7 @@ pub(crate) struct Shared {
     file: StateFile,
     faults: Mutex<Faults>,
     counts: Mutex<BTreeMap<String, u64>>,
+    howssl: Mutex<howssl::HowState>,
     ca: SimCa,
     fetcher: reqwest::Client,
 }
@@ -251,6 +271,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         state: Mutex::new(state),
         file,
         counts: Mutex::new(BTreeMap::new()),
+        howssl: Mutex::new(howssl::HowState::default()),
         ca,
         fetcher,
     });
@@ -261,6 +282,11 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         .route("/_sim/accounts", post(add_account))
         .route("/_sim/devices", post(add_device))
         .route("/_sim/recheck", post(recheck_now))
+        .route(
+            "/_sim/howssl/faults",
+            get(get_howssl_faults).post(set_howssl_faults),
+        )
+        .route("/_sim/howssl/tokens", post(add_howssl_token))
         .fallback(ca_endpoint)
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -339,6 +365,21 @@ impl SimHandle {
     /// Registers a device for an existing account; returns `(client_id, access_token)`.
     pub fn add_device(&self, username: &str) -> Result<(String, String), SimError> {
         api::add_device(&self.shared, username, "enc365-sim").map_err(SimError::Account)
+    }
+
+    /// HowSSL mode: adds (or replaces) an API token whose account has `email` and `amount`.
+    pub fn add_howssl_token(&self, token: &str, email: &str, amount: f64) {
+        lock(&self.shared.howssl).add_token(token, email, amount);
+    }
+
+    /// HowSSL mode: the balance of `token`'s account.
+    pub fn howssl_balance(&self, token: &str) -> Option<f64> {
+        lock(&self.shared.howssl).balance(token)
+    }
+
+    /// HowSSL mode: replaces the faults.
+    pub fn set_howssl_faults(&self, faults: howssl::HowFaults) {
+        lock(&self.shared.howssl).set_faults(faults);
     }
 
     /// Runs validation of every pending order now.
@@ -493,14 +534,59 @@ async fn recheck_now(State(shared): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({"result": "success"}))
 }
 
-/// Every CA path, with fault handling around [`api::handle`].
+async fn get_howssl_faults(State(shared): State<Arc<Shared>>) -> Json<howssl::HowFaults> {
+    Json(lock(&shared.howssl).faults())
+}
+
+async fn set_howssl_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<howssl::HowFaults>(&body) {
+        Ok(faults) => {
+            lock(&shared.howssl).set_faults(faults.clone());
+            Json(faults).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("not a HowSSL faults object: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    token: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default = "default_credit")]
+    amount: f64,
+}
+
+async fn add_howssl_token(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    match serde_json::from_slice::<NewToken>(&body) {
+        Ok(t) => {
+            lock(&shared.howssl).add_token(&t.token, &t.email, t.amount);
+            Json(json!({"token": t.token})).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("expected {{token}}: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Every CA path, with fault handling around [`api::handle`] (or the HowSSL mode's own).
 async fn ca_endpoint(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    if shared.options.provider == SimProvider::HowSsl {
+        return howssl::endpoint(&shared, &method, &headers, &path, &body).await;
+    }
     if !api::is_endpoint(&path, shared.options.unconfirmed_endpoints) {
         return (StatusCode::NOT_FOUND, "404 Not Found\n").into_response();
     }

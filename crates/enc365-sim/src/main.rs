@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use enc365_sim::{self as sim, Faults, SimOptions};
+use enc365_sim::{self as sim, Faults, SimOptions, SimProvider};
 use serde_json::json;
 
 /// An Encryption365 API simulator with real DCV checks, real X.509 issuance and fault switches.
@@ -101,6 +101,14 @@ struct Args {
     fault_paths: Vec<String>,
     /// Write the manual page to DIR/man and shell completions to DIR/{bash,zsh,fish}, then exit
     /// (used by the package build).
+    /// Which CA API to speak: encryption365 (the default) or howssl (HowSSL's `/Home/...`
+    /// multipart API; tokens come from --howssl-token).
+    #[arg(long, default_value = "encryption365", value_name = "NAME", value_parser = ["encryption365", "howssl"])]
+    provider: String,
+    /// HowSSL mode: an API token to accept, as TOKEN or TOKEN:AMOUNT (the account balance,
+    /// default 1000); repeat for several.
+    #[arg(long, value_name = "TOKEN[:AMOUNT]")]
+    howssl_token: Vec<String>,
     #[arg(long, hide = true, value_name = "DIR")]
     generate_docs: Option<PathBuf>,
 }
@@ -112,7 +120,9 @@ Examples:
   curl -s -X POST http://127.0.0.1:18365/_sim/faults -d '{\"http_status\":503,\"paths\":[\"/cert/details\"]}'
 
 Runtime control (same port): GET/POST /_sim/faults, GET /_sim/requests, GET /_sim/ca.pem,
-POST /_sim/accounts {username,password}, POST /_sim/devices {username}, POST /_sim/recheck";
+POST /_sim/accounts {username,password}, POST /_sim/devices {username}, POST /_sim/recheck.
+HowSSL mode: enc365-sim --provider howssl --howssl-token dev-token:50 --connect 127.0.0.1:18080;
+POST /_sim/howssl/tokens {token,email,amount}, GET/POST /_sim/howssl/faults.";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(
@@ -205,7 +215,13 @@ async fn run(args: Args) -> Result<(), String> {
         validity_secs: None,
         paths: args.fault_paths,
     };
+    let provider = if args.provider == "howssl" {
+        SimProvider::HowSsl
+    } else {
+        SimProvider::Encryption365
+    };
     let options = SimOptions {
+        provider,
         listen: args.listen,
         connect: args.connect,
         state_dir: args.state_dir.clone(),
@@ -227,9 +243,22 @@ async fn run(args: Args) -> Result<(), String> {
         accounts
             .push(json!({"username": user, "client_id": client_id, "access_token": access_token}));
     }
+    for spec in &args.howssl_token {
+        let (token, amount) = match spec.split_once(':') {
+            Some((token, amount)) => (
+                token,
+                amount
+                    .parse()
+                    .map_err(|_| format!("--howssl-token {spec:?}: AMOUNT is not a number"))?,
+            ),
+            None => (spec.as_str(), 1000.0),
+        };
+        handle.add_howssl_token(token, "dev@example.com", amount);
+    }
     println!(
         "{}",
-        json!({"base_url": handle.base_url(), "accounts": accounts, "root_ca": handle.root_ca_pem()})
+        json!({"base_url": handle.base_url(), "provider": args.provider, "accounts": accounts,
+            "root_ca": handle.root_ca_pem()})
     );
     wait_for_signal().await;
     handle.stop().await;
