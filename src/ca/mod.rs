@@ -15,10 +15,12 @@
 //! [`account::AccountApi`]. Both are built in one place, [`factory`], from the config's provider
 //! settings; no command names a provider type.
 //!
-//! This module never sees nginx: it must not import `crate::nginx`. Only Encryption365
-//! ([`enc365`]) is implemented so far.
+//! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`])
+//! and ACME ([`acme`]) are implemented so far.
 
 pub mod account;
+pub mod acme;
+pub mod acme_http;
 pub mod enc365;
 pub mod envelope;
 pub mod factory;
@@ -312,6 +314,11 @@ pub trait CertificateAuthority: Send + Sync {
             )))
         })
     }
+
+    /// Hands the provider the CSR of an order placed earlier (from the order record), for
+    /// providers that send it only once validation is done (ACME finalizes then). Providers
+    /// that sent it with [`CertificateAuthority::create`] keep this default, which does nothing.
+    fn attach_csr(&self, _id: &OrderId, _csr_pem: &str) {}
 
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever
