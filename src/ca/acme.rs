@@ -54,7 +54,6 @@ pub struct Acme {
     /// Order URL → the CSR (DER) to finalize it with.
     csrs: Mutex<HashMap<String, Vec<u8>>>,
     contact: Vec<String>,
-    revoke_reason: Mutex<Option<u8>>,
 }
 
 /// What `register` needs for an ACME account.
@@ -95,7 +94,6 @@ impl Acme {
             account: Mutex::new(None),
             csrs: Mutex::new(HashMap::new()),
             contact: settings.contact.clone().unwrap_or_default(),
-            revoke_reason: Mutex::new(None),
         })
     }
 
@@ -112,11 +110,6 @@ impl Acme {
     /// True when an account has been registered for this directory.
     pub fn has_account(&self) -> bool {
         self.account_file.is_file()
-    }
-
-    /// Sets the reason code (RFC 5280) the next revocation sends.
-    pub fn set_revoke_reason(&self, reason: u8) {
-        *self.revoke_reason.lock().unwrap() = Some(reason);
     }
 
     /// The directory object, fetched with a plain GET.
@@ -354,8 +347,8 @@ impl Acme {
         Ok(())
     }
 
-    /// Revokes the certificate the order at `id` issued.
-    async fn revoke_order(&self, id: &OrderId) -> Result<(), CaError> {
+    /// Revokes the certificate the order at `id` issued, with an RFC 5280 reason code.
+    async fn revoke_order(&self, id: &OrderId, reason: u8) -> Result<(), CaError> {
         let account = self.account().await?;
         let mut order = account
             .order(id.0.clone())
@@ -365,7 +358,7 @@ impl Acme {
             .map_err(|e| self.error("certificate", e))?
             .ok_or_else(|| CaError::Invalid(format!("order {id} has no certificate yet")))?;
         let leaf = first_der(&pem)?;
-        let reason = revocation_reason(self.revoke_reason.lock().unwrap().unwrap_or(0));
+        let reason = revocation_reason(reason);
         account
             .revoke(&RevocationRequest {
                 certificate: &CertificateDer::from(leaf),
@@ -575,7 +568,15 @@ impl CertificateAuthority for Acme {
     }
 
     fn revoke<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {
-        Box::pin(self.revoke_order(id))
+        Box::pin(self.revoke_order(id, 0))
+    }
+
+    fn revoke_with_reason<'a>(
+        &'a self,
+        id: &'a OrderId,
+        reason: u8,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(self.revoke_order(id, reason))
     }
 }
 

@@ -347,6 +347,16 @@ pub trait CertificateAuthority: Send + Sync {
 
     /// Revokes an issued certificate.
     fn revoke<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
+
+    /// Revokes an issued certificate giving an RFC 5280 reason code, for CAs that take one
+    /// (ACME); the others keep this default, which revokes without a reason.
+    fn revoke_with_reason<'a>(
+        &'a self,
+        id: &'a OrderId,
+        _reason: u8,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        self.revoke(id)
+    }
 }
 
 /// True when `file_name` is safe to create under a validation directory: 1 to 255 characters from

@@ -35,6 +35,10 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     if let Some(provider) = args.provider {
         effective.provider = provider;
     }
+    effective.apply_server(ctx.global.server.as_deref());
+    if effective.provider == crate::config::Provider::Acme {
+        return super::register_acme::run(args, ctx, config, &effective);
+    }
     if args.username.trim().is_empty() {
         return Err(Failure::usage(anyhow!(
             "--username must be your account's user name (TrustOcean: the account e-mail)"

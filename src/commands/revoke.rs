@@ -75,7 +75,7 @@ pub fn run(args: &RevokeArgs, ctx: &Context) -> CommandResult {
             return Ok(ExitStatus::Failed);
         }
     }
-    block_on(ca.revoke(&OrderId(order_id.clone())))?.map_err(|e| {
+    block_on(ca.revoke_with_reason(&OrderId(order_id.clone()), args.reason.code()))?.map_err(|e| {
         Failure::failed(anyhow!(
             "{e}; nothing was revoked (check the provider's console)"
         ))
