@@ -175,10 +175,15 @@ impl Acme {
         if let Some(id) = replaces.clone() {
             new = new.replaces(id);
         }
-        let order = account
-            .new_order(&new)
-            .await
-            .map_err(|e| self.error("newOrder", e))?;
+        // A `badNonce` refusal created nothing: instant-acme retries it three times, and so do
+        // we, since a CA may reject nonces at random (Pebble does, on purpose).
+        let mut attempts = 0;
+        let order = loop {
+            match account.new_order(&new).await {
+                Err(e) if is_bad_nonce(&e) && attempts < 3 => attempts += 1,
+                other => break other.map_err(|e| self.error("newOrder", e))?,
+            }
+        };
         let url = order.url().to_string();
         self.attach_csr(&OrderId(url.clone()), &request.csr_pem);
         Ok(Created::Placed(Order {
@@ -309,9 +314,23 @@ impl Acme {
         out
     }
 
+    /// [`Acme::ready_once`], again after a `badNonce` refusal (setting a challenge ready twice is
+    /// harmless: a challenge no longer pending is skipped).
+    async fn ready(&self, id: &OrderId) -> Result<(), CaError> {
+        let mut attempts = 0;
+        loop {
+            match self.ready_once(id).await {
+                Err(CaError::Api { message, .. }) if message.contains("badNonce") && attempts < 3 => {
+                    attempts += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Tells the CA the challenge of each pending authorization is ready (DNS-01 for wildcards,
     /// HTTP-01 for the rest, as the publishers choose).
-    async fn ready(&self, id: &OrderId) -> Result<(), CaError> {
+    async fn ready_once(&self, id: &OrderId) -> Result<(), CaError> {
         let account = self.account().await?;
         let mut order = account
             .order(id.0.clone())
@@ -382,6 +401,11 @@ impl Acme {
             user: Some(format!("{} ({contact})", account.id())),
         })
     }
+}
+
+/// True for the CA's `badNonce` refusal (nothing was done; the request may be sent again).
+fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
 }
 
 /// Refuses a directory URL that is not https (http only for loopback hosts).
