@@ -351,7 +351,19 @@ fn a_run_killed_mid_order_is_resumed_without_a_second_order() {
     }
     let (host, pebble) = acme_host(&[]);
     let record = host.dir.path().join("state/orders/php.test.json");
-    let mut child = pipeline(&host, &pebble, "auto", &["--site", "php.test", "--poll-interval", "2"])
+    // Like `pipeline`, but polling every 2 s, so the order stays open long enough to be killed.
+    let mut slow = host_command(&host, &pebble, &["auto", "--site", "php.test"]);
+    slow.arg("--nginx-bin")
+        .arg(host.sb.nginx_bin())
+        .arg("--nginx-conf")
+        .arg(host.sb.conf_path())
+        .arg("--nginx-prefix")
+        .arg(host.sb.prefix())
+        .args(["--https-port", &host.https.to_string()])
+        .args(["--http-port", &host.http.to_string(), "--poll-interval", "2"])
+        .env("ENC365_HOSTS_FILE", host.dir.path().join("hosts"))
+        .env("ENC365_CA_BUNDLE", pebble.bundle());
+    let mut child = slow
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
