@@ -394,7 +394,12 @@ ACME (Let's Encrypt, ZeroSSL, any RFC 8555 CA):
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// Your TrustOcean account e-mail (Encryption365).
-    #[arg(long, value_name = "EMAIL", default_value = "", hide_default_value = true)]
+    #[arg(
+        long,
+        value_name = "EMAIL",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub username: String,
     /// ACME: the account's contact e-mail.
     #[arg(long, value_name = "ADDR")]

@@ -276,7 +276,9 @@ impl Config {
         }
         if let Some(bundle) = lookup(crate::ca::acme_http::CA_BUNDLE_ENV).filter(|b| !b.is_empty())
         {
-            self.acme.get_or_insert_with(AcmeSettings::default).ca_bundle = Some(bundle.into());
+            self.acme
+                .get_or_insert_with(AcmeSettings::default)
+                .ca_bundle = Some(bundle.into());
         }
     }
 
@@ -288,15 +290,21 @@ impl Config {
         };
         match self.provider {
             Provider::Acme => {
-                self.acme.get_or_insert_with(AcmeSettings::default).directory = Some(url.into());
+                self.acme
+                    .get_or_insert_with(AcmeSettings::default)
+                    .directory = Some(url.into());
             }
             Provider::Encryption365 => self.encryption365.base_url = url.to_string(),
             Provider::HowSsl => {
-                self.howssl.get_or_insert_with(HowSslSettings::default).base_url = Some(url.into());
+                self.howssl
+                    .get_or_insert_with(HowSslSettings::default)
+                    .base_url = Some(url.into());
             }
             Provider::HuaweiScm => {
-                (self.huawei_scm.get_or_insert_with(HuaweiScmSettings::default)).base_url =
-                    Some(url.into());
+                (self
+                    .huawei_scm
+                    .get_or_insert_with(HuaweiScmSettings::default))
+                .base_url = Some(url.into());
             }
         }
     }

@@ -59,9 +59,10 @@ pub fn acme_account(config_dir: &Path, directory_url: &str) -> PathBuf {
     let without_scheme = directory_url
         .split_once("://")
         .map_or(directory_url, |(_, rest)| rest);
-    config_dir
-        .join("acme")
-        .join(format!("{}.json", stem(without_scheme.trim_end_matches('/'))))
+    config_dir.join("acme").join(format!(
+        "{}.json",
+        stem(without_scheme.trim_end_matches('/'))
+    ))
 }
 
 /// `<state-dir>/orders/`.

@@ -261,11 +261,16 @@ impl Acme {
 
     /// The CSR to finalize `id` with, as DER.
     fn csr_for(&self, id: &OrderId) -> Result<Vec<u8>, CaError> {
-        self.csrs.lock().unwrap().get(&id.0).cloned().ok_or_else(|| {
-            CaError::Invalid(format!(
-                "order {id} is ready but no CSR was given for it; the next run finalizes it"
-            ))
-        })
+        self.csrs
+            .lock()
+            .unwrap()
+            .get(&id.0)
+            .cloned()
+            .ok_or_else(|| {
+                CaError::Invalid(format!(
+                    "order {id} is ready but no CSR was given for it; the next run finalizes it"
+                ))
+            })
     }
 
     /// Per name: validated or not, and the challenges offered (HTTP-01, then DNS-01).
@@ -320,7 +325,9 @@ impl Acme {
         let mut attempts = 0;
         loop {
             match self.ready_once(id).await {
-                Err(CaError::Api { message, .. }) if message.contains("badNonce") && attempts < 3 => {
+                Err(CaError::Api { message, .. })
+                    if message.contains("badNonce") && attempts < 3 =>
+                {
                     attempts += 1
                 }
                 other => return other,
@@ -490,12 +497,14 @@ fn split_chain(pem: &str) -> Result<IssuedCertificate, CaError> {
 pub fn cert_identifier(pem: &str) -> Option<CertificateIdentifier<'static>> {
     let der = first_der(pem).ok()?;
     let (_, cert) = x509_parser::parse_x509_certificate(&der).ok()?;
-    let aki = cert.iter_extensions().find_map(|ext| match ext.parsed_extension() {
-        x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
-            aki.key_identifier.as_ref().map(|k| k.0.to_vec())
-        }
-        _ => None,
-    })?;
+    let aki = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })?;
     let serial = cert.tbs_certificate.raw_serial().to_vec();
     Some(CertificateIdentifier::new(Der::from_slice(&aki), Der::from_slice(&serial)).into_owned())
 }
@@ -577,8 +586,7 @@ impl CertificateAuthority for Acme {
     ) -> BoxFuture<'a, Result<Order, CaError>> {
         Box::pin(async {
             Err(CaError::Unsupported(
-                "ACME has no reissue: `enc365-nginx renew --force` orders a new certificate"
-                    .into(),
+                "ACME has no reissue: `enc365-nginx renew --force` orders a new certificate".into(),
             ))
         })
     }
@@ -672,7 +680,9 @@ pub async fn register(
             let key = URL_SAFE_NO_PAD
                 .decode(hmac.expose().trim().trim_end_matches('='))
                 .map_err(|_| {
-                    CaError::Invalid("the EAB HMAC key is not base64url; paste it as the CA shows it".into())
+                    CaError::Invalid(
+                        "the EAB HMAC key is not base64url; paste it as the CA shows it".into(),
+                    )
                 })?;
             Some(ExternalAccountKey::new(kid.clone(), &key))
         }
@@ -702,9 +712,8 @@ pub async fn register(
     let json = serde_json::to_vec_pretty(&credentials)
         .map_err(|e| CaError::Invalid(format!("could not encode the account: {e}")))?;
     if let Some(dir) = acme.account_file.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            CaError::Invalid(format!("could not create {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CaError::Invalid(format!("could not create {}: {e}", dir.display())))?;
     }
     crate::store::write_atomic(&acme.account_file, &json, 0o600).map_err(|e| {
         CaError::Invalid(format!(
@@ -762,7 +771,11 @@ mod tests {
         assert_eq!(host, "_acme-challenge.a.test");
         assert_eq!(record_type, "TXT");
         assert_eq!(value, URL_SAFE_NO_PAD.encode(Sha256::digest(b"tok.thumb")));
-        assert!(challenge("a.test", &ChallengeType::Http01, "../x", "t").unwrap().is_err());
+        assert!(
+            challenge("a.test", &ChallengeType::Http01, "../x", "t")
+                .unwrap()
+                .is_err()
+        );
         assert!(challenge("a.test", &ChallengeType::TlsAlpn01, "t", "t").is_none());
     }
 

@@ -71,7 +71,10 @@ impl AcmeHttp {
         if !response.status().is_success() {
             return Err(transport(format!("HTTP {}", response.status())));
         }
-        let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| transport(e.to_string()))?;
         serde_json::from_slice(&body).map_err(|e| CaError::Malformed {
             endpoint: url.to_string(),
             detail: format!("not a JSON directory: {e}"),

@@ -20,11 +20,20 @@ use crate::secret::Secret;
 
 /// Runs `register` for an ACME CA. `config` is the file as read; `effective` has the
 /// environment and `--server` applied.
-pub fn run(args: &RegisterArgs, ctx: &Context, mut config: Config, effective: &Config) -> CommandResult {
+pub fn run(
+    args: &RegisterArgs,
+    ctx: &Context,
+    mut config: Config,
+    effective: &Config,
+) -> CommandResult {
     let path = ctx.config_path();
     let email = (args.email.as_deref().map(str::trim))
         .filter(|e| e.contains('@'))
-        .ok_or_else(|| Failure::usage(anyhow!("ACME registration needs --email ADDR (the CA's expiry and policy mail goes there)")))?;
+        .ok_or_else(|| {
+            Failure::usage(anyhow!(
+                "ACME registration needs --email ADDR (the CA's expiry and policy mail goes there)"
+            ))
+        })?;
     let settings = effective.acme.clone().unwrap_or_default();
     let client = crate::ca::factory::acme(&settings, &path, false)
         .map_err(|e| Failure::usage(anyhow!(e)))?;
@@ -70,10 +79,21 @@ pub fn run(args: &RegisterArgs, ctx: &Context, mut config: Config, effective: &C
             "config": path.display().to_string(),
         }));
     } else {
-        let verb = if saved.created { "Registered" } else { "Reusing" };
-        println!("{verb} ACME account {} at {}.", saved.account_url, client.directory_url());
+        let verb = if saved.created {
+            "Registered"
+        } else {
+            "Reusing"
+        };
+        println!(
+            "{verb} ACME account {} at {}.",
+            saved.account_url,
+            client.directory_url()
+        );
         println!("Account key: {} (mode 0600).", saved.file.display());
-        println!("Saved provider = \"acme\" and the contact in {}.", path.display());
+        println!(
+            "Saved provider = \"acme\" and the contact in {}.",
+            path.display()
+        );
         println!("Next: `enc365-nginx plan`, then `enc365-nginx auto`.");
     }
     Ok(ExitStatus::Success)

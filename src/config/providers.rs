@@ -341,11 +341,9 @@ impl ProviderSettings {
                 ("Access key", "access_key", text(&s.access_key)),
                 ("Region", "region", text(&s.region)),
             ],
-            ProviderSettings::Acme(s) => vec![(
-                "Directory",
-                "directory",
-                Value::from(s.directory_url()),
-            )],
+            ProviderSettings::Acme(s) => {
+                vec![("Directory", "directory", Value::from(s.directory_url()))]
+            }
         };
         if let Some((key, value)) = self.product_setting() {
             items.push(("Product", key, value));

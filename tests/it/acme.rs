@@ -73,8 +73,7 @@ impl Pebble {
         std::fs::write(d.join("ca.pem"), ca_pem).unwrap();
         std::fs::write(d.join("cert.pem"), cert_pem).unwrap();
         std::fs::write(d.join("key.pem"), key_pem).unwrap();
-        let [listen, management, dns, dns_management, tls] =
-            [(); 5].map(|_| common::free_port());
+        let [listen, management, dns, dns_management, tls] = [(); 5].map(|_| common::free_port());
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{listen}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -119,7 +118,10 @@ impl Pebble {
         });
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", listen)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(20), "pebble did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "pebble did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Pebble {
@@ -146,7 +148,11 @@ impl Pebble {
             .arg(format!("https://127.0.0.1:{}/roots/0", self.management))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(&path, out.stdout).unwrap();
         path
     }
@@ -193,7 +199,12 @@ fn acme_host(pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
         .output()
         .unwrap();
     let doc = expect_exit(&out, 0);
-    assert!(doc["account_url"].as_str().unwrap().starts_with("https://127.0.0.1"));
+    assert!(
+        doc["account_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://127.0.0.1")
+    );
     (host, pebble)
 }
 
@@ -224,7 +235,13 @@ fn pipeline(host: &Host, pebble: &Pebble, sub: &str, extra: &[&str]) -> Command 
 fn verified_by(root: &Path, port: u16, name: &str) -> bool {
     let out = Command::new("openssl")
         .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
-        .args(["-servername", name, "-verify_return_error", "-verify_hostname", name])
+        .args([
+            "-servername",
+            name,
+            "-verify_return_error",
+            "-verify_hostname",
+            name,
+        ])
         .arg("-CAfile")
         .arg(root)
         .stdin(Stdio::null())
@@ -247,8 +264,12 @@ fn register_refuses_without_agreement_and_shows_the_terms() {
     let pebble = Pebble::start(host.http, &[]);
     std::fs::write(host.dir.path().join("config.toml"), "").unwrap();
     let out = run(with_bundle(
-        host_command(&host, &pebble, &["register", "--provider", "acme"])
-            .args(["--server", &pebble.directory, "--email", "a@example.com"]),
+        host_command(&host, &pebble, &["register", "--provider", "acme"]).args([
+            "--server",
+            &pebble.directory,
+            "--email",
+            "a@example.com",
+        ]),
         &pebble,
     ));
     assert_eq!(out.status.code(), Some(2));
@@ -258,18 +279,25 @@ fn register_refuses_without_agreement_and_shows_the_terms() {
     assert!(!host.dir.path().join("acme").exists(), "nothing saved");
 
     // Without the CA bundle, Pebble's listener is not trusted: refused, not bypassed.
-    let out = run(host_command(&host, &pebble, &["register", "--provider", "acme"]).args([
-        "--server",
-        &pebble.directory,
-        "--email",
-        "a@example.com",
-        "--agree-tos",
-    ]));
+    let out = run(
+        host_command(&host, &pebble, &["register", "--provider", "acme"]).args([
+            "--server",
+            &pebble.directory,
+            "--email",
+            "a@example.com",
+            "--agree-tos",
+        ]),
+    );
     assert_ne!(out.status.code(), Some(0));
 
     let register = || {
         run(with_bundle(
-            host_command(&host, &pebble, &["register", "--provider", "acme", "--json"]).args([
+            host_command(
+                &host,
+                &pebble,
+                &["register", "--provider", "acme", "--json"],
+            )
+            .args([
                 "--server",
                 &pebble.directory,
                 "--email",
@@ -282,18 +310,28 @@ fn register_refuses_without_agreement_and_shows_the_terms() {
     let first = expect_exit(&register(), 0);
     assert_eq!(first["created"], true);
     let key = PathBuf::from(first["account_key"].as_str().unwrap());
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
     let again = expect_exit(&register(), 0);
     assert_eq!(again["created"], false, "the saved key is reused");
     assert_eq!(again["account_url"], first["account_url"]);
 
-    let account = run(with_bundle(&mut host_command(&host, &pebble, &["account"]), &pebble));
+    let account = run(with_bundle(
+        &mut host_command(&host, &pebble, &["account"]),
+        &pebble,
+    ));
     let text = String::from_utf8_lossy(&account.stdout);
     assert!(account.status.success(), "{text}");
-    assert!(text.contains(first["account_url"].as_str().unwrap()), "{text}");
+    assert!(
+        text.contains(first["account_url"].as_str().unwrap()),
+        "{text}"
+    );
     assert!(text.contains("mailto:a@example.com"), "{text}");
-    let products = run(with_bundle(&mut host_command(&host, &pebble, &["products"]), &pebble));
+    let products = run(with_bundle(
+        &mut host_command(&host, &pebble, &["products"]),
+        &pebble,
+    ));
     assert_eq!(products.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&products.stderr).contains("ACME has no products"));
 }
@@ -310,7 +348,10 @@ fn auto_with_bad_nonces_issues_verified_certificates_then_renews() {
     assert_eq!(pebble.orders(), 2, "one order per site");
     let root = pebble.root();
     for name in ["shop.test", "www.shop.test", "php.test"] {
-        assert!(verified_by(&root, host.https, name), "{name} verified by Pebble's root");
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} verified by Pebble's root"
+        );
     }
     let before = pem_fingerprint(&host.live("shop.test"));
     assert!(
@@ -332,7 +373,10 @@ fn auto_with_bad_nonces_issues_verified_certificates_then_renews() {
     assert_eq!(pebble.orders(), 3, "the renewal is one new order");
     assert_ne!(pem_fingerprint(&host.live("shop.test")), before);
     for name in ["shop.test", "www.shop.test"] {
-        assert!(verified_by(&root, host.https, name), "{name} renewed, verified");
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} renewed, verified"
+        );
     }
 
     let out = run(with_bundle(
@@ -340,8 +384,15 @@ fn auto_with_bad_nonces_issues_verified_certificates_then_renews() {
             .args(["--reason", "superseded"]),
         &pebble,
     ));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(pebble.log.lock().unwrap().contains("evok"), "Pebble saw a revocation");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        pebble.log.lock().unwrap().contains("evok"),
+        "Pebble saw a revocation"
+    );
 }
 
 #[test]
@@ -360,7 +411,12 @@ fn a_run_killed_mid_order_is_resumed_without_a_second_order() {
         .arg("--nginx-prefix")
         .arg(host.sb.prefix())
         .args(["--https-port", &host.https.to_string()])
-        .args(["--http-port", &host.http.to_string(), "--poll-interval", "2"])
+        .args([
+            "--http-port",
+            &host.http.to_string(),
+            "--poll-interval",
+            "2",
+        ])
         .env("ENC365_HOSTS_FILE", host.dir.path().join("hosts"))
         .env("ENC365_CA_BUNDLE", pebble.bundle());
     let mut child = slow
@@ -374,15 +430,26 @@ fn a_run_killed_mid_order_is_resumed_without_a_second_order() {
         if text.contains("\"state\": \"pending\"") || text.contains("\"state\":\"pending\"") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "no order placed");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no order placed"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(child.try_wait().unwrap().is_none(), "killed while the order is open");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "killed while the order is open"
+    );
     nix_kill(child.id());
     child.wait().unwrap();
     assert_eq!(pebble.orders(), 1);
 
-    let out = run(&mut pipeline(&host, &pebble, "auto", &["--site", "php.test", "--json"]));
+    let out = run(&mut pipeline(
+        &host,
+        &pebble,
+        "auto",
+        &["--site", "php.test", "--json"],
+    ));
     expect_exit(&out, 0);
     assert_eq!(pebble.orders(), 1, "the same order was resumed");
     assert!(verified_by(&pebble.root(), host.https, "php.test"));
