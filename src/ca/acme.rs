@@ -780,6 +780,31 @@ mod tests {
     }
 
     #[test]
+    fn the_ari_identifier_is_the_issuers_key_id_and_the_serial() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SerialNumber};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(vec![7; 20]);
+        let issuer = Issuer::new(ca, ca_key);
+        let mut leaf = CertificateParams::new(vec!["a.test".into()]).unwrap();
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.serial_number = Some(SerialNumber::from_slice(&[0x01, 0x02, 0x03]));
+        let cert = leaf
+            .signed_by(&KeyPair::generate().unwrap(), &issuer)
+            .unwrap();
+        let id = cert_identifier(&cert.pem()).expect("identifier");
+        assert_eq!(
+            id.to_string(),
+            format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode([7; 20]),
+                URL_SAFE_NO_PAD.encode([1, 2, 3])
+            )
+        );
+    }
+
+    #[test]
     fn presets_and_urls() {
         let mut s = AcmeSettings::default();
         assert!(s.directory_url().contains("acme-staging-v02"));
