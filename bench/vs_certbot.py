@@ -150,6 +150,7 @@ def run_ours(a, base, pebble_dir, bundle, nginx, http, https):
     out = subprocess.run(argv, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
     doc = json.loads(out.stdout)
+    json.dump(doc, open(os.path.join(base, "ours-auto.json"), "w"), indent=1)
     return tree, conf, wall, doc, log
 
 
@@ -166,7 +167,8 @@ def run_certbot(a, base, pebble_dir, bundle, nginx, http, https, sites):
     for names in sites:
         argv = [a.certbot, "--nginx", "--non-interactive", "--agree-tos", "-m", "bench@example.com",
                 "--server", pebble_dir, "--nginx-server-root", tree, "--nginx-ctl", wrapper,
-                "--https-port", str(https), "--key-type", "ecdsa", "--no-redirect"] + dirs
+                "--https-port", str(https), "--http-01-port", str(http), "--key-type", "ecdsa",
+                "--no-redirect"] + dirs
         for n in names:
             argv += ["-d", n]
         r = subprocess.run(argv, env=env, capture_output=True, text=True)

@@ -462,3 +462,69 @@ fn nix_kill(pid: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
+    // DNS-01 publishing belongs to the DNS-validation work; here the order level: Pebble's
+    // challenges for a wildcard become the `_acme-challenge` TXT record the DNS publisher needs.
+    use enc365_nginx::ca::acme::{self, Acme, AcmeRegistration};
+    use enc365_nginx::ca::{CertificateAuthority, Challenge, Created, OrderRequest};
+    use enc365_nginx::config::AcmeSettings;
+    if !installed() {
+        return;
+    }
+    let pebble = Pebble::start(common::free_port(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = AcmeSettings {
+        directory: Some(pebble.directory.clone()),
+        ca_bundle: Some(pebble.bundle()),
+        ..AcmeSettings::default()
+    };
+    let client = Acme::new(&settings, dir.path()).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let registration = AcmeRegistration {
+        email: "a@example.com".into(),
+        agree_tos: true,
+        eab: None,
+    };
+    runtime.block_on(acme::register(&client, &registration)).unwrap();
+    let names = vec!["*.wild.test".to_string(), "wild.test".to_string()];
+    let request = OrderRequest {
+        product: String::new(),
+        names: names.clone(),
+        csr_pem: String::new(),
+        period: None,
+        renews: None,
+        existing_id: None,
+        methods: Default::default(),
+    };
+    let Created::Placed(order) = runtime.block_on(client.create(&request)).unwrap() else {
+        panic!("ACME orders are placed in one step");
+    };
+    assert!(order.id.0.starts_with("https://127.0.0.1"), "{}", order.id);
+    assert_eq!(pebble.orders(), 1);
+    let status = runtime
+        .block_on(client.order_status(&order.id, &names))
+        .unwrap();
+    let wildcard = status.validations.iter().find(|v| v.name == "*.wild.test").unwrap();
+    let dns: Vec<&Challenge> = (wildcard.challenges.iter())
+        .filter(|c| matches!(c, Challenge::DnsRecord { .. }))
+        .collect();
+    let [Challenge::DnsRecord { host, record_type, value }] = dns[..] else {
+        panic!("one DNS-01 record: {:?}", wildcard.challenges);
+    };
+    assert_eq!(host, "_acme-challenge.wild.test");
+    assert_eq!(record_type, "TXT");
+    assert_eq!(value.len(), 43, "base64url SHA-256: {value}");
+    assert!(
+        wildcard.challenges.iter().all(|c| c.http_path().is_none()),
+        "no HTTP-01 for a wildcard"
+    );
+    let plain = status.validations.iter().find(|v| v.name == "wild.test").unwrap();
+    assert!(plain.challenges.iter().any(|c| c
+        .http_path()
+        .is_some_and(|p| p.starts_with("/.well-known/acme-challenge/"))));
+    // Asking again reads the same order: no second newOrder.
+    runtime.block_on(client.order_status(&order.id, &names)).unwrap();
+    assert_eq!(pebble.orders(), 1);
+}
