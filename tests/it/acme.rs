@@ -487,7 +487,9 @@ fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
         agree_tos: true,
         eab: None,
     };
-    runtime.block_on(acme::register(&client, &registration)).unwrap();
+    runtime
+        .block_on(acme::register(&client, &registration))
+        .unwrap();
     let names = vec!["*.wild.test".to_string(), "wild.test".to_string()];
     let request = OrderRequest {
         product: String::new(),
@@ -506,11 +508,22 @@ fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
     let status = runtime
         .block_on(client.order_status(&order.id, &names))
         .unwrap();
-    let wildcard = status.validations.iter().find(|v| v.name == "*.wild.test").unwrap();
+    let wildcard = status
+        .validations
+        .iter()
+        .find(|v| v.name == "*.wild.test")
+        .unwrap();
     let dns: Vec<&Challenge> = (wildcard.challenges.iter())
         .filter(|c| matches!(c, Challenge::DnsRecord { .. }))
         .collect();
-    let [Challenge::DnsRecord { host, record_type, value }] = dns[..] else {
+    let [
+        Challenge::DnsRecord {
+            host,
+            record_type,
+            value,
+        },
+    ] = dns[..]
+    else {
         panic!("one DNS-01 record: {:?}", wildcard.challenges);
     };
     assert_eq!(host, "_acme-challenge.wild.test");
@@ -520,11 +533,18 @@ fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
         wildcard.challenges.iter().all(|c| c.http_path().is_none()),
         "no HTTP-01 for a wildcard"
     );
-    let plain = status.validations.iter().find(|v| v.name == "wild.test").unwrap();
-    assert!(plain.challenges.iter().any(|c| c
-        .http_path()
-        .is_some_and(|p| p.starts_with("/.well-known/acme-challenge/"))));
+    let plain = status
+        .validations
+        .iter()
+        .find(|v| v.name == "wild.test")
+        .unwrap();
+    assert!(plain.challenges.iter().any(|c| {
+        c.http_path()
+            .is_some_and(|p| p.starts_with("/.well-known/acme-challenge/"))
+    }));
     // Asking again reads the same order: no second newOrder.
-    runtime.block_on(client.order_status(&order.id, &names)).unwrap();
+    runtime
+        .block_on(client.order_status(&order.id, &names))
+        .unwrap();
     assert_eq!(pebble.orders(), 1);
 }
