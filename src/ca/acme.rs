@@ -211,9 +211,21 @@ impl Acme {
         cert_identifier(&pem)
     }
 
+    /// [`Acme::status_once`], again after a `badNonce` refusal (reading is harmless, and a
+    /// refused finalize did nothing).
+    async fn status(&self, id: &OrderId, names: &[String]) -> Result<Order, CaError> {
+        let mut attempts = 0;
+        loop {
+            match self.status_once(id, names).await {
+                Err(e) if refused_nonce(&e) && attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
     /// Reads the order, finalizing it with our CSR once ready and downloading the chain once
     /// valid.
-    async fn status(&self, id: &OrderId, names: &[String]) -> Result<Order, CaError> {
+    async fn status_once(&self, id: &OrderId, names: &[String]) -> Result<Order, CaError> {
         let account = self.account().await?;
         let mut order = account
             .order(id.0.clone())
@@ -325,11 +337,7 @@ impl Acme {
         let mut attempts = 0;
         loop {
             match self.ready_once(id).await {
-                Err(CaError::Api { message, .. })
-                    if message.contains("badNonce") && attempts < 3 =>
-                {
-                    attempts += 1
-                }
+                Err(e) if refused_nonce(&e) && attempts < 3 => attempts += 1,
                 other => return other,
             }
         }
@@ -413,6 +421,11 @@ impl Acme {
 /// True for the CA's `badNonce` refusal (nothing was done; the request may be sent again).
 fn is_bad_nonce(e: &instant_acme::Error) -> bool {
     matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref().is_some_and(|t| t.ends_with(":badNonce")))
+}
+
+/// True for a [`CaError`] made from the CA's `badNonce` refusal.
+fn refused_nonce(e: &CaError) -> bool {
+    matches!(e, CaError::Api { message, .. } if message.contains(":badNonce"))
 }
 
 /// Refuses a directory URL that is not https (http only for loopback hosts).
