@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, when it is missing:
 # nginx (with the Lua module, for the lua-block fixtures), openssl, and for the package test
-# dpkg-dev and lintian. The system nginx service is
+# dpkg-dev and lintian, and for the ACME tests pebble and curl. The system nginx service is
 # never started: a policy-rc.d that exits 101 stops invoke-rc.d for the length of the install.
 set -euo pipefail
 
@@ -14,6 +14,10 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The package test: dpkg-deb and dpkg-shlibdeps (dpkg-dev), lintian.
 command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
+# The ACME tests: Pebble (test-only ACME server) with pebble-challtestsrv as its DNS; curl fetches
+# Pebble's root from its management endpoint.
+command -v pebble >/dev/null 2>&1 || need+=(pebble)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

@@ -51,6 +51,10 @@ pub struct GlobalOpts {
     /// The port `auto` adds as `listen N ssl` (default 443).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,
+    /// The CA server: the selected provider's base URL (Encryption365) or directory URL or
+    /// preset (ACME: letsencrypt, letsencrypt-staging, zerossl); overrides the config file.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// Print one JSON object on stdout instead of human output.
     #[arg(long, global = true)]
     pub json: bool,
@@ -193,6 +197,38 @@ pub struct RevokeArgs {
     /// Do not ask for confirmation.
     #[arg(long)]
     pub yes: bool,
+    /// The revocation reason (RFC 5280), for CAs that take one (ACME): unspecified,
+    /// key-compromise, affiliation-changed, superseded, cessation-of-operation.
+    #[arg(long, value_name = "REASON", default_value = "unspecified")]
+    pub reason: RevokeReason,
+}
+
+/// Why a certificate is revoked (RFC 5280 reason codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RevokeReason {
+    /// 0: no reason given.
+    Unspecified,
+    /// 1: the private key was exposed.
+    KeyCompromise,
+    /// 3: the names no longer belong to you.
+    AffiliationChanged,
+    /// 4: replaced by another certificate.
+    Superseded,
+    /// 5: the site is gone.
+    CessationOfOperation,
+}
+
+impl RevokeReason {
+    /// The RFC 5280 reason code.
+    pub fn code(self) -> u8 {
+        match self {
+            RevokeReason::Unspecified => 0,
+            RevokeReason::KeyCompromise => 1,
+            RevokeReason::AffiliationChanged => 3,
+            RevokeReason::Superseded => 4,
+            RevokeReason::CessationOfOperation => 5,
+        }
+    }
 }
 
 const RENEW_EXAMPLES: &str = "\
@@ -350,12 +386,17 @@ Examples:
 The password is read from a prompt (no echo), from standard input with --password-stdin, or from
 ENC365_PASSWORD; it is never a command-line flag, and it is not stored. HowSSL has no registration
 call: its API token (from the HowSSL site) is read from standard input with --token-stdin or from a
-prompt, checked with the account call, and saved in [howssl] (mode 0600).";
+prompt, checked with the account call, and saved in [howssl] (mode 0600).
+
+ACME (Let's Encrypt, ZeroSSL, any RFC 8555 CA):
+  enc365-nginx register --provider acme --email you@example.com --agree-tos
+  printf '%s' \"$HMAC\" | enc365-nginx register --provider acme --server zerossl \\
+      --email you@example.com --agree-tos --eab-kid KID     # EAB: HMAC key on stdin";
 
 /// Options of `register`.
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
-    /// Your TrustOcean account e-mail (Encryption365; not used by HowSSL).
+    /// Your TrustOcean account e-mail (Encryption365; not used by HowSSL or ACME).
     #[arg(
         long,
         value_name = "EMAIL",
@@ -363,6 +404,17 @@ pub struct RegisterArgs {
         hide_default_value = true
     )]
     pub username: String,
+    /// ACME: the account's contact e-mail.
+    #[arg(long, value_name = "ADDR")]
+    pub email: Option<String>,
+    /// ACME: you agree to the CA's terms of service (registering refuses without it and shows
+    /// where they are).
+    #[arg(long)]
+    pub agree_tos: bool,
+    /// ACME: the external account binding key id (ZeroSSL and others); the HMAC key is read from
+    /// standard input (first line).
+    #[arg(long, value_name = "KID")]
+    pub eab_kid: Option<String>,
     /// A label for this server in the TrustOcean console (default: the host name).
     #[arg(long, value_name = "NAME")]
     pub servername: Option<String>,

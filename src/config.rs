@@ -280,6 +280,39 @@ impl Config {
         if let Some(url) = lookup(BASE_URL_ENV).filter(|u| !u.is_empty()) {
             self.encryption365.base_url = url;
         }
+        if let Some(bundle) = lookup(crate::ca::acme_http::CA_BUNDLE_ENV).filter(|b| !b.is_empty())
+        {
+            self.acme
+                .get_or_insert_with(AcmeSettings::default)
+                .ca_bundle = Some(bundle.into());
+        }
+    }
+
+    /// Applies `--server URL`: the selected provider's base URL (Encryption365) or directory
+    /// (ACME).
+    pub fn apply_server(&mut self, server: Option<&str>) {
+        let Some(url) = server.filter(|u| !u.is_empty()) else {
+            return;
+        };
+        match self.provider {
+            Provider::Acme => {
+                self.acme
+                    .get_or_insert_with(AcmeSettings::default)
+                    .directory = Some(url.into());
+            }
+            Provider::Encryption365 => self.encryption365.base_url = url.to_string(),
+            Provider::HowSsl => {
+                self.howssl
+                    .get_or_insert_with(HowSslSettings::default)
+                    .base_url = Some(url.into());
+            }
+            Provider::HuaweiScm => {
+                (self
+                    .huawei_scm
+                    .get_or_insert_with(HuaweiScmSettings::default))
+                .base_url = Some(url.into());
+            }
+        }
     }
 
     /// True when the file holds a secret (an access token, API token, secret key or EAB key) of

@@ -53,6 +53,18 @@ pub fn ssl_params(config_dir: &Path) -> PathBuf {
     config_dir.join("nginx").join("ssl-params.conf")
 }
 
+/// `<config-dir>/acme/<directory host and path>.json`: the ACME account (URL and key, 0600) for
+/// one directory, so accounts at two CAs (or staging and production) never mix.
+pub fn acme_account(config_dir: &Path, directory_url: &str) -> PathBuf {
+    let without_scheme = directory_url
+        .split_once("://")
+        .map_or(directory_url, |(_, rest)| rest);
+    config_dir.join("acme").join(format!(
+        "{}.json",
+        stem(without_scheme.trim_end_matches('/'))
+    ))
+}
+
 /// `<state-dir>/orders/`.
 pub fn orders_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("orders")

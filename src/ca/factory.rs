@@ -11,15 +11,17 @@
 use std::path::{Path, PathBuf};
 
 use super::account::AccountApi;
+use super::acme::Acme;
 use super::enc365::{ClientOptions, Enc365};
 use super::howssl::{HowSsl, HowSslOptions};
 use super::{CaError, CertificateAuthority};
 use crate::config::{
-    BASE_URL_ENV, ConfigError, Encryption365Settings, HowSslSettings, Provider, ProviderSettings,
+    AcmeSettings, BASE_URL_ENV, ConfigError, Encryption365Settings, HowSslSettings, Provider,
+    ProviderSettings,
 };
 
 /// The providers this version can talk to.
-pub const AVAILABLE: [Provider; 2] = [Provider::Encryption365, Provider::HowSsl];
+pub const AVAILABLE: [Provider; 3] = [Provider::Encryption365, Provider::HowSsl, Provider::Acme];
 
 /// Why no client could be built. Every variant is a configuration error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum ProviderError {
     /// The provider is known but not built yet.
     #[error(
         "provider \"{0}\" is not available in this version of enc365-nginx, which can only use \
-         \"encryption365\" or \"howssl\"; nothing was sent to any CA"
+         \"encryption365\", \"howssl\" or \"acme\"; nothing was sent to any CA"
     )]
     NotAvailable(Provider),
     /// The provider's table lacks credentials, or is otherwise not usable.
@@ -36,6 +38,14 @@ pub enum ProviderError {
     /// The `[howssl]` base URL is not acceptable.
     #[error(transparent)]
     HowSslUrl(#[from] BadHowSslUrl),
+    /// The ACME settings are not usable (directory URL, CA bundle), or no account is registered.
+    #[error("{error}; fix [acme] in {path}")]
+    Acme {
+        /// What the client said.
+        error: CaError,
+        /// The config file.
+        path: PathBuf,
+    },
     /// The base URL is not acceptable.
     #[error(
         "{error}; fix `base_url` under [encryption365] in {path} (or the {BASE_URL_ENV} \
@@ -78,6 +88,7 @@ pub fn certificate_authority(
     match settings {
         ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(s, config_path, true)?)),
         ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, true)?)),
+        ProviderSettings::Acme(s) => Ok(Box::new(acme(s, config_path, true)?)),
         other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }
@@ -95,6 +106,7 @@ pub fn account_api(
             Ok(Box::new(encryption365(s, config_path, with_credentials)?))
         }
         ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, with_credentials)?)),
+        ProviderSettings::Acme(s) => Ok(Box::new(acme(s, config_path, with_credentials)?)),
         other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }
@@ -144,4 +156,27 @@ fn howssl(
             path: config_path.to_path_buf(),
         })
     })
+}
+
+/// The ACME client for `settings`; `with_credentials` refuses when no account is registered yet.
+pub fn acme(
+    settings: &AcmeSettings,
+    config_path: &Path,
+    with_credentials: bool,
+) -> Result<Acme, ProviderError> {
+    let config_dir = config_path.parent().unwrap_or(Path::new("."));
+    let wrap = |error| ProviderError::Acme {
+        error,
+        path: config_path.to_path_buf(),
+    };
+    let client = Acme::new(settings, config_dir).map_err(wrap)?;
+    if with_credentials && !client.has_account() {
+        return Err(wrap(CaError::Invalid(format!(
+            "no ACME account for {} (expected {}): run `enc365-nginx register --provider acme \
+             --email ADDR --agree-tos` first",
+            client.directory_url(),
+            client.account_file().display()
+        ))));
+    }
+    Ok(client)
 }

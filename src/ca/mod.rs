@@ -15,10 +15,12 @@
 //! [`account::AccountApi`]. Both are built in one place, [`factory`], from the config's provider
 //! settings; no command names a provider type.
 //!
-//! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`])
-//! and HowSSL ([`howssl`]) are implemented so far.
+//! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`]),
+//! HowSSL ([`howssl`]) and ACME ([`acme`]) are implemented so far.
 
 pub mod account;
+pub mod acme;
+pub mod acme_http;
 pub mod enc365;
 pub mod envelope;
 pub mod factory;
@@ -324,6 +326,10 @@ pub trait CertificateAuthority: Send + Sync {
     ) -> BoxFuture<'a, Result<(), CaError>> {
         Box::pin(async { Ok(()) })
     }
+    /// Hands the provider the CSR of an order placed earlier (from the order record), for
+    /// providers that send it only once validation is done (ACME finalizes then). Providers
+    /// that sent it with [`CertificateAuthority::create`] keep this default, which does nothing.
+    fn attach_csr(&self, _id: &OrderId, _csr_pem: &str) {}
 
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever
@@ -352,6 +358,16 @@ pub trait CertificateAuthority: Send + Sync {
 
     /// Revokes an issued certificate.
     fn revoke<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>>;
+
+    /// Revokes an issued certificate giving an RFC 5280 reason code, for CAs that take one
+    /// (ACME); the others keep this default, which revokes without a reason.
+    fn revoke_with_reason<'a>(
+        &'a self,
+        id: &'a OrderId,
+        _reason: u8,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        self.revoke(id)
+    }
 }
 
 /// True when `file_name` is safe to create under a validation directory: 1 to 255 characters from

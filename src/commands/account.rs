@@ -38,7 +38,13 @@ pub fn run(ctx: &Context) -> CommandResult {
         None => println!("{:<11}(not reported by the CA)", "Balance:"),
     }
     if let Some(user) = &info.user {
-        println!("{:<11}{user}", "User:");
+        // ACME reports its account URL and contact here.
+        let label = if api.name() == "acme" {
+            "Account:"
+        } else {
+            "User:"
+        };
+        println!("{label:<11}{user}");
     }
     for (label, _, value) in summary {
         let value = match value {

@@ -7,6 +7,7 @@ pub mod discover;
 pub mod generate;
 pub mod products;
 pub mod register;
+pub mod register_acme;
 pub mod register_token;
 pub mod reissue;
 pub mod renew;
@@ -62,6 +63,7 @@ impl Context {
     pub fn load_config(&self) -> Result<Config, Failure> {
         let mut config = Config::load(&self.config_path()).map_err(Failure::usage)?;
         config.apply_env(|k| std::env::var(k).ok());
+        config.apply_server(self.global.server.as_deref());
         Ok(config)
     }
 

@@ -35,9 +35,13 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     if let Some(provider) = args.provider {
         effective.provider = provider;
     }
+    effective.apply_server(ctx.global.server.as_deref());
     if effective.provider == crate::config::Provider::HowSsl {
         ctx.check_provider(Some(effective.provider))?;
         return super::register_token::run(args, ctx, config, &effective);
+    }
+    if effective.provider == crate::config::Provider::Acme {
+        return super::register_acme::run(args, ctx, config, &effective);
     }
     if args.username.trim().is_empty() {
         return Err(Failure::usage(anyhow!(

@@ -84,11 +84,13 @@ pub fn run(args: &RevokeArgs, ctx: &Context) -> CommandResult {
             return Ok(ExitStatus::Failed);
         }
     }
-    block_on(ca.revoke(&OrderId(order_id.clone())))?.map_err(|e| {
-        Failure::failed(anyhow!(
-            "{e}; nothing was revoked (check the provider's console)"
-        ))
-    })?;
+    block_on(ca.revoke_with_reason(&OrderId(order_id.clone()), args.reason.code()))?.map_err(
+        |e| {
+            Failure::failed(anyhow!(
+                "{e}; nothing was revoked (check the provider's console)"
+            ))
+        },
+    )?;
     lineage.revoked_at = Some(ctx.now());
     lineage.save(&state_dir).map_err(Failure::failed)?;
     if ctx.global.json {

@@ -229,22 +229,53 @@ pub struct HuaweiBuy {
     pub domain_numbers: Option<u32>,
 }
 
-/// `[acme]`: an ACME CA (RFC 8555). Not built yet.
+/// `[acme]`: an ACME CA (RFC 8555): Let's Encrypt, ZeroSSL, Pebble, an internal CA.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AcmeSettings {
-    /// The directory URL, or a preset name (`letsencrypt`, `letsencrypt-staging`).
+    /// The directory URL, or a preset name (`letsencrypt`, `letsencrypt-staging`, `zerossl`);
+    /// `--server` overrides it. Default: `letsencrypt-staging`, so a first try costs nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
-    /// Where the account key is kept (PEM, 0600).
+    /// Where the account key is kept (JSON with the PKCS#8 key, 0600); default
+    /// `<config dir>/acme/<directory host>.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_key: Option<PathBuf>,
-    /// Contact URLs for the account (`mailto:admin@example.com`).
+    /// Contact URLs for the account (`mailto:admin@example.com`), written by `register`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<Vec<String>>,
     /// External account binding, for CAs that require one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eab: Option<AcmeEab>,
+    /// Extra trusted roots (PEM) for the directory's TLS certificate (a private ACME server);
+    /// `ENC365_CA_BUNDLE` overrides it. Verification is never switched off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+/// The ACME directory presets `directory = "…"` accepts, with their URLs.
+pub const ACME_PRESETS: [(&str, &str); 3] = [
+    (
+        "letsencrypt",
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ),
+    (
+        "letsencrypt-staging",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    ("zerossl", "https://acme.zerossl.com/v2/DV90"),
+];
+
+impl AcmeSettings {
+    /// The directory URL: a preset's URL, the URL as written, or Let's Encrypt's staging
+    /// directory when none is set.
+    pub fn directory_url(&self) -> String {
+        let name = self.directory.as_deref().unwrap_or("letsencrypt-staging");
+        ACME_PRESETS
+            .iter()
+            .find(|(preset, _)| *preset == name)
+            .map_or_else(|| name.to_string(), |(_, url)| url.to_string())
+    }
 }
 
 /// `[acme.eab]`: the external account binding a CA issued.
@@ -324,7 +355,9 @@ impl ProviderSettings {
                 ("Access key", "access_key", text(&s.access_key)),
                 ("Region", "region", text(&s.region)),
             ],
-            ProviderSettings::Acme(s) => vec![("Directory", "directory", text(&s.directory))],
+            ProviderSettings::Acme(s) => {
+                vec![("Directory", "directory", Value::from(s.directory_url()))]
+            }
         };
         if let Some((key, value)) = self.product_setting() {
             items.push(("Product", key, value));

@@ -68,6 +68,7 @@ async fn publish_and_check(
             .clone()
             .ok_or_else(|| anyhow!("the record has no order id"))?,
     );
+    ca.attach_csr(&id, &record.csr_pem);
     let order = ca.order_status(&id, &record.names).await?;
     if !matches!(order.state, OrderState::Pending { .. }) {
         return Ok(());
@@ -188,6 +189,7 @@ async fn poll(
     last_error: &mut BTreeMap<String, String>,
 ) -> Polled {
     let id = OrderId(record.order_id.clone().unwrap_or_default());
+    ca.attach_csr(&id, &record.csr_pem);
     match ca.order_status(&id, &record.names).await {
         Ok(order) => match order.state {
             OrderState::Issued(cert) => {

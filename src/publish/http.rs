@@ -4,6 +4,7 @@
 //! file of our own before anything is ordered.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
@@ -37,23 +38,36 @@ impl Publisher for HttpPublisher<'_> {
         let route = (self.publication.routes.iter())
             .find(|r| r.name == name)
             .ok_or_else(|| anyhow!("no server block answers HTTP for {name}"))?;
-        let file_name = path
-            .strip_prefix(dcv::WELL_KNOWN)
-            .filter(|f| is_safe_file_name(f))
-            .ok_or_else(|| {
-                anyhow!(
-                    "the CA asks for {path} on {name}; only files directly under {} can be \
-                     published here",
-                    dcv::WELL_KNOWN
-                )
-            })?;
+        let (dir, file_name) = target(&route.dir, path).ok_or_else(|| {
+            anyhow!(
+                "the CA asks for {path} on {name}; only files directly under {} (or, where the \
+                 site has a webroot, {}) can be published here",
+                dcv::WELL_KNOWN,
+                crate::ca::acme::ACME_CHALLENGE
+            )
+        })?;
         out.dirs
-            .extend(dcv::write_file(&route.dir, file_name, content.as_bytes())?);
-        out.files.push(route.dir.join(file_name));
+            .extend(dcv::write_file(&dir, file_name, content.as_bytes())?);
+        out.files.push(dir.join(file_name));
         let addr = connect_address(self.skip_dns_check, name, route.port);
         dcv::check_served(addr, name, path, content.as_bytes())
             .map_err(|e| anyhow!("self-check failed: {e}"))
     }
+}
+
+/// The directory and file name for a challenge at URL `path`, given the route's directory for
+/// `/.well-known/pki-validation/`: that directory itself, or for an ACME HTTP-01 token its
+/// sibling `acme-challenge` in the same webroot. `None` for any other path, an unsafe file name,
+/// or an ACME token on a route without a webroot (the temporary location serves only
+/// `pki-validation`).
+fn target<'p>(route_dir: &Path, path: &'p str) -> Option<(PathBuf, &'p str)> {
+    if let Some(file) = path.strip_prefix(dcv::WELL_KNOWN) {
+        return is_safe_file_name(file).then(|| (route_dir.to_path_buf(), file));
+    }
+    let file = path.strip_prefix(crate::ca::acme::ACME_CHALLENGE)?;
+    let webroot_dir = route_dir.file_name()? == "pki-validation";
+    let acme_dir = route_dir.parent()?.join("acme-challenge");
+    (webroot_dir && is_safe_file_name(file)).then_some((acme_dir, file))
 }
 
 /// Publishes a probe file for `name` the way its validation file will be, and fetches it back.

@@ -9,6 +9,7 @@ mod common;
 mod fuzz_check;
 
 mod account_commands;
+mod acme;
 mod auto;
 mod auto_edge_cases;
 mod auto_failures;

@@ -80,6 +80,7 @@ fn the_template_lists_every_config_key_with_its_default() {
             directory: some("d"),
             account_key: Some("k".into()),
             contact: Some(vec!["mailto:a@example.com".into()]),
+            ca_bundle: Some("b".into()),
             eab: Some(AcmeEab {
                 kid: "k".into(),
                 hmac_key: Secret::new("h"),
