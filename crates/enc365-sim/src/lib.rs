@@ -20,6 +20,7 @@
 //! * `POST /_sim/recheck` — run validation of every pending order now
 
 mod api;
+mod dns_check;
 pub mod dcv;
 mod files;
 pub mod issuer;
@@ -129,6 +130,9 @@ pub struct SimOptions {
     pub fetch_timeout: Duration,
     /// Give every new order this `unique_id` (e.g. the docs' `cab202166585`) instead of a random one.
     pub fixed_unique_id: Option<String>,
+    /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3);
+    /// `None`: names are validated by HTTP file only.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl Default for SimOptions {
@@ -143,6 +147,7 @@ impl Default for SimOptions {
             faults: Faults::default(),
             fetch_timeout: Duration::from_secs(10),
             fixed_unique_id: None,
+            dns_server: None,
         }
     }
 }
