@@ -12,10 +12,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::dns::DnsSettings;
 use super::providers::{
     AcmeSettings, Encryption365Settings, HowSslSettings, HuaweiScmSettings, Provider,
 };
-use super::dns::DnsSettings;
 use super::{Config, Contact, default_https_port};
 use crate::keys::KeyType;
 use crate::secret::Secret;

@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 
 use super::{Run, routes};
+use crate::ca::ValidationMethod;
 use crate::dcv::{self, Publication};
 use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::lifecycle;
 use crate::orders::{OrderRecord, RecordState};
-use crate::ca::ValidationMethod;
 use crate::publish::{self, http};
 use crate::site::{LeftOut, LeftOutKind, Site};
 use crate::store::Transaction;

@@ -50,7 +50,8 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
         }
         for name in &site.names {
             let (method, why) = crate::publish::choose(name, &site.name, run.config.dns.as_ref());
-            out.validation.push(format!("{name}: {method} validation ({why})"));
+            out.validation
+                .push(format!("{name}: {method} validation ({why})"));
         }
         let result = run.result(&site.name);
         result.names_issued = site.names.clone();

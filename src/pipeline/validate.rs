@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 
 use super::Run;
+use crate::ca::ValidationMethod;
 use crate::ca::{CertificateAuthority, OrderId, OrderState, PollPolicy};
 use crate::dcv::{self, Publication};
 use crate::orders::{OrderRecord, RecordState};
-use crate::ca::ValidationMethod;
 use crate::publish::dns::DnsPublisher;
 use crate::publish::http::HttpPublisher;
 use crate::publish::{self, Published, Publisher};

@@ -79,7 +79,10 @@ pub fn choose(
             ValidationMethod::HttpFile,
             "this nginx serves it on port 80 (DNS if the HTTP preflight fails)",
         ),
-        None => (ValidationMethod::HttpFile, "this nginx serves it on port 80"),
+        None => (
+            ValidationMethod::HttpFile,
+            "this nginx serves it on port 80",
+        ),
     }
 }
 

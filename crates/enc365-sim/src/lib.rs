@@ -20,8 +20,8 @@
 //! * `POST /_sim/recheck` — run validation of every pending order now
 
 mod api;
-mod dns_check;
 pub mod dcv;
+mod dns_check;
 mod files;
 pub mod issuer;
 pub mod state;

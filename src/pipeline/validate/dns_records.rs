@@ -91,7 +91,8 @@ fn journal_and_create(
     record.save(&run.state_dir)?;
     if rec.created {
         run.say(format!("  {}: publishing {rec}", rec.name));
-        dns.create(&rec).map_err(|e| anyhow!("{}: {e:#}", rec.name))?;
+        dns.create(&rec)
+            .map_err(|e| anyhow!("{}: {e:#}", rec.name))?;
     }
     Ok(rec)
 }

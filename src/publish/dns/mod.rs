@@ -72,7 +72,10 @@ impl DnsPublisher {
     /// The publisher for `settings`, with `--dns-server` (which wins over `check_servers`).
     pub fn new(settings: Option<DnsSettings>, dns_server: &[String]) -> anyhow::Result<Self> {
         let listed = if dns_server.is_empty() {
-            settings.as_ref().map(|s| s.check_servers.clone()).unwrap_or_default()
+            settings
+                .as_ref()
+                .map(|s| s.check_servers.clone())
+                .unwrap_or_default()
         } else {
             dns_server.to_vec()
         };
@@ -124,7 +127,9 @@ impl DnsPublisher {
         let owner = host.trim_end_matches('.').to_ascii_lowercase();
         let record_type = record_type.to_ascii_uppercase();
         if !matches!(record_type.as_str(), "CNAME" | "TXT") {
-            bail!("the CA asks for a {record_type} record for {name}; only CNAME and TXT are published");
+            bail!(
+                "the CA asks for a {record_type} record for {name}; only CNAME and TXT are published"
+            );
         }
         let zone = match settings.listed_zone_of(&owner) {
             Some(zone) => zone,
@@ -149,12 +154,18 @@ impl DnsPublisher {
     }
 
     /// What the zone's servers already hold at the record's owner, of its type (a CNAME
-    /// standing there when a TXT is wanted is listed as `CNAME <target>`).
+    /// standing there when a TXT is wanted is listed as `CNAME <target>`). Asks the primary the updates go to when there is one, else the first server checked.
     pub fn existing(&self, record: &DnsRecord) -> anyhow::Result<Vec<String>> {
         let rtype = record_type(&record.record_type);
-        let server = match self.servers_for(&record.zone)?.first() {
-            Some(s) => *s,
-            None => bail!("no server to ask about {}", record.owner),
+        let primary = (self.settings()?.backend_for(&record.zone).server.as_deref())
+            .map(wire::server_addr)
+            .transpose()?;
+        let server = match primary {
+            Some(s) => s,
+            None => match self.servers_for(&record.zone)?.first() {
+                Some(s) => *s,
+                None => bail!("no server to ask about {}", record.owner),
+            },
         };
         wire::values(server, &record.owner, rtype)
     }
@@ -189,7 +200,8 @@ impl DnsPublisher {
                 else {
                     bail!("[dns] provider = \"rfc2136\" needs `tsig_key_name` and `tsig_secret`");
                 };
-                let update = rfc2136::Rfc2136::new(wire::server_addr(server)?, key, secret.expose())?;
+                let update =
+                    rfc2136::Rfc2136::new(wire::server_addr(server)?, key, secret.expose())?;
                 if action == "add" {
                     update.add(&record.zone, record, settings.ttl)
                 } else {
@@ -213,7 +225,11 @@ impl DnsPublisher {
 
     /// How long the propagation check waits.
     pub fn propagation_timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.as_ref().map_or(120, |s| s.propagation_timeout))
+        Duration::from_secs(
+            self.settings
+                .as_ref()
+                .map_or(120, |s| s.propagation_timeout),
+        )
     }
 }
 
@@ -233,7 +249,12 @@ impl Publisher for DnsPublisher {
 
     /// Publishes one record and waits for it (the pipeline journals records itself and uses
     /// [`DnsPublisher::prepare`], [`DnsPublisher::create`] and [`propagation::wait`]).
-    fn publish(&self, name: &str, challenge: &Challenge, out: &mut Published) -> anyhow::Result<()> {
+    fn publish(
+        &self,
+        name: &str,
+        challenge: &Challenge,
+        out: &mut Published,
+    ) -> anyhow::Result<()> {
         let what = match challenge {
             Challenge::DnsRecord {
                 host, record_type, ..
@@ -250,7 +271,11 @@ impl Publisher for DnsPublisher {
         let record = self.prepare(name, challenge)?;
         self.create(&record)?;
         out.records.push(record.clone());
-        let failed = propagation::wait(self, std::slice::from_ref(&record), self.propagation_timeout());
+        let failed = propagation::wait(
+            self,
+            std::slice::from_ref(&record),
+            self.propagation_timeout(),
+        );
         match failed.into_iter().next() {
             Some((_, why)) => Err(anyhow!(why)),
             None => Ok(()),

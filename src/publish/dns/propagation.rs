@@ -18,7 +18,10 @@ pub fn wait(dns: &DnsPublisher, records: &[DnsRecord], timeout: Duration) -> Vec
         waiting.retain(|record| match missing_on(dns, record) {
             Ok(missing) if missing.is_empty() => false,
             Ok(missing) => {
-                last.push((record.name.clone(), format!("not answered by {}", missing.join(", "))));
+                last.push((
+                    record.name.clone(),
+                    format!("not answered by {}", missing.join(", ")),
+                ));
                 true
             }
             Err(e) => {

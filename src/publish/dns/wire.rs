@@ -105,7 +105,10 @@ fn udp(server: SocketAddr, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
             return Ok(buf);
         }
     }
-    bail!("{server} did not answer over UDP within {} s", TIMEOUT.as_secs() * 2)
+    bail!(
+        "{server} did not answer over UDP within {} s",
+        TIMEOUT.as_secs() * 2
+    )
 }
 
 fn tcp(server: SocketAddr, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
