@@ -629,7 +629,7 @@ fn expire_if_due(shared: &Shared, st: &mut SimState, id: u64) {
 
 /// Checks every unvalidated name of order `id` by fetching its file; returns a summary message.
 async fn validate(shared: &Arc<Shared>, id: u64) -> String {
-    let (csr_checked, targets): (String, Vec<(usize, String, String, String, Cname)>) = {
+    let (csr_checked, targets): (String, Vec<Target>) = {
         let st = lock(&shared.state);
         let Some(order) = st.orders.get(&id) else {
             return NO_ORDER.into();
@@ -740,6 +740,9 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
 
 /// The CNAME owner (absolute) and target of a name's DNS validation.
 type Cname = (String, String);
+
+/// One name to check: its index, the name, the file name and content, and its CNAME.
+type Target = (usize, String, String, String, Cname);
 
 fn cname_of(hashes: &CsrHashes, name: &str, unique_id: &str) -> Cname {
     let (sub, top) = dcv::split_domain(dcv::validation_name(name));
