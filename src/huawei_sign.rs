@@ -3,7 +3,7 @@
 //! publisher, and meant for the SCM provider too (through the signing hook of
 //! [`crate::ca::http`]).
 //!
-//! Not here: sending requests, or choosing which headers to sign beyond what the caller gives.
+//! Not here: sending requests ([`AkSk`] plugs into the transport that does).
 
 use hmac::{KeyInit, Mac};
 use sha2::{Digest, Sha256};
@@ -114,6 +114,74 @@ pub fn authorization(req: &SignRequest, ak: &str, sk: &str) -> anyhow::Result<St
         "{ALGORITHM} Access={ak}, SignedHeaders={signed}, Signature={}",
         signature(req, sk)?
     ))
+}
+
+/// Signs requests of [`crate::ca::http::Transport`] with an AK/SK pair: adds `X-Sdk-Date` and
+/// `Authorization`, signing `host`, `content-type` (when sent) and `x-sdk-date`.
+pub struct AkSk {
+    /// The access key id.
+    pub ak: String,
+    /// The secret access key.
+    pub sk: crate::secret::Secret,
+}
+
+impl crate::ca::http::Signer for AkSk {
+    fn sign(
+        &self,
+        request: &crate::ca::http::Outgoing<'_>,
+    ) -> Result<Vec<(String, String)>, crate::ca::CaError> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let date = sdk_date(now);
+        let mut headers: Vec<(String, String)> = (request.headers.iter())
+            .filter(|(k, _)| k == "host" || k == "content-type")
+            .cloned()
+            .collect();
+        headers.push(("x-sdk-date".into(), date.clone()));
+        let query: Vec<(String, String)> = (request.url.query_pairs())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let path = percent_decode(request.url.path());
+        let signed = SignRequest {
+            method: request.method,
+            path: &path,
+            query: &query,
+            headers: &headers,
+            body: request.body,
+        };
+        let auth = authorization(&signed, &self.ak, self.sk.expose()).map_err(|e| {
+            crate::ca::CaError::Transport {
+                endpoint: request.url.path().to_string(),
+                detail: format!("could not sign the request: {e}"),
+            }
+        })?;
+        Ok(vec![
+            ("X-Sdk-Date".into(), date),
+            ("Authorization".into(), auth),
+        ])
+    }
+}
+
+/// Decodes `%XX` escapes (the path as sent, back to what is signed).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `YYYYMMDDTHHMMSSZ` in UTC for Unix seconds `now`, the `X-Sdk-Date` format.

@@ -1,5 +1,5 @@
-//! The `[dns]` table: how DNS validation records are published (RFC 2136 with TSIG or a hook
-//! command; Huawei Cloud DNS is not built yet), per zone where a host has several, which names are proven by
+//! The `[dns]` table: how DNS validation records are published (RFC 2136 with TSIG, a hook
+//! command, or Huawei Cloud DNS), per zone where a host has several, which names are proven by
 //! DNS, and where the propagation check asks.
 //!
 //! Not here: publishing (that is [`crate::publish::dns`]).
@@ -18,6 +18,8 @@ pub enum DnsProvider {
     Rfc2136,
     /// A user command run without a shell, with `ENC365_DNS_*` in its environment.
     Hook,
+    /// Huawei Cloud DNS record sets, signed with AK/SK (`SDK-HMAC-SHA256`).
+    Huaweicloud,
 }
 
 /// Which names are proven by DNS.
@@ -35,7 +37,7 @@ pub enum ValidationChoice {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsBackend {
-    /// `rfc2136` or `hook`.
+    /// `rfc2136`, `hook` or `huaweicloud`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<DnsProvider>,
     /// rfc2136: the primary server to send updates to (`ADDR:PORT`, port 53 when left out).
@@ -50,6 +52,15 @@ pub struct DnsBackend {
     /// hook: the command (program path then arguments, split on spaces, no shell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<String>,
+    /// huaweicloud: the DNS endpoint (default `https://dns.myhuaweicloud.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// huaweicloud: the access key id (AK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    /// huaweicloud: the secret access key (SK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<Secret>,
 }
 
 /// `[dns]`.

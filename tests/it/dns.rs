@@ -273,3 +273,75 @@ fn a_record_we_did_not_create_is_left_alone_and_named() {
     );
     assert_eq!(host.sim.request_count("/cert/create"), 1);
 }
+
+#[test]
+fn the_huaweicloud_publisher_manages_signed_record_sets_at_the_simulator() {
+    use enc365_nginx::config::DnsSettings;
+    use enc365_nginx::publish::dns::{DnsPublisher, DnsRecord};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let options = enc365_sim::SimOptions {
+        huawei_dns: Some(enc365_sim::huawei_dns::HuaweiDnsOptions {
+            ak: "AKEXAMPLE0000000".into(),
+            sk: "SKEXAMPLE0000000000000000000000000000000".into(),
+            zones: vec!["wild.test".into()],
+        }),
+        ..enc365_sim::SimOptions::default()
+    };
+    let sim = runtime.block_on(enc365_sim::start(options)).unwrap();
+    let publisher = |sk: &str| {
+        let settings: DnsSettings = toml::from_str(&format!(
+            "provider = \"huaweicloud\"\nendpoint = \"{}\"\naccess_key = \"AKEXAMPLE0000000\"\n\
+             secret_key = \"{sk}\"\n",
+            sim.base_url()
+        ))
+        .unwrap();
+        DnsPublisher::new(Some(settings), &[]).unwrap()
+    };
+    let dns = publisher("SKEXAMPLE0000000000000000000000000000000");
+    let cname = DnsRecord {
+        name: "*.wild.test".into(),
+        zone: "wild.test".into(),
+        owner: "_abc.wild.test".into(),
+        record_type: "CNAME".into(),
+        value: "aa.bb.cab1.comodoca.com".into(),
+        created: true,
+    };
+    let txt = DnsRecord {
+        owner: "_dnsauth.wild.test".into(),
+        record_type: "TXT".into(),
+        value: "token-1".into(),
+        ..cname.clone()
+    };
+    dns.create(&cname).unwrap();
+    dns.create(&txt).unwrap();
+    let mut held: Vec<(String, String, Vec<String>)> = (sim.huawei_records().into_iter())
+        .map(|r| (r.name, r.rtype, r.records))
+        .collect();
+    held.sort();
+    assert_eq!(
+        held,
+        vec![
+            (
+                "_abc.wild.test.".to_string(),
+                "CNAME".to_string(),
+                vec!["aa.bb.cab1.comodoca.com.".to_string()]
+            ),
+            (
+                "_dnsauth.wild.test.".to_string(),
+                "TXT".to_string(),
+                vec!["\"token-1\"".to_string()]
+            ),
+        ]
+    );
+    // A wrong secret is refused by the signature check, and changes nothing.
+    let e = publisher("SKWRONG").remove(&cname).unwrap_err().to_string();
+    assert!(e.contains("HTTP 401 APIGW.0301"), "{e}");
+    assert_eq!(sim.huawei_records().len(), 2);
+    dns.remove(&cname).unwrap();
+    dns.remove(&txt).unwrap();
+    assert!(sim.huawei_records().is_empty());
+}

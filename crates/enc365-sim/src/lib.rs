@@ -23,6 +23,7 @@ mod api;
 pub mod dcv;
 mod dns_check;
 mod files;
+pub mod huawei_dns;
 pub mod issuer;
 pub mod state;
 
@@ -133,6 +134,8 @@ pub struct SimOptions {
     /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3);
     /// `None`: names are validated by HTTP file only.
     pub dns_server: Option<SocketAddr>,
+    /// Also serve Huawei Cloud DNS record sets (`/v2/zones…`) for these credentials and zones.
+    pub huawei_dns: Option<huawei_dns::HuaweiDnsOptions>,
 }
 
 impl Default for SimOptions {
@@ -148,6 +151,7 @@ impl Default for SimOptions {
             fetch_timeout: Duration::from_secs(10),
             fixed_unique_id: None,
             dns_server: None,
+            huawei_dns: None,
         }
     }
 }
@@ -186,6 +190,7 @@ pub(crate) struct Shared {
     counts: Mutex<BTreeMap<String, u64>>,
     ca: SimCa,
     fetcher: reqwest::Client,
+    huawei_records: huawei_dns::Store,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -258,6 +263,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         counts: Mutex::new(BTreeMap::new()),
         ca,
         fetcher,
+        huawei_records: Mutex::new(BTreeMap::new()),
     });
     let app = Router::new()
         .route("/_sim/faults", get(get_faults).post(set_faults))
@@ -266,6 +272,15 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         .route("/_sim/accounts", post(add_account))
         .route("/_sim/devices", post(add_device))
         .route("/_sim/recheck", post(recheck_now))
+        .route("/v2/zones", get(huawei_dns::list_zones))
+        .route(
+            "/v2/zones/{zone}/recordsets",
+            get(huawei_dns::recordsets).post(huawei_dns::recordsets),
+        )
+        .route(
+            "/v2/zones/{zone}/recordsets/{id}",
+            axum::routing::delete(huawei_dns::delete_recordset),
+        )
         .fallback(ca_endpoint)
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -298,6 +313,14 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
 }
 
 impl SimHandle {
+    /// The Huawei Cloud DNS record sets the simulator holds.
+    pub fn huawei_records(&self) -> Vec<huawei_dns::RecordSet> {
+        lock(&self.shared.huawei_records)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -1,6 +1,6 @@
 //! DNS validation: publishes the record a CA asks for (CNAME or TXT) through the publisher the
-//! `[dns]` table chooses for the record's zone — RFC 2136 with TSIG ([`rfc2136`]) or a hook
-//! command ([`hook`]) — then waits until every
+//! `[dns]` table chooses for the record's zone — RFC 2136 with TSIG ([`rfc2136`]), a hook
+//! command ([`hook`]) or Huawei Cloud DNS ([`huaweicloud`]) — then waits until every
 //! authoritative server of the zone answers it ([`propagation`]).
 //!
 //! The records are part of the order's state: the pipeline journals each in the order record
@@ -11,6 +11,7 @@
 //! Not here: choosing which names are proven by DNS (that is [`super::method_for`]).
 
 pub mod hook;
+pub mod huaweicloud;
 pub mod propagation;
 pub mod rfc2136;
 pub mod wire;
@@ -213,6 +214,14 @@ impl DnsPublisher {
                     anyhow!("[dns] provider = \"hook\" needs `hook` (the command to run)")
                 })?;
                 hook::run(command, action, &record.zone, record)
+            }
+            Some(DnsProvider::Huaweicloud) => {
+                let api = huaweicloud::HuaweiDns::from_backend(backend)?;
+                if action == "add" {
+                    api.add(record, settings.ttl)
+                } else {
+                    api.remove(record)
+                }
             }
             None => bail!(
                 "no DNS publisher is configured for zone {}; set `provider` under [dns] or \
