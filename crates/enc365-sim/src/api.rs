@@ -669,9 +669,12 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
         };
         let outcome = match method.as_deref() {
             // Every method's data is handed out at once: a name passes by its file or, when the
-            // simulator has an authoritative server to ask, by its CNAME. Wildcards only by DNS.
+            // simulator has an authoritative server to ask, by its CNAME. With a DNS server,
+            // wildcards pass only by DNS (CA/B rules); without one, by the base name's file as
+            // before.
             Some("http") | Some("https") | Some("dns") => {
-                let by_file = if name.starts_with("*.") || method.as_deref() == Some("dns") {
+                let dns_only = name.starts_with("*.") && shared.options.dns_server.is_some();
+                let by_file = if dns_only || method.as_deref() == Some("dns") {
                     Err("a wildcard cannot be validated by file".to_string())
                 } else {
                     fetch(shared, dcv::validation_name(&name), &file, &content).await

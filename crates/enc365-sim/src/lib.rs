@@ -132,7 +132,8 @@ pub struct SimOptions {
     /// Give every new order this `unique_id` (e.g. the docs' `cab202166585`) instead of a random one.
     pub fixed_unique_id: Option<String>,
     /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3);
-    /// `None`: names are validated by HTTP file only.
+    /// with one, wildcards are validated by DNS only. `None`: names are validated by HTTP file
+    /// only (a wildcard by its base name's file).
     pub dns_server: Option<SocketAddr>,
     /// Also serve Huawei Cloud DNS record sets (`/v2/zones…`) for these credentials and zones.
     pub huawei_dns: Option<huawei_dns::HuaweiDnsOptions>,
