@@ -203,10 +203,7 @@ fn signed(
 }
 
 fn zone_id(zone: &str) -> String {
-    format!(
-        "ff8080{}",
-        hex(&Sha256::digest(zone.as_bytes()))[..26].to_string()
-    )
+    format!("ff8080{}", &hex(&Sha256::digest(zone.as_bytes()))[..26])
 }
 
 fn zone_name(options: &HuaweiDnsOptions, id: &str) -> Option<String> {
