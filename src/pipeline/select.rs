@@ -315,7 +315,12 @@ pub struct Work {
 /// Sorts a selection: sites to keep are reported as skipped; renewals are noted.
 pub fn split(run: &mut Run, selection: Vec<Planned>) -> Work {
     let mut work = Work::default();
-    for planned in selection {
+    let dns = run.config.dns.as_ref().is_some_and(|d| d.configured());
+    for mut planned in selection {
+        // With DNS validation, a renewal or reissue keeps the site's wildcards too.
+        if dns {
+            planned.site.admit_wildcards();
+        }
         let name = planned.site.name.clone();
         work.wanted.insert(name.clone(), planned.site.names.clone());
         match planned.action {

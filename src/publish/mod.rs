@@ -90,3 +90,48 @@ pub fn choose(
 pub fn challenge_for(validation: &NameValidation, method: ValidationMethod) -> Option<&Challenge> {
     validation.challenges.iter().find(|c| c.method() == method)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DnsSettings;
+
+    #[test]
+    fn the_method_follows_the_name_and_the_dns_table() {
+        let none = choose("*.shop.test", "shop.test", None);
+        assert_eq!(none.0, ValidationMethod::Dns);
+        assert_eq!(
+            choose("shop.test", "shop.test", None).0,
+            ValidationMethod::HttpFile
+        );
+        let auto: DnsSettings =
+            toml::from_str("provider = \"hook\"\nhook = \"/bin/true\"").unwrap();
+        let (method, why) = choose("shop.test", "shop.test", Some(&auto));
+        assert_eq!(method, ValidationMethod::HttpFile);
+        assert!(why.contains("DNS if the HTTP preflight fails"), "{why}");
+        let listed: DnsSettings = toml::from_str(
+            "provider = \"hook\"\nhook = \"/bin/true\"\ndns_sites = [\"shop.test\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            choose("www.shop.test", "shop.test", Some(&listed)).0,
+            ValidationMethod::Dns
+        );
+        assert_eq!(
+            choose("app.test", "app.test", Some(&listed)).0,
+            ValidationMethod::HttpFile
+        );
+        let all: DnsSettings =
+            toml::from_str("provider = \"hook\"\nhook = \"/bin/true\"\nvalidation = \"dns\"")
+                .unwrap();
+        assert_eq!(
+            choose("app.test", "app.test", Some(&all)).1,
+            "[dns] validation = \"dns\""
+        );
+        assert_eq!(
+            method_in("app.test", &["app.test".into()]),
+            ValidationMethod::Dns
+        );
+        assert_eq!(method_in("app.test", &[]), ValidationMethod::HttpFile);
+    }
+}
