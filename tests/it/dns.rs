@@ -345,3 +345,37 @@ fn the_huaweicloud_publisher_manages_signed_record_sets_at_the_simulator() {
     dns.remove(&txt).unwrap();
     assert!(sim.huawei_records().is_empty());
 }
+
+#[test]
+fn validation_dns_proves_every_name_by_dns_and_one_cname_serves_apex_and_wildcard() {
+    let named = Named::start(&["wild.test"]);
+    let config = format!("{}validation = \"dns\"\n", named.rfc2136_config(15));
+    let host = host(&named, WILD, &config);
+    // Every name is proven by DNS, and plan says so.
+    let plan = host
+        .pipeline_command("plan", &["--site", "wild.test"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        text.contains("wild.test: DNS validation ([dns] validation = \"dns\")"),
+        "{text}"
+    );
+    let out = host.auto(&["--json", "--site", "wild.test"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(
+        doc["sites"][0]["names_issued"],
+        serde_json::json!(["wild.test", "*.wild.test"]),
+        "{doc:#}"
+    );
+    // Encryption365 gives the apex and its wildcard the same CNAME: published once.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("publishing _").count(), 1, "{stderr}");
+    let state = OrderRecord::load(&host.dir.path().join("state"), "wild.test")
+        .unwrap()
+        .unwrap();
+    let mut dns_names = state.dns_names.clone();
+    dns_names.sort();
+    assert_eq!(dns_names, vec!["*.wild.test", "wild.test"]);
+    assert!(state.dns_records.is_empty());
+}
