@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, when it is missing:
 # nginx (with the Lua module, for the lua-block fixtures), openssl, and for the package test
-# dpkg-dev and lintian, and for the ACME tests pebble and curl. The system nginx service is
-# never started: a policy-rc.d that exits 101 stops invoke-rc.d for the length of the install.
+# dpkg-dev and lintian, for the ACME tests pebble and curl, and BIND for the DNS tests. No system
+# service (nginx, named) is ever started: a policy-rc.d that exits 101 stops invoke-rc.d for the
+# length of the install.
 set -euo pipefail
 
 need=()
@@ -18,6 +19,10 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)
 # Pebble's root from its management endpoint.
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The DNS-validation tests: BIND's named as the authoritative server of the test zones (started
+# by the tests on a loopback port, never as the system service), and dig for debugging.
+command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

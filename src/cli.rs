@@ -318,6 +318,10 @@ pub struct AutoArgs {
     /// Do not require each name to resolve in DNS before ordering.
     #[arg(long)]
     pub skip_dns_check: bool,
+    /// DNS validation: ask this server (ADDR or ADDR:PORT; repeatable) whether a validation
+    /// record has propagated, instead of the zone's authoritative servers.
+    #[arg(long = "dns-server", value_name = "ADDR")]
+    pub dns_server: Vec<String>,
     /// Fail a site when any of its names fails the preflight checks, instead of leaving it out.
     #[arg(long)]
     pub require_all: bool,

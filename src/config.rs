@@ -26,9 +26,11 @@ use crate::cli::GlobalOpts;
 use crate::keys::KeyType;
 use crate::secret::Secret;
 
+mod dns;
 mod file;
 mod providers;
 
+pub use dns::{DnsBackend, DnsProvider, DnsSettings, ValidationChoice};
 pub use file::{flat_keys, provider_in};
 pub use providers::{
     AcmeEab, AcmeSettings, DEFAULT_BASE_URL, Encryption365Settings, HowSslSettings, HuaweiBuy,
@@ -102,6 +104,8 @@ pub struct Config {
     pub post_hook: Option<String>,
     /// Command run once per certificate installed (`--deploy-hook` wins).
     pub deploy_hook: Option<String>,
+    /// `[dns]`: DNS validation, if configured.
+    pub dns: Option<DnsSettings>,
 }
 
 fn default_https_port() -> u16 {
@@ -123,6 +127,7 @@ impl Default for Config {
             pre_hook: None,
             post_hook: None,
             deploy_hook: None,
+            dns: None,
         }
     }
 }

@@ -273,7 +273,8 @@ fn apply_and_prove(
             }
         }
         for addr in addresses {
-            for name in &item.names {
+            for name in item.names.iter().map(|n| handshake_name(n)) {
+                let name = &name;
                 if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
                     wrong.push(format!("{name} at {addr}: {e}"));
                 }
@@ -330,4 +331,13 @@ fn check_pair(item: &Issued) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The name a handshake asks for to prove `name` is served: a concrete name under a wildcard
+/// (`*.example.com` → `enc365-check.example.com`), else the name itself.
+pub fn handshake_name(name: &str) -> String {
+    match name.strip_prefix("*.") {
+        Some(base) => format!("enc365-check.{base}"),
+        None => name.to_string(),
+    }
 }

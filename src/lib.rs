@@ -17,6 +17,7 @@ pub mod discovery;
 pub mod exit;
 pub mod generate;
 pub mod hooks;
+pub mod huawei_sign;
 pub mod install;
 pub mod keys;
 pub mod lifecycle;

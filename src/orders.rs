@@ -68,6 +68,13 @@ pub struct OrderRecord {
     /// The order id of the certificate this order renews (Encryption365 `old_vendor_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renews: Option<String>,
+    /// The names proven by DNS rather than by HTTP file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+    /// DNS records published for this order, each journaled before it is created; removed
+    /// (those we created) when the order is issued or fails, or by the next run after a crash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_records: Vec<crate::publish::dns::DnsRecord>,
 }
 
 pub use crate::paths::{orders_dir, stem};

@@ -69,6 +69,33 @@ pub struct Site {
     pub needs_certificate: bool,
     /// Why (the first block's reason that needs one, else the first block's reason).
     pub reason: String,
+    /// The names (among `names`) proven by DNS, with why, as chosen at preflight.
+    pub dns_names: Vec<String>,
+}
+
+impl Site {
+    /// With DNS validation configured: the wildcards left out come back as names proven by DNS.
+    pub fn admit_wildcards(&mut self) {
+        let (wild, rest): (Vec<LeftOut>, Vec<LeftOut>) = std::mem::take(&mut self.left_out)
+            .into_iter()
+            .partition(|l| l.kind == LeftOutKind::Wildcard);
+        self.left_out = rest;
+        for l in wild {
+            if !self.names.contains(&l.name) {
+                self.names.push(l.name.clone());
+            }
+            if !self.dns_names.contains(&l.name) {
+                self.dns_names.push(l.name);
+            }
+        }
+    }
+
+    /// Marks `name` as proven by DNS.
+    pub fn prove_by_dns(&mut self, name: &str) {
+        if !self.dns_names.iter().any(|n| n == name) {
+            self.dns_names.push(name.to_string());
+        }
+    }
 }
 
 /// Groups the discovered server blocks into sites. Blocks without certifiable names form no site.
@@ -112,6 +139,7 @@ pub fn group(found: &Discovery) -> Vec<Site> {
                 left_out: Vec::new(),
                 needs_certificate: false,
                 reason: String::new(),
+                dns_names: Vec::new(),
             });
             sites.len() - 1
         });

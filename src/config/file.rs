@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::dns::DnsSettings;
 use super::providers::{
     AcmeSettings, Encryption365Settings, HowSslSettings, HuaweiScmSettings, Provider,
 };
@@ -83,6 +84,8 @@ pub struct ConfigFile {
     huawei_scm: Option<HuaweiScmSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     acme: Option<AcmeSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dns: Option<DnsSettings>,
 }
 
 /// One key from the flat form or the table, refusing both.
@@ -135,6 +138,7 @@ impl TryFrom<ConfigFile> for Config {
             pre_hook: file.pre_hook,
             post_hook: file.post_hook,
             deploy_hook: file.deploy_hook,
+            dns: file.dns,
         })
     }
 }
@@ -166,6 +170,7 @@ impl From<Config> for ConfigFile {
             howssl: config.howssl,
             huawei_scm: config.huawei_scm,
             acme: config.acme,
+            dns: config.dns,
         }
     }
 }

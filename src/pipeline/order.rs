@@ -62,6 +62,7 @@ async fn ensure_order(
             ));
             let (mut record, _) = new_record(run, ca, &site.name, &site.names, None)?;
             record.renews = renews;
+            record.dns_names = site.dns_names.clone();
             record.save(&run.state_dir)?;
             record
         }
@@ -134,6 +135,8 @@ pub fn new_record(
         published_files: Vec::new(),
         published_dirs: Vec::new(),
         renews: None,
+        dns_names: Vec::new(),
+        dns_records: Vec::new(),
     };
     Ok((record, generated.csr_pem))
 }
@@ -147,14 +150,14 @@ fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
         period: None,
         renews: record.renews.clone().map(OrderId),
         existing_id: None,
-        methods: methods(&record.names),
+        methods: methods(&record.names, &record.dns_names),
     }
 }
 
 /// The validation method chosen for each name.
-fn methods(names: &[String]) -> BTreeMap<String, ValidationMethod> {
+fn methods(names: &[String], dns_names: &[String]) -> BTreeMap<String, ValidationMethod> {
     (names.iter())
-        .map(|n| (n.clone(), crate::publish::method_for(n)))
+        .map(|n| (n.clone(), crate::publish::method_in(n, dns_names)))
         .collect()
 }
 
@@ -245,7 +248,7 @@ pub async fn reissue(
         period: None,
         renews: None,
         existing_id: None,
-        methods: methods(names),
+        methods: methods(names, &[]),
     };
     let id = OrderId(order_id);
     match ca.reissue(&id, &request).await {

@@ -1,6 +1,7 @@
 //! Preflight: before anything is ordered, each name must resolve in DNS and a probe file,
 //! published the way its validation file will be, must really be served by this nginx for that
-//! Host. Names that fail are left out and reported (`--require-all` makes that fatal); a site
+//! Host. Names proven by DNS (wildcards, `[dns] validation = "dns"`, and — when `[dns]` is
+//! configured — names whose HTTP probe fails) skip both checks. Names that fail are left out and reported (`--require-all` makes that fatal); a site
 //! left with no name is skipped (or failed when asked for by name).
 //!
 //! Sites with a pending order skip the checks (their names were checked when they were ordered)
@@ -9,12 +10,13 @@
 use std::collections::BTreeMap;
 
 use super::{Run, routes};
+use crate::ca::ValidationMethod;
 use crate::dcv::{self, Publication};
 use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::lifecycle;
 use crate::orders::{OrderRecord, RecordState};
-use crate::publish::http;
+use crate::publish::{self, http};
 use crate::site::{LeftOut, LeftOutKind, Site};
 use crate::store::Transaction;
 
@@ -39,6 +41,12 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
             site.names = record.names.clone();
             kept.push(site);
             continue;
+        }
+        for name in site.names.clone() {
+            let (method, _) = publish::choose(&name, &site.name, run.config.dns.as_ref());
+            if method == ValidationMethod::Dns {
+                site.prove_by_dns(&name);
+            }
         }
         resolve_names(run, &mut site);
         to_probe.push(site);
@@ -65,7 +73,11 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
 fn resolve_names(run: &Run, site: &mut Site) {
     let mut names = Vec::new();
     for name in std::mem::take(&mut site.names) {
-        if run.args.skip_dns_check || !dcv::resolve(&name).is_empty() {
+        // A name proven by DNS needs no address (a wildcard has none).
+        if run.args.skip_dns_check
+            || site.dns_names.contains(&name)
+            || !dcv::resolve(&name).is_empty()
+        {
             names.push(name);
         } else {
             let why = "does not resolve in DNS";
@@ -81,10 +93,22 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
     // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
     // under the name before we write it.
     let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
+    let dns = run.config.dns.as_ref().is_some_and(|d| d.configured());
     let mut names = Vec::new();
     for name in std::mem::take(&mut site.names) {
+        if site.dns_names.contains(&name) {
+            names.push(name);
+            continue;
+        }
         match http::probe(publication, &name, &token, run.args.skip_dns_check) {
             Ok(()) => names.push(name),
+            Err(reason) if dns => {
+                run.say(format!(
+                    "  {name}: the HTTP preflight failed ({reason}); it will be proven by DNS"
+                ));
+                site.prove_by_dns(&name);
+                names.push(name);
+            }
             Err(reason) => (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason)),
         }
     }

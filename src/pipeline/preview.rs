@@ -48,6 +48,11 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
                 r.port
             ));
         }
+        for name in &site.names {
+            let (method, why) = crate::publish::choose(name, &site.name, run.config.dns.as_ref());
+            out.validation
+                .push(format!("{name}: {method} validation ({why})"));
+        }
         let result = run.result(&site.name);
         result.names_issued = site.names.clone();
         result.names_left_out = site.left_out.clone();

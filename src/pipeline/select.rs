@@ -54,6 +54,12 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
             selected.push(site.clone());
         }
     }
+    // With DNS validation configured, wildcards are ordered too (proven by DNS).
+    if run.config.dns.as_ref().is_some_and(|d| d.configured()) {
+        for site in &mut selected {
+            site.admit_wildcards();
+        }
+    }
     if args.one_certificate && selected.len() > 1 {
         selected = vec![merge_sites(selected)];
     }
@@ -63,7 +69,8 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
         if !site.names.is_empty() {
             return true;
         }
-        let why = "none of its names can be ordered with HTTP validation; nothing was ordered";
+        let why = "none of its names can be ordered with HTTP validation (wildcards need DNS \
+                   validation: see [dns] in the README); nothing was ordered";
         run.result(&site.name).names_left_out = site.left_out.clone();
         if args.sites.is_empty() {
             run.result(&site.name).skipped = Some(why.to_string());
@@ -98,6 +105,7 @@ fn merge_sites(sites: Vec<Site>) -> Site {
             }
         }
         merged.servers.extend(&s.servers);
+        merged.dns_names.extend(s.dns_names.iter().cloned());
         merged.left_out.extend(s.left_out.iter().cloned());
     }
     merged
@@ -307,7 +315,12 @@ pub struct Work {
 /// Sorts a selection: sites to keep are reported as skipped; renewals are noted.
 pub fn split(run: &mut Run, selection: Vec<Planned>) -> Work {
     let mut work = Work::default();
-    for planned in selection {
+    let dns = run.config.dns.as_ref().is_some_and(|d| d.configured());
+    for mut planned in selection {
+        // With DNS validation, a renewal or reissue keeps the site's wildcards too.
+        if dns {
+            planned.site.admit_wildcards();
+        }
         let name = planned.site.name.clone();
         work.wanted.insert(name.clone(), planned.site.names.clone());
         match planned.action {

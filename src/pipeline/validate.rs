@@ -4,7 +4,9 @@
 //!
 //! The CA may check again minutes after the run ends (`--no-wait`, `--timeout`): webroot files
 //! of orders still pending stay published (listed in the order record) and the run that installs
-//! removes them; files served by a temporary location go with the location.
+//! removes them; files served by a temporary location go with the location. DNS records are
+//! journaled in the order record before they are created ([`dns_records`]) and removed when the
+//! order is issued or fails.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,12 +15,15 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 
 use super::Run;
+use crate::ca::ValidationMethod;
 use crate::ca::{CertificateAuthority, OrderId, OrderState, PollPolicy};
 use crate::dcv::{self, Publication};
 use crate::orders::{OrderRecord, RecordState};
 use crate::publish::dns::DnsPublisher;
 use crate::publish::http::HttpPublisher;
 use crate::publish::{self, Published, Publisher};
+
+mod dns_records;
 use crate::site::Site;
 
 /// Per site: what this run published for it.
@@ -31,24 +36,31 @@ pub async fn run(
     ordered: Vec<(Site, OrderRecord)>,
     publications: &BTreeMap<String, Publication>,
 ) -> Vec<(Site, OrderRecord)> {
+    let dns = DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server).unwrap_or_else(|e| {
+        run.say(format!("  {e:#}; DNS validation is off for this run"));
+        DnsPublisher::default()
+    });
     let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
-    for (site, record) in ordered {
+    for (site, mut record) in ordered {
         if record.state != RecordState::Pending {
             waiting.push((site, record));
             continue;
         }
         let publication = publications.get(&site.name).cloned().unwrap_or_default();
         let out = published.entry(site.name.clone()).or_default();
-        match publish_and_check(run, ca, &record, &publication, out).await {
+        match publish_and_check(run, ca, &mut record, &publication, out, &dns).await {
             Ok(()) => waiting.push((site, record)),
-            Err(e) => run.fail(
-                &site.name,
-                format!("{e:#}; the order is kept and the next run resumes it"),
-            ),
+            Err(e) => {
+                dns_records::remove_all(run, &dns, &mut record);
+                run.fail(
+                    &site.name,
+                    format!("{e:#}; the order is kept and the next run resumes it"),
+                )
+            }
         }
     }
-    let issued = wait_for_issuance(run, ca, waiting).await;
+    let issued = wait_for_issuance(run, ca, waiting, &dns).await;
     clean_up(run, &published);
     issued
 }
@@ -58,9 +70,10 @@ pub async fn run(
 async fn publish_and_check(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
-    record: &OrderRecord,
+    record: &mut OrderRecord,
     publication: &Publication,
     out: &mut Published,
+    dns: &DnsPublisher,
 ) -> anyhow::Result<()> {
     let id = OrderId(
         record
@@ -77,19 +90,23 @@ async fn publish_and_check(
         publication,
         skip_dns_check: run.args.skip_dns_check,
     };
-    let publishers: [&dyn Publisher; 2] = [&http, &DnsPublisher];
+    let mut by_dns = Vec::new();
     for validation in order.validations.iter().filter(|v| !v.validated) {
-        let method = publish::method_for(&validation.name);
+        let method = publish::method_in(&validation.name, &record.dns_names);
         let Some(challenge) = publish::challenge_for(validation, method) else {
             anyhow::bail!(
                 "the CA offers no {method} validation for {}",
                 validation.name
             );
         };
-        let publisher = (publishers.iter())
-            .find(|p| p.method() == method)
-            .ok_or_else(|| anyhow!("no publisher for {method} validation"))?;
-        publisher.publish(&validation.name, challenge, out)?;
+        if method == ValidationMethod::Dns {
+            by_dns.push((validation.name.clone(), challenge.clone()));
+        } else {
+            http.publish(&validation.name, challenge, out)?;
+        }
+    }
+    if !by_dns.is_empty() {
+        dns_records::publish(run, dns, record, &by_dns)?;
     }
     if ca.poll_policy().rechecks_per_run > 0 {
         ca.request_validation(&id).await?;
@@ -113,11 +130,16 @@ async fn wait_for_issuance(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     mut waiting: Vec<(Site, OrderRecord)>,
+    dns: &DnsPublisher,
 ) -> Vec<(Site, OrderRecord)> {
     let (mut issued, rest): (Vec<_>, Vec<_>) = waiting
         .drain(..)
         .partition(|(_, record)| record.state == RecordState::Issued);
     waiting = rest;
+    // Records a crashed run left behind for an order issued since.
+    for (_, record) in &mut issued {
+        dns_records::remove_all(run, dns, record);
+    }
     if run.args.no_wait {
         for (site, _) in &waiting {
             run.say(format!(
@@ -140,7 +162,7 @@ async fn wait_for_issuance(
     loop {
         let mut still = Vec::new();
         for (site, mut record) in waiting {
-            match poll(run, ca, &site, &mut record, &mut last_error).await {
+            match poll(run, ca, &site, &mut record, &mut last_error, dns).await {
                 Polled::Issued => issued.push((site, record)),
                 Polled::Waiting => still.push((site, record)),
                 Polled::Gone => {}
@@ -187,6 +209,7 @@ async fn poll(
     site: &Site,
     record: &mut OrderRecord,
     last_error: &mut BTreeMap<String, String>,
+    dns: &DnsPublisher,
 ) -> Polled {
     let id = OrderId(record.order_id.clone().unwrap_or_default());
     ca.attach_csr(&id, &record.csr_pem);
@@ -199,9 +222,11 @@ async fn poll(
                     run.fail(&site.name, format!("{e:#}"));
                     return Polled::Gone;
                 }
+                dns_records::remove_all(run, dns, record);
                 Polled::Issued
             }
             OrderState::Failed { reason } => {
+                dns_records::remove_all(run, dns, record);
                 OrderRecord::discard(&run.state_dir, &site.name);
                 run.fail(
                     &site.name,
@@ -268,6 +293,7 @@ fn clean_up(run: &mut Run, published: &PublishedBySite) {
         Published {
             files: written,
             dirs: created_dirs,
+            ..
         },
     ) in published
     {

@@ -18,6 +18,7 @@ mod config;
 mod contracts;
 mod control;
 mod discover_cli;
+mod dns;
 mod enc365_contract;
 mod fixtures;
 mod fuzz_corpus;

@@ -129,6 +129,8 @@ fn first_record(state: &Path) -> (OrderRecord, OrderRequest) {
         published_files: Vec::new(),
         published_dirs: Vec::new(),
         renews: None,
+        dns_names: Vec::new(),
+        dns_records: Vec::new(),
     };
     record.save(state).expect("saved");
     let request = OrderRequest {

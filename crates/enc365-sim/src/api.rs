@@ -629,7 +629,7 @@ fn expire_if_due(shared: &Shared, st: &mut SimState, id: u64) {
 
 /// Checks every unvalidated name of order `id` by fetching its file; returns a summary message.
 async fn validate(shared: &Arc<Shared>, id: u64) -> String {
-    let (csr_checked, targets): (String, Vec<(usize, String, String, String)>) = {
+    let (csr_checked, targets): (String, Vec<Target>) = {
         let st = lock(&shared.state);
         let Some(order) = st.orders.get(&id) else {
             return NO_ORDER.into();
@@ -652,13 +652,14 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
                     n.name.clone(),
                     hashes.file_name(),
                     hashes.file_content(&order.unique_id),
+                    cname_of(&hashes, &n.name, &order.unique_id),
                 )
             })
             .collect();
         (order.csr_der_b64.clone(), targets)
     };
     let mut results = Vec::with_capacity(targets.len());
-    for (i, name, file, content) in targets {
+    for (i, name, file, content, cname) in targets {
         let method = {
             let st = lock(&shared.state);
             st.orders
@@ -667,8 +668,26 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
                 .map(|n| n.method.clone())
         };
         let outcome = match method.as_deref() {
-            Some("http") | Some("https") => {
-                fetch(shared, dcv::validation_name(&name), &file, &content).await
+            // Every method's data is handed out at once: a name passes by its file or, when the
+            // simulator has an authoritative server to ask, by its CNAME. With a DNS server,
+            // wildcards pass only by DNS (CA/B rules); without one, by the base name's file as
+            // before.
+            Some("http") | Some("https") | Some("dns") => {
+                let dns_only = name.starts_with("*.") && shared.options.dns_server.is_some();
+                let by_file = if dns_only || method.as_deref() == Some("dns") {
+                    Err("a wildcard cannot be validated by file".to_string())
+                } else {
+                    fetch(shared, dcv::validation_name(&name), &file, &content).await
+                };
+                match (by_file, shared.options.dns_server) {
+                    (Ok(()), _) => Ok(()),
+                    (Err(e), Some(server)) => {
+                        super::dns_check::check_cname(server, &cname.0, &cname.1)
+                            .await
+                            .map_err(|d| format!("{e}; by DNS: {d}"))
+                    }
+                    (Err(e), None) => Err(e),
+                }
             }
             Some(other) => Err(format!("{other} validation is not simulated; use http")),
             None => Err("order changed".into()),
@@ -720,6 +739,20 @@ async fn validate(shared: &Arc<Shared>, id: u64) -> String {
             failures.join("; ")
         )
     }
+}
+
+/// The CNAME owner (absolute) and target of a name's DNS validation.
+type Cname = (String, String);
+
+/// One name to check: its index, the name, the file name and content, and its CNAME.
+type Target = (usize, String, String, String, Cname);
+
+fn cname_of(hashes: &CsrHashes, name: &str, unique_id: &str) -> Cname {
+    let (sub, top) = dcv::split_domain(dcv::validation_name(name));
+    (
+        format!("{}.{top}", hashes.dns_host(sub.as_deref())),
+        hashes.dns_value(unique_id),
+    )
 }
 
 /// Runs validation for every pending order (the periodic re-check).

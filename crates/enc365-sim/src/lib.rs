@@ -26,8 +26,10 @@
 
 mod api;
 pub mod dcv;
+mod dns_check;
 mod files;
 pub mod howssl;
+pub mod huawei_dns;
 pub mod issuer;
 pub mod state;
 
@@ -147,6 +149,12 @@ pub struct SimOptions {
     pub fetch_timeout: Duration,
     /// Give every new order this `unique_id` (e.g. the docs' `cab202166585`) instead of a random one.
     pub fixed_unique_id: Option<String>,
+    /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3);
+    /// with one, wildcards are validated by DNS only. `None`: names are validated by HTTP file
+    /// only (a wildcard by its base name's file).
+    pub dns_server: Option<SocketAddr>,
+    /// Also serve Huawei Cloud DNS record sets (`/v2/zones…`) for these credentials and zones.
+    pub huawei_dns: Option<huawei_dns::HuaweiDnsOptions>,
 }
 
 impl Default for SimOptions {
@@ -162,6 +170,8 @@ impl Default for SimOptions {
             faults: Faults::default(),
             fetch_timeout: Duration::from_secs(10),
             fixed_unique_id: None,
+            dns_server: None,
+            huawei_dns: None,
         }
     }
 }
@@ -201,6 +211,7 @@ pub(crate) struct Shared {
     howssl: Mutex<howssl::HowState>,
     ca: SimCa,
     fetcher: reqwest::Client,
+    huawei_records: huawei_dns::Store,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -274,6 +285,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         howssl: Mutex::new(howssl::HowState::default()),
         ca,
         fetcher,
+        huawei_records: Mutex::new(BTreeMap::new()),
     });
     let app = Router::new()
         .route("/_sim/faults", get(get_faults).post(set_faults))
@@ -287,6 +299,15 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
             get(get_howssl_faults).post(set_howssl_faults),
         )
         .route("/_sim/howssl/tokens", post(add_howssl_token))
+        .route("/v2/zones", get(huawei_dns::list_zones))
+        .route(
+            "/v2/zones/{zone}/recordsets",
+            get(huawei_dns::recordsets).post(huawei_dns::recordsets),
+        )
+        .route(
+            "/v2/zones/{zone}/recordsets/{id}",
+            axum::routing::delete(huawei_dns::delete_recordset),
+        )
         .fallback(ca_endpoint)
         .with_state(shared.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -319,6 +340,14 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
 }
 
 impl SimHandle {
+    /// The Huawei Cloud DNS record sets the simulator holds.
+    pub fn huawei_records(&self) -> Vec<huawei_dns::RecordSet> {
+        lock(&self.shared.huawei_records)
+            .values()
+            .cloned()
+            .collect()
+    }
+
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -21,6 +21,10 @@ struct Args {
     /// Connect here for DCV fetches (e.g. the test nginx), sending the name as Host.
     #[arg(long, value_name = "ADDR")]
     connect: Option<SocketAddr>,
+    /// Validate names by DNS too: ask this authoritative server (ADDR:PORT) for the CNAME of
+    /// providers.md §1.6.3 (wildcards are then validated by DNS only).
+    #[arg(long, value_name = "ADDR")]
+    dns_server: Option<SocketAddr>,
     /// Keep accounts, orders and the CA key here across restarts.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -230,6 +234,7 @@ async fn run(args: Args) -> Result<(), String> {
         unconfirmed_endpoints: args.unconfirmed_endpoints,
         faults,
         fixed_unique_id: args.unique_id,
+        dns_server: args.dns_server,
         ..SimOptions::default()
     };
     let handle = sim::start(options).await.map_err(|e| e.to_string())?;

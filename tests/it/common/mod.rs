@@ -36,6 +36,7 @@
 //! waits for the new workers.
 
 pub mod host;
+pub mod named;
 
 use std::collections::HashSet;
 use std::ffi::OsString;
