@@ -33,6 +33,7 @@ pub async fn run(
 ) -> Vec<(Site, OrderRecord)> {
     let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
+    let validation = crate::timings::Phase::start("validation");
     for (site, record) in ordered {
         if record.state != RecordState::Pending {
             waiting.push((site, record));
@@ -48,7 +49,10 @@ pub async fn run(
             ),
         }
     }
+    drop(validation);
+    let polling = crate::timings::Phase::start("polling");
     let issued = wait_for_issuance(run, ca, waiting).await;
+    drop(polling);
     clean_up(run, &published);
     issued
 }
