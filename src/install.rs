@@ -242,7 +242,7 @@ fn apply_and_prove(
         let mode = std::fs::metadata(&f.path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
             .unwrap_or(0o644);
-        write_atomic(&f.path, &new, mode)?;
+        write_atomic(&f.path, new, mode)?;
     }
 
     drop(prep);

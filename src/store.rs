@@ -454,6 +454,8 @@ pub enum TxnError {
 pub struct Transaction {
     dir: PathBuf,
     manifest: Manifest,
+    /// The targets of the manifest's entries, so a backup finds a repeat in O(1).
+    targets: std::collections::HashSet<PathBuf>,
 }
 
 impl Transaction {
@@ -530,7 +532,11 @@ impl Transaction {
             state: TxnState::Open,
             entries: Vec::new(),
         };
-        let txn = Transaction { dir, manifest };
+        let txn = Transaction {
+            dir,
+            manifest,
+            targets: Default::default(),
+        };
         txn.save()?;
         Ok(txn)
     }
@@ -547,7 +553,12 @@ impl Transaction {
             });
         }
         let manifest = load(&dir)?;
-        Ok(Transaction { dir, manifest })
+        let targets = manifest.entries.iter().map(|e| e.target.clone()).collect();
+        Ok(Transaction {
+            dir,
+            manifest,
+            targets,
+        })
     }
 
     /// Every transaction's manifest, oldest first. Directories without a manifest (a `begin`
@@ -612,12 +623,7 @@ impl Transaction {
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let mut seen: std::collections::HashSet<PathBuf> = self
-            .manifest
-            .entries
-            .iter()
-            .map(|e| e.target.clone())
-            .collect();
+        let mut seen = std::collections::HashSet::new();
         let mut batch = Vec::new();
         for path in paths {
             let path = path.as_ref();
@@ -629,7 +635,7 @@ impl Transaction {
                 (Some(Ok(dir)), Some(name)) => dir.join(name),
                 _ => target,
             };
-            if !seen.insert(target.clone()) {
+            if self.targets.contains(&target) || !seen.insert(target.clone()) {
                 continue;
             }
             let index = self.manifest.entries.len() + batch.len();
@@ -644,6 +650,7 @@ impl Transaction {
             sync_dir(&self.dir).map_err(|e| io("flush", &self.dir, &e))?;
         }
         append_journal(&self.dir, &batch)?;
+        self.targets.extend(seen);
         self.manifest.entries.extend(batch);
         Ok(())
     }
@@ -842,8 +849,10 @@ fn load(dir: &Path) -> Result<Manifest, TxnError> {
         path: journal,
         reason,
     })?;
+    let mut seen: std::collections::HashSet<PathBuf> =
+        manifest.entries.iter().map(|e| e.target.clone()).collect();
     for entry in entries {
-        if !manifest.entries.iter().any(|e| e.target == entry.target) {
+        if seen.insert(entry.target.clone()) {
             manifest.entries.push(entry);
         }
     }
@@ -866,7 +875,7 @@ fn read_journal(bytes: &[u8]) -> Result<Vec<BackupEntry>, String> {
         match serde_json::from_slice::<BackupEntry>(line) {
             Ok(entry) => entries.push(entry),
             // A torn tail may read as a line (the size grew before the bytes landed).
-            Err(_) if !rest.iter().any(|&b| b == b'\n') => break,
+            Err(_) if !rest.contains(&b'\n') => break,
             Err(e) => return Err(format!("line {line_no} is damaged: {e}")),
         }
     }
