@@ -217,6 +217,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn new_keys_are_ecdsa_p256_unless_rsa_is_asked_for() {
+        assert_eq!(KeyType::default(), KeyType::EcdsaP256);
+        let made = generate(KeyType::default(), &["a.test".to_string()]).unwrap();
+        assert_eq!(made.key_type, KeyType::EcdsaP256);
+    }
+
+    #[test]
     fn key_type_names_round_trip() {
         for k in KeyType::ALL {
             assert_eq!(k.as_str().parse::<KeyType>().ok(), Some(k));
