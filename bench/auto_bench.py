@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Benchmark: `enc365-nginx auto` on an N-site shared-hosting tree (default 200) against the
-built-in CA simulator with instant validation, ECDSA P-256 keys.
+built-in CA simulator with instant validation.
 
-Usage: bench/auto_bench.py [--sites N] [--keep DIR]
+Usage: bench/auto_bench.py [--sites N] [--key-type T] [--bin DIR] [--keep DIR]
 
 Generates the tree with bench/gen_vhosts.py (ports moved to free loopback ports), starts a real
-nginx on it and `enc365-sim`, runs `auto --json` once, and prints the wall time, the number of
-nginx reloads, peak RSS, what was issued — and, as references measured in the same invocation,
-the wall time of `nginx -t` and of one `nginx -s reload` on the same tree. Exits 1 when the run
-fails or reloads nginx more than twice.
+nginx on it and `enc365-sim`, runs `auto --json` once with keys of type T (default ecdsa-p256),
+and prints the wall time, the per-phase times the tool records in its `--json` `timings`
+(discover+preflight, keys, ordering, validation, polling, install prep, nginx -t, reload+verify),
+the nginx reloads and `nginx -t` runs, the tool's own peak RSS (its VmHWM from `timings`, not
+Python's, not nginx's), what was issued — then the nothing-to-do runs a timer makes (`renew`,
+`auto` again) and, as references measured in the same invocation, `nginx -t` and one
+`nginx -s reload` on the same tree. `--bin DIR` takes the binaries from DIR instead of building
+target/release. Exits 1 when the run fails or reloads nginx more than twice.
 """
 import argparse
 import json
@@ -39,12 +43,19 @@ def timed(argv, **kw):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=200)
+    ap.add_argument("--key-type", default="ecdsa-p256",
+                    help="rsa2048, rsa3072, rsa4096, ecdsa-p256 or ecdsa-p384")
+    ap.add_argument("--bin", help="directory holding enc365-nginx and enc365-sim (no build)")
     ap.add_argument("--keep", help="build the sandbox here and keep it")
     a = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins"], cwd=ROOT, check=True)
-    ours = os.path.join(ROOT, "target", "release", "enc365-nginx")
-    sim_bin = os.path.join(ROOT, "target", "release", "enc365-sim")
+    bindir = a.bin
+    if bindir is None:
+        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "--bins"], cwd=ROOT,
+                       check=True)
+        bindir = os.path.join(ROOT, "target", "release")
+    ours = os.path.join(bindir, "enc365-nginx")
+    sim_bin = os.path.join(bindir, "enc365-sim")
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
 
     base = a.keep or tempfile.mkdtemp(prefix="enc365-auto-bench-")
@@ -80,7 +91,7 @@ def main():
         cfg = os.path.join(base, "config.toml")
         with open(cfg, "w") as f:
             f.write(f'base_url = "{start_line["base_url"]}"\nclient_id = "{account["client_id"]}"\n'
-                    f'access_token = "{account["access_token"]}"\nkey_type = "ecdsa-p256"\n')
+                    f'access_token = "{account["access_token"]}"\nkey_type = "{a.key_type}"\n')
         os.chmod(cfg, 0o600)
 
         t_test, _, code, _ = timed([nginx, "-t", "-q", "-p", tree, "-c", conf])
@@ -95,6 +106,11 @@ def main():
         with open(out_path, "w") as out, open(os.path.join(base, "auto.log"), "w") as log:
             wall, rss, code, _ = timed(argv, stdout=out, stderr=log)
         doc = json.load(open(out_path))
+        # The runs a timer makes afterwards: nothing is due, nothing to do.
+        again = {}
+        for sub in ("renew", "auto"):
+            with open(os.path.join(base, f"{sub}-again.json"), "w") as out:
+                again[sub] = timed([ours, sub] + argv[2:], stdout=out, stderr=subprocess.DEVNULL)
     finally:
         subprocess.run([nginx, "-s", "quit", "-p", tree, "-c", conf], stderr=subprocess.DEVNULL)
         if sim:
@@ -104,9 +120,28 @@ def main():
     issued = [s for s in sites if s["names_issued"] and not s["error"]]
     failed = [s for s in sites if s["error"]]
     names = sum(len(s["names_issued"]) for s in issued)
-    print(f"tree: {a.sites} site files, {len(sites)} sites selected; {os.cpu_count()} CPUs")
-    print(f"auto:      {wall:8.2f} s wall   exit {code}   peak RSS {rss/1024:6.1f} MiB   "
-          f"reloads {doc['reloads']}")
+    t = doc.get("timings", {})
+    own_rss = t.get("peak_rss_kib")
+    print(f"tree: {a.sites} site files, {len(sites)} sites selected; key type {a.key_type}; "
+          f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f} (1 min) at the end")
+    print(f"auto:      {wall:8.2f} s wall   exit {code}   reloads {doc['reloads']}   "
+          f"nginx -t runs {doc.get('nginx_tests', '?')}")
+    print(f"peak RSS:  the tool itself {own_rss/1024 if own_rss else float('nan'):6.1f} MiB   "
+          f"(wait4 on the tool, its nginx -t children included: {rss/1024:6.1f} MiB)")
+    phases = [("discover+preflight", t.get("discover_ms", 0) + t.get("preflight_ms", 0)),
+              ("keys (waited for)", t.get("keys_wait_ms", 0)),
+              ("ordering", t.get("ordering_ms", 0)),
+              ("validation", t.get("validation_ms", 0)),
+              ("polling", t.get("polling_ms", 0)),
+              ("install prep", t.get("install_prep_ms", 0)),
+              ("nginx -t", t.get("nginx_t_ms", 0)),
+              ("reload+verify", t.get("reload_verify_ms", 0))]
+    for name, ms in phases:
+        print(f"  {name:<20} {ms/1000:8.2f} s   {ms/max(wall*1000, 1)*100:5.1f} %")
+    print(f"  {'keys (CPU, all cores)':<20} {t.get('keys_ms', 0)/1000:8.2f} s   "
+          f"(overlapped with ordering; {t.get('keys_ms', 0)/max(len(issued), 1):.1f} ms per key)")
+    for sub, (w, _, c, _) in again.items():
+        print(f"nothing to do: {sub:<6} {w:6.2f} s   exit {c}   ({w/t_test:.2f} x nginx -t)")
     print(f"issued:    {len(issued)} certificates covering {names} names; {len(failed)} failed; "
           f"{wall/max(len(issued),1)*1000:.1f} ms per certificate")
     print(f"reference: nginx -t {t_test:.2f} s; one nginx -s reload {t_reload:.2f} s "

@@ -190,14 +190,20 @@ fn apply_and_prove(
     now: i64,
     txn: &mut Transaction,
 ) -> anyhow::Result<()> {
-    // Certificate files first: nginx -t reads them.
-    for item in batch {
-        let (cert, key) = live_paths(&env.config_dir, &item.site);
+    let prep = crate::timings::Phase::start("install_prep");
+    // Certificate files first: nginx -t reads them. Every backup is on disk (one journal
+    // append) before the first file is written.
+    let live: Vec<(PathBuf, PathBuf)> = batch
+        .iter()
+        .map(|item| live_paths(&env.config_dir, &item.site))
+        .collect();
+    for (cert, _) in &live {
         crate::store::ensure_dir(cert.parent().expect("live dir"), 0o755)?;
-        txn.backup(&cert)?;
-        txn.backup(&key)?;
-        write_atomic(&key, item.key_pem.as_bytes(), 0o600)?;
-        write_atomic(&cert, item.fullchain_pem.as_bytes(), 0o644)?;
+    }
+    txn.backup_all(&live.iter().flat_map(|(c, k)| [c, k]).collect::<Vec<_>>())?;
+    for (item, (cert, key)) in batch.iter().zip(&live) {
+        write_atomic(key, item.key_pem.as_bytes(), 0o600)?;
+        write_atomic(cert, item.fullchain_pem.as_bytes(), 0o644)?;
     }
     let snippet = snippet_path(&env.config_dir);
     if !snippet.exists() {
@@ -222,21 +228,28 @@ fn apply_and_prove(
         .collect::<anyhow::Result<_>>()?;
     let refs: Vec<&Site> = chosen.iter().collect();
     let edits = plan_edits(&found, &refs, env)?;
+    let mut changed = Vec::new();
     for (file, splices) in &edits {
         let f = &found.config.files[*file];
         let new = edit::apply(&f.bytes, splices)?;
-        if new == f.bytes {
-            // A renewal or reinstall into a block that already points at the live files.
-            continue;
+        // Unchanged: a renewal or reinstall into a block that already points at the live files.
+        if new != f.bytes {
+            changed.push((f, new));
         }
-        txn.backup(&f.path)?;
+    }
+    txn.backup_all(&changed.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
+    for (f, new) in &changed {
         let mode = std::fs::metadata(&f.path)
             .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
             .unwrap_or(0o644);
-        write_atomic(&f.path, &new, mode)?;
+        write_atomic(&f.path, new, mode)?;
     }
 
+    drop(prep);
+    let phase = crate::timings::Phase::start("nginx_t");
     let test = env.nginx.test(&env.paths)?;
+    drop(phase);
+    let _reload_verify = crate::timings::Phase::start("reload_verify");
     if !test.ok {
         bail!(
             "nginx -t refused the edited configuration: {}",
@@ -252,10 +265,9 @@ fn apply_and_prove(
         )
         .context("the reload failed")?;
 
-    let deadline = Instant::now() + env.verify_timeout;
     let bound = https::bound_hosts(&found.servers, env.https_port);
     let dual_stack_bound = https::dual_stack_on(&found.servers, env.https_port);
-    let mut wrong = Vec::new();
+    let mut checks = Vec::new();
     for (item, site) in batch.iter().zip(&chosen) {
         let fingerprint =
             verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
@@ -274,13 +286,17 @@ fn apply_and_prove(
         }
         for addr in addresses {
             for name in item.names.iter().map(|n| handshake_name(n)) {
-                let name = &name;
-                if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
-                    wrong.push(format!("{name} at {addr}: {e}"));
-                }
+                checks.push(verify::LeafCheck {
+                    addr,
+                    name,
+                    fingerprint: fingerprint.clone(),
+                });
             }
         }
     }
+    // The deadline grows with the batch; the checks run concurrently, bounded.
+    let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
+    let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
     if !wrong.is_empty() {
         bail!(
             "after the reload, the new certificate is not served: {}",

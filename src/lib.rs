@@ -30,5 +30,6 @@ pub mod publish;
 pub mod secret;
 pub mod site;
 pub mod store;
+pub mod timings;
 pub mod tlsinfo;
 pub mod verify;

@@ -7,7 +7,7 @@
 //! <state-dir>/orders/<site>.json, <site>.key            orders in flight and their keys
 //! <state-dir>/certs/<site>.json                         lineages (managed certificates)
 //! <state-dir>/last-run.json                             the last run's outcome per site
-//! <state-dir>/backups/<txn>/manifest.json, files/       transactions
+//! <state-dir>/backups/<txn>/manifest.json, journal, files/  transactions
 //! <state-dir>/dcv/                                      files behind the temporary location
 //! <state-dir>/lock                                      one run at a time
 //! ```
@@ -24,6 +24,8 @@ pub const FULLCHAIN: &str = "fullchain.pem";
 pub const PRIVKEY: &str = "privkey.pem";
 /// A transaction's manifest, inside its directory.
 pub const MANIFEST: &str = "manifest.json";
+/// A transaction's append-only journal of entries (folded into the manifest when it ends).
+pub const JOURNAL: &str = "journal";
 /// The byte copies, inside a transaction's directory.
 pub const BACKUP_FILES: &str = "files";
 /// The lock file's name inside the state directory.

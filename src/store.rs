@@ -9,11 +9,18 @@
 //!
 //! - [`RunLock`]: `flock` on `<state-dir>/lock`, so one run at a time. The kernel drops the lock
 //!   when the process ends, however it ends, so a lock is never stale.
-//! - [`Transaction`]: the backup journal. Before a file is touched, [`Transaction::backup`] copies
-//!   its bytes, mode and owner (or notes that it did not exist) into
-//!   `<state-dir>/backups/<id>/` and writes the manifest there — so even after a crash mid-change,
-//!   [`Transaction::open`] + [`Transaction::restore`] put every file back byte for byte (and
-//!   delete files the transaction created). [`Transaction::list`] serves `history`/`rollback`.
+//! - [`Transaction`]: the backup journal. Before a file is touched, [`Transaction::backup`] (or
+//!   [`Transaction::backup_all`] for many files) copies its bytes, mode and owner (or notes that it
+//!   did not exist) into `<state-dir>/backups/<id>/` and appends its entry to the journal there —
+//!   so even after a crash mid-change, [`Transaction::open`] + [`Transaction::restore`] put every
+//!   file back byte for byte (and delete files the transaction created).
+//!   [`Transaction::list`] serves `history`/`rollback`.
+//!
+//! A transaction's bookkeeping is O(entries): `manifest.json` is written when it begins and when
+//! it ends (committed or restored, with every entry folded in); in between, each batch of entries
+//! is one append to `journal` (a JSON line per entry) and one fsync. A crash mid-append leaves a
+//! torn last line: it is ignored on reading — its batch's files were never touched, because the
+//! caller changes a file only after the batch's fsync returned.
 //!
 //! Not here: deciding what to change, running nginx, or reloading after a restore — that is the
 //! install step's job.
@@ -447,6 +454,8 @@ pub enum TxnError {
 pub struct Transaction {
     dir: PathBuf,
     manifest: Manifest,
+    /// The targets of the manifest's entries, so a backup finds a repeat in O(1).
+    targets: std::collections::HashSet<PathBuf>,
 }
 
 impl Transaction {
@@ -523,7 +532,11 @@ impl Transaction {
             state: TxnState::Open,
             entries: Vec::new(),
         };
-        let txn = Transaction { dir, manifest };
+        let txn = Transaction {
+            dir,
+            manifest,
+            targets: Default::default(),
+        };
         txn.save()?;
         Ok(txn)
     }
@@ -539,8 +552,13 @@ impl Transaction {
                 dir: backups,
             });
         }
-        let manifest = read_manifest(&dir.join(crate::paths::MANIFEST))?;
-        Ok(Transaction { dir, manifest })
+        let manifest = load(&dir)?;
+        let targets = manifest.entries.iter().map(|e| e.target.clone()).collect();
+        Ok(Transaction {
+            dir,
+            manifest,
+            targets,
+        })
     }
 
     /// Every transaction's manifest, oldest first. Directories without a manifest (a `begin`
@@ -565,9 +583,9 @@ impl Transaction {
                 path: backups.clone(),
                 reason: e.to_string(),
             })?;
-            let path = entry.path().join(crate::paths::MANIFEST);
-            if path.is_file() {
-                manifests.push(read_manifest(&path)?);
+            let dir = entry.path();
+            if dir.join(crate::paths::MANIFEST).is_file() {
+                manifests.push(load(&dir)?);
             }
         }
         manifests.sort_by(|a, b| a.id.cmp(&b.id));
@@ -590,74 +608,108 @@ impl Transaction {
     }
 
     /// Saves `path` as it is now — bytes, mode, owner, or the fact that it does not exist — and
-    /// writes the manifest, all before returning: call it before the first change to `path`.
-    /// Backing up a file already in the transaction (by any path to it) does nothing, so the
-    /// copy is always of the state before the transaction.
+    /// records it in the journal, all before returning: call it before the first change to
+    /// `path`. Backing up a file already in the transaction (by any path to it) does nothing, so
+    /// the copy is always of the state before the transaction.
     pub fn backup(&mut self, path: &Path) -> Result<(), TxnError> {
+        self.backup_all(&[path])
+    }
+
+    /// [`Transaction::backup`] for many files at once: every copy is flushed, then all the
+    /// entries are one journal append and one fsync. Nothing is recorded when it fails.
+    pub fn backup_all<P: AsRef<Path>>(&mut self, paths: &[P]) -> Result<(), TxnError> {
         let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
             action,
             path: path.to_path_buf(),
             reason: format!("{e:#}"),
         };
-        let path = std::path::absolute(path).map_err(|e| io("find", path, &e))?;
-        let target = resolve_symlinks(&path).map_err(|e| io("resolve", &path, &e))?;
-        // `enabled/../available/x` and `available/x` are one file: canonicalise the directory
-        // (the file itself may not exist yet).
-        let target = match (target.parent().map(fs::canonicalize), target.file_name()) {
-            (Some(Ok(dir)), Some(name)) => dir.join(name),
-            _ => target,
-        };
-        if self.manifest.entries.iter().any(|e| e.target == target) {
+        let mut seen = std::collections::HashSet::new();
+        let mut batch = Vec::new();
+        for path in paths {
+            let path = path.as_ref();
+            let path = std::path::absolute(path).map_err(|e| io("find", path, &e))?;
+            let target = resolve_symlinks(&path).map_err(|e| io("resolve", &path, &e))?;
+            // `enabled/../available/x` and `available/x` are one file: canonicalise the
+            // directory (the file itself may not exist yet).
+            let target = match (target.parent().map(fs::canonicalize), target.file_name()) {
+                (Some(Ok(dir)), Some(name)) => dir.join(name),
+                _ => target,
+            };
+            if self.targets.contains(&target) || !seen.insert(target.clone()) {
+                continue;
+            }
+            let index = self.manifest.entries.len() + batch.len();
+            batch.push(self.copy_entry(path, target, index)?);
+        }
+        if batch.is_empty() {
             return Ok(());
         }
+        if batch.iter().any(|e| e.copy.is_some()) {
+            let files = self.dir.join(crate::paths::BACKUP_FILES);
+            sync_dir(&files).map_err(|e| io("flush", &files, &e))?;
+            sync_dir(&self.dir).map_err(|e| io("flush", &self.dir, &e))?;
+        }
+        append_journal(&self.dir, &batch)?;
+        self.targets.extend(seen);
+        self.manifest.entries.extend(batch);
+        Ok(())
+    }
+
+    /// Copies one file into `files/<index>` (written and fsynced, not yet in the journal).
+    fn copy_entry(
+        &self,
+        path: PathBuf,
+        target: PathBuf,
+        index: usize,
+    ) -> Result<BackupEntry, TxnError> {
+        let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
+            action,
+            path: path.to_path_buf(),
+            reason: format!("{e:#}"),
+        };
         let symlink = match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 Some(fs::read_link(&path).map_err(|e| io("read the link", &path, &e))?)
             }
             _ => None,
         };
-        let index = self.manifest.entries.len();
-        let entry = match fs::metadata(&target) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BackupEntry {
-                path,
-                target,
-                symlink,
-                existed: false,
-                mode: None,
-                uid: None,
-                gid: None,
-                sha256: None,
-                copy: None,
-            },
-            Err(e) => return Err(io("inspect", &target, &e)),
-            Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
-            Ok(meta) => {
-                let bytes = fs::read(&target).map_err(|e| io("read", &target, &e))?;
-                let files = self.dir.join(crate::paths::BACKUP_FILES);
-                ensure_dir(&files, 0o700).map_err(|e| io("create", &files, &e))?;
-                let copy = PathBuf::from(crate::paths::BACKUP_FILES).join(index.to_string());
-                let copy_path = self.dir.join(&copy);
-                write_atomic(&copy_path, &bytes, 0o600)
-                    .map_err(|e| io("back up", &copy_path, &e))?;
-                BackupEntry {
+        let meta = match fs::metadata(&target) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(BackupEntry {
                     path,
                     target,
                     symlink,
-                    existed: true,
-                    mode: Some(meta.permissions().mode() & 0o7777),
-                    uid: Some(meta.uid()),
-                    gid: Some(meta.gid()),
-                    sha256: Some(sha256_hex(&bytes)),
-                    copy: Some(copy),
-                }
+                    existed: false,
+                    mode: None,
+                    uid: None,
+                    gid: None,
+                    sha256: None,
+                    copy: None,
+                });
             }
+            Err(e) => return Err(io("inspect", &target, &e)),
+            Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
+            Ok(meta) => meta,
         };
-        self.manifest.entries.push(entry);
-        if let Err(e) = self.save() {
-            self.manifest.entries.pop();
-            return Err(e);
+        let bytes = fs::read(&target).map_err(|e| io("read", &target, &e))?;
+        let files = self.dir.join(crate::paths::BACKUP_FILES);
+        if !files.is_dir() {
+            ensure_dir(&files, 0o700).map_err(|e| io("create", &files, &e))?;
         }
-        Ok(())
+        let copy = PathBuf::from(crate::paths::BACKUP_FILES).join(index.to_string());
+        let copy_path = self.dir.join(&copy);
+        write_copy(&copy_path, &bytes).map_err(|e| io("back up", &copy_path, &e))?;
+        Ok(BackupEntry {
+            path,
+            target,
+            symlink,
+            existed: true,
+            mode: Some(meta.permissions().mode() & 0o7777),
+            uid: Some(meta.uid()),
+            gid: Some(meta.gid()),
+            sha256: Some(sha256_hex(&bytes)),
+            copy: Some(copy),
+        })
     }
 
     /// Puts every backed-up file back as it was — same bytes, mode and owner; a file that did not
@@ -696,6 +748,9 @@ impl Transaction {
             self.manifest.state = before;
             return Err(e);
         }
+        // Every entry is in the manifest now; a journal left behind (a crash right here) only
+        // repeats entries, which reading skips.
+        let _ = fs::remove_file(self.dir.join(crate::paths::JOURNAL));
         Ok(())
     }
 
@@ -773,6 +828,107 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
         changed = true;
     }
     Ok(changed)
+}
+
+/// A transaction's manifest with the journal's entries after its own (an entry whose target the
+/// manifest already has is a repeat, skipped).
+fn load(dir: &Path) -> Result<Manifest, TxnError> {
+    let mut manifest = read_manifest(&dir.join(crate::paths::MANIFEST))?;
+    let journal = dir.join(crate::paths::JOURNAL);
+    let bytes = match fs::read(&journal) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(manifest),
+        Err(e) => {
+            return Err(TxnError::Manifest {
+                path: journal,
+                reason: e.to_string(),
+            });
+        }
+    };
+    let entries = read_journal(&bytes).map_err(|reason| TxnError::Manifest {
+        path: journal,
+        reason,
+    })?;
+    let mut seen: std::collections::HashSet<PathBuf> =
+        manifest.entries.iter().map(|e| e.target.clone()).collect();
+    for entry in entries {
+        if seen.insert(entry.target.clone()) {
+            manifest.entries.push(entry);
+        }
+    }
+    Ok(manifest)
+}
+
+/// The entries of a journal: one JSON line each. Only the last line may be torn (no newline, or
+/// not parsing — a crash mid-append); it is ignored. A bad line before a good one is damage.
+fn read_journal(bytes: &[u8]) -> Result<Vec<BackupEntry>, String> {
+    let mut entries = Vec::new();
+    let mut rest = bytes;
+    let mut line_no = 0;
+    while !rest.is_empty() {
+        line_no += 1;
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            break; // torn tail: the append never finished
+        };
+        let (line, tail) = (&rest[..end], &rest[end + 1..]);
+        rest = tail;
+        match serde_json::from_slice::<BackupEntry>(line) {
+            Ok(entry) => entries.push(entry),
+            // A torn tail may read as a line (the size grew before the bytes landed).
+            Err(_) if !rest.contains(&b'\n') => break,
+            Err(e) => return Err(format!("line {line_no} is damaged: {e}")),
+        }
+    }
+    Ok(entries)
+}
+
+/// Appends `entries` to the journal (created 0600) as one write, then one fsync.
+fn append_journal(dir: &Path, entries: &[BackupEntry]) -> Result<(), TxnError> {
+    let path = dir.join(crate::paths::JOURNAL);
+    let journal_error = |reason: String| TxnError::Manifest {
+        path: path.clone(),
+        reason,
+    };
+    let mut lines = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(&mut lines, entry)
+            .map_err(|e| journal_error(format!("{e} (paths must be UTF-8)")))?;
+        lines.push(b'\n');
+    }
+    let created = !path.exists();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| journal_error(e.to_string()))?;
+    file.write_all(&lines)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| journal_error(e.to_string()))?;
+    if created {
+        sync_dir(dir).map_err(|e| journal_error(format!("{e:#}")))?;
+    }
+    Ok(())
+}
+
+/// Writes a byte copy (0600) and fsyncs it; the caller fsyncs the directory once per batch.
+fn write_copy(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    // A leftover of a run that died before its journal append is overwritten.
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc_o_nofollow())
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_data()?;
+    Ok(())
+}
+
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest, TxnError> {
@@ -945,7 +1101,7 @@ mod tests {
         let t = tree();
         let mut txn = Transaction::begin(&t.state, "test").unwrap();
         txn.backup(&t.plain).unwrap();
-        let manifest = read_manifest(&txn.dir().join("manifest.json")).unwrap();
+        let manifest = load(txn.dir()).unwrap();
         assert_eq!(manifest.entries.len(), 1);
         let entry = &manifest.entries[0];
         assert!(entry.existed);
@@ -1162,5 +1318,110 @@ mod tests {
         );
         old.label = "auto: shop.test".into();
         assert_eq!(old.kind(), TxnKind::Other);
+    }
+
+    #[test]
+    fn a_torn_journal_tail_is_ignored_and_the_entries_before_it_restore() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup_all(&[&t.plain, &t.link]).unwrap();
+        let id = txn.id().to_string();
+        let journal = txn.dir().join(crate::paths::JOURNAL);
+        drop(txn);
+        change_everything(&t);
+        // A crash mid-append: half a line, then (size grown, bytes not landed) a line of NULs.
+        let whole = fs::read(&journal).unwrap();
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&whole[..whole.len() / 3]);
+        fs::write(&journal, &torn).unwrap();
+        assert_eq!(
+            Transaction::open(&t.state, &id)
+                .unwrap()
+                .manifest()
+                .entries
+                .len(),
+            2
+        );
+        let mut nuls = whole.clone();
+        nuls.extend_from_slice(&[0u8; 40]);
+        nuls.push(b'\n');
+        fs::write(&journal, &nuls).unwrap();
+        let mut txn = Transaction::open(&t.state, &id).unwrap();
+        assert_eq!(txn.manifest().entries.len(), 2);
+        txn.restore().unwrap();
+        assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+        assert_eq!(fs::read(&t.real).unwrap(), SITE);
+        // Once restored, the manifest holds every entry and the journal is gone.
+        assert!(!journal.exists());
+        assert_eq!(
+            read_manifest(&txn.dir().join("manifest.json"))
+                .unwrap()
+                .entries
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_damaged_journal_line_before_a_good_one_is_an_error_naming_the_journal() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup(&t.plain).unwrap();
+        txn.backup(&t.link).unwrap();
+        let journal = txn.dir().join(crate::paths::JOURNAL);
+        let mut bytes = fs::read(&journal).unwrap();
+        bytes[3] = b'#';
+        fs::write(&journal, &bytes).unwrap();
+        let err = Transaction::open(&t.state, txn.id()).unwrap_err();
+        assert!(matches!(err, TxnError::Manifest { .. }), "{err}");
+        assert!(err.to_string().contains("journal"), "{err}");
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+
+    #[test]
+    fn a_run_that_dies_after_a_batch_is_recovered_from_its_journal_alone() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup_all(&[&t.plain, &t.link, &t.created, &t.real])
+            .unwrap();
+        assert_eq!(
+            txn.manifest().entries.len(),
+            3,
+            "the link and its target are one file"
+        );
+        let id = txn.id().to_string();
+        let journal = fs::read_to_string(txn.dir().join(crate::paths::JOURNAL)).unwrap();
+        assert_eq!(journal.lines().count(), 3, "one line per entry");
+        let manifest = read_manifest(&txn.dir().join("manifest.json")).unwrap();
+        assert!(
+            manifest.entries.is_empty(),
+            "the manifest is not rewritten per entry"
+        );
+        drop(txn);
+        change_everything(&t);
+        let listed = Transaction::list(&t.state).unwrap();
+        assert_eq!(
+            (listed[0].state, listed[0].entries.len()),
+            (TxnState::Open, 3)
+        );
+        Transaction::open(&t.state, &id).unwrap().restore().unwrap();
+        assert_original(&t);
+    }
+
+    #[test]
+    fn a_committed_transaction_with_a_leftover_journal_lists_each_entry_once() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup_all(&[&t.plain, &t.link]).unwrap();
+        let journal = txn.dir().join(crate::paths::JOURNAL);
+        let kept = fs::read(&journal).unwrap();
+        txn.commit().unwrap();
+        // A crash between the manifest write and the journal's removal.
+        fs::write(&journal, kept).unwrap();
+        let listed = Transaction::list(&t.state).unwrap();
+        assert_eq!(
+            (listed[0].state, listed[0].entries.len()),
+            (TxnState::Committed, 2)
+        );
     }
 }

@@ -250,6 +250,52 @@ pub fn wait_for_leaf(
     }
 }
 
+/// One check of a batch: `name` at `addr` must serve the leaf with `fingerprint`.
+#[derive(Debug, Clone)]
+pub struct LeafCheck {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The SNI name.
+    pub name: String,
+    /// The expected leaf fingerprint (as [`pem_leaf_fingerprint`] gives it).
+    pub fingerprint: String,
+}
+
+/// How long a batch of `checks` handshake checks may take after a reload: `base` (the time
+/// nginx's old workers may keep answering) plus 20 ms per check, so a large batch is never
+/// rolled back because checking it took time.
+pub fn batch_deadline(base: Duration, checks: usize) -> Duration {
+    base + Duration::from_millis(20).saturating_mul(u32::try_from(checks).unwrap_or(u32::MAX))
+}
+
+/// How many handshake checks run at once.
+pub const CHECK_CONCURRENCY: usize = 8;
+
+/// Runs every check ([`wait_for_leaf`]) on at most `concurrency` threads, all against one
+/// `deadline`; returns one message per check that failed, in the checks' order.
+pub fn check_all(checks: &[LeafCheck], deadline: Instant, concurrency: usize) -> Vec<String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failures = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..concurrency.clamp(1, checks.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(c) = checks.get(i) else { break };
+                    if let Err(e) = wait_for_leaf(c.addr, &c.name, &c.fingerprint, deadline) {
+                        let message = format!("{} at {}: {e}", c.name, c.addr);
+                        failures.lock().expect("not poisoned").push((i, message));
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().expect("not poisoned");
+    failures.sort();
+    failures.into_iter().map(|(_, m)| m).collect()
+}
+
 /// The client configuration: aws-lc-rs, TLS 1.2 and 1.3, any server certificate accepted.
 fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -309,6 +355,37 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_batch_deadline_grows_with_the_checks() {
+        let base = Duration::from_secs(15);
+        assert_eq!(batch_deadline(base, 0), base);
+        assert_eq!(batch_deadline(base, 2000), Duration::from_secs(55));
+    }
+
+    #[test]
+    fn check_all_reports_every_failed_check_in_order() {
+        // A port nothing listens on: every check fails once the deadline passes.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = closed.local_addr().unwrap();
+        drop(closed);
+        let checks: Vec<LeafCheck> = (0..5)
+            .map(|i| LeafCheck {
+                addr,
+                name: format!("s{i}.test"),
+                fingerprint: "00".into(),
+            })
+            .collect();
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let wrong = check_all(&checks, deadline, 3);
+        assert_eq!(wrong.len(), 5);
+        for (i, message) in wrong.iter().enumerate() {
+            assert!(
+                message.starts_with(&format!("s{i}.test at {addr}")),
+                "{message}"
+            );
+        }
+    }
 
     #[test]
     fn fingerprint_is_sha256_hex() {

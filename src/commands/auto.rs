@@ -22,6 +22,7 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
         return report::finish(&mut run);
     }
     if args.dry_run {
+        pipeline::check_nginx(&mut run)?;
         let shown =
             preview::preview(&mut run, &found, &selected).map_err(crate::exit::Failure::failed)?;
         return report::print_preview(&run, &selected, shown);

@@ -35,6 +35,9 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     }
     let days = i64::from(args.days);
     let chosen = select::renewals(&run, &found, &args.pipeline.sites, days, args.force)?;
+    if !chosen.selection.is_empty() && args.pipeline.dry_run {
+        pipeline::check_nginx(&mut run)?;
+    }
     if chosen.selection.is_empty() || args.pipeline.dry_run {
         let quiet = args.quiet;
         return report::print_renew_plan(&run, chosen, quiet, args.days);

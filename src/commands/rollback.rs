@@ -127,9 +127,8 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let of = target.id.clone();
     let mut undo =
         Transaction::begin_kind(&state_dir, TxnKind::Rollback { of }).map_err(|e| fail(&e))?;
-    for e in &target.entries {
-        undo.backup(&e.path).map_err(|e| fail(&e))?;
-    }
+    let files: Vec<&std::path::Path> = target.entries.iter().map(|e| e.path.as_path()).collect();
+    undo.backup_all(&files).map_err(|e| fail(&e))?;
     let mut txn = Transaction::open(&state_dir, &target.id).map_err(|e| fail(&e))?;
     let changed = match txn.restore() {
         Ok(changed) => changed,

@@ -36,6 +36,7 @@ pub fn run(
     run_hook(run, HookKind::Pre, None, &[]);
     let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
     run.report.reloads += 1;
+    run.report.nginx_tests += 1;
     match outcome {
         Ok(_txn) => {
             for item in &batch {

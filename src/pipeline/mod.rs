@@ -1,8 +1,9 @@
 //! The order pipeline every ordering command shares (`auto`, `plan`, `renew`, `reissue`): from a
 //! selection of sites to verified HTTPS, each stage a small module with a typed result.
 //!
-//! 1. [`prepare`]: lock, restore what a killed run left open, read the nginx configuration and
-//!    check `nginx -t` passes before anything is touched;
+//! 1. [`prepare`]: lock, restore what a killed run left open, read the nginx configuration; then,
+//!    only when there is something to do, [`check_nginx`]: `nginx -t` passes before anything is
+//!    touched;
 //! 2. [`select`]: which sites, and what to do with each ([`crate::lifecycle::Planned`]);
 //! 3. [`preflight`]: each name resolves in DNS and a probe file published the way the validation
 //!    file will be is really served by this nginx for that Host;
@@ -83,7 +84,8 @@ impl Run<'_> {
 }
 
 /// Loads the configuration, takes the lock (unless a dry run), restores what a killed run left
-/// open, reads the nginx configuration and checks `nginx -t` passes before anything is touched.
+/// open and reads the nginx configuration. `nginx -t` is [`check_nginx`], run once there is
+/// something to do.
 pub fn prepare<'a>(
     args: &'a AutoArgs,
     ctx: &'a Context,
@@ -137,19 +139,32 @@ pub fn prepare<'a>(
         run._lock = Some(RunLock::acquire(&run.state_dir)?);
         recover(&mut run)?;
     }
+    let discover = crate::timings::Phase::start("discover");
     let found = discovery::discover(&run.env.paths.conf, ctx.now(), 30).map_err(|e| {
         Failure::usage(anyhow!(
             "{e}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."
         ))
     })?;
+    drop(discover);
+    Ok((run, found))
+}
+
+/// Checks `nginx -t` passes before anything is touched. Called only when the run will change
+/// something (or preview a change): a run with nothing to do skips it — on a host with
+/// thousands of certificates it is most of such a run's time — and relies on discover's own
+/// parse, which already refused a configuration it cannot read.
+pub fn check_nginx(run: &mut Run) -> Result<(), Failure> {
+    let phase = crate::timings::Phase::start("nginx_t");
     let test = run.env.nginx.test(&run.env.paths).map_err(Failure::usage)?;
+    drop(phase);
+    run.report.nginx_tests += 1;
     if !test.ok {
         return Err(Failure::usage(anyhow!(
             "nginx -t fails before anything was changed; fix that first:\n{}",
             test.output.trim()
         )));
     }
-    Ok((run, found))
+    Ok(())
 }
 
 /// Refuses a directory whose path nginx could not be pointed at as written: not UTF-8, or with a
@@ -192,12 +207,18 @@ fn recover(run: &mut Run) -> Result<(), Failure> {
 /// order. Prints the report and returns the exit status.
 pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> CommandResult {
     let work = select::split(&mut run, selection);
+    if work.order.is_empty() && work.reinstall.is_empty() {
+        return report::finish(&mut run);
+    }
+    check_nginx(&mut run)?;
     let ca = run.ctx.certificate_authority(&run.config)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
+    let preflight = crate::timings::Phase::start("preflight");
     let ready = preflight::run(&mut run, &found, work.order)?;
+    drop(preflight);
     let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
     let issued = runtime.block_on(validate::run(
         &mut run,

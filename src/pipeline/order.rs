@@ -15,18 +15,53 @@ use anyhow::anyhow;
 
 use super::Run;
 use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest, ValidationMethod};
+use crate::keys::KeyAndCsr;
+use crate::keys::pool::KeyPool;
 use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
+use crate::timings::Phase;
 
-/// Orders (or resumes) every site; failures are reported and the site dropped.
+/// Orders (or resumes) every site; failures are reported and the site dropped. The keys of the
+/// new orders are made on every core ([`KeyPool`]) while the orders before them are placed, so
+/// key generation is off the critical path; the CA sees one call at a time, as before.
 pub async fn place_all(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     sites: Vec<Site>,
 ) -> Vec<(Site, OrderRecord)> {
+    // Which sites resume and which need a new key, decided first so the keys can be made ahead.
+    let starts: Vec<(Site, anyhow::Result<Option<OrderRecord>>)> = sites
+        .into_iter()
+        .map(|site| {
+            let start = resumable(run, &site.name);
+            (site, start)
+        })
+        .collect();
+    let jobs = (starts.iter())
+        .filter(|(_, start)| matches!(start, Ok(None)))
+        .map(|(site, _)| site.names.clone())
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut keys = KeyPool::start(run.config.key_type, jobs, threads);
+    let mut next_key = 0;
     let mut pending = Vec::new();
-    for site in sites {
-        match ensure_order(run, ca, &site).await {
+    for (site, start) in starts {
+        let outcome = match start {
+            Ok(Some(record)) if next(&record) == Next::Placed => Ok(record),
+            Ok(Some(record)) => timed_place(run, ca, record).await,
+            Ok(None) => {
+                let waited = Phase::start("keys_wait");
+                let key = keys.take(next_key);
+                drop(waited);
+                next_key += 1;
+                match key {
+                    Ok(key) => new_order(run, ca, &site, key).await,
+                    Err(e) => Err(anyhow!(e)),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
             Ok(record) => {
                 run.result(&site.name).order_id = record.order_id.clone();
                 run.result(&site.name).renews = record.renews.clone();
@@ -35,38 +70,42 @@ pub async fn place_all(
             Err(e) => run.fail(&site.name, format!("{e:#}")),
         }
     }
+    crate::timings::add("keys", keys.generation_time());
     pending
 }
 
-/// The site's order: resumed from its record (at the step it stopped before), or placed now
-/// (record saved first).
-async fn ensure_order(
+/// A new order for `site` with the key made for it: the record saved first, then placed.
+async fn new_order(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     site: &Site,
+    key: KeyAndCsr,
 ) -> anyhow::Result<OrderRecord> {
-    let record = match resumable(run, &site.name)? {
-        Some(record) if next(&record) == Next::Placed => return Ok(record),
-        Some(record) => record,
-        None => {
-            let renews = run.renews.get(&site.name).cloned();
-            let verb = if renews.is_some() {
-                "renewing"
-            } else {
-                "ordering"
-            };
-            run.say(format!(
-                "  {}: {verb} for {}",
-                site.name,
-                site.names.join(", ")
-            ));
-            let (mut record, _) = new_record(run, ca, &site.name, &site.names, None)?;
-            record.renews = renews;
-            record.dns_names = site.dns_names.clone();
-            record.save(&run.state_dir)?;
-            record
-        }
+    let renews = run.renews.get(&site.name).cloned();
+    let verb = if renews.is_some() {
+        "renewing"
+    } else {
+        "ordering"
     };
+    run.say(format!(
+        "  {}: {verb} for {}",
+        site.name,
+        site.names.join(", ")
+    ));
+    let (mut record, _) = record_with_key(run, ca, &site.name, &site.names, None, key)?;
+    record.renews = renews;
+    record.dns_names = site.dns_names.clone();
+    record.save(&run.state_dir)?;
+    timed_place(run, ca, record).await
+}
+
+/// [`place`], its time counted as the `ordering` phase.
+async fn timed_place(
+    run: &Run<'_>,
+    ca: &dyn CertificateAuthority,
+    record: OrderRecord,
+) -> anyhow::Result<OrderRecord> {
+    let _phase = Phase::start("ordering");
     place(run, ca, record).await
 }
 
@@ -119,6 +158,18 @@ pub fn new_record(
     order_id: Option<String>,
 ) -> anyhow::Result<(OrderRecord, String)> {
     let generated = crate::keys::generate(run.config.key_type, names)?;
+    record_with_key(run, ca, site, names, order_id, generated)
+}
+
+/// [`new_record`] with a key already made: the key written (0600), the record not saved.
+fn record_with_key(
+    run: &Run,
+    ca: &dyn CertificateAuthority,
+    site: &str,
+    names: &[String],
+    order_id: Option<String>,
+    generated: KeyAndCsr,
+) -> anyhow::Result<(OrderRecord, String)> {
     crate::store::ensure_dir(&crate::orders::orders_dir(&run.state_dir), 0o700)?;
     crate::keys::write_private_key(&OrderRecord::key_path(&run.state_dir, site), &generated.key)?;
     let record = OrderRecord {

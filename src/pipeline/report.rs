@@ -71,6 +71,8 @@ pub struct Report {
     pub results: BTreeMap<String, SiteResult>,
     /// How many times nginx was reloaded.
     pub reloads: u32,
+    /// How many times `nginx -t` was run (the install's own check counted once per attempt).
+    pub nginx_tests: u32,
     /// The hooks run, and how they ended.
     pub hook_runs: Vec<HookRun>,
     /// More top-level fields for the `--json` document (`renew` adds `due` and `not_due`).
@@ -138,6 +140,8 @@ pub fn finish(run: &mut Run) -> CommandResult {
         let mut value = serde_json::to_value(&doc).map_err(|e| Failure::failed(anyhow!(e)))?;
         if let Some(object) = value.as_object_mut() {
             object.extend(report.extra_json.clone());
+            object.insert("nginx_tests".into(), report.nginx_tests.into());
+            object.insert("timings".into(), crate::timings::to_json());
         }
         print_json(&value)?;
     } else {

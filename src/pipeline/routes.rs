@@ -38,16 +38,21 @@ pub fn publish_routes<'s>(
     let mut txn = Transaction::begin_kind(&run.state_dir, TxnKind::Validation)
         .map_err(|e| Failure::failed(anyhow!(e)))?;
     let outcome = (|| -> anyhow::Result<()> {
+        let mut edited = Vec::new();
         for (file, list) in crate::nginx::https::by_file(splices) {
             let f = &found.config.files[file];
-            let new = edit::apply(&f.bytes, &list)?;
-            txn.backup(&f.path)?;
+            edited.push((f, edit::apply(&f.bytes, &list)?));
+        }
+        // Every backup on disk (one journal append) before the first file is written.
+        txn.backup_all(&edited.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
+        for (f, new) in edited {
             let mode = std::fs::metadata(&f.path)
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
                 .unwrap_or(0o644);
             crate::store::write_atomic(&f.path, &new, mode)?;
         }
         let test = run.env.nginx.test(&run.env.paths)?;
+        run.report.nginx_tests += 1;
         if !test.ok {
             anyhow::bail!(
                 "nginx -t refused the temporary validation locations: {}",

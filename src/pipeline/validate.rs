@@ -42,6 +42,7 @@ pub async fn run(
     });
     let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
+    let validation = crate::timings::Phase::start("validation");
     for (site, mut record) in ordered {
         if record.state != RecordState::Pending {
             waiting.push((site, record));
@@ -60,7 +61,10 @@ pub async fn run(
             }
         }
     }
+    drop(validation);
+    let polling = crate::timings::Phase::start("polling");
     let issued = wait_for_issuance(run, ca, waiting, &dns).await;
+    drop(polling);
     clean_up(run, &published);
     issued
 }

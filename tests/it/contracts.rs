@@ -507,9 +507,19 @@ fn exit_codes_and_json_for_each_kind_of_failure() {
     let good = std::fs::read(&conf).unwrap();
     let broken = String::from_utf8_lossy(&good).replace("root ", "no_such_directive x;\n root ");
     std::fs::write(&conf, &broken).unwrap();
-    for sub in ["auto", "renew"] {
-        let doc = pipeline_json(&host, sub, &[], 2);
+    for (sub, args) in [
+        ("renew", &["--force"][..]),
+        ("renew", &["--force", "--dry-run"][..]),
+    ] {
+        let doc = pipeline_json(&host, sub, args, 2);
         assert!(doc["error"].as_str().unwrap().contains("nginx -t"), "{doc}");
+        assert_eq!(std::fs::read_to_string(&conf).unwrap(), broken);
+    }
+    // With nothing to do, nothing will be changed: no nginx -t (it would fail: exit 2), exit 0;
+    // discover's parse still refuses an unreadable configuration (below).
+    for sub in ["auto", "renew"] {
+        let doc = pipeline_json(&host, sub, &[], 0);
+        assert_eq!(doc["nginx_tests"].as_u64().unwrap_or(0), 0, "{doc}");
         assert_eq!(std::fs::read_to_string(&conf).unwrap(), broken);
     }
     // Unparseable: 2 with file:line:column.

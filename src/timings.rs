@@ -1,0 +1,64 @@
+//! Where a run's time went, per phase, for `--json` (`timings`) and `bench/auto_bench.py`.
+//!
+//! The pipeline stages add the wall time of their phases here ([`add`], or [`Phase`] which adds
+//! on drop); [`to_json`] reports seconds per phase and the process's peak RSS. Phases overlap
+//! where the work does (keys are generated while other sites' orders are placed), so the
+//! phases need not add up to the run. Not here: deciding anything — this only measures.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static TOTALS: Mutex<BTreeMap<&'static str, Duration>> = Mutex::new(BTreeMap::new());
+
+/// Adds `elapsed` to the phase `name`.
+pub fn add(name: &'static str, elapsed: Duration) {
+    if let Ok(mut totals) = TOTALS.lock() {
+        *totals.entry(name).or_default() += elapsed;
+    }
+}
+
+/// A phase being timed: its wall time is added when it is dropped.
+pub struct Phase {
+    name: &'static str,
+    start: Instant,
+}
+
+impl Phase {
+    /// Starts timing the phase `name`.
+    pub fn start(name: &'static str) -> Phase {
+        Phase {
+            name,
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        add(self.name, self.start.elapsed());
+    }
+}
+
+/// `{"<phase>_ms": milliseconds, …, "peak_rss_kib": n}`: the phases timed so far and this
+/// process's peak resident set size (its own, from `/proc/self/status`, not its children's).
+pub fn to_json() -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    if let Ok(totals) = TOTALS.lock() {
+        for (name, d) in totals.iter() {
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            out.insert(format!("{name}_ms"), ms.into());
+        }
+    }
+    if let Some(kib) = peak_rss_kib() {
+        out.insert("peak_rss_kib".into(), kib.into());
+    }
+    serde_json::Value::Object(out)
+}
+
+/// `VmHWM` of this process, in KiB (Linux).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
