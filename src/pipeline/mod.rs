@@ -25,6 +25,7 @@ pub mod report;
 pub mod routes;
 pub mod select;
 pub mod validate;
+pub mod worker_access;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

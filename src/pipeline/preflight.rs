@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use super::worker_access::{self, WorkerUser};
 use super::{Run, routes};
 use crate::dcv::{self, Publication};
 use crate::discovery::Discovery;
@@ -45,11 +46,12 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
     }
     let (publications, temporary) =
         routes::publish_routes(run, found, kept.iter().chain(&to_probe))?;
+    let worker = worker_access::worker_user(&found.config);
     for mut site in to_probe {
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        probe_names(run, publication, &mut site);
+        probe_names(run, publication, &mut site, worker.as_ref());
         if passes(run, &site) {
             kept.push(site);
         }
@@ -76,8 +78,14 @@ fn resolve_names(run: &Run, site: &mut Site) {
     site.names = names;
 }
 
-/// Leaves out the names whose probe file is not served back.
-fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
+/// Leaves out the names whose probe file is not served back; when nginx's workers (running as
+/// `worker`) cannot enter the directory, the reason says so with the fix.
+fn probe_names(
+    run: &mut Run,
+    publication: &Publication,
+    site: &mut Site,
+    worker: Option<&WorkerUser>,
+) {
     // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
     // under the name before we write it.
     let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
@@ -85,7 +93,14 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
     for name in std::mem::take(&mut site.names) {
         match http::probe(publication, &name, &token, run.args.skip_dns_check) {
             Ok(()) => names.push(name),
-            Err(reason) => (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason)),
+            Err(reason) => {
+                let dir = (publication.routes.iter()).find(|r| r.name == name);
+                let unreadable = dir
+                    .zip(worker)
+                    .and_then(|(r, w)| worker_access::explain(&r.dir, w));
+                let reason = unreadable.unwrap_or(reason);
+                (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason))
+            }
         }
     }
     site.names = names;
@@ -96,6 +111,13 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
 fn passes(run: &mut Run, site: &Site) -> bool {
     if site.names.is_empty() {
         let why = "no name passed the preflight checks; nothing was ordered";
+        let not_served = (site.left_out.iter()).find(|l| l.kind == LeftOutKind::NotServed);
+        if let Some(l) = not_served {
+            // Its names point here but this nginx does not serve them: a failure to fix here,
+            // not a site that is someone else's business.
+            run.fail(&site.name, format!("{why}: {}: {}", l.name, l.reason));
+            return false;
+        }
         if run.args.sites.is_empty() && !run.renews.contains_key(&site.name) {
             run.say(format!("  {}: skipped: {why}", site.name));
             run.result(&site.name).skipped = Some(why.to_string());
