@@ -38,3 +38,29 @@ fn a_webroot_the_workers_cannot_read_fails_the_site_with_the_permission_and_the_
             .is_empty()
     );
 }
+
+/// `discover` refuses a directive that lost its `;` before a block, as `nginx -t` and `plan` do,
+/// with nginx's words and the line.
+#[test]
+fn discover_refuses_a_missing_semicolon_that_nginx_t_refuses() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/bad-semicolon-before-block");
+    let conf = dir.join("nginx.conf");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["discover", "--nginx-conf"])
+        .arg(&conf)
+        .arg("--nginx-prefix")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}:7:9: directive \"index\" is not terminated by \";\"",
+            conf.display()
+        )),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no table for a broken configuration");
+}
