@@ -64,3 +64,20 @@ fn discover_refuses_a_missing_semicolon_that_nginx_t_refuses() {
     );
     assert!(out.stdout.is_empty(), "no table for a broken configuration");
 }
+
+/// `auto --site` for a site none of whose names can be validated over HTTP: one verdict (FAILED
+/// and exit 1), not also "Nothing to do".
+#[test]
+fn auto_for_a_site_it_cannot_certify_gives_one_verdict() {
+    let sites = format!(
+        "{}\n    server {{\n        listen 127.0.0.1:{{port.0}};\n        server_name ~^(?<u>.+)\\.only\\.test$ *.only.test;\n        root {{prefix}}/www/shop;\n    }}\n",
+        common::host::SITES
+    );
+    let host = Host::with(Faults::default(), &sites, "");
+    let out = host.auto(&["--site", "*.only.test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("FAILED"), "{stdout}");
+    assert!(!stderr.contains("Nothing to do"), "{stderr}");
+}
