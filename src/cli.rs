@@ -48,6 +48,15 @@ pub struct GlobalOpts {
     /// nginx's prefix directory, passed to nginx as `-p` (default: nginx's compiled-in prefix).
     #[arg(long, global = true, env = "ENC365_NGINX_PREFIX", value_name = "DIR")]
     pub nginx_prefix: Option<PathBuf>,
+    /// The pid file of the running nginx master, used to reload it (default: the `pid` directive
+    /// of the configuration, else nginx's compiled-in --pid-path).
+    #[arg(
+        long,
+        global = true,
+        env = "ENC365_NGINX_PID_FILE",
+        value_name = "FILE"
+    )]
+    pub nginx_pid_file: Option<PathBuf>,
     /// The port `auto` adds as `listen N ssl` (default 443).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,

@@ -39,7 +39,7 @@ use crate::discovery::{self, Discovery};
 use crate::exit::{CommandResult, Failure};
 use crate::install::Environment;
 use crate::lifecycle::Planned;
-use crate::nginx::control::{ReloadMethod, parse_reload_command};
+use crate::nginx::control::parse_reload_command;
 use crate::store::{RunLock, Transaction, TxnState};
 
 pub use report::{AutoJson, Report, SiteResult};
@@ -105,7 +105,7 @@ pub fn prepare<'a>(
     let pid_file = ctx.pid_file(&paths);
     let env = Environment {
         nginx: ctx.nginx_binary(),
-        reload: ReloadMethod::detect(Some(&reload_argv), &pid_file),
+        reload: ctx.reload_method(&reload_argv, &pid_file),
         paths,
         pid_file,
         config_dir,

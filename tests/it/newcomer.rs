@@ -81,3 +81,32 @@ fn auto_for_a_site_it_cannot_certify_gives_one_verdict() {
     assert!(stdout.contains("FAILED"), "{stdout}");
     assert!(!stderr.contains("Nothing to do"), "{stderr}");
 }
+
+/// The advice for an nginx we cannot find names an option that exists: `--nginx-pid-file`
+/// reaches an nginx whose pid file is not where its configuration says.
+#[test]
+fn nginx_pid_file_reaches_an_nginx_whose_pid_file_moved() {
+    let host = Host::new(Faults::default());
+    let moved = host.dir.path().join("elsewhere.pid");
+    std::fs::rename(host.sb.path("run/nginx.pid"), &moved).unwrap();
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("--nginx-pid-file"), "{said}");
+
+    let pid_file = moved.display().to_string();
+    let out = host.auto(&[
+        "--json",
+        "--site",
+        "shop.test",
+        "--nginx-pid-file",
+        &pid_file,
+    ]);
+    let doc = expect_exit(&out, 0);
+    assert!(doc["reloads"].as_u64().unwrap() >= 1, "{doc:#}");
+    std::fs::rename(&moved, host.sb.path("run/nginx.pid")).unwrap();
+}
