@@ -110,3 +110,45 @@ fn nginx_pid_file_reaches_an_nginx_whose_pid_file_moved() {
     assert!(doc["reloads"].as_u64().unwrap() >= 1, "{doc:#}");
     std::fs::rename(&moved, host.sb.path("run/nginx.pid")).unwrap();
 }
+
+/// A wrong password: the message says the CA refused the account's login, names the account (not
+/// the machine's device label as if it were the user) and the exit status is the documented 1.
+#[test]
+fn a_wrong_password_names_the_account_and_what_was_refused() {
+    use std::io::Write;
+    let host = Host::new(Faults::default());
+    let config = host.dir.path().join("fresh.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args([
+            "register",
+            "--username",
+            "admin@example.com",
+            "--servername",
+            "vm",
+        ])
+        .arg("--password-stdin")
+        .env("ENC365_CONFIG", &config)
+        .env("ENC365_BASE_URL", host.sim.base_url())
+        .env_remove("ENC365_PASSWORD")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"not-the-password\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("refused to register this server"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\"admin@example.com\""), "{stderr}");
+    assert!(!stderr.contains("could not register \"vm\""), "{stderr}");
+    assert!(!config.exists());
+}
