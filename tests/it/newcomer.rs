@@ -152,3 +152,29 @@ fn a_wrong_password_names_the_account_and_what_was_refused() {
     assert!(!stderr.contains("could not register \"vm\""), "{stderr}");
     assert!(!config.exists());
 }
+
+/// The owner's licence decision is written down everywhere it belongs: both licence files, every
+/// crate's Cargo.toml, the Debian copyright; the Maintainer comes from DEBFULLNAME/DEBEMAIL.
+#[test]
+fn the_licence_is_mit_or_apache_2_in_every_place_it_is_declared() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| std::fs::read_to_string(root.join(rel)).unwrap();
+    assert!(read("LICENSE-MIT").starts_with("MIT License"));
+    assert!(read("LICENSE-APACHE").contains("Apache License"));
+    assert!(read("LICENSE-APACHE").contains("Version 2.0, January 2004"));
+    assert!(read("Cargo.toml").contains("\nlicense = \"MIT OR Apache-2.0\"\n"));
+    for krate in [".", "crates/nginx-conf", "crates/enc365-sim", "crates/clap-docs"] {
+        let manifest = read(&format!("{krate}/Cargo.toml"));
+        let package = &manifest[manifest.find("[package]").unwrap()..];
+        assert!(package.contains("\nlicense.workspace = true\n"), "{krate}");
+    }
+    assert!(read("fuzz/Cargo.toml").contains("\nlicense = \"MIT OR Apache-2.0\"\n"));
+    let copyright = read("packaging/debian/copyright");
+    assert!(copyright.contains("\nLicense: MIT or Apache-2.0\n"));
+    assert!(copyright.contains("\nLicense: MIT\n") && copyright.contains("\nLicense: Apache-2.0\n"));
+    assert!(!copyright.contains("UNDECLARED"));
+    assert!(read("packaging/debian/control").contains("Maintainer: @MAINTAINER@\n"));
+    let build = read("packaging/build-deb.sh");
+    assert!(build.contains("maintainer=\"$DEBFULLNAME <$DEBEMAIL>\""));
+    assert!(build.contains("<maintainers@enc365-nginx.invalid>"));
+}
