@@ -31,6 +31,7 @@ Settings live in /etc/enc365-nginx/config.toml (--config). Exit codes: 0 done or
 /// Options shared by every command (design §3.1). A flag wins over its environment variable, which
 /// wins over the config file.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// Configuration file with credentials and settings.
     #[arg(long, global = true, env = "ENC365_CONFIG", value_name = "FILE")]

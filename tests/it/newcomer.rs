@@ -163,7 +163,12 @@ fn the_licence_is_mit_or_apache_2_in_every_place_it_is_declared() {
     assert!(read("LICENSE-APACHE").contains("Apache License"));
     assert!(read("LICENSE-APACHE").contains("Version 2.0, January 2004"));
     assert!(read("Cargo.toml").contains("\nlicense = \"MIT OR Apache-2.0\"\n"));
-    for krate in [".", "crates/nginx-conf", "crates/enc365-sim", "crates/clap-docs"] {
+    for krate in [
+        ".",
+        "crates/nginx-conf",
+        "crates/enc365-sim",
+        "crates/clap-docs",
+    ] {
         let manifest = read(&format!("{krate}/Cargo.toml"));
         let package = &manifest[manifest.find("[package]").unwrap()..];
         assert!(package.contains("\nlicense.workspace = true\n"), "{krate}");
@@ -171,10 +176,42 @@ fn the_licence_is_mit_or_apache_2_in_every_place_it_is_declared() {
     assert!(read("fuzz/Cargo.toml").contains("\nlicense = \"MIT OR Apache-2.0\"\n"));
     let copyright = read("packaging/debian/copyright");
     assert!(copyright.contains("\nLicense: MIT or Apache-2.0\n"));
-    assert!(copyright.contains("\nLicense: MIT\n") && copyright.contains("\nLicense: Apache-2.0\n"));
+    assert!(
+        copyright.contains("\nLicense: MIT\n") && copyright.contains("\nLicense: Apache-2.0\n")
+    );
     assert!(!copyright.contains("UNDECLARED"));
     assert!(read("packaging/debian/control").contains("Maintainer: @MAINTAINER@\n"));
     let build = read("packaging/build-deb.sh");
     assert!(build.contains("maintainer=\"$DEBFULLNAME <$DEBEMAIL>\""));
     assert!(build.contains("<maintainers@enc365-nginx.invalid>"));
+}
+
+/// Help that fits: a mistyped command is never offered the hidden `generate` (while a real
+/// suggestion still comes), and every command's help groups the global options apart from its
+/// own.
+#[test]
+fn help_never_offers_the_hidden_generate_and_groups_the_global_options() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for typo in ["generat", "genrate"] {
+        let out = run(&[typo]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+        assert!(!stderr.contains("generate"), "{stderr}");
+        assert!(!stderr.contains("\n\n\n"), "{stderr}");
+    }
+    let out = run(&["dicover"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'discover'"));
+    for command in ["status", "plan", "register", "rollback"] {
+        let out = run(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        let global = help.find("\nGlobal options:\n").expect(&help);
+        assert!(help[global..].contains("--state-dir <DIR>"), "{help}");
+        assert!(!help[..global].contains("--state-dir"), "{help}");
+    }
 }
