@@ -237,12 +237,14 @@ fn apply_and_prove(
     }
 
     let test = env.nginx.test(&env.paths)?;
+    tracing::info!(ok = test.ok, "nginx -t on the installed configuration");
     if !test.ok {
         bail!(
             "nginx -t refused the edited configuration: {}",
             test.output.trim()
         );
     }
+    tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
         .reload(
             &env.paths,
@@ -274,6 +276,7 @@ fn apply_and_prove(
         }
         for addr in addresses {
             for name in &item.names {
+                tracing::info!(%addr, name = %name, "TLS handshake: is the new certificate served");
                 if let Err(e) = verify::wait_for_leaf(addr, name, &fingerprint, deadline) {
                     wrong.push(format!("{name} at {addr}: {e}"));
                 }

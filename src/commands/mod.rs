@@ -267,16 +267,20 @@ pub fn print_json(value: &serde_json::Value) {
 
 /// Sets up `tracing` output on stderr; `-v` raises the level to info, `-vv` to debug.
 pub fn init_logging(verbose: u8) {
+    // -v and -vv show our own steps; the libraries (rustls, hyper, …) stay at warnings unless
+    // ENC365_LOG or RUST_LOG (a tracing filter such as `debug`) asks for them.
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,enc365_nginx=info,nginx_conf=info",
+        _ => "warn,enc365_nginx=debug,nginx_conf=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENC365_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }

@@ -72,6 +72,7 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
+        tracing::info!(method = ?self.env.reload, "reloading nginx");
         self.env.nginx.reload(
             &self.env.paths,
             &self.env.reload,

@@ -48,6 +48,10 @@ pub fn publish_routes<'s>(
             crate::store::write_atomic(&f.path, &new, mode)?;
         }
         let test = run.env.nginx.test(&run.env.paths)?;
+        tracing::info!(
+            ok = test.ok,
+            "nginx -t with the temporary validation locations"
+        );
         if !test.ok {
             anyhow::bail!(
                 "nginx -t refused the temporary validation locations: {}",

@@ -215,3 +215,27 @@ fn help_never_offers_the_hidden_generate_and_groups_the_global_options() {
         assert!(!help[..global].contains("--state-dir"), "{help}");
     }
 }
+
+/// `-v`/`-vv` show our own steps (CA calls, probes, nginx -t, reloads, handshakes), not the
+/// libraries' debug lines, and no colour codes when stderr is not a terminal.
+#[test]
+fn verbose_shows_our_steps_without_library_debug_or_colour() {
+    let host = Host::new(Faults::default());
+    let out = host.auto(&["-vv", "--site", "shop.test"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for step in [
+        "calling the CA",
+        "preflight: probing the validation path",
+        "published the validation file",
+        "nginx -t on the installed configuration",
+        "reloading nginx",
+        "TLS handshake",
+    ] {
+        assert!(stderr.contains(step), "{step}: {stderr}");
+    }
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    for library in ["rustls", "hyper", "reqwest"] {
+        assert!(!stderr.contains(library), "{library}: {stderr}");
+    }
+}
