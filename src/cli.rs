@@ -26,6 +26,8 @@ Examples (a first run, as root):
 
 Settings live in /etc/enc365-nginx/config.toml (--config). Exit codes: 0 done or nothing to do,
 1 some site failed, 2 usage or configuration error, 3 another run holds the lock.
+Environment: each option's variable (shown with it), ENC365_BASE_URL, ENC365_PASSWORD (register),
+ENC365_HOSTS_FILE (names from a hosts file instead of DNS), ENC365_LOG or RUST_LOG (log filter).
 `enc365-nginx COMMAND --help` (or `man enc365-nginx-COMMAND`) tells more.";
 
 /// Options shared by every command (design §3.1). A flag wins over its environment variable, which

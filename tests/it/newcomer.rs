@@ -239,3 +239,62 @@ fn verbose_shows_our_steps_without_library_debug_or_colour() {
         assert!(!stderr.contains(library), "{library}: {stderr}");
     }
 }
+
+/// The manual pages: SYNOPSIS with value names, ENVIRONMENT (the options' variables and the
+/// others), FILES, EXIT STATUS; the main `--help` names the same variables.
+#[test]
+fn man_pages_have_value_names_environment_files_and_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["generate", "man"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "enc365-nginx.1",
+        "enc365-nginx-renew.1",
+        "enc365-nginx-status.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        let synopsis = &text[text.find(".SH SYNOPSIS").expect(page)..];
+        let synopsis = &synopsis[..synopsis.find(".SH DESCRIPTION").expect(page)];
+        assert!(
+            synopsis.contains("[\\-\\-config FILE]"),
+            "{page}: {synopsis}"
+        );
+        for section in [".SH ENVIRONMENT", ".SH FILES", ".SH \"EXIT STATUS\""] {
+            assert!(text.contains(section), "{page} lacks {section}");
+        }
+        for var in [
+            "ENC365_CONFIG",
+            "ENC365_STATE_DIR",
+            "ENC365_BASE_URL",
+            "ENC365_HOSTS_FILE",
+        ] {
+            assert!(text.contains(var), "{page} lacks {var}");
+        }
+        for var in ["ENC365_LOG", "ENC365_PASSWORD", "ENC365_NGINX_CONF"] {
+            assert!(text.contains(var), "{page} lacks {var}");
+        }
+    }
+    let renew = std::fs::read_to_string(dir.path().join("enc365-nginx-renew.1")).unwrap();
+    assert!(renew.contains("[\\-\\-site NAME]..."), "{renew}");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for var in [
+        "ENC365_BASE_URL",
+        "ENC365_PASSWORD",
+        "ENC365_HOSTS_FILE",
+        "ENC365_LOG",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}: {help}");
+    }
+}
