@@ -298,3 +298,99 @@ fn man_pages_have_value_names_environment_files_and_exit_status() {
         assert!(help.contains(var), "--help lacks {var}: {help}");
     }
 }
+
+/// The discover table keeps its columns aligned when a site has a long list of names (they go on
+/// continuation lines), and the summary counts in the singular when there is one.
+#[test]
+fn discover_table_stays_aligned_and_counts_one_in_the_singular() {
+    let dir = tempfile::tempdir().unwrap();
+    let long: Vec<String> = (0..8)
+        .map(|i| format!("name-{i}.long-domain.example.com"))
+        .collect();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            "events {{}}\nhttp {{\n    server {{\n        listen 127.0.0.1:18099;\n        server_name {};\n    }}\n}}\n",
+            long.join(" ")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["discover", "--nginx-conf"])
+        .arg(dir.path().join("nginx.conf"))
+        .arg("--nginx-prefix")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.is_empty()).collect();
+    let column = lines[0].find("CERTIFICATE").unwrap();
+    assert_eq!(lines[1].find("NEEDS CERT").unwrap(), column, "{text}");
+    let names_at = lines[0].find("NAMES").unwrap();
+    for line in &lines[2..] {
+        assert!(line[..names_at].trim().is_empty(), "continuation: {text}");
+        assert!(line.len() <= column, "names stay in their column: {text}");
+    }
+    let shown: Vec<&str> = lines[1..]
+        .iter()
+        .flat_map(|l| l[names_at..column.min(l.len())].split_whitespace())
+        .collect();
+    assert_eq!(shown, long, "{text}");
+    assert!(lines.len() > 2, "the long list wraps: {text}");
+    assert!(
+        text.contains("1 file read from")
+            && text.contains("; 1 server block, 1 needs a certificate."),
+        "{text}"
+    );
+}
+
+/// README truth: the first paragraph's list of working CAs is exactly the providers this build
+/// accepts (the coordinator extends it as providers land), in both languages; the .deb build's
+/// tools, `account`, `--servername` and `revoke --yes` are documented.
+#[test]
+fn the_readme_names_exactly_the_cas_that_work_and_documents_what_newcomers_reach_for() {
+    use enc365_nginx::ca::factory::check_available;
+    use enc365_nginx::config::Provider;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (readme, marker) in [
+        ("README.md", "CAs that work today:"),
+        ("README.zh-CN.md", "目前可用的 CA："),
+    ] {
+        let text = std::fs::read_to_string(root.join(readme)).unwrap();
+        let intro = &text[..text.find("\n## ").unwrap()];
+        let line = intro
+            .lines()
+            .find(|l| l.starts_with(marker))
+            .unwrap_or_else(|| panic!("{readme}: no `{marker}` line in the introduction"));
+        let line = &line[..line
+            .find('.')
+            .or_else(|| line.find('。'))
+            .unwrap_or(line.len())];
+        for (provider, shown) in [
+            (Provider::Encryption365, "Encryption365"),
+            (Provider::HowSsl, "HowSSL"),
+            (Provider::HuaweiScm, "Huawei"),
+            (Provider::Acme, "ACME"),
+        ] {
+            assert_eq!(
+                line.contains(shown),
+                check_available(provider).is_ok(),
+                "{readme}: {shown} in `{line}`"
+            );
+            if check_available(provider).is_err() {
+                assert!(
+                    !intro.contains(shown),
+                    "{readme}: the introduction names {shown}"
+                );
+            }
+        }
+        assert!(
+            text.contains("`python3`"),
+            "{readme}: build-deb.sh needs python3"
+        );
+        assert!(text.contains("--servername"), "{readme}");
+        assert!(text.contains("enc365-nginx account"), "{readme}");
+        assert!(text.contains("--yes"), "{readme}");
+    }
+}
