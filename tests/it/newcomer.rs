@@ -394,3 +394,41 @@ fn the_readme_names_exactly_the_cas_that_work_and_documents_what_newcomers_reach
         assert!(text.contains("--yes"), "{readme}");
     }
 }
+
+/// The demo shows cargo's progress (no `--quiet` build), and its final diff, run as the script
+/// runs it, shows a changed site once (not again through its sites-enabled symlink) under a
+/// heading that does not claim lines were only added.
+#[test]
+fn the_demo_build_is_not_silent_and_its_diff_shows_each_real_file_once() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).unwrap();
+    let build = demo.lines().find(|l| l.starts_with("cargo build")).unwrap();
+    assert!(!build.contains("--quiet"), "{build}");
+    assert!(!demo.contains("only lines marked"), "the heading must not claim only additions");
+    let diff_line = demo.lines().find(|l| l.starts_with("diff ")).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let copy = |to: &str| {
+        let status = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(root.join("examples/sandbox"))
+            .arg(work.path().join(to))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    std::fs::create_dir_all(work.path().join("examples")).unwrap();
+    copy("examples/sandbox");
+    std::fs::create_dir_all(work.path().join("demo")).unwrap();
+    copy("demo/nginx");
+    let site = work.path().join("demo/nginx/sites-available/blog.example.com.conf");
+    let text = std::fs::read_to_string(&site).unwrap();
+    std::fs::write(&site, text.replacen("server {", "server {\n    # changed", 1)).unwrap();
+    let out = std::process::Command::new("bash")
+        .args(["-c", diff_line])
+        .current_dir(work.path())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(shown.matches("+    # changed").count(), 1, "{shown}");
+}
