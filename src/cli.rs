@@ -60,6 +60,10 @@ pub struct GlobalOpts {
         value_name = "FILE"
     )]
     pub nginx_pid_file: Option<PathBuf>,
+    /// The CA's API address for this run: the selected provider's `base_url` (ACME: its
+    /// `directory`), instead of the config file's or ENC365_BASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub server: Option<String>,
     /// The port `auto` adds as `listen N ssl` (default 443).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,

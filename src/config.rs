@@ -276,6 +276,21 @@ impl Config {
         }
     }
 
+    /// `--server URL`: the selected provider's API address (its `base_url`, or ACME's
+    /// `directory`), winning over the file and `ENC365_BASE_URL`.
+    pub fn set_server(&mut self, url: &str) {
+        match self.provider {
+            Provider::Encryption365 => self.encryption365.base_url = url.to_string(),
+            Provider::HowSsl => {
+                self.howssl.get_or_insert_default().base_url = Some(url.to_string());
+            }
+            Provider::HuaweiScm => {
+                self.huawei_scm.get_or_insert_default().base_url = Some(url.to_string());
+            }
+            Provider::Acme => self.acme.get_or_insert_default().directory = Some(url.to_string()),
+        }
+    }
+
     /// True when the file holds a secret (an access token, API token, secret key or EAB key) of
     /// any provider.
     pub fn holds_credentials(&self) -> bool {

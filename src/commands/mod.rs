@@ -61,6 +61,9 @@ impl Context {
     pub fn load_config(&self) -> Result<Config, Failure> {
         let mut config = Config::load(&self.config_path()).map_err(Failure::usage)?;
         config.apply_env(|k| std::env::var(k).ok());
+        if let Some(url) = &self.global.server {
+            config.set_server(url);
+        }
         Ok(config)
     }
 

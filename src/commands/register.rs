@@ -35,6 +35,9 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     if let Some(provider) = args.provider {
         effective.provider = provider;
     }
+    if let Some(url) = &ctx.global.server {
+        effective.set_server(url);
+    }
     if args.username.trim().is_empty() {
         return Err(Failure::usage(anyhow!(
             "--username must be your account's user name (TrustOcean: the account e-mail)"

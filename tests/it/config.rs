@@ -182,6 +182,7 @@ fn a_provider_not_built_yet_is_a_configuration_error_and_encryption365_is_served
         nginx_conf: None,
         nginx_prefix: None,
         nginx_pid_file: None,
+        server: None,
         https_port: None,
         json: false,
         verbose: 0,

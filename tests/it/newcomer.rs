@@ -404,7 +404,10 @@ fn the_demo_build_is_not_silent_and_its_diff_shows_each_real_file_once() {
     let demo = std::fs::read_to_string(root.join("scripts/demo.sh")).unwrap();
     let build = demo.lines().find(|l| l.starts_with("cargo build")).unwrap();
     assert!(!build.contains("--quiet"), "{build}");
-    assert!(!demo.contains("only lines marked"), "the heading must not claim only additions");
+    assert!(
+        !demo.contains("only lines marked"),
+        "the heading must not claim only additions"
+    );
     let diff_line = demo.lines().find(|l| l.starts_with("diff ")).unwrap();
 
     let work = tempfile::tempdir().unwrap();
@@ -421,9 +424,15 @@ fn the_demo_build_is_not_silent_and_its_diff_shows_each_real_file_once() {
     copy("examples/sandbox");
     std::fs::create_dir_all(work.path().join("demo")).unwrap();
     copy("demo/nginx");
-    let site = work.path().join("demo/nginx/sites-available/blog.example.com.conf");
+    let site = work
+        .path()
+        .join("demo/nginx/sites-available/blog.example.com.conf");
     let text = std::fs::read_to_string(&site).unwrap();
-    std::fs::write(&site, text.replacen("server {", "server {\n    # changed", 1)).unwrap();
+    std::fs::write(
+        &site,
+        text.replacen("server {", "server {\n    # changed", 1),
+    )
+    .unwrap();
     let out = std::process::Command::new("bash")
         .args(["-c", diff_line])
         .current_dir(work.path())
@@ -431,4 +440,33 @@ fn the_demo_build_is_not_silent_and_its_diff_shows_each_real_file_once() {
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert_eq!(shown.matches("+    # changed").count(), 1, "{shown}");
+}
+
+/// `--server URL` points the run at another CA address, winning over the config file and over
+/// `ENC365_BASE_URL`.
+#[test]
+fn server_flag_overrides_the_config_and_the_environment() {
+    let host = Host::new(Faults::default());
+    let nowhere = "http://127.0.0.1:7";
+    let out = host.command(&["products", "--json", "--server", nowhere]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("127.0.0.1:7"),
+        "the run went to --server: {said}"
+    );
+
+    let base = host.sim.base_url();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+    command
+        .args(["products", "--json", "--server", &base, "--config"])
+        .arg(host.dir.path().join("config.toml"))
+        .env("ENC365_BASE_URL", nowhere);
+    let out = command.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
