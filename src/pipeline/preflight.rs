@@ -51,8 +51,8 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        probe_names(run, publication, &mut site, worker.as_ref());
-        if passes(run, &site) {
+        let unserved = probe_names(run, publication, &mut site, worker.as_ref());
+        if passes(run, &site, unserved) {
             kept.push(site);
         }
     }
@@ -79,13 +79,15 @@ fn resolve_names(run: &Run, site: &mut Site) {
 }
 
 /// Leaves out the names whose probe file is not served back; when nginx's workers (running as
-/// `worker`) cannot enter the directory, the reason says so with the fix.
+/// `worker`) cannot enter the directory, the reason says so with the fix. Returns whether a
+/// probe really failed (a name whose path the configuration claims is not probed).
 fn probe_names(
     run: &mut Run,
     publication: &Publication,
     site: &mut Site,
     worker: Option<&WorkerUser>,
-) {
+) -> bool {
+    let mut unserved = false;
     // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
     // under the name before we write it.
     let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
@@ -94,6 +96,7 @@ fn probe_names(
         match http::probe(publication, &name, &token, run.args.skip_dns_check) {
             Ok(()) => names.push(name),
             Err(reason) => {
+                unserved |= !publication.blocked.iter().any(|(n, _)| *n == name);
                 let dir = (publication.routes.iter()).find(|r| r.name == name);
                 let unreadable = dir
                     .zip(worker)
@@ -105,14 +108,16 @@ fn probe_names(
     }
     site.names = names;
     run.result(&site.name).names_left_out = site.left_out.clone();
+    unserved
 }
 
-/// Whether a probed site goes on to be ordered; reports why not.
-fn passes(run: &mut Run, site: &Site) -> bool {
+/// Whether a probed site goes on to be ordered; reports why not. `unserved`: a name's probe
+/// file was not served back.
+fn passes(run: &mut Run, site: &Site, unserved: bool) -> bool {
     if site.names.is_empty() {
         let why = "no name passed the preflight checks; nothing was ordered";
         let not_served = (site.left_out.iter()).find(|l| l.kind == LeftOutKind::NotServed);
-        if let Some(l) = not_served {
+        if let Some(l) = not_served.filter(|_| unserved) {
             // Its names point here but this nginx does not serve them: a failure to fix here,
             // not a site that is someone else's business.
             run.fail(&site.name, format!("{why}: {}: {}", l.name, l.reason));
