@@ -295,6 +295,10 @@ pub struct AutoArgs {
     /// Cover all selected sites with one certificate instead of one per site.
     #[arg(long)]
     pub one_certificate: bool,
+    /// The key type for new certificates, instead of the config's `key_type` (rsa2048, rsa3072,
+    /// rsa4096, ecdsa-p256, ecdsa-p384).
+    #[arg(long, value_name = "TYPE", value_parser = |s: &str| s.parse::<crate::keys::KeyType>())]
+    pub key_type: Option<crate::keys::KeyType>,
     /// Do not require each name to resolve in DNS before ordering.
     #[arg(long)]
     pub skip_dns_check: bool,

@@ -96,6 +96,10 @@ pub fn prepare<'a>(
     } else {
         ctx.load_config()?
     };
+    let mut config = config;
+    if let Some(key_type) = args.key_type {
+        config.key_type = key_type;
+    }
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
     for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {

@@ -470,3 +470,22 @@ fn server_flag_overrides_the_config_and_the_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `--key-type` on the command line wins over the config's `key_type` (ecdsa-p256 here).
+#[test]
+fn key_type_flag_overrides_the_config() {
+    let host = Host::new(Faults::default());
+    let out = host.auto(&["--json", "--site", "shop.test", "--key-type", "rsa2048"]);
+    expect_exit(&out, 0);
+    let text = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(host.live("shop.test"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("rsaEncryption"), "{text}");
+    assert!(text.contains("2048 bit"), "{text}");
+    let bad = host.auto(&["--site", "shop.test", "--key-type", "dsa"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("ecdsa-p256"));
+}
