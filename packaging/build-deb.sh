@@ -105,8 +105,19 @@ depends=$(cd "$shlibs" && dpkg-shlibdeps -O "$stage/usr/bin/enc365-nginx" "$stag
     exit 1
 }
 installed_size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
+# The Maintainer field, by Debian's convention from DEBFULLNAME and DEBEMAIL when both are set.
+maintainer="enc365-nginx maintainers <maintainers@enc365-nginx.invalid>"
+if [ -n "${DEBFULLNAME:-}" ] && [ -n "${DEBEMAIL:-}" ]; then
+    maintainer="$DEBFULLNAME <$DEBEMAIL>"
+fi
+case $maintainer in *['|/&\']* | *$'\n'*)
+    echo "build-deb: DEBFULLNAME/DEBEMAIL may not contain '|', '/', '&', '\\' or a newline" >&2
+    exit 1
+    ;;
+esac
 sed -e "s/@VERSION@/$deb_version/" -e "s/@ARCH@/$arch/" -e "s/@DEPENDS@/$depends/" \
-    -e "s/@INSTALLED_SIZE@/$installed_size/" packaging/debian/control >"$stage/DEBIAN/control"
+    -e "s/@INSTALLED_SIZE@/$installed_size/" -e "s|@MAINTAINER@|$maintainer|" \
+    packaging/debian/control >"$stage/DEBIAN/control"
 install -m 0644 packaging/debian/conffiles "$stage/DEBIAN/conffiles"
 for script in postinst prerm postrm; do
     install -m 0755 "packaging/debian/$script" "$stage/DEBIAN/$script"

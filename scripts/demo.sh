@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 export PATH="$PATH:/usr/sbin"
-cargo build --release --locked --quiet --bins
+echo "Building the release binaries (cargo's progress below; a first build takes several minutes on a small machine) …"
+cargo build --release --locked --bins
 bin="$PWD/target/release"
 
 for port in 18080 18443; do
@@ -76,5 +77,7 @@ done
 step "a second run has nothing to do"
 ours auto --http-port 18080 --poll-interval 0.2
 
-step "the configuration changes (only lines marked '# managed by enc365-nginx' were added)"
-diff -ru examples/sandbox demo/nginx --exclude=logs --exclude=run --exclude=tmp || true
+step "the configuration changes: every line added (+) or removed (-), each real file once"
+# --no-dereference: sites-enabled/ holds symlinks to sites-available/; compare them as links, so
+# each file's changes show once.
+diff -ru --no-dereference examples/sandbox demo/nginx --exclude=logs --exclude=run --exclude=tmp || true

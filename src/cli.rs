@@ -26,11 +26,14 @@ Examples (a first run, as root):
 
 Settings live in /etc/enc365-nginx/config.toml (--config). Exit codes: 0 done or nothing to do,
 1 some site failed, 2 usage or configuration error, 3 another run holds the lock.
+Environment: each option's variable (shown with it), ENC365_BASE_URL, ENC365_PASSWORD (register),
+ENC365_HOSTS_FILE (names from a hosts file instead of DNS), ENC365_LOG or RUST_LOG (log filter).
 `enc365-nginx COMMAND --help` (or `man enc365-nginx-COMMAND`) tells more.";
 
 /// Options shared by every command (design §3.1). A flag wins over its environment variable, which
 /// wins over the config file.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalOpts {
     /// Configuration file with credentials and settings.
     #[arg(long, global = true, env = "ENC365_CONFIG", value_name = "FILE")]
@@ -48,11 +51,21 @@ pub struct GlobalOpts {
     /// nginx's prefix directory, passed to nginx as `-p` (default: nginx's compiled-in prefix).
     #[arg(long, global = true, env = "ENC365_NGINX_PREFIX", value_name = "DIR")]
     pub nginx_prefix: Option<PathBuf>,
+    /// The pid file of the running nginx master, used to reload it (default: the `pid` directive
+    /// of the configuration, else nginx's compiled-in --pid-path).
+    #[arg(
+        long,
+        global = true,
+        env = "ENC365_NGINX_PID_FILE",
+        value_name = "FILE"
+    )]
+    pub nginx_pid_file: Option<PathBuf>,
     /// The port `auto` adds as `listen N ssl` (default 443).
     #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,
-    /// The CA server: the selected provider's base URL (Encryption365) or directory URL or
-    /// preset (ACME: letsencrypt, letsencrypt-staging, zerossl); overrides the config file.
+    /// The CA server for this run: the selected provider's base URL, or for ACME its directory
+    /// URL or preset (letsencrypt, letsencrypt-staging, zerossl); wins over the config file and
+    /// ENC365_BASE_URL.
     #[arg(long, global = true, value_name = "URL")]
     pub server: Option<String>,
     /// Print one JSON object on stdout instead of human output.
@@ -321,6 +334,10 @@ pub struct AutoArgs {
     /// Cover all selected sites with one certificate instead of one per site.
     #[arg(long)]
     pub one_certificate: bool,
+    /// The key type for new certificates, instead of the config's `key_type` (rsa2048, rsa3072,
+    /// rsa4096, ecdsa-p256, ecdsa-p384).
+    #[arg(long, value_name = "TYPE", value_parser = |s: &str| s.parse::<crate::keys::KeyType>())]
+    pub key_type: Option<crate::keys::KeyType>,
     /// Do not require each name to resolve in DNS before ordering.
     #[arg(long)]
     pub skip_dns_check: bool,

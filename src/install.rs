@@ -250,12 +250,14 @@ fn apply_and_prove(
     let test = env.nginx.test(&env.paths)?;
     drop(phase);
     let _reload_verify = crate::timings::Phase::start("reload_verify");
+    tracing::info!(ok = test.ok, "nginx -t on the installed configuration");
     if !test.ok {
         bail!(
             "nginx -t refused the edited configuration: {}",
             test.output.trim()
         );
     }
+    tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
         .reload(
             &env.paths,

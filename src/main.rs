@@ -6,11 +6,12 @@
 //! prints clap's usage message on stderr and exits 2 with nothing on stdout.
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use enc365_nginx::cli::Cli;
 use enc365_nginx::commands;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| exit_with(e));
     let json = cli.global.json;
     commands::init_logging(cli.global.verbose);
     let code = match commands::run(cli) {
@@ -27,4 +28,26 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Prints clap's error (or help) and exits as clap would, except that the hidden `generate`
+/// command is never offered as a suggestion for a mistyped command.
+fn exit_with(e: clap::Error) -> ! {
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        let text = e.render().to_string();
+        if text.contains("'generate'") {
+            let mut kept: Vec<&str> = Vec::new();
+            for line in text.lines() {
+                if line.contains("'generate'") {
+                    // The tip and the blank line before it.
+                    kept.pop_if(|l| l.is_empty());
+                } else {
+                    kept.push(line);
+                }
+            }
+            eprintln!("{}", kept.join("\n"));
+            std::process::exit(2);
+        }
+    }
+    e.exit()
 }

@@ -264,7 +264,7 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            tracing::debug!(endpoint = %request.endpoint, attempt, "calling the CA");
+            tracing::info!(endpoint = %request.endpoint, attempt, "calling the CA");
             let result = self
                 .send_once(request, &url, content_type.as_deref(), &body)
                 .await;

@@ -18,7 +18,13 @@ pub fn run(args: &AutoArgs, ctx: &Context) -> CommandResult {
     let (mut run, found) = pipeline::prepare(args, ctx, "auto")?;
     let selected = select::for_auto(&mut run, &found)?;
     if selected.is_empty() {
-        run.say("Nothing to do: every site with certifiable names already has a good certificate.");
+        // One verdict per run: the "nothing to do" line only when no site has a result of its
+        // own (a failure or a skip, which `finish` prints as the verdict).
+        if run.report.results.is_empty() {
+            run.say(
+                "Nothing to do: every site with certifiable names already has a good certificate.",
+            );
+        }
         return report::finish(&mut run);
     }
     if args.dry_run {

@@ -188,16 +188,16 @@ fn print_table(found: &Discovery) -> Result<(), Failure> {
         ]);
     }
     let headers = ["SERVER", "LISTEN", "NAMES", "CERTIFICATE"];
+    let rows: Vec<[String; 4]> = rows.into_iter().flat_map(wrap_names).collect();
     let mut widths = headers.map(str::len);
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()).take(3) {
-            *w = (*w).max(cell.chars().count()).min(48);
+            *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut line = |cells: [&str; 4]| {
-        writeln!(
-            out,
+        let text = format!(
             "{:w0$}  {:w1$}  {:w2$}  {}",
             cells[0],
             cells[1],
@@ -206,7 +206,8 @@ fn print_table(found: &Discovery) -> Result<(), Failure> {
             w0 = widths[0],
             w1 = widths[1],
             w2 = widths[2]
-        )
+        );
+        writeln!(out, "{}", text.trim_end())
     };
     let io = |e: std::io::Error| Failure::failed(anyhow::anyhow!(e));
     line(headers).map_err(io)?;
@@ -218,14 +219,45 @@ fn print_table(found: &Discovery) -> Result<(), Failure> {
         .iter()
         .filter(|a| a.needs_certificate)
         .count();
+    let files = found.config.files.len();
+    let servers = found.servers.len();
     writeln!(
         out,
-        "\n{} files read from {}; {} server blocks, {} need a certificate.",
-        found.config.files.len(),
+        "\n{files} {} read from {}; {servers} server {}, {needing} {} a certificate.",
+        if files == 1 { "file" } else { "files" },
         found.config.main().path.display(),
-        found.servers.len(),
-        needing
+        if servers == 1 { "block" } else { "blocks" },
+        if needing == 1 { "needs" } else { "need" },
     )
     .map_err(io)?;
     out.flush().map_err(io)
+}
+
+/// The widest the NAMES column gets; a longer list goes on continuation lines.
+const NAMES_WIDTH: usize = 48;
+
+/// A row whose names are wider than [`NAMES_WIDTH`], as that row plus continuation rows holding
+/// the rest of the names (other cells empty), so every column stays aligned. A single name
+/// longer than the width keeps a line of its own.
+fn wrap_names(row: [String; 4]) -> Vec<[String; 4]> {
+    let [server, listen, names, verdict] = row;
+    let mut lines: Vec<String> = Vec::new();
+    for name in names.split(' ') {
+        match lines.last_mut() {
+            Some(last) if last.chars().count() + 1 + name.chars().count() <= NAMES_WIDTH => {
+                last.push(' ');
+                last.push_str(name);
+            }
+            _ => lines.push(name.to_string()),
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, chunk) in lines.into_iter().enumerate() {
+        rows.push(if i == 0 {
+            [server.clone(), listen.clone(), chunk, verdict.clone()]
+        } else {
+            [String::new(), String::new(), chunk, String::new()]
+        });
+    }
+    rows
 }

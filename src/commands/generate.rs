@@ -9,7 +9,9 @@ use crate::exit::{CommandResult, ExitStatus, Failure};
 /// Runs `generate`: writes the files and prints each path written on stdout.
 pub fn run(args: &GenerateArgs) -> CommandResult {
     let written = match &args.what {
-        GenerateWhat::Man { dir } => crate::generate::man_pages(Cli::command(), dir),
+        GenerateWhat::Man { dir } => {
+            crate::generate::man_pages_with(Cli::command(), dir, &crate::generate::extras())
+        }
         GenerateWhat::Completions { dir } => crate::generate::completions(Cli::command(), dir),
     }
     .map_err(Failure::failed)?;

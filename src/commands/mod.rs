@@ -15,7 +15,7 @@ pub mod revoke;
 pub mod rollback;
 pub mod status;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::ca::CertificateAuthority;
 use crate::ca::account::AccountApi;
@@ -23,7 +23,7 @@ use crate::ca::factory::{self, ProviderError};
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::config::{Config, Provider};
 use crate::exit::{CommandResult, Failure};
-use crate::nginx::control::{NginxBinary, NginxPaths};
+use crate::nginx::control::{NginxBinary, NginxPaths, ReloadMethod};
 
 /// What every command is given: the global options, resolved.
 #[derive(Debug, Clone)]
@@ -157,9 +157,13 @@ impl Context {
 }
 
 impl Context {
-    /// The running master's pid file: the configuration's `pid` directive (relative to the
-    /// prefix), else nginx's compiled-in `--pid-path`, else `PREFIX/logs/nginx.pid`.
+    /// The running master's pid file: `--nginx-pid-file`, else the configuration's `pid`
+    /// directive (relative to the prefix), else nginx's compiled-in `--pid-path`, else
+    /// `PREFIX/logs/nginx.pid`.
     pub fn pid_file(&self, paths: &NginxPaths) -> PathBuf {
+        if let Some(given) = &self.global.nginx_pid_file {
+            return given.clone();
+        }
         let prefix = paths.prefix.clone().unwrap_or_else(|| PathBuf::from("/"));
         if let Ok(config) = crate::nginx::tree::Config::load(&paths.conf) {
             let main = config.main();
@@ -175,6 +179,19 @@ impl Context {
             .and_then(|c| c.pid_path)
             .map(|p| prefix.join(p))
             .unwrap_or_else(|| prefix.join("logs/nginx.pid"))
+    }
+
+    /// How to reload nginx: `reload_command` when set; with `--nginx-pid-file` (which
+    /// `nginx -s reload` would not read) SIGHUP to the master it names; else
+    /// [`ReloadMethod::detect`].
+    pub fn reload_method(&self, reload_argv: &[String], pid_file: &Path) -> ReloadMethod {
+        let master = crate::nginx::control::master_pid(pid_file);
+        match (&self.global.nginx_pid_file, master) {
+            (Some(_), Some(pid)) if reload_argv.is_empty() => {
+                ReloadMethod::Command(vec!["kill".into(), "-HUP".into(), pid.to_string()])
+            }
+            _ => ReloadMethod::detect(Some(reload_argv), pid_file),
+        }
     }
 
     /// The current time in Unix seconds; `ENC365_NOW` overrides it (for tests of expiry).
@@ -253,16 +270,20 @@ pub fn print_json(value: &serde_json::Value) {
 
 /// Sets up `tracing` output on stderr; `-v` raises the level to info, `-vv` to debug.
 pub fn init_logging(verbose: u8) {
+    // -v and -vv show our own steps; the libraries (rustls, hyper, …) stay at warnings unless
+    // ENC365_LOG or RUST_LOG (a tracing filter such as `debug`) asks for them.
     let level = match verbose {
         0 => "warn",
-        1 => "info",
-        _ => "debug",
+        1 => "warn,enc365_nginx=info,nginx_conf=info",
+        _ => "warn,enc365_nginx=debug,nginx_conf=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ENC365_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .try_init();
 }

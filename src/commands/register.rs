@@ -60,7 +60,10 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
     let registration = block_on(api.register(&request))?.map_err(|e| match e {
         CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
         e => Failure::failed(anyhow!(e).context(format!(
-            "could not register {servername:?} with {}; check the user name and password",
+            "{} refused to register this server (device label {servername:?}) for the account \
+             {:?} at {}; check the user name and password",
+            api.name(),
+            request.username,
             settings
                 .summary()
                 .iter()

@@ -21,7 +21,7 @@ use crate::cli::RollbackArgs;
 use crate::commands::Context;
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::lifecycle::Lineage;
-use crate::nginx::control::{ReloadMethod, master_pid, parse_reload_command};
+use crate::nginx::control::{master_pid, parse_reload_command};
 use crate::store::{Manifest, RunLock, Transaction, TxnKind, TxnState};
 
 /// One transaction in `history --json`.
@@ -121,7 +121,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let nginx = ctx.nginx_binary();
     let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
     let pid_file = ctx.pid_file(&paths);
-    let reload = ReloadMethod::detect(Some(&reload_argv), &pid_file);
+    let reload = ctx.reload_method(&reload_argv, &pid_file);
 
     let fail = |e: &dyn std::fmt::Display| Failure::failed(anyhow!("{e}"));
     let of = target.id.clone();

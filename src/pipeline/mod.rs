@@ -26,6 +26,7 @@ pub mod report;
 pub mod routes;
 pub mod select;
 pub mod validate;
+pub mod worker_access;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -39,7 +40,7 @@ use crate::discovery::{self, Discovery};
 use crate::exit::{CommandResult, Failure};
 use crate::install::Environment;
 use crate::lifecycle::Planned;
-use crate::nginx::control::{ReloadMethod, parse_reload_command};
+use crate::nginx::control::parse_reload_command;
 use crate::store::{RunLock, Transaction, TxnState};
 
 pub use report::{AutoJson, Report, SiteResult};
@@ -72,6 +73,7 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
+        tracing::info!(method = ?self.env.reload, "reloading nginx");
         self.env.nginx.reload(
             &self.env.paths,
             &self.env.reload,
@@ -96,6 +98,10 @@ pub fn prepare<'a>(
     } else {
         ctx.load_config()?
     };
+    let mut config = config;
+    if let Some(key_type) = args.key_type {
+        config.key_type = key_type;
+    }
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
     for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {
@@ -106,7 +112,7 @@ pub fn prepare<'a>(
     let pid_file = ctx.pid_file(&paths);
     let env = Environment {
         nginx: ctx.nginx_binary(),
-        reload: ReloadMethod::detect(Some(&reload_argv), &pid_file),
+        reload: ctx.reload_method(&reload_argv, &pid_file),
         paths,
         pid_file,
         config_dir,

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::worker_access::{self, WorkerUser};
 use super::{Run, routes};
 use crate::ca::ValidationMethod;
 use crate::dcv::{self, Publication};
@@ -53,12 +54,13 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
     }
     let (publications, temporary) =
         routes::publish_routes(run, found, kept.iter().chain(&to_probe))?;
+    let worker = worker_access::worker_user(&found.config);
     for mut site in to_probe {
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        probe_names(run, publication, &mut site);
-        if passes(run, &site) {
+        let unserved = probe_names(run, publication, &mut site, worker.as_ref());
+        if passes(run, &site, unserved) {
             kept.push(site);
         }
     }
@@ -88,8 +90,16 @@ fn resolve_names(run: &Run, site: &mut Site) {
     site.names = names;
 }
 
-/// Leaves out the names whose probe file is not served back.
-fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
+/// Leaves out the names whose probe file is not served back; when nginx's workers (running as
+/// `worker`) cannot enter the directory, the reason says so with the fix. Returns whether a
+/// probe really failed (a name whose path the configuration claims is not probed).
+fn probe_names(
+    run: &mut Run,
+    publication: &Publication,
+    site: &mut Site,
+    worker: Option<&WorkerUser>,
+) -> bool {
+    let mut unserved = false;
     // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
     // under the name before we write it.
     let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
@@ -109,17 +119,34 @@ fn probe_names(run: &mut Run, publication: &Publication, site: &mut Site) {
                 site.prove_by_dns(&name);
                 names.push(name);
             }
-            Err(reason) => (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason)),
+            Err(reason) => {
+                unserved |= !publication.blocked.iter().any(|(n, _)| *n == name);
+                let dir = (publication.routes.iter()).find(|r| r.name == name);
+                let unreadable = dir
+                    .zip(worker)
+                    .and_then(|(r, w)| worker_access::explain(&r.dir, w));
+                let reason = unreadable.unwrap_or(reason);
+                (site.left_out).push(LeftOut::new(LeftOutKind::NotServed, name, reason))
+            }
         }
     }
     site.names = names;
     run.result(&site.name).names_left_out = site.left_out.clone();
+    unserved
 }
 
-/// Whether a probed site goes on to be ordered; reports why not.
-fn passes(run: &mut Run, site: &Site) -> bool {
+/// Whether a probed site goes on to be ordered; reports why not. `unserved`: a name's probe
+/// file was not served back.
+fn passes(run: &mut Run, site: &Site, unserved: bool) -> bool {
     if site.names.is_empty() {
         let why = "no name passed the preflight checks; nothing was ordered";
+        let not_served = (site.left_out.iter()).find(|l| l.kind == LeftOutKind::NotServed);
+        if let Some(l) = not_served.filter(|_| unserved) {
+            // Its names point here but this nginx does not serve them: a failure to fix here,
+            // not a site that is someone else's business.
+            run.fail(&site.name, format!("{why}: {}: {}", l.name, l.reason));
+            return false;
+        }
         if run.args.sites.is_empty() && !run.renews.contains_key(&site.name) {
             run.say(format!("  {}: skipped: {why}", site.name));
             run.result(&site.name).skipped = Some(why.to_string());

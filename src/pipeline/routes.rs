@@ -53,6 +53,10 @@ pub fn publish_routes<'s>(
         }
         let test = run.env.nginx.test(&run.env.paths)?;
         run.report.nginx_tests += 1;
+        tracing::info!(
+            ok = test.ok,
+            "nginx -t with the temporary validation locations"
+        );
         if !test.ok {
             anyhow::bail!(
                 "nginx -t refused the temporary validation locations: {}",

@@ -49,6 +49,7 @@ impl Publisher for HttpPublisher<'_> {
         out.dirs
             .extend(dcv::write_file(&dir, file_name, content.as_bytes())?);
         out.files.push(dir.join(file_name));
+        tracing::info!(file = %dir.join(file_name).display(), name, "published the validation file");
         let addr = connect_address(self.skip_dns_check, name, route.port);
         dcv::check_served(addr, name, path, content.as_bytes())
             .map_err(|e| anyhow!("self-check failed: {e}"))
@@ -89,6 +90,7 @@ pub fn probe(
     let created =
         dcv::write_file(&route.dir, &file_name, token.as_bytes()).map_err(|e| format!("{e:#}"))?;
     let addr = connect_address(skip_dns_check, name, route.port);
+    tracing::info!(name, %addr, dir = %route.dir.display(), "preflight: probing the validation path");
     let result = dcv::check_served(
         addr,
         name,

@@ -60,6 +60,6 @@ for site in shop.example.com blog.example.com app.example.com legacy.example.com
     }
     [ -s "try/enc365/live/$site/fullchain.pem" ] || fail "no certificate installed for $site"
 done
-grep -q '1 need a certificate' "$work/out" || fail "discover after auto does not report 1 site left"
+grep -q '1 needs a certificate' "$work/out" || fail "discover after auto does not report 1 site left"
 
 echo "README quick start: PASS ($(($(date +%s) - start)) s)" >&2

@@ -181,6 +181,7 @@ fn a_provider_not_built_yet_is_a_configuration_error_and_encryption365_is_served
         nginx_bin: None,
         nginx_conf: None,
         nginx_prefix: None,
+        nginx_pid_file: None,
         https_port: None,
         server: None,
         json: false,

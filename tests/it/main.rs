@@ -30,6 +30,7 @@ mod https_edit;
 mod install_flow;
 mod keys;
 mod lifecycle;
+mod newcomer;
 mod order_steps;
 mod package_template;
 mod providers;

@@ -192,6 +192,12 @@ zcat /usr/share/doc/enc365-nginx/changelog.Debian.gz | head -n 1 | grep -q "($ve
     fail "changelog.Debian.gz does not start at $version"
 grep -q '^Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/' \
     /usr/share/doc/enc365-nginx/copyright || fail "copyright is not DEP-5"
+grep -qx 'License: MIT or Apache-2.0' /usr/share/doc/enc365-nginx/copyright ||
+    fail "copyright does not give the licence MIT or Apache-2.0"
+want_maintainer="enc365-nginx maintainers <maintainers@enc365-nginx.invalid>"
+[ -n "${DEBFULLNAME:-}" ] && [ -n "${DEBEMAIL:-}" ] && want_maintainer="$DEBFULLNAME <$DEBEMAIL>"
+[ "$(dpkg-deb -f "$deb" Maintainer)" = "$want_maintainer" ] ||
+    fail "Maintainer is $(dpkg-deb -f "$deb" Maintainer), not $want_maintainer (DEBFULLNAME/DEBEMAIL)"
 
 # --- reinstall keeps a changed config; remove keeps it; purge removes everything -------------
 echo 'pid = 108' >>/etc/enc365-nginx/config.toml

@@ -307,8 +307,9 @@ pub enum ControlError {
     },
     /// No live nginx master is named by the pid file.
     #[error(
-        "nginx is not running (no live nginx master process is named by {}); start nginx, or \
-         pass the pid file your nginx uses",
+        "nginx is not running (no live nginx master process is named by {}); start nginx, or, \
+         if it runs with another pid file, pass that file with --nginx-pid-file \
+         (ENC365_NGINX_PID_FILE)",
         pid_file.display()
     )]
     NotRunning {

@@ -277,6 +277,90 @@ struct OpenBlock {
     children: Vec<Directive>,
 }
 
+/// Directives that open a block (nginx's own, and the `*_block` ones of the Lua module).
+const BLOCK_DIRECTIVES: &[&str] = &[
+    "http",
+    "events",
+    "server",
+    "location",
+    "upstream",
+    "if",
+    "limit_except",
+    "types",
+    "map",
+    "geo",
+    "split_clients",
+    "stream",
+    "mail",
+    "match",
+    "charset_map",
+    "geoip2",
+    "rtmp",
+    "application",
+];
+
+/// Directives that never open a block; one followed by `{` lost its `;`.
+const SIMPLE_DIRECTIVES: &[&str] = &[
+    "index",
+    "root",
+    "alias",
+    "listen",
+    "server_name",
+    "return",
+    "rewrite",
+    "try_files",
+    "proxy_pass",
+    "fastcgi_pass",
+    "uwsgi_pass",
+    "include",
+    "add_header",
+    "error_page",
+    "access_log",
+    "error_log",
+    "expires",
+    "deny",
+    "allow",
+    "set",
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "client_max_body_size",
+    "default_type",
+    "autoindex",
+    "charset",
+    "gzip",
+    "proxy_set_header",
+    "fastcgi_param",
+    "sendfile",
+    "keepalive_timeout",
+    "worker_processes",
+    "worker_connections",
+    "user",
+    "pid",
+];
+
+/// The error nginx gives (`directive "index" is not terminated by ";"`) for a statement that
+/// opens a block but is really a directive that lost its `;` before the next one: its name
+/// never takes a block, or a later word is a block directive (`index a b location / {`).
+/// Unknown directives of other modules that take a block pass.
+fn unterminated_before_block(src: &[u8], words: &[Word]) -> Option<(u32, String)> {
+    let text = |w: &Word| String::from_utf8_lossy(w.span.slice(src)).into_owned();
+    let name = text(words.first()?);
+    if BLOCK_DIRECTIVES.contains(&name.as_str()) || name.ends_with("_block") {
+        return None;
+    }
+    let opener = words[1..]
+        .iter()
+        .find(|w| w.quote.is_none() && BLOCK_DIRECTIVES.contains(&text(w).as_str()));
+    if opener.is_none() && !SIMPLE_DIRECTIVES.contains(&name.as_str()) {
+        return None;
+    }
+    let at = opener.map_or(words[0].span.start, |w| w.span.start);
+    Some((
+        at,
+        format!("directive \"{name}\" is not terminated by \";\" (add the \";\" it lost)"),
+    ))
+}
+
 /// What parsing one file yields.
 struct Parsed {
     nodes: Vec<Directive>,
@@ -326,6 +410,9 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
             Terminator::BlockOpen(open) => {
                 if stack.len() >= MAX_NESTING {
                     return Err((open, format!("blocks nested more than {MAX_NESTING} deep")));
+                }
+                if let Some(error) = unterminated_before_block(src, &words) {
+                    return Err(error);
                 }
                 let directive = leaf(open + 1, Body::None);
                 let children = spare.pop().unwrap_or_default();
