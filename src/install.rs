@@ -191,26 +191,7 @@ fn apply_and_prove(
     txn: &mut Transaction,
 ) -> anyhow::Result<()> {
     let prep = crate::timings::Phase::start("install_prep");
-    // Certificate files first: nginx -t reads them. Every backup is on disk (one journal
-    // append) before the first file is written.
-    let live: Vec<(PathBuf, PathBuf)> = batch
-        .iter()
-        .map(|item| live_paths(&env.config_dir, &item.site))
-        .collect();
-    for (cert, _) in &live {
-        crate::store::ensure_dir(cert.parent().expect("live dir"), 0o755)?;
-    }
-    txn.backup_all(&live.iter().flat_map(|(c, k)| [c, k]).collect::<Vec<_>>())?;
-    for (item, (cert, key)) in batch.iter().zip(&live) {
-        write_atomic(key, item.key_pem.as_bytes(), 0o600)?;
-        write_atomic(cert, item.fullchain_pem.as_bytes(), 0o644)?;
-    }
-    let snippet = snippet_path(&env.config_dir);
-    if !snippet.exists() {
-        crate::store::ensure_dir(snippet.parent().expect("snippet dir"), 0o755)?;
-        txn.backup(&snippet)?;
-        write_atomic(&snippet, TLS_SNIPPET.as_bytes(), 0o644)?;
-    }
+    write_live_files(env, batch, txn)?;
 
     let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
     let sites = site::group(&found);
@@ -267,10 +248,60 @@ fn apply_and_prove(
         )
         .context("the reload failed")?;
 
+    let checks = handshake_checks(env, &found, batch, &chosen)?;
+    // The deadline grows with the batch; the checks run concurrently, bounded.
+    let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
+    let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
+    if !wrong.is_empty() {
+        bail!(
+            "after the reload, the new certificate is not served: {}",
+            wrong.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Writes every certificate and key to its live paths and the shared TLS snippet when missing,
+/// each backed up first (nginx -t reads them). Every backup is on disk (one journal append)
+/// before the first file is written.
+fn write_live_files(
+    env: &Environment,
+    batch: &[Issued],
+    txn: &mut Transaction,
+) -> anyhow::Result<()> {
+    let live: Vec<(PathBuf, PathBuf)> = batch
+        .iter()
+        .map(|item| live_paths(&env.config_dir, &item.site))
+        .collect();
+    for (cert, _) in &live {
+        crate::store::ensure_dir(cert.parent().expect("live dir"), 0o755)?;
+    }
+    txn.backup_all(&live.iter().flat_map(|(c, k)| [c, k]).collect::<Vec<_>>())?;
+    for (item, (cert, key)) in batch.iter().zip(&live) {
+        write_atomic(key, item.key_pem.as_bytes(), 0o600)?;
+        write_atomic(cert, item.fullchain_pem.as_bytes(), 0o644)?;
+    }
+    let snippet = snippet_path(&env.config_dir);
+    if !snippet.exists() {
+        crate::store::ensure_dir(snippet.parent().expect("snippet dir"), 0o755)?;
+        txn.backup(&snippet)?;
+        write_atomic(&snippet, TLS_SNIPPET.as_bytes(), 0o644)?;
+    }
+    Ok(())
+}
+
+/// One handshake check per name (a concrete name under a wildcard) and per TLS address the
+/// site's blocks listen on, each expecting the new leaf.
+fn handshake_checks(
+    env: &Environment,
+    found: &Discovery,
+    batch: &[Issued],
+    chosen: &[Site],
+) -> anyhow::Result<Vec<verify::LeafCheck>> {
     let bound = https::bound_hosts(&found.servers, env.https_port);
     let dual_stack_bound = https::dual_stack_on(&found.servers, env.https_port);
     let mut checks = Vec::new();
-    for (item, site) in batch.iter().zip(&chosen) {
+    for (item, site) in batch.iter().zip(chosen) {
         let fingerprint =
             verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
         let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
@@ -296,16 +327,7 @@ fn apply_and_prove(
             }
         }
     }
-    // The deadline grows with the batch; the checks run concurrently, bounded.
-    let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
-    let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
-    if !wrong.is_empty() {
-        bail!(
-            "after the reload, the new certificate is not served: {}",
-            wrong.join("; ")
-        );
-    }
-    Ok(())
+    Ok(checks)
 }
 
 /// The server blocks a certificate goes into: every site carrying one of its names (one
