@@ -283,6 +283,7 @@ pub fn check_all(checks: &[LeafCheck], deadline: Instant, concurrency: usize) ->
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(c) = checks.get(i) else { break };
+                    tracing::info!(addr = %c.addr, name = %c.name, "TLS handshake: is the new certificate served");
                     if let Err(e) = wait_for_leaf(c.addr, &c.name, &c.fingerprint, deadline) {
                         let message = format!("{} at {}: {e}", c.name, c.addr);
                         failures.lock().expect("not poisoned").push((i, message));
