@@ -12,7 +12,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::host::{Host, SITES};
 use enc365_nginx::config::{Config, Provider};
@@ -51,7 +51,11 @@ fn host() -> Host {
 fn run(host: &Host, command: &str, args: &[&str]) -> Output {
     let mut cmd = match command {
         "auto" | "plan" | "renew" | "reissue" => host.pipeline_command(command, args),
-        _ => global_command(host, command, args),
+        _ => {
+            let mut all = vec![command];
+            all.extend_from_slice(args);
+            host.base_command(&all)
+        }
     };
     cmd.arg("--json")
         .env_remove("ENC365_PASSWORD")
@@ -65,26 +69,6 @@ fn run(host: &Host, command: &str, args: &[&str]) -> Output {
         let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
     }
     child.wait_with_output().expect("finishes")
-}
-
-/// The binary with the host's global options, for commands that take no pipeline options.
-fn global_command(host: &Host, command: &str, args: &[&str]) -> Command {
-    let d = host.dir.path();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
-    cmd.arg(command)
-        .args(args)
-        .arg("--config")
-        .arg(d.join("config.toml"))
-        .arg("--state-dir")
-        .arg(d.join("state"))
-        .arg("--nginx-bin")
-        .arg(host.sb.nginx_bin())
-        .arg("--nginx-conf")
-        .arg(host.sb.conf_path())
-        .arg("--nginx-prefix")
-        .arg(host.sb.prefix())
-        .env("ENC365_HOSTS_FILE", d.join("hosts"));
-    cmd
 }
 
 /// The simulator's request log: requests per CA path.

@@ -178,7 +178,7 @@ impl Host {
 
     /// The binary with `args` and this host's global options (config, state, nginx, HTTPS port,
     /// hosts file), not yet run.
-    fn base_command(&self, args: &[&str]) -> Command {
+    pub fn base_command(&self, args: &[&str]) -> Command {
         let d = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
         command
