@@ -92,7 +92,12 @@ async fn new_order(
         site.name,
         site.names.join(", ")
     ));
+    let previous = OrderRecord::load(&run.state_dir, &site.name).ok().flatten();
     let (mut record, _) = record_with_key(run, ca, &site.name, &site.names, None, key)?;
+    if let Some(previous) = previous {
+        // What the previous order could not remove yet is removed when this one is done.
+        super::leftovers::carry_over(previous, &mut record);
+    }
     record.renews = renews;
     record.dns_names = site.dns_names.clone();
     record.save(&run.state_dir)?;
@@ -113,7 +118,7 @@ async fn timed_place(
 /// `--discard-interrupted-order` (then the record goes and `None` is returned).
 fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
     let Some(record) =
-        OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state != RecordState::Installed)
+        OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state.is_open())
     else {
         return Ok(None);
     };
@@ -193,7 +198,7 @@ fn record_with_key(
 }
 
 /// The request a record stands for (its names, CSR and the order it renews).
-fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
+pub(super) fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
     OrderRequest {
         product: run.config.product(),
         names: record.names.clone(),
@@ -350,7 +355,10 @@ pub fn next(record: &OrderRecord) -> Next {
         RecordState::Creating => Next::Create,
         RecordState::Created => Next::Commit,
         RecordState::Committing => Next::Interrupted,
-        RecordState::Pending | RecordState::Issued | RecordState::Installed => Next::Placed,
+        RecordState::Pending
+        | RecordState::Issued
+        | RecordState::Installed
+        | RecordState::Cancelled => Next::Placed,
     }
 }
 
