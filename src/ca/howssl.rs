@@ -819,9 +819,8 @@ fn parse_name_methods(
     names: &[String],
 ) -> Result<HashMap<String, (bool, Option<ValidationMethod>)>, CaError> {
     let Value::Array(entries) = json_in_string(v) else {
-        return parse_validity_status(v, names).map(|m| {
-            m.into_iter().map(|(n, done)| (n, (done, None))).collect()
-        });
+        return parse_validity_status(v, names)
+            .map(|m| m.into_iter().map(|(n, done)| (n, (done, None))).collect());
     };
     let mut out = HashMap::new();
     for entry in entries {

@@ -12,7 +12,8 @@ use crate::store::RunLock;
 
 /// Runs `cancel`.
 pub fn run(args: &CancelArgs, ctx: &Context) -> CommandResult {
-    let which = cancel::which(args.site.as_deref(), args.order.as_deref()).map_err(Failure::usage)?;
+    let which =
+        cancel::which(args.site.as_deref(), args.order.as_deref()).map_err(Failure::usage)?;
     let state_dir = ctx.state_dir();
     let config = ctx.load_config()?;
     let _lock = RunLock::acquire(&state_dir)?;

@@ -117,8 +117,7 @@ async fn timed_place(
 /// The site's unfinished order, if it can be resumed; an interrupted step is an error unless
 /// `--discard-interrupted-order` (then the record goes and `None` is returned).
 fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
-    let Some(record) =
-        OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state.is_open())
+    let Some(record) = OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state.is_open())
     else {
         return Ok(None);
     };
@@ -277,8 +276,10 @@ fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyh
 fn interrupted_commit(record: &OrderRecord) -> String {
     let draft = record.draft_id.as_deref().unwrap_or("?");
     let console = match record.provider.as_str() {
-        "howssl" => "CA console (the HowSSL console at howssl.com: its order list, and the \
-                     account balance for a debit at that time)",
+        "howssl" => {
+            "CA console (the HowSSL console at howssl.com: its order list, and the \
+                     account balance for a debit at that time)"
+        }
         _ => "CA console",
     };
     format!(

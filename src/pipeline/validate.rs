@@ -355,7 +355,12 @@ fn clean_up(run: &mut Run, published: &PublishedBySite) {
                          finished"
                     ));
                 }
-                files.extend(out.files.iter().filter(|f| f.starts_with(&run.dcv_dir)).cloned());
+                files.extend(
+                    out.files
+                        .iter()
+                        .filter(|f| f.starts_with(&run.dcv_dir))
+                        .cloned(),
+                );
             }
             _ => {
                 files.extend(out.files.iter().cloned());

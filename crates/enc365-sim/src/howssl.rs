@@ -631,11 +631,17 @@ async fn validate(shared: &Arc<Shared>, id: &str) {
 }
 
 /// Checks one name by `way` (`FILE` or `DNS`), the values derived from the CSR as §2.4 says.
-async fn check_name(shared: &Arc<Shared>, name: &str, way: &str, h: &CsrHashes) -> Result<(), String> {
+async fn check_name(
+    shared: &Arc<Shared>,
+    name: &str,
+    way: &str,
+    h: &CsrHashes,
+) -> Result<(), String> {
     let base = name.strip_prefix("*.").unwrap_or(name);
     let dns_server = shared.options.dns_server;
     if way == "DNS" {
-        let server = dns_server.ok_or("no DNS server to ask (start the simulator with --dns-server)")?;
+        let server =
+            dns_server.ok_or("no DNS server to ask (start the simulator with --dns-server)")?;
         let owner = format!("_{}.{base}", h.md5);
         let value = format!("{}.{}.comodoca.com", &h.sha256[..32], &h.sha256[32..]);
         return super::dns_check::check_cname(server, &owner, &value).await;
