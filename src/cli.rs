@@ -128,9 +128,40 @@ pub enum Command {
     /// Revoke a managed certificate at the CA, where the provider can (asks first unless --yes).
     #[command(after_help = REVOKE_EXAMPLES)]
     Revoke(RevokeArgs),
+    /// Cancel a site's pending order at the CA (HowSSL cancelOrder), remove what was published
+    /// for it, and mark it cancelled so the next run orders anew.
+    #[command(after_help = CANCEL_EXAMPLES)]
+    Cancel(CancelArgs),
     /// Write manual pages or shell completions (used by the package build).
     #[command(hide = true)]
     Generate(GenerateArgs),
+}
+
+const CANCEL_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx cancel --site shop.example.com
+  enc365-nginx cancel --order wcvt0va3wq --json
+  enc365-nginx cancel --site shop.example.com --forget   # the provider has no cancel call
+
+HowSSL cancels through its API (cancelOrder). Encryption365 and ACME have no cancel call: the
+order is left at the CA (cancel it in the provider's console; an ACME order expires by itself),
+and --forget drops it here. The validation files and DNS records published for the order are
+removed either way, and the next `auto` or `renew` orders anew.";
+
+/// Options of `cancel`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["site", "order"])))]
+pub struct CancelArgs {
+    /// The site whose pending order to cancel (its name, or any of its names).
+    #[arg(long, value_name = "NAME")]
+    pub site: Option<String>,
+    /// The pending order to cancel, by the CA's order id (or HowSSL check_id).
+    #[arg(long, value_name = "ID")]
+    pub order: Option<String>,
+    /// Drop the order here without asking the CA to cancel it (for a provider that cannot, after
+    /// cancelling it in the provider's console).
+    #[arg(long)]
+    pub forget: bool,
 }
 
 const PRODUCTS_EXAMPLES: &str = "\

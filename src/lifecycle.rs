@@ -366,8 +366,7 @@ pub fn plan(
 ) -> anyhow::Result<Vec<Planned>> {
     let mut out = Vec::new();
     for site in sites {
-        let pending =
-            OrderRecord::load(state_dir, &site.name)?.filter(|r| r.state != RecordState::Installed);
+        let pending = OrderRecord::load(state_dir, &site.name)?.filter(|r| r.state.is_open());
         let lineage = Lineage::load(state_dir, &site.name)?;
         let action = match (pending, lineage) {
             (Some(record), _) => Action::Order {

@@ -5,7 +5,7 @@
 //! order (state `creating`), right after the CA answers (`pending`, with the order id; or
 //! `created`, with the draft id, for a provider whose order takes a second step), before that
 //! step (`committing`) and after it (`pending`), when the certificate arrives (`issued`), when it
-//! is installed (`installed`) — so a run that crashes or is killed at any point is resumed by the
+//! is installed (`installed`), or cancelled (`cancelled`) — so a run that crashes or is killed at any point is resumed by the
 //! next one at the step it stopped before, and never orders twice.
 
 use std::path::{Path, PathBuf};
@@ -31,6 +31,18 @@ pub enum RecordState {
     Issued,
     /// Installed and proven by handshake.
     Installed,
+    /// Ended without a certificate: cancelled (`enc365-nginx cancel`), or ended by the CA while
+    /// something published for it could not be removed yet. Never resumed: the next run orders
+    /// anew (carrying over what is still to be removed).
+    Cancelled,
+}
+
+impl RecordState {
+    /// True while the order is still being placed, validated or installed — not once installed
+    /// or cancelled.
+    pub fn is_open(self) -> bool {
+        !matches!(self, RecordState::Installed | RecordState::Cancelled)
+    }
 }
 
 /// One site's order.
@@ -58,8 +70,9 @@ pub struct OrderRecord {
     pub created_at: i64,
     /// The last error met while working on it, for `status`.
     pub last_error: Option<String>,
-    /// Validation files left published between runs (`--no-wait`, `--timeout`), which the run
-    /// that finishes the order removes.
+    /// Validation files published for the order, each journaled before the self-check and
+    /// before the CA is asked to look; removed when the order is finished or abandoned (by the
+    /// run that finishes it, or by any later run when that one was killed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub published_files: Vec<PathBuf>,
     /// The directories created for them, removed then too when empty.
@@ -72,7 +85,8 @@ pub struct OrderRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
     /// DNS records published for this order, each journaled before it is created; removed
-    /// (those we created) when the order is issued or fails, or by the next run after a crash.
+    /// (those we created) when the order is issued or fails. A record whose removal failed stays
+    /// here, pending removal, and every later run tries again until it is gone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_records: Vec<crate::publish::dns::DnsRecord>,
 }

@@ -430,29 +430,48 @@ impl HowSsl {
             .map(drop)
     }
 
-    /// Sets the validation method of the order's names: one `batchUpdateDCV` when they share
-    /// one, else `updateDCV` per name.
-    pub async fn set_methods(&self, order_id: &str, request: &OrderRequest) -> Result<(), CaError> {
-        let way = |m: ValidationMethod| match m {
-            ValidationMethod::HttpFile => "FILE",
-            ValidationMethod::Dns => "DNS",
+    /// Switches the names whose method at the CA (from `getOrderInfo`'s `validity_status`)
+    /// differs from the one chosen in `request`: one `batchUpdateDCV` when every name of the
+    /// order changes to the same method and none is validated yet (the only case the API allows
+    /// it), else `updateDCV` per name. A name whose method cannot be read is switched too.
+    /// Answers the names switched.
+    pub async fn set_methods(
+        &self,
+        order_id: &str,
+        request: &OrderRequest,
+    ) -> Result<Vec<String>, CaError> {
+        let envelope = self
+            .call(path::ORDER_INFO, &[("order_id", order_id)], true)
+            .await?;
+        let data = data_object(path::ORDER_INFO, &envelope)?;
+        let at_ca = match data.get("validity_status") {
+            Some(v) => parse_name_methods(v, &request.names)?,
+            None => HashMap::new(),
         };
-        let methods: Vec<ValidationMethod> =
-            request.names.iter().map(|n| request.method(n)).collect();
-        if methods.windows(2).all(|w| w[0] == w[1]) {
-            let check_way = way(methods.first().copied().unwrap_or_default());
+        let switch: Vec<(&String, ValidationMethod)> = (request.names.iter())
+            .map(|n| (n, request.method(n)))
+            .filter(|(n, want)| match at_ca.get(*n) {
+                Some((true, _)) => false,
+                Some((false, Some(now))) => now != want,
+                _ => true,
+            })
+            .collect();
+        let one_way = switch.windows(2).all(|w| w[0].1 == w[1].1);
+        if switch.len() == request.names.len() && switch.len() > 1 && one_way {
+            let check_way = dcv_way(switch[0].1);
             let fields = [("order_id", order_id), ("check_way", check_way)];
-            return self.call(path::BATCH_DCV, &fields, false).await.map(drop);
+            self.call(path::BATCH_DCV, &fields, false).await?;
+        } else {
+            for (name, method) in &switch {
+                let fields = [
+                    ("order_id", order_id),
+                    ("check_way", dcv_way(*method)),
+                    ("domain", name.as_str()),
+                ];
+                self.call(path::UPDATE_DCV, &fields, false).await?;
+            }
         }
-        for (name, method) in request.names.iter().zip(methods) {
-            let fields = [
-                ("order_id", order_id),
-                ("check_way", way(method)),
-                ("domain", name.as_str()),
-            ];
-            self.call(path::UPDATE_DCV, &fields, false).await?;
-        }
-        Ok(())
+        Ok(switch.into_iter().map(|(n, _)| n.clone()).collect())
     }
 
     /// `cancelOrder`.
@@ -784,6 +803,53 @@ fn names_domain(value: &str, name: &str) -> bool {
         .any(|token| token.trim().eq_ignore_ascii_case(name))
 }
 
+/// The `check_way` value for a method.
+fn dcv_way(method: ValidationMethod) -> &'static str {
+    match method {
+        ValidationMethod::HttpFile => "FILE",
+        ValidationMethod::Dns => "DNS",
+    }
+}
+
+/// Per ordered name in `validity_status`: whether it is validated, and its method as the entry's
+/// text names it ("验证方式: DNS验证" / "文件验证" / "邮箱验证", or the English words); `None` for
+/// e-mail or a text not understood.
+fn parse_name_methods(
+    v: &Value,
+    names: &[String],
+) -> Result<HashMap<String, (bool, Option<ValidationMethod>)>, CaError> {
+    let Value::Array(entries) = json_in_string(v) else {
+        return parse_validity_status(v, names)
+            .map(|m| m.into_iter().map(|(n, done)| (n, (done, None))).collect());
+    };
+    let mut out = HashMap::new();
+    for entry in entries {
+        let text = (entry.get("value").and_then(loose_string)).unwrap_or_default();
+        let done = entry.get("status").and_then(loose_u64) == Some(1);
+        let Some(name) = names.iter().find(|n| names_domain(&text, n)) else {
+            continue;
+        };
+        out.insert(name.clone(), (done, method_named(&text)));
+    }
+    Ok(out)
+}
+
+/// The method named by the "验证方式: …" (or "method: …") part of a `validity_status` value.
+fn method_named(value: &str) -> Option<ValidationMethod> {
+    let part = (value.split("<br>")).find(|p| {
+        let lower = p.to_ascii_lowercase();
+        p.contains("验证方式") || lower.contains("method")
+    })?;
+    let said = part.rsplit([':', '：']).next()?.to_ascii_lowercase();
+    if said.contains("dns") {
+        Some(ValidationMethod::Dns)
+    } else if said.contains("文件") || said.contains("file") {
+        Some(ValidationMethod::HttpFile)
+    } else {
+        None
+    }
+}
+
 /// What to publish for each not-yet-validated name, from the order's one set of values.
 fn validations(
     names: &[String],
@@ -941,11 +1007,9 @@ impl CertificateAuthority for HowSsl {
         request: &'a OrderRequest,
     ) -> BoxFuture<'a, Result<Order, CaError>> {
         Box::pin(async move {
+            // The methods are set by `use_methods` once the order id is saved: a failure there
+            // must not lose the id of an order that is paid for.
             let (order_id, info) = self.commit_order(&draft.0).await?;
-            if let Err(e) = self.set_methods(&order_id, request).await {
-                // The order is paid for: its id must reach the record whatever happens here.
-                tracing::warn!("order {order_id}: could not set the validation method: {e}");
-            }
             Ok(Order {
                 id: OrderId(order_id),
                 names: request.names.clone(),
@@ -988,6 +1052,20 @@ impl CertificateAuthority for HowSsl {
 
     fn request_validation<'a>(&'a self, id: &'a OrderId) -> BoxFuture<'a, Result<(), CaError>> {
         Box::pin(async move { self.refresh(&id.0).await })
+    }
+
+    fn use_methods<'a>(
+        &'a self,
+        id: &'a OrderId,
+        request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async move {
+            let switched = self.set_methods(&id.0, request).await?;
+            if !switched.is_empty() {
+                tracing::info!(order = %id, names = ?switched, "switched the validation method");
+            }
+            Ok(())
+        })
     }
 
     fn reissue<'a>(
@@ -1150,6 +1228,13 @@ mod tests {
         let m = parse_validity_status(&v, &names).expect("parsed");
         assert_eq!(m.get("www.a.test"), Some(&true));
         assert_eq!(m.get("a.test"), None);
+        let both = Value::from(
+            r#"[{"value":"域名:dns.a.test<br>验证方式: 文件验证<br>","status":2},{"value":"域名:*.a.test<br>验证方式: DNS验证<br>","status":2}]"#,
+        );
+        let names = vec!["dns.a.test".to_string(), "*.a.test".to_string()];
+        let m = parse_name_methods(&both, &names).expect("parsed");
+        assert_eq!(m["dns.a.test"], (false, Some(ValidationMethod::HttpFile)));
+        assert_eq!(m["*.a.test"], (false, Some(ValidationMethod::Dns)));
     }
 
     #[test]

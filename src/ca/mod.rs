@@ -326,6 +326,19 @@ pub trait CertificateAuthority: Send + Sync {
     ) -> BoxFuture<'a, Result<(), CaError>> {
         Box::pin(async { Ok(()) })
     }
+    /// Makes the CA prove each not-yet-validated name of order `id` the way `request.methods`
+    /// says, for providers where the method is a setting of the order (HowSSL: `updateDCV`, or
+    /// `batchUpdateDCV` when every name changes to one method), switching only the names whose
+    /// method at the CA differs. Called before what the CA asks for is published. Providers that
+    /// take whichever challenge is published keep this default, which does nothing.
+    fn use_methods<'a>(
+        &'a self,
+        _id: &'a OrderId,
+        _request: &'a OrderRequest,
+    ) -> BoxFuture<'a, Result<(), CaError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Hands the provider the CSR of an order placed earlier (from the order record), for
     /// providers that send it only once validation is done (ACME finalizes then). Providers
     /// that sent it with [`CertificateAuthority::create`] keep this default, which does nothing.

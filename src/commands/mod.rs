@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod auto;
+pub mod cancel;
 pub mod discover;
 pub mod generate;
 pub mod products;
@@ -226,7 +227,8 @@ pub fn run(cli: Cli) -> CommandResult {
         | Command::Renew(_)
         | Command::Status
         | Command::Reissue(_)
-        | Command::Revoke(_) => Some(None),
+        | Command::Revoke(_)
+        | Command::Cancel(_) => Some(None),
         Command::Discover(_) | Command::Generate(_) | Command::History | Command::Rollback(_) => {
             None
         }
@@ -251,6 +253,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Rollback(args) => rollback::run(&args, &ctx),
         Command::Reissue(args) => reissue::run(&args, &ctx),
         Command::Revoke(args) => revoke::run(&args, &ctx),
+        Command::Cancel(args) => cancel::run(&args, &ctx),
     }
 }
 

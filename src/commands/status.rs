@@ -123,7 +123,7 @@ pub fn run(ctx: &Context) -> CommandResult {
         };
         entries.insert(lineage.site.clone(), entry);
     }
-    for record in records.iter().filter(|r| r.state != RecordState::Installed) {
+    for record in records.iter().filter(|r| r.state.is_open()) {
         add_pending(&mut entries, record, &last);
     }
     let doc = StatusJson {

@@ -83,6 +83,16 @@ pub struct DnsSettings {
     /// (`--dns-server` wins).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub check_servers: Vec<String>,
+    /// Where the zone walk starts (`ADDR` or `ADDR:PORT`): a recursive resolver, or an
+    /// authoritative server of a parent zone whose delegations are followed down to each record's
+    /// zone and its authoritative servers. Default: the system resolver. `check_servers` (or
+    /// `--dns-server`) skips the walk for the propagation check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<String>,
+    /// The port the authoritative servers found by the walk are asked on (default 53; another
+    /// only for private set-ups and tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authoritative_port: Option<u16>,
     /// How long the propagation check waits for every server to answer a record (seconds).
     #[serde(default = "default_propagation_timeout")]
     pub propagation_timeout: u64,

@@ -18,7 +18,9 @@
 //! At most two reloads per run: one when temporary validation locations are needed, one for the
 //! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
+pub mod cancel;
 pub mod install;
+pub mod leftovers;
 pub mod order;
 pub mod preflight;
 pub mod preview;
@@ -144,6 +146,7 @@ pub fn prepare<'a>(
         crate::store::ensure_state_dir(&run.state_dir).map_err(Failure::usage)?;
         run._lock = Some(RunLock::acquire(&run.state_dir)?);
         recover(&mut run)?;
+        sweep_leftovers(&run);
     }
     let discover = crate::timings::Phase::start("discover");
     let found = discovery::discover(&run.env.paths.conf, ctx.now(), 30).map_err(|e| {
@@ -241,4 +244,12 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     }
     install::run(&mut run, &work.reinstall, &issued, &work.wanted);
     report::finish(&mut run)
+}
+
+/// Removes what finished or abandoned orders left published (a killed run's files, DNS records
+/// whose removal failed): every run tries, whether or not it has anything to order.
+fn sweep_leftovers(run: &Run) {
+    let dns = crate::publish::dns::DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server)
+        .unwrap_or_default();
+    leftovers::sweep(&run.state_dir, &dns, &|m| run.say(m));
 }

@@ -92,7 +92,12 @@ async fn new_order(
         site.name,
         site.names.join(", ")
     ));
+    let previous = OrderRecord::load(&run.state_dir, &site.name).ok().flatten();
     let (mut record, _) = record_with_key(run, ca, &site.name, &site.names, None, key)?;
+    if let Some(previous) = previous {
+        // What the previous order could not remove yet is removed when this one is done.
+        super::leftovers::carry_over(previous, &mut record);
+    }
     record.renews = renews;
     record.dns_names = site.dns_names.clone();
     record.save(&run.state_dir)?;
@@ -112,8 +117,7 @@ async fn timed_place(
 /// The site's unfinished order, if it can be resumed; an interrupted step is an error unless
 /// `--discard-interrupted-order` (then the record goes and `None` is returned).
 fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
-    let Some(record) =
-        OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state != RecordState::Installed)
+    let Some(record) = OrderRecord::load(&run.state_dir, site)?.filter(|r| r.state.is_open())
     else {
         return Ok(None);
     };
@@ -193,7 +197,7 @@ fn record_with_key(
 }
 
 /// The request a record stands for (its names, CSR and the order it renews).
-fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
+pub(super) fn request_for(run: &Run, record: &OrderRecord) -> OrderRequest {
     OrderRequest {
         product: run.config.product(),
         names: record.names.clone(),
@@ -271,11 +275,19 @@ fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyh
 /// (HowSSL has no such call), so the user checks and decides.
 fn interrupted_commit(record: &OrderRecord) -> String {
     let draft = record.draft_id.as_deref().unwrap_or("?");
+    let console = match record.provider.as_str() {
+        "howssl" => {
+            "CA console (the HowSSL console at howssl.com: its order list, and the \
+                     account balance for a debit at that time)"
+        }
+        _ => "CA console",
+    };
     format!(
         "an earlier run was interrupted while ordering, before the CA's answer was saved: the \
          commit of draft {draft} (HowSSL check_id {draft}) was sent, and the CA may have placed \
-         and charged that order. Check the CA console for an order of {} made then; if there is \
-         none, run again with --discard-interrupted-order to order anew",
+         and charged that order. Check the {console} for an order of {} made then; if there is \
+         one, finish or cancel it there; if there is none, run again with \
+         --discard-interrupted-order to order anew",
         record.names.join(", ")
     )
 }
@@ -350,7 +362,10 @@ pub fn next(record: &OrderRecord) -> Next {
         RecordState::Creating => Next::Create,
         RecordState::Created => Next::Commit,
         RecordState::Committing => Next::Interrupted,
-        RecordState::Pending | RecordState::Issued | RecordState::Installed => Next::Placed,
+        RecordState::Pending
+        | RecordState::Issued
+        | RecordState::Installed
+        | RecordState::Cancelled => Next::Placed,
     }
 }
 

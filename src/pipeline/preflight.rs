@@ -16,7 +16,7 @@ use crate::dcv::{self, Publication};
 use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::lifecycle;
-use crate::orders::{OrderRecord, RecordState};
+use crate::orders::OrderRecord;
 use crate::publish::{self, http};
 use crate::site::{LeftOut, LeftOutKind, Site};
 use crate::store::Transaction;
@@ -38,7 +38,7 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
     for mut site in selected {
         run.result(&site.name).names_left_out = site.left_out.clone();
         let record = OrderRecord::load(&run.state_dir, &site.name).map_err(Failure::failed)?;
-        if let Some(record) = record.filter(|r| r.state != RecordState::Installed) {
+        if let Some(record) = record.filter(|r| r.state.is_open()) {
             site.names = record.names.clone();
             kept.push(site);
             continue;

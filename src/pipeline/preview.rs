@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::Run;
+use crate::ca::ValidationMethod;
 use crate::dcv;
 use crate::discovery::Discovery;
 use crate::install;
@@ -48,10 +49,19 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
                 r.port
             ));
         }
+        let dns = run.config.dns.as_ref().filter(|d| d.configured());
         for name in &site.names {
             let (method, why) = crate::publish::choose(name, &site.name, run.config.dns.as_ref());
-            out.validation
-                .push(format!("{name}: {method} validation ({why})"));
+            // A name HTTP cannot serve here (the preflight would fail) falls back to DNS.
+            let blocked = (publication.blocked.iter()).find(|(n, _)| n == name);
+            let line = match blocked {
+                Some((_, reason)) if dns.is_some() && method != ValidationMethod::Dns => format!(
+                    "{name}: {} validation (the HTTP preflight would fail: {reason})",
+                    ValidationMethod::Dns
+                ),
+                _ => format!("{name}: {method} validation ({why})"),
+            };
+            out.validation.push(line);
         }
         let result = run.result(&site.name);
         result.names_issued = site.names.clone();

@@ -14,7 +14,7 @@ use super::Run;
 use crate::discovery::Discovery;
 use crate::exit::Failure;
 use crate::lifecycle::{self, Action, Lineage, Planned, Verdict};
-use crate::orders::{OrderRecord, RecordState};
+use crate::orders::OrderRecord;
 use crate::site::{self, Site};
 
 /// The sites `auto` works on: `--site` or every site needing a certificate, plus managed sites
@@ -47,7 +47,7 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
     }
     // Orders left pending by an earlier run are resumed whether or not they are selected now.
     let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
-    for record in records.iter().filter(|r| r.state != RecordState::Installed) {
+    for record in records.iter().filter(|r| r.state.is_open()) {
         if !selected.iter().any(|s| s.name == record.site)
             && let Some(site) = all_sites.iter().find(|s| s.name == record.site)
         {
@@ -190,7 +190,7 @@ pub fn renewals(
     let mut out = Renewals::default();
     // Pending orders first: they are resumed, never placed again.
     let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
-    for record in records.iter().filter(|r| r.state != RecordState::Installed) {
+    for record in records.iter().filter(|r| r.state.is_open()) {
         match lifecycle::site_of(&record.site, &all_sites, found, config_dir) {
             Some(site) if chosen(&site) => {
                 let why = format!(
@@ -290,7 +290,7 @@ pub fn for_reissue(
         })?;
     if let Some(record) = OrderRecord::load(&run.state_dir, &lineage.site)
         .map_err(Failure::failed)?
-        .filter(|r| r.state != RecordState::Installed)
+        .filter(|r| r.state.is_open())
     {
         return Err(Failure::usage(anyhow!(
             "order {} for {} is still in flight; finish it with `enc365-nginx renew` first",

@@ -2,11 +2,12 @@
 //! fetch it, ask the CA to check, then poll every waiting order until issued, failed for good,
 //! or `--timeout`. Issued orders are saved with their chain.
 //!
-//! The CA may check again minutes after the run ends (`--no-wait`, `--timeout`): webroot files
-//! of orders still pending stay published (listed in the order record) and the run that installs
-//! removes them; files served by a temporary location go with the location. DNS records are
-//! journaled in the order record before they are created ([`dns_records`]) and removed when the
-//! order is issued or fails.
+//! Every file written is journaled in the order record before the self-check and before the CA
+//! is asked to look, and DNS records before they are created ([`dns_records`]), so a run killed
+//! at any point leaves nothing that a later run does not know of. The CA may check again minutes
+//! after the run ends (`--no-wait`, `--timeout`): webroot files of orders still pending stay
+//! published, and go when the order is issued or fails ([`super::leftovers`]); files served by
+//! a temporary location go with the location.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,9 +22,10 @@ use crate::dcv::{self, Publication};
 use crate::orders::{OrderRecord, RecordState};
 use crate::publish::dns::DnsPublisher;
 use crate::publish::http::HttpPublisher;
-use crate::publish::{self, Published, Publisher};
+use crate::publish::{self, Published};
 
 mod dns_records;
+use super::leftovers;
 use crate::site::Site;
 
 /// Per site: what this run published for it.
@@ -41,6 +43,7 @@ pub async fn run(
         DnsPublisher::default()
     });
     let mut published = PublishedBySite::new();
+    let mut created_dirs: Vec<PathBuf> = Vec::new();
     let mut waiting = Vec::new();
     let validation = crate::timings::Phase::start("validation");
     for (site, mut record) in ordered {
@@ -50,7 +53,10 @@ pub async fn run(
         }
         let publication = publications.get(&site.name).cloned().unwrap_or_default();
         let out = published.entry(site.name.clone()).or_default();
-        match publish_and_check(run, ca, &mut record, &publication, out, &dns).await {
+        let outcome =
+            publish_and_check(run, ca, &mut record, &publication, out, &created_dirs, &dns).await;
+        created_dirs.extend(out.dirs.iter().cloned());
+        match outcome {
             Ok(()) => waiting.push((site, record)),
             Err(e) => {
                 dns_records::remove_all(run, &dns, &mut record);
@@ -69,14 +75,16 @@ pub async fn run(
     issued
 }
 
-/// Publishes what the CA asks for each name not yet validated, by the method chosen for it,
-/// checks it is served, and asks the CA to look (when the provider's policy re-checks).
+/// Publishes what the CA asks for each name not yet validated, by the method chosen for it
+/// (switching the method at the CA first where it differs), journals every file written, checks
+/// it is served, and asks the CA to look (when the provider's policy re-checks).
 async fn publish_and_check(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     record: &mut OrderRecord,
     publication: &Publication,
     out: &mut Published,
+    created_dirs: &[PathBuf],
     dns: &DnsPublisher,
 ) -> anyhow::Result<()> {
     let id = OrderId(
@@ -90,30 +98,68 @@ async fn publish_and_check(
     if !matches!(order.state, OrderState::Pending { .. }) {
         return Ok(());
     }
+    ca.use_methods(&id, &super::order::request_for(run, record))
+        .await?;
     let http = HttpPublisher {
         publication,
         skip_dns_check: run.args.skip_dns_check,
     };
     let mut by_dns = Vec::new();
+    let mut written = Vec::new();
+    let mut failed = None;
     for validation in order.validations.iter().filter(|v| !v.validated) {
         let method = publish::method_in(&validation.name, &record.dns_names);
         let Some(challenge) = publish::challenge_for(validation, method) else {
-            anyhow::bail!(
+            failed = Some(anyhow!(
                 "the CA offers no {method} validation for {}",
                 validation.name
-            );
+            ));
+            break;
         };
         if method == ValidationMethod::Dns {
             by_dns.push((validation.name.clone(), challenge.clone()));
-        } else {
-            http.publish(&validation.name, challenge, out)?;
+            continue;
         }
+        match http.write(&validation.name, challenge, out) {
+            Ok(w) => written.push(w),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    journal_files(run, record, out, created_dirs)?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for w in &written {
+        http.check(w)?;
     }
     if !by_dns.is_empty() {
         dns_records::publish(run, dns, record, &by_dns)?;
     }
     if ca.poll_policy().rechecks_per_run > 0 {
         ca.request_validation(&id).await?;
+    }
+    Ok(())
+}
+
+/// Journals in the order record the files written for it and the directories made for them —
+/// by this site, or by another site of this run sharing the webroot — and saves it.
+fn journal_files(
+    run: &Run,
+    record: &mut OrderRecord,
+    out: &Published,
+    created_dirs: &[PathBuf],
+) -> anyhow::Result<()> {
+    let above = (created_dirs.iter().chain(&out.dirs))
+        .filter(|d| out.files.iter().any(|f| f.starts_with(d)))
+        .cloned();
+    let before = (record.published_files.len(), record.published_dirs.len());
+    add_new(&mut record.published_files, out.files.iter().cloned());
+    add_new(&mut record.published_dirs, above);
+    if before != (record.published_files.len(), record.published_dirs.len()) {
+        record.save(&run.state_dir)?;
     }
     Ok(())
 }
@@ -140,9 +186,9 @@ async fn wait_for_issuance(
         .drain(..)
         .partition(|(_, record)| record.state == RecordState::Issued);
     waiting = rest;
-    // Records a crashed run left behind for an order issued since.
+    // What a crashed run left published for an order issued since.
     for (_, record) in &mut issued {
-        dns_records::remove_all(run, dns, record);
+        leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
     }
     if run.args.no_wait {
         for (site, _) in &waiting {
@@ -226,12 +272,18 @@ async fn poll(
                     run.fail(&site.name, format!("{e:#}"));
                     return Polled::Gone;
                 }
-                dns_records::remove_all(run, dns, record);
+                leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
                 Polled::Issued
             }
             OrderState::Failed { reason } => {
-                dns_records::remove_all(run, dns, record);
-                OrderRecord::discard(&run.state_dir, &site.name);
+                leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
+                if record.dns_records.is_empty() {
+                    OrderRecord::discard(&run.state_dir, &site.name);
+                } else {
+                    // Kept, cancelled, until every later run has removed its records.
+                    record.state = RecordState::Cancelled;
+                    let _ = record.save(&run.state_dir);
+                }
                 run.fail(
                     &site.name,
                     format!("the CA ended order {id} without a certificate: {reason}"),
@@ -287,50 +339,32 @@ async fn sleep_until(
     tick
 }
 
-/// Removes the validation files of this run, except webroot files of orders still pending,
-/// which are listed in their records for the run that installs to remove.
+/// Removes the validation files of this run that no order needs any more: all of a site whose
+/// order is finished or gone, and those behind the temporary location (which goes now) of orders
+/// still pending. Webroot files of pending orders stay journaled for the run that finishes them.
 fn clean_up(run: &mut Run, published: &PublishedBySite) {
-    let all_created: Vec<&PathBuf> = published.values().flat_map(|p| &p.dirs).collect();
     let (mut files, mut dirs): (Vec<PathBuf>, Vec<PathBuf>) = (Vec::new(), Vec::new());
-    for (
-        site,
-        Published {
-            files: written,
-            dirs: created_dirs,
-            ..
-        },
-    ) in published
-    {
-        let mut record = OrderRecord::load(&run.state_dir, site).ok().flatten();
-        let still_pending = record
-            .as_ref()
-            .is_some_and(|r| r.state == RecordState::Pending);
-        let in_webroot = written.iter().all(|f| !f.starts_with(&run.dcv_dir));
-        if let Some(record) = record.as_mut().filter(|_| still_pending && in_webroot) {
-            run.say(format!(
-                "  {site}: the validation files stay in its webroot until the certificate is installed"
-            ));
-            // Sites may share a webroot: the directories this run made above this site's files,
-            // whichever site made them, are removed when this order is finished.
-            let above = all_created
-                .iter()
-                .filter(|d| written.iter().any(|f| f.starts_with(d)))
-                .map(|d| (*d).clone());
-            add_new(&mut record.published_files, written.iter().cloned());
-            add_new(&mut record.published_dirs, above);
-            if let Err(e) = record.save(&run.state_dir) {
-                run.fail(site, format!("{e:#}"));
+    for (site, out) in published {
+        let record = OrderRecord::load(&run.state_dir, site).ok().flatten();
+        match record {
+            Some(mut record) if record.state == RecordState::Pending => {
+                leftovers::remove_under(&run.state_dir, &run.dcv_dir, &mut record);
+                if !record.published_files.is_empty() {
+                    run.say(format!(
+                        "  {site}: the validation files stay in its webroot until the order is \
+                         finished"
+                    ));
+                }
+                files.extend(
+                    out.files
+                        .iter()
+                        .filter(|f| f.starts_with(&run.dcv_dir))
+                        .cloned(),
+                );
             }
-        } else {
-            files.extend(written.iter().cloned());
-            dirs.extend(created_dirs.iter().cloned());
-            if let Some(record) = record
-                .as_mut()
-                .filter(|r| !r.published_files.is_empty() || !r.published_dirs.is_empty())
-            {
-                files.append(&mut record.published_files);
-                dirs.append(&mut record.published_dirs);
-                let _ = record.save(&run.state_dir);
+            _ => {
+                files.extend(out.files.iter().cloned());
+                dirs.extend(out.dirs.iter().cloned());
             }
         }
     }

@@ -21,17 +21,29 @@ pub struct HttpPublisher<'a> {
     pub skip_dns_check: bool,
 }
 
-impl Publisher for HttpPublisher<'_> {
-    fn method(&self) -> ValidationMethod {
-        ValidationMethod::HttpFile
-    }
+/// A file written by [`HttpPublisher::write`], to be fetched back by [`HttpPublisher::check`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The name it proves.
+    pub name: String,
+    /// Where the fetch connects.
+    pub addr: SocketAddr,
+    /// The URL path.
+    pub path: String,
+    /// The bytes that must come back.
+    pub content: String,
+}
 
-    fn publish(
+impl HttpPublisher<'_> {
+    /// Writes the file `challenge` asks for `name` where this nginx serves it; what was written
+    /// (file, directories made) is added to `out`, so the caller can journal it before the
+    /// self-check ([`HttpPublisher::check`]) and before the CA is asked to look.
+    pub fn write(
         &self,
         name: &str,
         challenge: &Challenge,
         out: &mut Published,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Written> {
         let Challenge::HttpFile { path, content } = challenge else {
             anyhow::bail!("{name}: not an HTTP file challenge");
         };
@@ -50,9 +62,39 @@ impl Publisher for HttpPublisher<'_> {
             .extend(dcv::write_file(&dir, file_name, content.as_bytes())?);
         out.files.push(dir.join(file_name));
         tracing::info!(file = %dir.join(file_name).display(), name, "published the validation file");
-        let addr = connect_address(self.skip_dns_check, name, route.port);
-        dcv::check_served(addr, name, path, content.as_bytes())
-            .map_err(|e| anyhow!("self-check failed: {e}"))
+        Ok(Written {
+            name: name.to_string(),
+            addr: connect_address(self.skip_dns_check, name, route.port),
+            path: path.clone(),
+            content: content.clone(),
+        })
+    }
+
+    /// Fetches a written file back the way the CA will.
+    pub fn check(&self, written: &Written) -> anyhow::Result<()> {
+        dcv::check_served(
+            written.addr,
+            &written.name,
+            &written.path,
+            written.content.as_bytes(),
+        )
+        .map_err(|e| anyhow!("self-check failed: {e}"))
+    }
+}
+
+impl Publisher for HttpPublisher<'_> {
+    fn method(&self) -> ValidationMethod {
+        ValidationMethod::HttpFile
+    }
+
+    fn publish(
+        &self,
+        name: &str,
+        challenge: &Challenge,
+        out: &mut Published,
+    ) -> anyhow::Result<()> {
+        let written = self.write(name, challenge, out)?;
+        self.check(&written)
     }
 }
 

@@ -183,6 +183,7 @@ fn howssl_killed_between_commit_and_its_saved_answer_a_rerun_names_the_check_id_
     assert!(
         err.contains(&check_id)
             && err.contains("CA console")
+            && err.contains("HowSSL console")
             && err.contains("--discard-interrupted-order"),
         "{err}"
     );

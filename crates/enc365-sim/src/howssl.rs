@@ -2,8 +2,13 @@
 //! path of §2.3 under `/Home/...`, `POST` with `multipart/form-data` only, the `token` form field
 //! checked on every call, the envelope `{"status","msg","data","code"}` with
 //! `{"status":false,"msg","code"}` errors, a balance debited by `commitOrder`, real file validation
-//! (fetched through [`super::SimOptions::connect`] like the Encryption365 mode), and real X.509
-//! from the simulator's CA.
+//! (fetched through [`super::SimOptions::connect`] like the Encryption365 mode), real DNS
+//! validation (the CNAME `DCVdnsHost.<name>` → `DCVdnsValue` of §2.4, asked at
+//! [`super::SimOptions::dns_server`]), the method of each name set by `updateDCV` /
+//! `batchUpdateDCV` (`FILE` until then), and real X.509 from the simulator's CA.
+//!
+//! A wildcard is validated as its base name; with a DNS server given, a wildcard passes only by
+//! DNS (CA/B rules), so a wildcard left on `FILE` stays unvalidated.
 //!
 //! Where providers.md says "not documented", the simulator chooses: the `createOrder` name list is
 //! the field `domains` (comma-separated); `createOrder` answers `data.check_id`; `order_status` is
@@ -586,8 +591,9 @@ fn order_info(order: &HowOrder) -> Value {
         "total_amount": [{"value": format!("{:.2}", order.cost), "unit": "CNY"}]}})
 }
 
-/// Fetches the validation file of every unvalidated FILE name of the order (no lock held while
-/// fetching). DNS and e-mail names are not checked by the simulator.
+/// Checks every unvalidated name of the order by its method: `FILE` by fetching the file, `DNS`
+/// by asking the DNS server for the CNAME (no lock held while checking). E-mail names are not
+/// checked by the simulator.
 async fn validate(shared: &Arc<Shared>, id: &str) {
     let (todo, h) = {
         let st = lock(&shared.howssl);
@@ -598,19 +604,17 @@ async fn validate(shared: &Arc<Shared>, id: &str) {
         else {
             return;
         };
-        let todo: Vec<String> = (order.names_state.iter())
-            .filter(|(_, (way, done))| way == "FILE" && !done)
-            .map(|(n, _)| n.clone())
+        let todo: Vec<(String, String)> = (order.names_state.iter())
+            .filter(|(_, (way, done))| way != "EMAIL" && !done)
+            .map(|(n, (way, _))| (n.clone(), way.clone()))
             .collect();
         (todo, CsrHashes::of_der(&order.csr_der))
     };
-    let content = format!("{}\ncomodoca.com", h.sha256);
     let mut passed = Vec::new();
-    for name in todo {
-        let target = name.strip_prefix("*.").unwrap_or(&name);
-        match super::api::fetch(shared, target, &h.file_name(), &content).await {
+    for (name, way) in todo {
+        match check_name(shared, &name, &way, &h).await {
             Ok(()) => passed.push(name),
-            Err(e) => tracing::info!("HowSSL DCV for {name}: {e}"),
+            Err(e) => tracing::info!("HowSSL DCV for {name} ({way}): {e}"),
         }
     }
     let mut st = lock(&shared.howssl);
@@ -624,6 +628,29 @@ async fn validate(shared: &Arc<Shared>, id: &str) {
             order.validated_at = Some(Instant::now());
         }
     }
+}
+
+/// Checks one name by `way` (`FILE` or `DNS`), the values derived from the CSR as §2.4 says.
+async fn check_name(
+    shared: &Arc<Shared>,
+    name: &str,
+    way: &str,
+    h: &CsrHashes,
+) -> Result<(), String> {
+    let base = name.strip_prefix("*.").unwrap_or(name);
+    let dns_server = shared.options.dns_server;
+    if way == "DNS" {
+        let server =
+            dns_server.ok_or("no DNS server to ask (start the simulator with --dns-server)")?;
+        let owner = format!("_{}.{base}", h.md5);
+        let value = format!("{}.{}.comodoca.com", &h.sha256[..32], &h.sha256[32..]);
+        return super::dns_check::check_cname(server, &owner, &value).await;
+    }
+    if name.starts_with("*.") && dns_server.is_some() {
+        return Err("a wildcard is validated by DNS only: switch it with updateDCV".into());
+    }
+    let content = format!("{}\ncomodoca.com", h.sha256);
+    super::api::fetch(shared, base, &h.file_name(), &content).await
 }
 
 /// Issues once every name is validated and the issuance delay has passed.

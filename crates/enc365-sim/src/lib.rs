@@ -149,7 +149,8 @@ pub struct SimOptions {
     pub fetch_timeout: Duration,
     /// Give every new order this `unique_id` (e.g. the docs' `cab202166585`) instead of a random one.
     pub fixed_unique_id: Option<String>,
-    /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3);
+    /// The authoritative DNS server DNS validation asks (the CNAME of providers.md §1.6.3, or
+    /// for HowSSL §2.4);
     /// with one, wildcards are validated by DNS only. `None`: names are validated by HTTP file
     /// only (a wildcard by its base name's file).
     pub dns_server: Option<SocketAddr>,

@@ -22,7 +22,8 @@ struct Args {
     #[arg(long, value_name = "ADDR")]
     connect: Option<SocketAddr>,
     /// Validate names by DNS too: ask this authoritative server (ADDR:PORT) for the CNAME of
-    /// providers.md §1.6.3 (wildcards are then validated by DNS only).
+    /// providers.md §1.6.3 (Encryption365) or §2.4 (HowSSL, names switched to DNS); wildcards
+    /// are then validated by DNS only.
     #[arg(long, value_name = "ADDR")]
     dns_server: Option<SocketAddr>,
     /// Keep accounts, orders and the CA key here across restarts.

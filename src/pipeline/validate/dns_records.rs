@@ -98,25 +98,12 @@ fn journal_and_create(
 }
 
 /// Removes the records we created for the order (those a removal fails for stay journaled for
-/// the next run) and saves the record when it still exists.
+/// every later run) and saves the record when it still exists.
 pub fn remove_all(run: &Run, dns: &DnsPublisher, record: &mut OrderRecord) {
     if record.dns_records.is_empty() {
         return;
     }
-    let mut kept = Vec::new();
-    for rec in std::mem::take(&mut record.dns_records) {
-        if !rec.created {
-            continue;
-        }
-        if let Err(e) = dns.remove(&rec) {
-            run.say(format!(
-                "  {}: could not remove the DNS record {rec}: {e:#}; the next run tries again",
-                rec.name
-            ));
-            kept.push(rec);
-        }
-    }
-    record.dns_records = kept;
+    crate::pipeline::leftovers::remove_records(dns, record, &|m| run.say(m));
     if OrderRecord::path(&run.state_dir, &record.site).exists() {
         let _ = record.save(&run.state_dir);
     }

@@ -132,9 +132,10 @@ impl DnsPublisher {
                 "the CA asks for a {record_type} record for {name}; only CNAME and TXT are published"
             );
         }
-        let zone = match settings.listed_zone_of(&owner) {
-            Some(zone) => zone,
-            None => {
+        let zone = match (settings.listed_zone_of(&owner), self.resolver()?) {
+            (Some(zone), _) => zone,
+            (None, Some(resolver)) => wire::walk(resolver, &owner, self.authoritative_port())?.zone,
+            (None, None) => {
                 let (server, recurse) = self.walk_server(&settings.backend);
                 wire::find_zone(server, &owner, recurse)?
             }
@@ -176,7 +177,24 @@ impl DnsPublisher {
         if !self.check_servers.is_empty() {
             return Ok(self.check_servers.clone());
         }
+        if let Some(resolver) = self.resolver()? {
+            let found = wire::walk(resolver, zone, self.authoritative_port())?;
+            tracing::info!(zone, servers = ?found.servers, %resolver, "authoritative servers found");
+            return Ok(found.servers);
+        }
         wire::authoritative_servers(wire::system_resolver(), zone)
+    }
+
+    /// `[dns] resolver`, where the zone walk starts, if set.
+    fn resolver(&self) -> anyhow::Result<Option<SocketAddr>> {
+        (self.settings.as_ref().and_then(|s| s.resolver.as_deref()))
+            .map(wire::server_addr)
+            .transpose()
+    }
+
+    /// `[dns] authoritative_port` (53).
+    fn authoritative_port(&self) -> u16 {
+        (self.settings.as_ref().and_then(|s| s.authoritative_port)).unwrap_or(53)
     }
 
     /// Creates `record` through its zone's publisher.

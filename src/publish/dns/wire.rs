@@ -1,6 +1,7 @@
 //! DNS on the wire: one query (or TSIG-signed update) to one server over UDP, falling back to
 //! TCP when the answer is truncated; the zone a name is in (SOA walk); a zone's authoritative
-//! servers; the values a server holds for a name and type.
+//! servers; the walk from a resolver or parent server down the delegations to the zone and its
+//! servers ([`walk`]); the values a server holds for a name and type.
 //!
 //! Not here: deciding what to publish, or waiting for propagation.
 
@@ -214,6 +215,108 @@ pub fn authoritative_servers(resolver: SocketAddr, zone: &str) -> anyhow::Result
         );
     }
     Ok(out)
+}
+
+/// A zone and the servers authoritative for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneServers {
+    /// The zone (no trailing dot).
+    pub zone: String,
+    /// Its authoritative servers, each on `port`.
+    pub servers: Vec<SocketAddr>,
+}
+
+/// How many delegations [`walk`] follows before giving up.
+const MAX_HOPS: usize = 16;
+
+/// Finds the zone holding `owner` and its authoritative servers, starting at `start` (a
+/// recursive resolver, which answers at once, or an authoritative server of a parent zone, which
+/// refers to the child's servers): referrals are followed (glue first, else the name servers'
+/// addresses as `start` answers them) until a server answers with the zone's SOA; then its NS
+/// records are asked for. Servers found are asked on `port` (53 on the Internet).
+pub fn walk(start: SocketAddr, owner: &str, port: u16) -> anyhow::Result<ZoneServers> {
+    let mut server = start;
+    for _ in 0..MAX_HOPS {
+        let answer = query(server, owner, RecordType::SOA, true)?;
+        let soa = (answer.answers.iter().chain(&answer.authorities))
+            .find(|r| r.record_type() == RecordType::SOA);
+        if let Some(soa) = soa {
+            let zone = plain(&soa.name);
+            let ns = query(server, &zone, RecordType::NS, true)?;
+            let servers = name_server_addrs(start, &ns, port);
+            if servers.is_empty() {
+                bail!(
+                    "{server} answers for zone {zone} but no address of its name servers was \
+                     found; give the servers to check with --dns-server or [dns] check_servers"
+                );
+            }
+            return Ok(ZoneServers { zone, servers });
+        }
+        let next = name_server_addrs(start, &answer, port);
+        match next.first() {
+            Some(addr) if *addr != server => server = *addr,
+            _ => bail!(
+                "{server} neither holds the zone of {owner} nor refers to its servers (walking \
+                 from {start}); check [dns] resolver, or give the DNS server with --dns-server"
+            ),
+        }
+    }
+    bail!("more than {MAX_HOPS} delegations walking from {start} to {owner}")
+}
+
+/// The addresses (on `port`) of the name servers an answer names (NS records in its answer or
+/// authority section): its glue, else their A/AAAA records as `resolver` answers them, else the
+/// system's lookup.
+fn name_server_addrs(resolver: SocketAddr, answer: &Message, port: u16) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let targets =
+        (answer.answers.iter().chain(&answer.authorities)).filter_map(|r| match &r.data {
+            RData::NS(ns) => Some(ns.0.clone()),
+            _ => None,
+        });
+    for target in targets {
+        let glue: Vec<std::net::IpAddr> = (answer.additionals.iter())
+            .filter(|r| r.name.eq_case(&target) || r.name == target)
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+                RData::AAAA(a) => Some(std::net::IpAddr::V6(a.0)),
+                _ => None,
+            })
+            .collect();
+        let ips = if glue.is_empty() {
+            addresses_of(resolver, &plain(&target))
+        } else {
+            glue
+        };
+        for ip in ips {
+            let addr = SocketAddr::new(ip, port);
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+    }
+    out
+}
+
+/// The IPv4 addresses of `host` as `resolver` answers them, else the system's lookup.
+fn addresses_of(resolver: SocketAddr, host: &str) -> Vec<std::net::IpAddr> {
+    let asked: Vec<std::net::IpAddr> = query(resolver, host, RecordType::A, true)
+        .map(|m| {
+            (m.answers.iter())
+                .filter_map(|r| match &r.data {
+                    RData::A(a) => Some(std::net::IpAddr::V4(a.0)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !asked.is_empty() {
+        return asked;
+    }
+    (host, 53)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default()
 }
 
 /// The first name server of `/etc/resolv.conf` (127.0.0.1 when there is none).

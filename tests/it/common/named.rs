@@ -37,23 +37,31 @@ fn named_binary() -> PathBuf {
 impl Named {
     /// Starts named serving `zones` (each with an SOA, an NS and an A record for the apex).
     pub fn start(zones: &[&str]) -> Named {
+        let zones: Vec<(&str, &str)> = zones.iter().map(|z| (*z, "")).collect();
+        Named::start_at([127, 0, 0, 1], super::free_port(), &zones)
+    }
+
+    /// Starts named on `ip`:`port` serving each zone with an SOA, an NS (`ns.<zone>`, at `ip`),
+    /// an A record for the apex (127.0.0.1, where nginx listens) and the extra zone-file lines
+    /// given (e.g. a delegation with glue).
+    pub fn start_at(ip: [u8; 4], port: u16, zones: &[(&str, &str)]) -> Named {
         let dir = tempfile::tempdir().unwrap();
-        let port = super::free_port();
         let d = dir.path().display().to_string();
+        let listen = std::net::Ipv4Addr::from(ip);
         let mut conf = format!(
             "options {{\n  directory \"{d}\";\n  pid-file \"{d}/named.pid\";\n  \
              session-keyfile \"{d}/session.key\";\n  managed-keys-directory \"{d}\";\n  \
-             listen-on port {port} {{ 127.0.0.1; }};\n  listen-on-v6 {{ none; }};\n  \
+             listen-on port {port} {{ {listen}; }};\n  listen-on-v6 {{ none; }};\n  \
              recursion no;\n  dnssec-validation no;\n  notify no;\n}};\n\
              controls {{ }};\n\
              key \"{KEY_NAME}\" {{ algorithm hmac-sha256; secret \"{KEY_SECRET}\"; }};\n"
         );
-        for zone in zones {
+        for (zone, extra) in zones {
             std::fs::write(
                 dir.path().join(format!("{zone}.zone")),
                 format!(
                     "$TTL 60\n@ IN SOA ns.{zone}. hostmaster.{zone}. 1 60 60 600 60\n\
-                     @ IN NS ns.{zone}.\nns IN A 127.0.0.1\n@ IN A 127.0.0.1\n"
+                     @ IN NS ns.{zone}.\nns IN A {listen}\n@ IN A 127.0.0.1\n{extra}"
                 ),
             )
             .unwrap();
@@ -74,10 +82,10 @@ impl Named {
             .expect("could not start named");
         let named = Named {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((ip, port)),
             dir,
         };
-        named.wait_ready(zones.first().copied().unwrap_or("."));
+        named.wait_ready(zones.first().map_or(".", |z| z.0));
         named
     }
 
