@@ -9,6 +9,7 @@
 
 pub mod assess;
 pub mod ca;
+pub mod certificates;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -31,5 +32,6 @@ pub mod secret;
 pub mod site;
 pub mod store;
 pub mod timings;
+pub mod uninstall;
 pub mod tlsinfo;
 pub mod verify;

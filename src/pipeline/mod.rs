@@ -18,6 +18,8 @@
 //! At most two reloads per run: one when temporary validation locations are needed, one for the
 //! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
+pub mod certonly;
+pub mod domains;
 pub mod install;
 pub mod order;
 pub mod preflight;
