@@ -94,7 +94,11 @@ pub fn key_type(cert_pem: &[u8]) -> Option<String> {
             384 => "ecdsa-p384".into(),
             bits => format!("ecdsa-{bits}"),
         },
-        other => format!("{other:?}").split('(').next().unwrap_or("unknown").to_lowercase(),
+        other => format!("{other:?}")
+            .split('(')
+            .next()
+            .unwrap_or("unknown")
+            .to_lowercase(),
     })
 }
 
@@ -128,7 +132,8 @@ pub fn covers(names: &[String], name: &str) -> bool {
     names.iter().any(|n| {
         *n == name
             || n.strip_prefix("*.").is_some_and(|base| {
-                name.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == base)
+                name.split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == base)
             })
     })
 }
@@ -141,8 +146,14 @@ mod tests {
     fn a_chain_splits_into_the_leaf_and_the_rest() {
         let pem = "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n";
         let (leaf, chain) = split_chain(pem);
-        assert_eq!(leaf, "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n");
-        assert_eq!(chain, "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n");
+        assert_eq!(
+            leaf,
+            "-----BEGIN CERTIFICATE-----\nA\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(
+            chain,
+            "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
+        );
         assert_eq!(format!("{leaf}{chain}"), pem);
     }
 

@@ -32,6 +32,6 @@ pub mod secret;
 pub mod site;
 pub mod store;
 pub mod timings;
-pub mod uninstall;
 pub mod tlsinfo;
+pub mod uninstall;
 pub mod verify;

@@ -55,7 +55,9 @@ pub fn delete(
 ) -> Result<Deleted, Failure> {
     let lineage = find_lineage(&env.state_dir, selector)?;
     let site = find_site(found, &env.config_dir, selector, lineage.as_ref())?;
-    let name = lineage.as_ref().map_or(site.name.clone(), |l| l.site.clone());
+    let name = lineage
+        .as_ref()
+        .map_or(site.name.clone(), |l| l.site.clone());
     let edits = plan(found, &site, &env.state_dir)?;
     let lines_removed: usize = edits.values().map(|e| e.1).sum();
     if lines_removed == 0 {
@@ -76,26 +78,31 @@ pub fn delete(
     }
     txn.backup_all(&backed).map_err(|e| fail(&e))?;
     let applied = apply(env, &edits, &name, remove_files.then_some(&files));
-    let removed_files = match applied.and_then(|removed| check_and_reload(env).map(|r| (removed, r))) {
-        Ok(done) => done,
-        Err(e) => {
-            let restored = txn.restore();
-            return Err(Failure::failed(anyhow!(
-                "{e:#}; {}",
-                match restored {
-                    Ok(_) => "every file was put back as it was".to_string(),
-                    Err(r) => format!("PUTTING THE FILES BACK FAILED: {r}"),
-                }
-            )));
-        }
-    };
+    let removed_files =
+        match applied.and_then(|removed| check_and_reload(env).map(|r| (removed, r))) {
+            Ok(done) => done,
+            Err(e) => {
+                let restored = txn.restore();
+                return Err(Failure::failed(anyhow!(
+                    "{e:#}; {}",
+                    match restored {
+                        Ok(_) => "every file was put back as it was".to_string(),
+                        Err(r) => format!("PUTTING THE FILES BACK FAILED: {r}"),
+                    }
+                )));
+            }
+        };
     txn.commit().map_err(|e| fail(&e))?;
     Ok(Deleted {
         site: name,
         files: edits.into_keys().collect(),
         lines_removed,
         removed_files: removed_files.0,
-        live_dir: files.fullchain.parent().map(Path::to_path_buf).unwrap_or_default(),
+        live_dir: files
+            .fullchain
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
         transaction: txn.id().to_string(),
         reloaded: removed_files.1,
     })
@@ -226,7 +233,12 @@ fn check_and_reload(env: &Environment) -> anyhow::Result<bool> {
     }
     tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
-        .reload(&env.paths, &env.reload, &env.pid_file, Duration::from_secs(20))
+        .reload(
+            &env.paths,
+            &env.reload,
+            &env.pid_file,
+            Duration::from_secs(20),
+        )
         .map_err(|e| anyhow!("the reload failed: {e:#}"))?;
     Ok(true)
 }

@@ -148,7 +148,12 @@ pub(super) fn base(sites: Vec<String>, https_port: Option<u16>, http_port: u16) 
 }
 
 /// `auto`'s options with the order and wait groups filled in.
-pub(super) fn with_groups(mut args: AutoArgs, order: &OrderArgs, wait: &WaitArgs, hooks: &HookArgs) -> AutoArgs {
+pub(super) fn with_groups(
+    mut args: AutoArgs,
+    order: &OrderArgs,
+    wait: &WaitArgs,
+    hooks: &HookArgs,
+) -> AutoArgs {
     args.key_type = order.key_type;
     args.skip_dns_check = order.skip_dns_check;
     args.dns_server = order.dns_server.clone();

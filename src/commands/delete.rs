@@ -30,7 +30,11 @@ pub fn run(args: &DeleteArgs, ctx: &Context) -> CommandResult {
         done.site,
         done.lines_removed,
         done.files.len(),
-        if done.reloaded { ", nginx reloaded" } else { "" }
+        if done.reloaded {
+            ", nginx reloaded"
+        } else {
+            ""
+        }
     );
     for f in &done.files {
         println!("    {}", f.display());
@@ -38,7 +42,10 @@ pub fn run(args: &DeleteArgs, ctx: &Context) -> CommandResult {
     if done.removed_files.is_empty() {
         println!("The certificate files stay in {}.", done.live_dir.display());
     } else {
-        println!("Removed the certificate files in {}.", done.live_dir.display());
+        println!(
+            "Removed the certificate files in {}.",
+            done.live_dir.display()
+        );
     }
     println!("To undo: enc365-nginx rollback {}", done.transaction);
     Ok(ExitStatus::Success)
@@ -46,7 +53,8 @@ pub fn run(args: &DeleteArgs, ctx: &Context) -> CommandResult {
 
 /// Where nginx and our files are, and how to reload, from the global options and the config.
 pub fn environment(ctx: &Context) -> Result<Environment, Failure> {
-    let config = crate::config::Config::load_or_default(&ctx.config_path()).map_err(Failure::usage)?;
+    let config =
+        crate::config::Config::load_or_default(&ctx.config_path()).map_err(Failure::usage)?;
     let paths = ctx.nginx_paths()?;
     let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
     let pid_file = ctx.pid_file(&paths);

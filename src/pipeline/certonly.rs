@@ -35,7 +35,10 @@ pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
     let name = names[0].clone();
     let auto_args = args.to_auto();
     let mut run = new_run(&auto_args, ctx)?;
-    if Lineage::load(&run.state_dir, &name).map_err(Failure::failed)?.is_some() {
+    if Lineage::load(&run.state_dir, &name)
+        .map_err(Failure::failed)?
+        .is_some()
+    {
         return Err(Failure::usage(anyhow!(
             "{name} is a site `auto` manages (its files are in {}); `certonly` keeps lineages of \
              its own: name another first -d, or use that site's files",
@@ -44,10 +47,13 @@ pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
     }
     let record_path = crate::paths::certonly_lineage(&run.state_dir, &name);
     let previous: Option<Lineage> =
-        crate::store::read_record(&record_path, "move it away to order anew").map_err(Failure::failed)?;
+        crate::store::read_record(&record_path, "move it away to order anew")
+            .map_err(Failure::failed)?;
     let files = LineageFiles::of(&run.env.config_dir, &name);
     if !args.force
-        && let Some(kept) = previous.as_ref().and_then(|p| not_due(p, &names, &files, ctx.now()))
+        && let Some(kept) = previous
+            .as_ref()
+            .and_then(|p| not_due(p, &names, &files, ctx.now()))
     {
         return print_kept(&run, &files, &kept);
     }
@@ -80,12 +86,8 @@ pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
     )]);
     let ca = ctx.certificate_authority(&run.config)?;
     let ordered = crate::commands::block_on(order::place_all(&mut run, ca.as_ref(), vec![site]))?;
-    let issued = crate::commands::block_on(validate::run(
-        &mut run,
-        ca.as_ref(),
-        ordered,
-        &publications,
-    ))?;
+    let issued =
+        crate::commands::block_on(validate::run(&mut run, ca.as_ref(), ordered, &publications))?;
     for (site, record) in issued {
         if let Err(e) = save(&mut run, &files, &record, previous.clone()) {
             run.fail(&site.name, format!("{e:#}"));
@@ -102,7 +104,9 @@ fn check_names(domains: &[String]) -> Result<Vec<String>, Failure> {
             if !n.certifiable || n.wildcard {
                 return Err(Failure::usage(anyhow!(
                     "-d {d}: {} (certonly proves names by a webroot file, so no wildcards)",
-                    n.reason.as_deref().unwrap_or("not a name a certificate can hold")
+                    n.reason
+                        .as_deref()
+                        .unwrap_or("not a name a certificate can hold")
                 )));
             }
             if !out.contains(&n.name) {
@@ -111,7 +115,9 @@ fn check_names(domains: &[String]) -> Result<Vec<String>, Failure> {
         }
     }
     if out.is_empty() {
-        return Err(Failure::usage(anyhow!("certonly needs at least one -d NAME")));
+        return Err(Failure::usage(anyhow!(
+            "certonly needs at least one -d NAME"
+        )));
     }
     Ok(out)
 }
@@ -156,7 +162,11 @@ fn new_run<'a>(args: &'a AutoArgs, ctx: &'a Context) -> Result<Run<'a>, Failure>
     let hooks = crate::hooks::Hooks {
         pre: None,
         post: None,
-        deploy: args.hooks.deploy_hook.clone().or(config.deploy_hook.clone()),
+        deploy: args
+            .hooks
+            .deploy_hook
+            .clone()
+            .or(config.deploy_hook.clone()),
     };
     Ok(Run {
         ctx,
@@ -175,8 +185,14 @@ fn new_run<'a>(args: &'a AutoArgs, ctx: &'a Context) -> Result<Run<'a>, Failure>
 
 /// The certificate on hand, when it is kept: same names, all four files there and holding it,
 /// more than 30 days left.
-fn not_due(previous: &Lineage, names: &[String], files: &LineageFiles, now: i64) -> Option<Lineage> {
-    let same_names = previous.names.len() == names.len() && names.iter().all(|n| previous.names.contains(n));
+fn not_due(
+    previous: &Lineage,
+    names: &[String],
+    files: &LineageFiles,
+    now: i64,
+) -> Option<Lineage> {
+    let same_names =
+        previous.names.len() == names.len() && names.iter().all(|n| previous.names.contains(n));
     let on_disk = files.all().iter().all(|f| f.is_file());
     let live = std::fs::read(&files.fullchain)
         .ok()
@@ -243,7 +259,8 @@ fn save(
         provider: record.provider.clone(),
         order_id: record.order_id.clone(),
         not_after: summary.not_after,
-        fingerprint: crate::verify::pem_leaf_fingerprint(chain.as_bytes()).map_err(|e| anyhow!(e))?,
+        fingerprint: crate::verify::pem_leaf_fingerprint(chain.as_bytes())
+            .map_err(|e| anyhow!(e))?,
         installed_at: run.ctx.now(),
         previous: previous.map(|mut p| {
             p.previous = None;
@@ -251,7 +268,10 @@ fn save(
         }),
         revoked_at: None,
     };
-    crate::store::write_record(&crate::paths::certonly_lineage(&run.state_dir, &name), &lineage)?;
+    crate::store::write_record(
+        &crate::paths::certonly_lineage(&run.state_dir, &name),
+        &lineage,
+    )?;
     let mut done = record.clone();
     done.state = RecordState::Installed;
     done.last_error = None;
@@ -260,7 +280,10 @@ fn save(
     result.names_issued = record.names.clone();
     result.cert_path = Some(files.fullchain.display().to_string());
     result.not_after = Some(crate::commands::status::rfc3339(summary.not_after));
-    run.say(format!("  {name}: saved {}", files.fullchain.parent().unwrap_or(Path::new("")).display()));
+    run.say(format!(
+        "  {name}: saved {}",
+        files.fullchain.parent().unwrap_or(Path::new("")).display()
+    ));
     deploy_hook(run, files, &record.names);
     Ok(())
 }
@@ -270,7 +293,11 @@ fn deploy_hook(run: &mut Run, files: &LineageFiles, names: &[String]) {
     let Some(command) = run.hooks.deploy.clone() else {
         return;
     };
-    let live_dir = files.fullchain.parent().unwrap_or(Path::new("")).to_path_buf();
+    let live_dir = files
+        .fullchain
+        .parent()
+        .unwrap_or(Path::new(""))
+        .to_path_buf();
     let env = crate::hooks::deploy_env(&live_dir, names);
     let site = names.first().map(String::as_str);
     let outcome = crate::hooks::run(crate::hooks::HookKind::Deploy, site, &command, &env);

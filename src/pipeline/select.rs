@@ -32,7 +32,8 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
     // -d NAME: just those names, of the sites carrying them.
     let explicit = !args.sites.is_empty() || !args.domains.is_empty();
     if !args.domains.is_empty() {
-        selected = super::domains::narrow(&all_sites, selected, !args.sites.is_empty(), &args.domains)?;
+        selected =
+            super::domains::narrow(&all_sites, selected, !args.sites.is_empty(), &args.domains)?;
     }
     // Managed sites whose configuration was regenerated get our certificate back.
     if !args.dry_run {

@@ -20,7 +20,11 @@ const LEGACY: &str = "server {\n    listen 127.0.0.1:{port.0};\n    server_name 
 
 /// A host whose sites are `sites/<name>.conf` files (rendered), nginx reloaded to read them.
 fn host_with_site_files(files: &[(&str, &str)]) -> Host {
-    let host = Host::with(Faults::default(), "    include {prefix}/sites/*.conf;\n", "");
+    let host = Host::with(
+        Faults::default(),
+        "    include {prefix}/sites/*.conf;\n",
+        "",
+    );
     for (name, body) in files {
         host.sb
             .write_file(&format!("sites/{name}.conf"), host.sb.render(body));
@@ -60,7 +64,10 @@ fn rollback_of_a_first_install_keeps_the_tls_snippet_other_sites_include() {
     let out = host.command(&["rollback", &first, "--json"]);
     let doc = expect_exit(&out, 0);
     assert_eq!(doc["rolled_back"], first.as_str());
-    assert_eq!(std::fs::read(site_file(&host, "shop")).unwrap(), shop_before);
+    assert_eq!(
+        std::fs::read(site_file(&host, "shop")).unwrap(),
+        shop_before
+    );
     assert!(host.dir.path().join("nginx/ssl-params.conf").is_file());
     // php.test still serves its certificate, through the snippet.
     assert_eq!(
@@ -68,7 +75,10 @@ fn rollback_of_a_first_install_keeps_the_tls_snippet_other_sites_include() {
         pem_fingerprint(&host.live("php.test"))
     );
     let php = std::fs::read_to_string(site_file(&host, "php")).unwrap();
-    assert!(php.contains("ssl-params.conf; # managed by enc365-nginx"), "{php}");
+    assert!(
+        php.contains("ssl-params.conf; # managed by enc365-nginx"),
+        "{php}"
+    );
 }
 
 /// `delete --site`: our lines go, replaced certificate lines come back, the file is byte for
@@ -85,7 +95,10 @@ fn delete_takes_our_lines_out_byte_for_byte_and_rollback_undoes_it() {
     expect_exit(&host.auto(&args), 0);
     let ours = pem_fingerprint(&host.live("legacy.test"));
     assert_eq!(served(&host, "legacy.test").fingerprint, ours);
-    assert_ne!(std::fs::read(site_file(&host, "legacy")).unwrap(), legacy_before);
+    assert_ne!(
+        std::fs::read(site_file(&host, "legacy")).unwrap(),
+        legacy_before
+    );
 
     // The plain site: our listen, certificate and include lines go; its files stay.
     let doc = expect_exit(
@@ -95,8 +108,14 @@ fn delete_takes_our_lines_out_byte_for_byte_and_rollback_undoes_it() {
     assert_eq!(doc["site"], "shop.test");
     assert_eq!(doc["reloaded"], true);
     assert!(doc["lines_removed"].as_u64().unwrap() >= 4, "{doc:#}");
-    assert_eq!(std::fs::read(site_file(&host, "shop")).unwrap(), shop_before);
-    assert!(host.live("shop.test").is_file(), "--keep-files is the default");
+    assert_eq!(
+        std::fs::read(site_file(&host, "shop")).unwrap(),
+        shop_before
+    );
+    assert!(
+        host.live("shop.test").is_file(),
+        "--keep-files is the default"
+    );
     let page = common::http_get(host.http, "shop.test", "/").unwrap();
     assert_eq!((page.status, page.text()), (200, "shop".to_string()));
     let status = json(&host.command(&["status", "--json"]));
@@ -110,10 +129,16 @@ fn delete_takes_our_lines_out_byte_for_byte_and_rollback_undoes_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("enc365-nginx rollback "), "{text}");
-    assert_eq!(std::fs::read(site_file(&host, "legacy")).unwrap(), legacy_before);
+    assert_eq!(
+        std::fs::read(site_file(&host, "legacy")).unwrap(),
+        legacy_before
+    );
     assert_eq!(served(&host, "legacy.test").fingerprint, old_cert);
     for f in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
-        assert!(!host.dir.path().join("live/legacy.test").join(f).exists(), "{f}");
+        assert!(
+            !host.dir.path().join("live/legacy.test").join(f).exists(),
+            "{f}"
+        );
     }
 
     // `rollback` (the newest change: that delete) puts lines, files and the record back.
@@ -122,7 +147,10 @@ fn delete_takes_our_lines_out_byte_for_byte_and_rollback_undoes_it() {
     assert_eq!(served(&host, "legacy.test").fingerprint, ours);
     assert_eq!(pem_fingerprint(&host.live("legacy.test")), ours);
     let status = json(&host.command(&["status", "--json", "--site", "legacy.test"]));
-    assert_eq!(status["certificates"][0]["site"], "legacy.test", "{status:#}");
+    assert_eq!(
+        status["certificates"][0]["site"], "legacy.test",
+        "{status:#}"
+    );
 }
 
 /// `delete` of a site without any line of ours changes nothing and says why (exit 2).
@@ -137,7 +165,11 @@ fn delete_refuses_a_site_without_our_lines() {
     assert_eq!(std::fs::read(site_file(&host, "php")).unwrap(), before);
     let out = host.command(&["delete", "--site", "nosuch.test"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("matches no server block"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("matches no server block"),
+        "{}",
+        stderr(&out)
+    );
     let history = json(&host.command(&["history", "--json"]));
     assert!(history["transactions"].as_array().unwrap().is_empty());
 }
@@ -164,20 +196,55 @@ fn each_command_help_lists_only_the_options_it_uses() {
     let cases: [(&str, &[&str], &[&str]); 9] = [
         (
             "plan",
-            &["--site", "-d", "--one-certificate", "--https-port", "--redirect", "--hsts"],
-            &["--pre-hook", "--post-hook", "--deploy-hook", "--no-wait", "--timeout", "--poll-interval", "--dry-run"],
+            &[
+                "--site",
+                "-d",
+                "--one-certificate",
+                "--https-port",
+                "--redirect",
+                "--hsts",
+            ],
+            &[
+                "--pre-hook",
+                "--post-hook",
+                "--deploy-hook",
+                "--no-wait",
+                "--timeout",
+                "--poll-interval",
+                "--dry-run",
+            ],
         ),
         (
             "renew",
-            &["--days", "--force", "--site", "--deploy-hook", "--timeout", "--dry-run", "--https-port"],
+            &[
+                "--days",
+                "--force",
+                "--site",
+                "--deploy-hook",
+                "--timeout",
+                "--dry-run",
+                "--https-port",
+            ],
             &["--redirect", "--hsts", "--one-certificate"],
         ),
         (
             "auto",
-            &["--site", "-d", "--redirect", "--hsts", "--deploy-hook", "--https-port", "--timeout"],
+            &[
+                "--site",
+                "-d",
+                "--redirect",
+                "--hsts",
+                "--deploy-hook",
+                "--https-port",
+                "--timeout",
+            ],
             &[],
         ),
-        ("reissue", &["--site", "--key-type"], &["--redirect", "--hsts", "--one-certificate", "--dry-run"]),
+        (
+            "reissue",
+            &["--site", "--key-type"],
+            &["--redirect", "--hsts", "--one-certificate", "--dry-run"],
+        ),
         ("status", &["--site", "--name", "--json"], &["--https-port"]),
         ("history", &["--json"], &["--https-port"]),
         ("products", &["--json"], &["--https-port"]),
@@ -191,14 +258,23 @@ fn each_command_help_lists_only_the_options_it_uses() {
     for (command, present, absent) in cases {
         let (names, text) = options(command);
         for o in present {
-            assert!(names.iter().any(|n| n == o), "{command} --help lacks {o}:\n{text}");
+            assert!(
+                names.iter().any(|n| n == o),
+                "{command} --help lacks {o}:\n{text}"
+            );
         }
         for o in absent {
-            assert!(!names.iter().any(|n| n == o), "{command} --help lists {o}:\n{text}");
+            assert!(
+                !names.iter().any(|n| n == o),
+                "{command} --help lists {o}:\n{text}"
+            );
         }
         // Global options stay grouped apart.
         let (own, global) = text.split_once("Global options:").unwrap();
-        assert!(!own.contains("--state-dir") && global.contains("--state-dir"), "{text}");
+        assert!(
+            !own.contains("--state-dir") && global.contains("--state-dir"),
+            "{text}"
+        );
     }
     // `register` without --username: the reason, not a usage line that makes the options the
     // environment provides look required.
@@ -219,7 +295,10 @@ fn each_command_help_lists_only_the_options_it_uses() {
 #[test]
 fn status_lists_each_certificate_with_key_type_files_and_sites_like_certbot_certificates() {
     let host = host_with_site_files(&[("shop", SHOP), ("php", PHP)]);
-    expect_exit(&host.auto(&["--site", "shop.test", "--site", "php.test", "--json"]), 0);
+    expect_exit(
+        &host.auto(&["--site", "shop.test", "--site", "php.test", "--json"]),
+        0,
+    );
     let doc = json(&host.command(&["status", "--json"]));
     let certs = doc["certificates"].as_array().unwrap();
     assert_eq!(certs.len(), 2, "{doc:#}");
@@ -240,7 +319,10 @@ fn status_lists_each_certificate_with_key_type_files_and_sites_like_certbot_cert
         assert_eq!(format!("{leaf}{chain}"), full);
     }
     let shop = certs.iter().find(|c| c["site"] == "shop.test").unwrap();
-    assert_eq!(shop["names"], serde_json::json!(["shop.test", "www.shop.test"]));
+    assert_eq!(
+        shop["names"],
+        serde_json::json!(["shop.test", "www.shop.test"])
+    );
 
     let only = |args: &[&str]| -> Vec<String> {
         let mut all = vec!["status", "--json"];
@@ -270,18 +352,32 @@ fn auto_with_d_orders_only_the_names_given_and_refuses_one_the_site_lacks() {
     let out = host.auto(&["--site", "shop.test", "-d", "nope.test", "--json"]);
     let doc = expect_exit(&out, 2);
     let error = doc["error"].as_str().unwrap();
-    assert!(error.contains("-d nope.test is not a name of the site shop.test"), "{error}");
+    assert!(
+        error.contains("-d nope.test is not a name of the site shop.test"),
+        "{error}"
+    );
     assert!(error.contains("shop.test, www.shop.test"), "{error}");
     assert_eq!(host.sim.request_count("/cert/create"), 0);
 
-    let plan = json(&host.pipeline_command("plan", &["-d", "www.shop.test", "--json"]).output().unwrap());
+    let plan = json(
+        &host
+            .pipeline_command("plan", &["-d", "www.shop.test", "--json"])
+            .output()
+            .unwrap(),
+    );
     let text = plan.to_string();
-    assert!(text.contains("www.shop.test") && !text.contains("php.test"), "{plan:#}");
+    assert!(
+        text.contains("www.shop.test") && !text.contains("php.test"),
+        "{plan:#}"
+    );
 
     let doc = expect_exit(&host.auto(&["-d", "www.shop.test", "--json"]), 0);
     let sites = doc["sites"].as_array().unwrap();
     assert_eq!(sites.len(), 1, "{doc:#}");
-    assert_eq!(sites[0]["names_issued"], serde_json::json!(["www.shop.test"]));
+    assert_eq!(
+        sites[0]["names_issued"],
+        serde_json::json!(["www.shop.test"])
+    );
     let leaf = common::host::served(&host, "www.shop.test");
     assert_eq!(leaf.fingerprint, pem_fingerprint(&host.live("shop.test")));
 }
@@ -294,7 +390,9 @@ fn nginx_files(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             let rel = path.strip_prefix(root).unwrap();
-            let skip = ["logs", "tmp", "run", "www"].iter().any(|s| rel.starts_with(s));
+            let skip = ["logs", "tmp", "run", "www"]
+                .iter()
+                .any(|s| rel.starts_with(s));
             if skip {
                 continue;
             }
@@ -320,7 +418,10 @@ fn certonly_saves_four_files_through_a_webroot_without_touching_nginx() {
     let hook = host.dir.path().join("hook.sh");
     std::fs::write(
         &hook,
-        format!("#!/bin/sh\necho \"$ENC365_DOMAINS $ENC365_LINEAGE\" > {}\n", hook_out.display()),
+        format!(
+            "#!/bin/sh\necho \"$ENC365_DOMAINS $ENC365_LINEAGE\" > {}\n",
+            hook_out.display()
+        ),
     )
     .unwrap();
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -335,14 +436,20 @@ fn certonly_saves_four_files_through_a_webroot_without_touching_nginx() {
         host.base_command(&args).output().unwrap()
     };
     let doc = expect_exit(&certonly(&["--deploy-hook", hook.to_str().unwrap()]), 0);
-    assert_eq!(doc["sites"][0]["names_issued"], serde_json::json!(["shop.test", "www.shop.test"]));
+    assert_eq!(
+        doc["sites"][0]["names_issued"],
+        serde_json::json!(["shop.test", "www.shop.test"])
+    );
     assert_eq!(doc["reloads"], 0, "{doc:#}");
 
     let live = host.dir.path().join("live/shop.test");
     for f in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
         assert!(live.join(f).is_file(), "{f}");
     }
-    let mode = std::fs::metadata(live.join("privkey.pem")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(live.join("privkey.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let verify = std::process::Command::new("openssl")
         .args(["verify", "-partial_chain", "-CAfile"])
@@ -350,12 +457,22 @@ fn certonly_saves_four_files_through_a_webroot_without_touching_nginx() {
         .arg(live.join("cert.pem"))
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
     let leaf = std::fs::read_to_string(live.join("cert.pem")).unwrap();
     let chain = std::fs::read_to_string(live.join("chain.pem")).unwrap();
-    assert_eq!(format!("{leaf}{chain}"), std::fs::read_to_string(live.join("fullchain.pem")).unwrap());
+    assert_eq!(
+        format!("{leaf}{chain}"),
+        std::fs::read_to_string(live.join("fullchain.pem")).unwrap()
+    );
     let hook_said = std::fs::read_to_string(&hook_out).unwrap();
-    assert_eq!(hook_said.trim(), format!("shop.test www.shop.test {}", live.display()));
+    assert_eq!(
+        hook_said.trim(),
+        format!("shop.test www.shop.test {}", live.display())
+    );
 
     // nginx: every file as it was, the same workers (no reload), no validation file left.
     assert_eq!(nginx_files(host.sb.prefix()), before);

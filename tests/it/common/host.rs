@@ -199,7 +199,7 @@ impl Host {
     }
 
     /// A command taking auto's pipeline options (`auto`, `plan`, `renew`, `reissue`) against this
-/// host, not yet run.
+    /// host, not yet run.
     pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
         let mut command = self.base_command(&[sub]);
         command.args(["--http-port", &self.http.to_string()]);
