@@ -117,8 +117,9 @@ pub enum Command {
     /// that does not parse), so a timer run on thousands of sites takes well under a second.
     #[command(after_help = RENEW_EXAMPLES)]
     Renew(RenewArgs),
-    /// Show every managed certificate and pending order: names, order, expiry, last result, and
-    /// sites whose configuration no longer points at our certificate.
+    /// Show every managed certificate and pending order (like `certbot certificates`): names,
+    /// key type, expiry, files, the sites using it, last result, and sites whose configuration
+    /// no longer points at our certificate.
     #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// List the backup transactions (every change we made to files), newest last.

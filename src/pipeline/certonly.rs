@@ -26,7 +26,7 @@ use crate::lifecycle::Lineage;
 use crate::nginx::control::{NginxPaths, ReloadMethod};
 use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
-use crate::store::{RunLock, Transaction, TxnKind};
+use crate::store::{RunLock, Transaction};
 
 /// Runs `certonly` (see the module doc).
 pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
@@ -242,9 +242,8 @@ fn save(
     let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &name))
         .map_err(|e| anyhow!("the pending private key is missing: {e}"))?;
     files.ensure_dir()?;
-    let label = TxnKind::Other;
+    // Journaled like every change (`history` lists it; `rollback ID` puts the old files back).
     let mut txn = Transaction::begin(&run.state_dir, &format!("certonly: {name}"))?;
-    let _ = label;
     txn.backup_all(&files.all())?;
     if let Err(e) = files.write(&chain, &key) {
         let _ = txn.restore();
