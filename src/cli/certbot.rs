@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{OrderArgs, WaitArgs};
+use super::WaitArgs;
 
 /// Examples of `delete`.
 pub const DELETE_EXAMPLES: &str = "\
@@ -76,9 +76,18 @@ pub struct CertonlyArgs {
     /// ENC365_DOMAINS, ENC365_CERT and ENC365_KEY in its environment.
     #[arg(long, value_name = "COMMAND")]
     pub deploy_hook: Option<String>,
-    /// How names are checked and ordered.
-    #[command(flatten)]
-    pub order: OrderArgs,
+    /// The key type, instead of the config's `key_type` (rsa2048, rsa3072, rsa4096,
+    /// ecdsa-p256, ecdsa-p384).
+    #[arg(long, value_name = "TYPE", value_parser = |s: &str| s.parse::<crate::keys::KeyType>())]
+    pub key_type: Option<crate::keys::KeyType>,
+    /// Fetch the validation files back from this host (loopback) instead of the address each
+    /// name resolves to.
+    #[arg(long)]
+    pub skip_dns_check: bool,
+    /// Order anew when an earlier ordering was interrupted before the CA's answer was saved
+    /// (check the CA console first: the CA may hold that order).
+    #[arg(long)]
+    pub discard_interrupted_order: bool,
     /// How long to wait for the CA.
     #[command(flatten)]
     pub wait: WaitArgs,

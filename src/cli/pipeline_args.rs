@@ -218,6 +218,12 @@ impl super::CertonlyArgs {
             deploy_hook: self.deploy_hook.clone(),
             ..HookArgs::default()
         };
-        with_groups(args, &self.order, &self.wait, &hooks)
+        let order = OrderArgs {
+            key_type: self.key_type,
+            skip_dns_check: self.skip_dns_check,
+            discard_interrupted_order: self.discard_interrupted_order,
+            ..OrderArgs::default()
+        };
+        with_groups(args, &order, &self.wait, &hooks)
     }
 }

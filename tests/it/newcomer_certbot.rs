@@ -252,7 +252,14 @@ fn each_command_help_lists_only_the_options_it_uses() {
         (
             "certonly",
             &["--webroot", "-d", "--deploy-hook", "--http-port"],
-            &["--https-port", "--redirect", "--pre-hook", "--site"],
+            &[
+                "--https-port",
+                "--redirect",
+                "--pre-hook",
+                "--site",
+                "--require-all",
+                "--dns-server",
+            ],
         ),
     ];
     for (command, present, absent) in cases {
