@@ -5,6 +5,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod certbot;
+mod pipeline_args;
+
+pub use certbot::{CERTONLY_EXAMPLES, CertonlyArgs, DELETE_EXAMPLES, DeleteArgs, StatusArgs};
+pub use pipeline_args::{OrderArgs, PlanArgs, ReissuePipeline, RenewPipeline, WaitArgs};
+
 /// HTTPS for every nginx site: discover sites, order certificates, install, verify, renew.
 #[derive(Debug, Parser)]
 #[command(name = "enc365-nginx", version, about, long_about = None, after_help = MAIN_EXAMPLES)]
@@ -60,8 +66,9 @@ pub struct GlobalOpts {
         value_name = "FILE"
     )]
     pub nginx_pid_file: Option<PathBuf>,
-    /// The port `auto` adds as `listen N ssl` (default 443).
-    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    /// The port `auto` adds as `listen N ssl` (default 443). Hidden here: shown (and taken) by
+    /// the commands that use it ([`Command::https_port`]); still accepted anywhere, for scripts.
+    #[arg(long, global = true, hide = true, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub https_port: Option<u16>,
     /// The CA server for this run: the selected provider's base URL, or for ACME its directory
     /// URL or preset (letsencrypt, letsencrypt-staging, zerossl); wins over the config file and
@@ -101,7 +108,7 @@ pub enum Command {
     /// Show what `auto` would do — sites, names kept and left out, the exact config diff — touching
     /// nothing.
     #[command(after_help = PLAN_EXAMPLES)]
-    Plan(AutoArgs),
+    Plan(PlanArgs),
     /// Renew every managed certificate that is due (expiring, or the site's names changed), and
     /// put our certificate back into sites whose configuration was regenerated; quiet when
     /// nothing is due.
@@ -110,10 +117,11 @@ pub enum Command {
     /// that does not parse), so a timer run on thousands of sites takes well under a second.
     #[command(after_help = RENEW_EXAMPLES)]
     Renew(RenewArgs),
-    /// Show every managed certificate and pending order: names, order, expiry, last result, and
-    /// sites whose configuration no longer points at our certificate.
+    /// Show every managed certificate and pending order (like `certbot certificates`): names,
+    /// key type, expiry, files, the sites using it, last result, and sites whose configuration
+    /// no longer points at our certificate.
     #[command(after_help = STATUS_EXAMPLES)]
-    Status,
+    Status(StatusArgs),
     /// List the backup transactions (every change we made to files), newest last.
     #[command(after_help = HISTORY_EXAMPLES)]
     History,
@@ -132,6 +140,14 @@ pub enum Command {
     /// for it, and mark it cancelled so the next run orders anew.
     #[command(after_help = CANCEL_EXAMPLES)]
     Cancel(CancelArgs),
+    /// Take a site's HTTPS lines out of its nginx configuration, byte for byte, reload, and
+    /// stop managing it (like `certbot delete`); the change is journaled (`rollback` undoes it).
+    #[command(after_help = DELETE_EXAMPLES)]
+    Delete(DeleteArgs),
+    /// Order a certificate and save cert.pem, chain.pem, fullchain.pem and privkey.pem, validated
+    /// through a webroot, without touching the nginx configuration (like `certbot certonly`).
+    #[command(after_help = CERTONLY_EXAMPLES)]
+    Certonly(CertonlyArgs),
     /// Write manual pages or shell completions (used by the package build).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -203,6 +219,8 @@ const STATUS_EXAMPLES: &str = "\
 Examples:
   enc365-nginx status
   enc365-nginx status --json          # for a panel: one object, every certificate and order
+  enc365-nginx status --site shop.example.com   # one site's certificate (like certbot certificates)
+  enc365-nginx status --name www.shop.example.com
 
 A site whose configuration no longer points at our certificate (a panel regenerated it) shows
 as `regenerated`; the next `renew` or `auto` puts the certificate back without a new order.";
@@ -232,10 +250,10 @@ console. nginx keeps serving a revoked certificate until `renew` replaces it (it
 /// Options of `reissue`.
 #[derive(Debug, Clone, Args)]
 pub struct ReissueArgs {
-    /// The order, validation and install options shared with `auto` (`--site NAME` is required,
-    /// once).
+    /// The order, validation and install options shared with `renew` (`--site NAME` is
+    /// required, once).
     #[command(flatten)]
-    pub pipeline: AutoArgs,
+    pub pipeline: ReissuePipeline,
 }
 
 /// Options of `revoke`.
@@ -312,9 +330,9 @@ pub struct RenewArgs {
     /// Print nothing when nothing is due (errors are still printed).
     #[arg(short, long)]
     pub quiet: bool,
-    /// The order, validation and install options shared with `auto`.
+    /// The order, validation and install options of a renewal.
     #[command(flatten)]
-    pub pipeline: AutoArgs,
+    pub pipeline: RenewPipeline,
 }
 
 /// Options of `rollback`.
@@ -356,12 +374,20 @@ Examples:
   enc365-nginx plan
   enc365-nginx plan --site shop.example.com --json";
 
-/// Options of `auto` and `plan`.
+/// Options of `auto`, and the options every ordering command's pipeline runs with (the others'
+/// options are turned into these: [`PlanArgs::to_auto`], [`RenewPipeline::to_auto`]).
 #[derive(Debug, Clone, Args)]
 pub struct AutoArgs {
     /// Only this site: one of its names, or the file holding its server block (repeatable).
     #[arg(long = "site", value_name = "NAME")]
     pub sites: Vec<String>,
+    /// Order for just this name of the selected site (repeatable); the site's other names are
+    /// left out.
+    #[arg(short = 'd', long = "domain", value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// The port `listen N ssl` is added for (default: the config's `https_port`, else 443).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub https_port: Option<u16>,
     /// Cover all selected sites with one certificate instead of one per site.
     #[arg(long)]
     pub one_certificate: bool,
@@ -420,7 +446,7 @@ pub struct AutoArgs {
 pub const MAX_TIMEOUT_SECS: u64 = 31 * 24 * 3600;
 
 /// Parses `--poll-interval`: a number of seconds, more than 0 and at most one hour.
-fn parse_poll_interval(value: &str) -> Result<f64, String> {
+pub(crate) fn parse_poll_interval(value: &str) -> Result<f64, String> {
     let secs: f64 = value
         .trim()
         .parse()

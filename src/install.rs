@@ -261,30 +261,35 @@ fn apply_and_prove(
     Ok(())
 }
 
-/// Writes every certificate and key to its live paths and the shared TLS snippet when missing,
-/// each backed up first (nginx -t reads them). Every backup is on disk (one journal append)
-/// before the first file is written.
+/// Writes every certificate's four lineage files (cert, chain, fullchain, key: see
+/// [`crate::certificates::LineageFiles`]), each backed up first (nginx -t reads them), and the
+/// shared TLS snippet when missing. The snippet is not part of the transaction: other sites come
+/// to include it, so it outlives the install that created it (a rollback of that install must
+/// not take it from them).
 fn write_live_files(
     env: &Environment,
     batch: &[Issued],
     txn: &mut Transaction,
 ) -> anyhow::Result<()> {
-    let live: Vec<(PathBuf, PathBuf)> = batch
+    let files: Vec<crate::certificates::LineageFiles> = batch
         .iter()
-        .map(|item| live_paths(&env.config_dir, &item.site))
+        .map(|item| crate::certificates::LineageFiles::of(&env.config_dir, &item.site))
         .collect();
-    for (cert, _) in &live {
-        crate::store::ensure_dir(cert.parent().expect("live dir"), 0o755)?;
+    for f in &files {
+        f.ensure_dir()?;
     }
-    txn.backup_all(&live.iter().flat_map(|(c, k)| [c, k]).collect::<Vec<_>>())?;
-    for (item, (cert, key)) in batch.iter().zip(&live) {
-        write_atomic(key, item.key_pem.as_bytes(), 0o600)?;
-        write_atomic(cert, item.fullchain_pem.as_bytes(), 0o644)?;
+    txn.backup_all(&files.iter().flat_map(|f| f.all()).collect::<Vec<_>>())?;
+    for (item, f) in batch.iter().zip(&files) {
+        f.write(&item.fullchain_pem, &item.key_pem)?;
     }
-    let snippet = snippet_path(&env.config_dir);
+    ensure_snippet(&env.config_dir)
+}
+
+/// Writes the shared TLS snippet when it is missing (outside any transaction: it is shared).
+pub fn ensure_snippet(config_dir: &Path) -> anyhow::Result<()> {
+    let snippet = snippet_path(config_dir);
     if !snippet.exists() {
         crate::store::ensure_dir(snippet.parent().expect("snippet dir"), 0o755)?;
-        txn.backup(&snippet)?;
         write_atomic(&snippet, TLS_SNIPPET.as_bytes(), 0o644)?;
     }
     Ok(())

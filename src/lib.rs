@@ -9,6 +9,7 @@
 
 pub mod assess;
 pub mod ca;
+pub mod certificates;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -32,4 +33,5 @@ pub mod site;
 pub mod store;
 pub mod timings;
 pub mod tlsinfo;
+pub mod uninstall;
 pub mod verify;

@@ -99,6 +99,16 @@ impl Lineage {
         Ok(out)
     }
 
+    /// Every lineage `certonly` saved (`<state-dir>/certonly/`), sorted by name.
+    pub fn all_certonly(state_dir: &Path) -> anyhow::Result<Vec<Lineage>> {
+        let mut out: Vec<Lineage> = crate::store::read_records(
+            &crate::paths::certonly_dir(state_dir),
+            "move it away; the next `enc365-nginx certonly` for its names orders anew",
+        )?;
+        out.sort_by(|a, b| a.site.cmp(&b.site));
+        Ok(out)
+    }
+
     /// The order a renewal of this certificate names as the one it renews (none once revoked).
     pub fn renewable_order(&self) -> Option<String> {
         self.order_id.clone().filter(|_| self.revoked_at.is_none())

@@ -22,6 +22,10 @@ use std::path::{Path, PathBuf};
 pub const FULLCHAIN: &str = "fullchain.pem";
 /// The private key's name in a live directory.
 pub const PRIVKEY: &str = "privkey.pem";
+/// The leaf certificate alone, in a live directory.
+pub const CERT: &str = "cert.pem";
+/// The intermediates alone (no leaf), in a live directory.
+pub const CHAIN: &str = "chain.pem";
 /// A transaction's manifest, inside its directory.
 pub const MANIFEST: &str = "manifest.json";
 /// A transaction's append-only journal of entries (folded into the manifest when it ends).
@@ -90,6 +94,16 @@ pub fn certs_dir(state_dir: &Path) -> PathBuf {
 /// `<state-dir>/certs/<site>.json`.
 pub fn lineage(state_dir: &Path, site: &str) -> PathBuf {
     certs_dir(state_dir).join(format!("{}.json", stem(site)))
+}
+
+/// `<state-dir>/certonly/`: the lineages `certonly` saved (no nginx site uses them).
+pub fn certonly_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("certonly")
+}
+
+/// `<state-dir>/certonly/<name>.json`.
+pub fn certonly_lineage(state_dir: &Path, name: &str) -> PathBuf {
+    certonly_dir(state_dir).join(format!("{}.json", stem(name)))
 }
 
 /// `<state-dir>/last-run.json`.

@@ -340,6 +340,11 @@ pub enum TxnKind {
     },
     /// A run's temporary validation locations (always undone by the run that made them).
     Validation,
+    /// Taking a site's HTTPS lines out of its configuration (`delete`).
+    Delete {
+        /// The site.
+        site: String,
+    },
     /// Undoing another transaction.
     Rollback {
         /// The transaction undone.
@@ -355,6 +360,7 @@ impl TxnKind {
         match self {
             TxnKind::Install { sites } => format!("install: {}", sites.join(", ")),
             TxnKind::Validation => "dcv: temporary validation locations".into(),
+            TxnKind::Delete { site } => format!("delete: {site}"),
             TxnKind::Rollback { of } => format!("rollback: {of}"),
             TxnKind::Other => "other".into(),
         }
@@ -371,6 +377,10 @@ impl Manifest {
         if let Some(list) = self.label.strip_prefix("install: ") {
             let sites = list.split(", ").map(str::to_string).collect();
             TxnKind::Install { sites }
+        } else if let Some(site) = self.label.strip_prefix("delete: ") {
+            TxnKind::Delete {
+                site: site.to_string(),
+            }
         } else if let Some(of) = self.label.strip_prefix("rollback: ") {
             TxnKind::Rollback { of: of.to_string() }
         } else if self.label == TxnKind::Validation.label() {

@@ -4,6 +4,8 @@
 pub mod account;
 pub mod auto;
 pub mod cancel;
+pub mod certonly;
+pub mod delete;
 pub mod discover;
 pub mod generate;
 pub mod products;
@@ -216,7 +218,10 @@ fn absolute(path: PathBuf) -> PathBuf {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> CommandResult {
-    let ctx = Context::new(cli.global);
+    let mut global = cli.global;
+    // `--https-port` is each ordering command's own option (a global one is still read).
+    global.https_port = cli.command.https_port().or(global.https_port);
+    let ctx = Context::new(global);
     // Every command that would reach a CA refuses a provider not built yet, the same way.
     let provider_flag = match &cli.command {
         Command::Register(args) => Some(args.provider),
@@ -225,13 +230,16 @@ pub fn run(cli: Cli) -> CommandResult {
         | Command::Auto(_)
         | Command::Plan(_)
         | Command::Renew(_)
-        | Command::Status
+        | Command::Status(_)
         | Command::Reissue(_)
+        | Command::Certonly(_)
         | Command::Revoke(_)
         | Command::Cancel(_) => Some(None),
-        Command::Discover(_) | Command::Generate(_) | Command::History | Command::Rollback(_) => {
-            None
-        }
+        Command::Discover(_)
+        | Command::Generate(_)
+        | Command::History
+        | Command::Rollback(_)
+        | Command::Delete(_) => None,
     };
     if let Some(flag) = provider_flag {
         ctx.check_provider(flag)?;
@@ -242,13 +250,12 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Products => products::run(&ctx),
         Command::Account => account::run(&ctx),
         Command::Auto(args) => auto::run(&args, &ctx),
-        Command::Plan(mut args) => {
-            args.dry_run = true;
-            auto::run(&args, &ctx)
-        }
+        Command::Plan(args) => auto::run(&args.to_auto(), &ctx),
         Command::Generate(args) => generate::run(&args),
         Command::Renew(args) => renew::run(&args, &ctx),
-        Command::Status => status::run(&ctx),
+        Command::Status(args) => status::run(&args, &ctx),
+        Command::Delete(args) => delete::run(&args, &ctx),
+        Command::Certonly(args) => certonly::run(&args, &ctx),
         Command::History => rollback::history(&ctx),
         Command::Rollback(args) => rollback::run(&args, &ctx),
         Command::Reissue(args) => reissue::run(&args, &ctx),

@@ -20,12 +20,8 @@ pub fn run(args: &ReissueArgs, ctx: &Context) -> CommandResult {
             "reissue needs exactly one --site NAME (`enc365-nginx status` lists the managed sites)"
         )));
     };
-    if args.pipeline.dry_run || args.pipeline.one_certificate {
-        return Err(Failure::usage(anyhow!(
-            "reissue takes neither --dry-run nor --one-certificate"
-        )));
-    }
-    let (run, found) = pipeline::prepare(&args.pipeline, ctx, "reissue")?;
+    let pipeline_args = args.pipeline.to_auto();
+    let (run, found) = pipeline::prepare(&pipeline_args, ctx, "reissue")?;
     let (lineage, site) = select::for_reissue(&run, &found, selector)?;
     let Some(order_id) = lineage.renewable_order() else {
         return Err(Failure::usage(anyhow!(

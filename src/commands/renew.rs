@@ -23,12 +23,8 @@ pub use crate::pipeline::select::{DueSite, NotDue};
 
 /// Runs `renew`.
 pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
-    if args.pipeline.one_certificate {
-        return Err(Failure::usage(anyhow!(
-            "--one-certificate is for `auto`; `renew` keeps each certificate's names"
-        )));
-    }
-    let (mut run, found) = pipeline::prepare(&args.pipeline, ctx, "renew")?;
+    let pipeline_args = args.pipeline.to_auto();
+    let (mut run, found) = pipeline::prepare(&pipeline_args, ctx, "renew")?;
     if !args.pipeline.dry_run {
         crate::lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, ctx.now())
             .map_err(Failure::failed)?;

@@ -98,13 +98,13 @@ pub fn history(ctx: &Context) -> CommandResult {
     Ok(ExitStatus::Success)
 }
 
-/// The default target: the newest committed install or renewal (not a rollback, not the
-/// temporary validation edits, which are always undone by the run that made them).
+/// The default target: the newest committed install, renewal or delete (not a rollback, not
+/// the temporary validation edits, which are always undone by the run that made them).
 fn default_target(manifests: &[Manifest]) -> Option<&Manifest> {
-    manifests
-        .iter()
-        .rev()
-        .find(|m| m.state == TxnState::Committed && matches!(m.kind(), TxnKind::Install { .. }))
+    manifests.iter().rev().find(|m| {
+        m.state == TxnState::Committed
+            && matches!(m.kind(), TxnKind::Install { .. } | TxnKind::Delete { .. })
+    })
 }
 
 /// Runs `rollback`.
@@ -131,7 +131,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     undo.backup_all(&files).map_err(|e| fail(&e))?;
     let mut txn = Transaction::open(&state_dir, &target.id).map_err(|e| fail(&e))?;
     let changed = match txn.restore() {
-        Ok(changed) => changed,
+        Ok(changed) => keep_shared_snippet(&config_dir, changed).map_err(|e| fail(&e))?,
         Err(e) => {
             let _ = undo.restore();
             return Err(Failure::failed(anyhow!(
@@ -169,6 +169,19 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let sites = follow_lineages(&state_dir, &config_dir, &target.kind());
 
     print_result(ctx, target, undo.id(), &changed, running, &sites)
+}
+
+/// The shared TLS snippet outlives the install that created it: other sites may include it by
+/// now (installs before this version journaled its creation, so restoring one removed it). It is
+/// written again when the restore removed it, and not listed as put back.
+fn keep_shared_snippet(config_dir: &Path, changed: Vec<PathBuf>) -> anyhow::Result<Vec<PathBuf>> {
+    let snippet = crate::install::snippet_path(config_dir);
+    let snippet = std::path::absolute(&snippet).unwrap_or(snippet);
+    if !changed.iter().any(|p| p == &snippet) {
+        return Ok(changed);
+    }
+    crate::install::ensure_snippet(config_dir)?;
+    Ok(changed.into_iter().filter(|p| p != &snippet).collect())
 }
 
 /// The transaction `rollback` undoes: the one named, else the newest committed install; it must

@@ -2,12 +2,18 @@
 //! provider, order id, state, expiry, days left, whether it is due, the last run's result — and
 //! sites whose configuration no longer points at our live files (a panel regenerated them; the
 //! next `auto` or `renew` puts our certificate back). Reads only; takes no lock.
+//!
+//! Like `certbot certificates`, each certificate also shows its key type and files and the sites
+//! whose configuration uses it ([`crate::certificates`]); `certonly` lineages are listed too.
+//! `--site` and `--name` narrow the list.
 
 use std::collections::BTreeMap;
 
 use anyhow::anyhow;
 use serde::Serialize;
 
+use crate::certificates::{self, LineageFiles};
+use crate::cli::StatusArgs;
 use crate::commands::Context;
 use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::install;
@@ -53,6 +59,15 @@ pub struct Entry {
     pub days_left: Option<i64>,
     /// The chain nginx should serve.
     pub cert_path: Option<String>,
+    /// `nginx` (installed by `auto`, renewed by `renew`) or `certonly` (files only).
+    pub kind: &'static str,
+    /// The key type of the certificate (`ecdsa-p256`, `rsa2048`, …).
+    pub key_type: Option<String>,
+    /// The lineage's four files (absent when nothing is on disk yet).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<FilesJson>,
+    /// The sites whose TLS blocks serve this certificate.
+    pub used_by: Vec<String>,
     /// `ok` (every TLS block of the site points at our live files), `regenerated` (it does not),
     /// `missing` (no server block carries the site), `unknown` (the nginx configuration could not
     /// be read), or `n/a` (nothing installed yet).
@@ -68,6 +83,31 @@ pub struct Entry {
     pub last_run: Option<LastRun>,
 }
 
+/// A lineage's files in `status --json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilesJson {
+    /// The leaf alone.
+    pub cert: String,
+    /// The intermediates alone.
+    pub chain: String,
+    /// Leaf then intermediates.
+    pub fullchain: String,
+    /// The private key.
+    pub privkey: String,
+}
+
+impl FilesJson {
+    fn of(files: &LineageFiles) -> FilesJson {
+        let s = |p: &std::path::PathBuf| p.display().to_string();
+        FilesJson {
+            cert: s(&files.cert),
+            chain: s(&files.chain),
+            fullchain: s(&files.fullchain),
+            privkey: s(&files.privkey),
+        }
+    }
+}
+
 /// The whole `status --json` document.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusJson {
@@ -79,7 +119,7 @@ pub struct StatusJson {
 }
 
 /// Runs `status`.
-pub fn run(ctx: &Context) -> CommandResult {
+pub fn run(args: &StatusArgs, ctx: &Context) -> CommandResult {
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
     let now = ctx.now();
@@ -100,6 +140,7 @@ pub fn run(ctx: &Context) -> CommandResult {
             Ok(f) => config_state(f, &sites, &config_dir, lineage, live.as_ref(), now),
         };
         let (cert, _) = install::live_paths(&config_dir, &lineage.site);
+        let files = LineageFiles::of(&config_dir, &lineage.site);
         let not_after = live.as_ref().map_or(lineage.not_after, |l| l.not_after);
         let state = if lineage.revoked_at.is_some() {
             "revoked"
@@ -115,6 +156,15 @@ pub fn run(ctx: &Context) -> CommandResult {
             not_after: Some(rfc3339(not_after)),
             days_left: Some((not_after - now).div_euclid(86_400)),
             cert_path: Some(cert.display().to_string()),
+            kind: "nginx",
+            key_type: std::fs::read(&files.fullchain)
+                .ok()
+                .and_then(|pem| certificates::key_type(&pem)),
+            used_by: match &found {
+                Ok(f) => certificates::sites_using(f, &sites, &files),
+                Err(_) => Vec::new(),
+            },
+            files: Some(FilesJson::of(&files)),
             config: config.into(),
             config_detail: detail,
             due,
@@ -126,8 +176,16 @@ pub fn run(ctx: &Context) -> CommandResult {
     for record in records.iter().filter(|r| r.state.is_open()) {
         add_pending(&mut entries, record, &last);
     }
+    let certonly = Lineage::all_certonly(&state_dir).map_err(Failure::failed)?;
+    for lineage in &certonly {
+        entries
+            .entry(format!("{} (certonly)", lineage.site))
+            .or_insert_with(|| certonly_entry(lineage, &config_dir, now, &last));
+    }
+    let mut certificates: Vec<Entry> = entries.into_values().collect();
+    certificates.retain(|e| wanted(e, args));
     let doc = StatusJson {
-        certificates: entries.into_values().collect(),
+        certificates,
         nginx_error,
     };
     if ctx.global.json {
@@ -195,6 +253,10 @@ fn add_pending(
         not_after: None,
         days_left: None,
         cert_path: None,
+        kind: "nginx",
+        key_type: None,
+        files: None,
+        used_by: Vec::new(),
         config: "n/a".into(),
         config_detail: None,
         due: None,
@@ -202,6 +264,50 @@ fn add_pending(
         last_run: last.get(&record.site).cloned(),
     };
     entries.insert(record.site.clone(), entry);
+}
+
+/// Whether `--site` / `--name` keep an entry.
+fn wanted(entry: &Entry, args: &StatusArgs) -> bool {
+    let site = args.site.as_deref().is_none_or(|s| {
+        let s = s.trim_end_matches('.').to_ascii_lowercase();
+        entry.site == s || entry.used_by.contains(&s)
+    });
+    let name = (args.name.as_deref()).is_none_or(|n| certificates::covers(&entry.names, n));
+    site && name
+}
+
+/// A `certonly` lineage's entry: no site's configuration is expected to use it.
+fn certonly_entry(
+    lineage: &Lineage,
+    config_dir: &std::path::Path,
+    now: i64,
+    last: &BTreeMap<String, LastRun>,
+) -> Entry {
+    let files = LineageFiles::of(config_dir, &lineage.site);
+    let live = std::fs::read(&files.fullchain).ok();
+    let not_after = (live.as_deref())
+        .and_then(|pem| crate::tlsinfo::summarize_pem(pem).ok())
+        .map_or(lineage.not_after, |s| s.not_after);
+    let due = (not_after - now < 30 * 86_400).then(|| "expires within 30 days".to_string());
+    Entry {
+        site: lineage.site.clone(),
+        names: lineage.names.clone(),
+        provider: lineage.provider.clone(),
+        order_id: lineage.order_id.clone(),
+        state: "saved".into(),
+        not_after: Some(rfc3339(not_after)),
+        days_left: Some((not_after - now).div_euclid(86_400)),
+        cert_path: Some(files.fullchain.display().to_string()),
+        kind: "certonly",
+        key_type: live.as_deref().and_then(certificates::key_type),
+        files: Some(FilesJson::of(&files)),
+        used_by: Vec::new(),
+        config: "n/a".into(),
+        config_detail: None,
+        due,
+        pending_order: None,
+        last_run: last.get(&lineage.site).cloned(),
+    }
 }
 
 /// The human table.
@@ -240,6 +346,18 @@ fn table(doc: &StatusJson) -> String {
                     .as_deref()
                     .map_or(String::new(), |r| format!(", renewing {r}"))
             ));
+        }
+        if let Some(k) = &e.key_type {
+            out.push_str(&format!("{:<24} key type: {k}\n", ""));
+        }
+        if let Some(f) = &e.files {
+            out.push_str(&format!("{:<24} certificate: {}\n", "", f.fullchain));
+            out.push_str(&format!("{:<24} private key: {}\n", "", f.privkey));
+        }
+        if !e.used_by.is_empty() {
+            out.push_str(&format!("{:<24} used by: {}\n", "", e.used_by.join(", ")));
+        } else if e.kind == "certonly" {
+            out.push_str(&format!("{:<24} certonly: files only, no nginx site\n", ""));
         }
         if let Some(d) = &e.config_detail {
             out.push_str(&format!("{:<24} {d}\n", ""));

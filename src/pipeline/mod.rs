@@ -19,6 +19,8 @@
 //! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
 pub mod cancel;
+pub mod certonly;
+pub mod domains;
 pub mod install;
 pub mod leftovers;
 pub mod order;

@@ -29,12 +29,18 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
             unmatched.join(", --site ")
         ))
     })?;
+    // -d NAME: just those names, of the sites carrying them.
+    let explicit = !args.sites.is_empty() || !args.domains.is_empty();
+    if !args.domains.is_empty() {
+        selected =
+            super::domains::narrow(&all_sites, selected, !args.sites.is_empty(), &args.domains)?;
+    }
     // Managed sites whose configuration was regenerated get our certificate back.
     if !args.dry_run {
         lifecycle::adopt_installed(&run.state_dir, &run.env.config_dir, run.ctx.now())
             .map_err(Failure::failed)?;
     }
-    if args.sites.is_empty() {
+    if !explicit {
         for lineage in Lineage::all(&run.state_dir).map_err(Failure::failed)? {
             if let Some(site) =
                 lifecycle::site_of(&lineage.site, &all_sites, found, &run.env.config_dir)
@@ -72,7 +78,7 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
         let why = "none of its names can be ordered with HTTP validation (wildcards need DNS \
                    validation: see [dns] in the README); nothing was ordered";
         run.result(&site.name).names_left_out = site.left_out.clone();
-        if args.sites.is_empty() {
+        if !explicit {
             run.result(&site.name).skipped = Some(why.to_string());
         } else {
             run.fail(&site.name, why);

@@ -131,8 +131,8 @@ fn rollback_restores_every_file_byte_identical_and_history_lists_them() {
         .collect();
     assert_eq!(
         renewal_files.len(),
-        2,
-        "a renewal touches only the live files: {history:#}"
+        4,
+        "a renewal touches only the live files (cert, chain, fullchain, key): {history:#}"
     );
     assert!(renewal_files.iter().all(|f| f.contains("/live/shop.test/")));
 

@@ -34,6 +34,7 @@ mod install_flow;
 mod keys;
 mod lifecycle;
 mod newcomer;
+mod newcomer_certbot;
 mod order_steps;
 mod package_template;
 mod providers;

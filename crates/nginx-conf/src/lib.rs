@@ -9,3 +9,4 @@ pub mod https;
 pub mod lexer;
 pub mod sites;
 pub mod tree;
+pub mod unmanage;

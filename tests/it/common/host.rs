@@ -198,18 +198,22 @@ impl Host {
         command
     }
 
-    /// A command taking auto's pipeline options (`auto`, `renew`) against this host, not yet run.
+    /// A command taking auto's pipeline options (`auto`, `plan`, `renew`, `reissue`) against this
+    /// host, not yet run.
     pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
         let mut command = self.base_command(&[sub]);
-        command
-            .args(["--http-port", &self.http.to_string()])
-            .args(["--poll-interval", "0.1"])
-            .args(if extra.contains(&"--timeout") {
-                &[][..]
-            } else {
-                &["--timeout", "30"][..]
-            })
-            .args(extra);
+        command.args(["--http-port", &self.http.to_string()]);
+        // `plan` waits for no CA: it takes no poll interval or timeout.
+        if sub != "plan" {
+            command
+                .args(["--poll-interval", "0.1"])
+                .args(if extra.contains(&"--timeout") {
+                    &[][..]
+                } else {
+                    &["--timeout", "30"][..]
+                });
+        }
+        command.args(extra);
         command
     }
 
