@@ -40,7 +40,7 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     }
     if chosen.selection.is_empty() || args.pipeline.dry_run {
         let quiet = args.quiet;
-        return report::print_renew_plan(&run, chosen, quiet, args.days);
+        return report::print_renew_plan(&mut run, chosen, quiet, args.days);
     }
     for d in &chosen.due {
         run.say(format!("  {}: {} ({})", d.site, d.action, d.reason));

@@ -26,16 +26,15 @@ pub fn run(
     let mut batch = reinstalls(run, reinstall);
     batch.extend(issued_batch(run, issued));
     if batch.is_empty() {
-        if run.report.reloads > 0 {
-            // Take the temporary validation locations out of the running nginx.
-            let _ = run.reload();
-        }
+        // Take the temporary validation locations out of the running nginx.
+        run.settle_reload();
         return;
     }
     run.say(format!("Installing {} certificate(s) …", batch.len()));
     run_hook(run, HookKind::Pre, None, &[]);
     let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
     run.report.reloads += 1;
+    run.reload_owed = false;
     run.report.nginx_tests += 1;
     match outcome {
         Ok(_txn) => {

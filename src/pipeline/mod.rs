@@ -15,14 +15,18 @@
 //!    handshake, with the user's hooks;
 //! 7. [`report`]: one reporter for the human lines and the `--json` document.
 //!
-//! At most two reloads per run: one when temporary validation locations are needed, one for the
-//! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
+//! Reloads only when they serve a purpose: one when temporary validation locations are needed
+//! (only for sites that passed every other check and still have something to validate), one
+//! for the install, which also takes out the temporary locations and any a killed run left; a
+//! run that installs nothing reloads once more only to take out what it (or a killed run)
+//! added. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
 pub mod install;
 pub mod order;
 pub mod preflight;
 pub mod preview;
 pub mod report;
+pub mod resume;
 pub mod routes;
 pub mod select;
 pub mod validate;
@@ -67,6 +71,10 @@ pub struct Run<'a> {
     pub hooks: crate::hooks::Hooks,
     /// What the run did, per site, for the summary and `--json`.
     pub report: Report,
+    /// The configuration on disk differs from what the running nginx loaded (files of a killed
+    /// run, or this run's temporary locations, were put back): the next reload is owed, and
+    /// the end of the run makes it when no install did.
+    pub reload_owed: bool,
     _lock: Option<RunLock>,
 }
 
@@ -81,7 +89,18 @@ impl Run<'_> {
             Duration::from_secs(20),
         )?;
         self.report.reloads += 1;
+        self.reload_owed = false;
         Ok(())
+    }
+
+    /// Makes the reload owed, if any (see [`Run::reload_owed`]).
+    pub fn settle_reload(&mut self) {
+        if self.reload_owed
+            && crate::nginx::control::master_pid(&self.env.pid_file).is_some()
+            && let Err(e) = self.reload()
+        {
+            self.say(format!("could not reload nginx: {e:#}"));
+        }
     }
 }
 
@@ -138,6 +157,7 @@ pub fn prepare<'a>(
         renews: BTreeMap::new(),
         hooks,
         report: Report::default(),
+        reload_owed: false,
         _lock: None,
     };
     if !args.dry_run {
@@ -201,9 +221,9 @@ fn recover(run: &mut Run) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(anyhow!("could not restore {}: {e}", m.id)))?;
         restored = true;
     }
-    if restored && crate::nginx::control::master_pid(&run.env.pid_file).is_some() {
-        run.reload().map_err(Failure::failed)?;
-    }
+    // The running nginx still has the killed run's edits; the install's reload (or one at the
+    // end of the run) takes them out.
+    run.reload_owed |= restored;
     Ok(())
 }
 
@@ -222,8 +242,9 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
+    let settled = runtime.block_on(resume::settle(&mut run, ca.as_ref(), &work.order));
     let preflight = crate::timings::Phase::start("preflight");
-    let ready = preflight::run(&mut run, &found, work.order)?;
+    let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
     let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
     let issued = runtime.block_on(validate::run(
@@ -238,6 +259,7 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
                 "could not remove the temporary validation edits: {e}"
             ))
         })?;
+        run.reload_owed = true;
     }
     install::run(&mut run, &work.reinstall, &issued, &work.wanted);
     report::finish(&mut run)

@@ -122,6 +122,7 @@ impl Run<'_> {
 
 /// Prints the summary (or the JSON document) and picks the exit status.
 pub fn finish(run: &mut Run) -> CommandResult {
+    run.settle_reload();
     let report = &run.report;
     let failed = report.results.values().any(|r| r.error.is_some())
         || report.hook_runs.iter().any(|h| !h.ok);
@@ -247,8 +248,9 @@ pub struct RenewPlan {
 
 /// `renew` with nothing due, or `--dry-run`: says what is (or would be) done, changes nothing.
 /// `quiet` silences the "nothing is due" lines; `days` is the `--days` they quote.
-pub fn print_renew_plan(run: &Run, chosen: Renewals, quiet: bool, days: u32) -> CommandResult {
+pub fn print_renew_plan(run: &mut Run, chosen: Renewals, quiet: bool, days: u32) -> CommandResult {
     let Renewals { due, not_due, .. } = chosen;
+    run.settle_reload();
     if run.ctx.global.json {
         return print_json(&RenewPlan {
             dry_run: run.args.dry_run,
