@@ -31,6 +31,7 @@ mod install_flow;
 mod keys;
 mod lifecycle;
 mod newcomer;
+mod newcomer_runs;
 mod order_steps;
 mod package_template;
 mod providers;
