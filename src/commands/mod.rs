@@ -240,10 +240,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Products => products::run(&ctx),
         Command::Account => account::run(&ctx),
         Command::Auto(args) => auto::run(&args, &ctx),
-        Command::Plan(mut args) => {
-            args.dry_run = true;
-            auto::run(&args, &ctx)
-        }
+        Command::Plan(args) => auto::plan(&args, &ctx),
         Command::Generate(args) => generate::run(&args),
         Command::Renew(args) => renew::run(&args, &ctx),
         Command::Status => status::run(&ctx),

@@ -21,6 +21,7 @@
 //! run that installs nothing reloads once more only to take out what it (or a killed run)
 //! added. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
+pub mod dry_run;
 pub mod install;
 pub mod order;
 pub mod preflight;
@@ -29,6 +30,7 @@ pub mod report;
 pub mod resume;
 pub mod routes;
 pub mod select;
+pub mod staged;
 pub mod validate;
 pub mod worker_access;
 

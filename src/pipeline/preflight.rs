@@ -138,6 +138,11 @@ fn temporary_round(
             })
         })
         .collect();
+    if run.args.dry_run {
+        // A dry run edits no live configuration: those names are not exercised.
+        leave_out_location_names(run, publications, need, kept);
+        return Ok(None);
+    }
     let temporary = routes::apply_temporary(run, found, narrowed.iter())?;
     let worker = worker_access::worker_user(&found.config);
     for (mut site, unserved_before) in need {
@@ -154,6 +159,36 @@ fn temporary_round(
         }
     }
     Ok(temporary)
+}
+
+/// `--dry-run`: the names of `need` served only through a temporary location are left out (a
+/// dry run adds none to the live configuration); sites with other names go on without them.
+fn leave_out_location_names(
+    run: &mut Run,
+    publications: &BTreeMap<String, Publication>,
+    need: Vec<(Site, bool)>,
+    kept: &mut Vec<Site>,
+) {
+    for (mut site, unserved) in need {
+        if kept.iter().any(|k| k.name == site.name) {
+            continue;
+        }
+        let Some(publication) = publications.get(&site.name) else {
+            continue;
+        };
+        let why = "served only through a temporary validation location, which a dry run does                    not add to the live configuration (not exercised)";
+        for name in served_through_location(run, publication, &site) {
+            site.names.retain(|n| *n != name);
+            site.left_out
+                .push(LeftOut::new(LeftOutKind::NotServed, name, why));
+        }
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        if site.names.is_empty() {
+            run.result(&site.name).dry_run = Some(format!("not exercised: {why}"));
+        } else if passes(run, &site, unserved) {
+            kept.push(site);
+        }
+    }
 }
 
 /// Leaves out the names that do not resolve (unless `--skip-dns-check`).
@@ -200,7 +235,9 @@ fn probe_names(
         let through_location = route.is_some_and(|r| routes::needs_location(run, r));
         let outcome = match (round, through_location) {
             (Round::AsConfigured, true) => {
-                // Probed once the location is in place; only what needs none is checked now.
+                // Probed once the location is in place; only what needs none is checked now
+                // (a dry run adds no location: its directory is a scratch one).
+                let worker = worker.filter(|_| !run.args.dry_run);
                 match route.zip(worker).and_then(|(r, w)| worker_access::explain(&r.dir, w)) {
                     None => {
                         names.push(name);

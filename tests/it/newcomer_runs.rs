@@ -224,3 +224,109 @@ fn products_show_the_cas_words_in_the_language_of_the_interface() {
         assert_eq!(free["periodText"], "季度", "{lang}");
     }
 }
+
+/// Everything a dry run must leave alone: the nginx tree and the directory of the config file
+/// (config, live files, state).
+fn live_files(host: &Host) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut all = nginx_tree(host);
+    all.extend(tree(host.dir.path(), &[]));
+    all
+}
+
+/// Issue 15 item 14: `auto --dry-run` against the simulator runs the whole cycle there (the
+/// simulator sees the order and validates the files through nginx), checks the edited
+/// configuration on a staged copy, and touches no live file: no config change, no lineage, no
+/// order record, no reload. Names served only through a temporary location are reported as
+/// not exercised. A later real run orders anew and installs.
+#[test]
+fn auto_dry_run_tests_the_full_cycle_at_the_simulator_and_touches_no_live_file() {
+    let host = Host::new(Faults::default());
+    let before = live_files(&host);
+    let reloads_before = reloads_seen(&host);
+    let out = host.auto(&["--dry-run", "--json"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(doc["dry_run"], true, "{doc:#}");
+    assert_eq!(doc["reloads"], 0, "{doc:#}");
+    let exercised = doc["exercised"].to_string();
+    assert!(exercised.contains("test endpoint"), "{doc:#}");
+    assert!(exercised.contains("staged copy"), "{doc:#}");
+    let not = doc["not_exercised"].to_string();
+    assert!(not.contains("install, reload"), "{doc:#}");
+    let sites = doc["sites"].as_array().unwrap();
+    let site = |name: &str| sites.iter().find(|s| s["site"] == name).unwrap().clone();
+    let shop = site("shop.test");
+    assert!(shop["error"].is_null(), "{doc:#}");
+    assert!(shop["dry_run"].as_str().unwrap().contains("tested"), "{doc:#}");
+    assert_eq!(shop["names_issued"][0], "shop.test", "{doc:#}");
+    let app = site("app.test");
+    assert!(
+        app["dry_run"].as_str().unwrap().contains("not exercised"),
+        "{doc:#}"
+    );
+    let creates = host.sim.request_count("/cert/create");
+    assert!(creates >= 2, "the simulator saw the orders: {creates}");
+    assert_eq!(live_files(&host), before, "no live file changed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(reloads_seen(&host), reloads_before, "no reload");
+
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        creates + 1,
+        "a new order, nothing resumed from the dry run: {doc:#}"
+    );
+    let served = common::host::served(&host, "shop.test");
+    assert_eq!(
+        served.fingerprint,
+        common::host::pem_fingerprint(&host.live("shop.test"))
+    );
+}
+
+/// `renew --dry-run` renews at the simulator what is due (here: forced) and replaces nothing:
+/// the live certificate, the lineage and the configuration stay, nginx is not reloaded.
+#[test]
+fn renew_dry_run_renews_at_the_simulator_and_replaces_nothing() {
+    let host = Host::new(Faults::default());
+    expect_exit(&host.auto(&["--json", "--site", "shop.test"]), 0);
+    let before = live_files(&host);
+    let reloads_before = reloads_seen(&host);
+    let creates = host.sim.request_count("/cert/create");
+    let out = host.renew(&["--dry-run", "--force", "--json"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(doc["dry_run"], true, "{doc:#}");
+    assert_eq!(doc["due"][0]["site"], "shop.test", "{doc:#}");
+    assert!(doc["sites"][0]["dry_run"].is_string(), "{doc:#}");
+    assert_eq!(host.sim.request_count("/cert/create"), creates + 1);
+    assert_eq!(live_files(&host), before, "no live file changed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(reloads_seen(&host), reloads_before, "no reload");
+}
+
+/// Against a commercial endpoint with no test endpoint, the dry run goes up to the order — the
+/// probe through nginx, key and CSR, the staged `nginx -t` — never calls the CA, and says which
+/// steps were not exercised and why.
+#[test]
+fn a_dry_run_against_a_commercial_endpoint_stops_before_the_order_and_says_so() {
+    let host = Host::new(Faults::default());
+    let before = live_files(&host);
+    let out = host
+        .pipeline_command("auto", &["--dry-run", "--json", "--site", "shop.test"])
+        .env("ENC365_BASE_URL", "https://encrypt365.trustocean.com")
+        .output()
+        .unwrap();
+    let doc = expect_exit(&out, 0);
+    assert_eq!(doc["dry_run"], true);
+    assert!(doc["test_endpoint"].is_null(), "{doc:#}");
+    let exercised = doc["exercised"].to_string();
+    assert!(exercised.contains("probe file"), "{doc:#}");
+    assert!(exercised.contains("key and CSR"), "{doc:#}");
+    assert!(exercised.contains("staged copy"), "{doc:#}");
+    let not = doc["not_exercised"].to_string();
+    assert!(
+        not.contains("order, validation by the CA, issuance") && not.contains("no test endpoint"),
+        "{doc:#}"
+    );
+    assert_eq!(host.sim.request_count("/cert/create"), 0);
+    assert_eq!(live_files(&host), before);
+}
