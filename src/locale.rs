@@ -34,7 +34,8 @@ impl Lang {
 
     /// The language `text` is written in: Chinese when it holds a CJK ideograph.
     pub fn of(text: &str) -> Lang {
-        let cjk = |c: char| matches!(u32::from(c), 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF);
+        let cjk =
+            |c: char| matches!(u32::from(c), 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF);
         if text.chars().any(cjk) {
             Lang::Chinese
         } else {
@@ -86,7 +87,10 @@ mod tests {
 
     #[test]
     fn lc_all_wins_then_lc_messages_then_lang() {
-        assert_eq!(Lang::from_vars(env(&[("LANG", "zh_CN.UTF-8")])), Lang::Chinese);
+        assert_eq!(
+            Lang::from_vars(env(&[("LANG", "zh_CN.UTF-8")])),
+            Lang::Chinese
+        );
         assert_eq!(Lang::from_vars(env(&[("LANG", "C")])), Lang::English);
         assert_eq!(Lang::from_vars(env(&[])), Lang::English);
         let both = env(&[("LC_ALL", "en_US.UTF-8"), ("LANG", "zh_TW.UTF-8")]);

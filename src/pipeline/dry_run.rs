@@ -148,7 +148,11 @@ fn full_cycle(
 
 /// A commercial endpoint: key and CSR per site and a placeholder certificate for the staged
 /// check; the CA's steps are not exercised.
-fn up_to_the_order(run: &mut Run, ready: preflight::Ready, seen: &mut Exercised) -> Vec<(Site, Issued)> {
+fn up_to_the_order(
+    run: &mut Run,
+    ready: preflight::Ready,
+    seen: &mut Exercised,
+) -> Vec<(Site, Issued)> {
     let mut certs = Vec::new();
     for site in ready.sites {
         match placeholder(run, &site) {

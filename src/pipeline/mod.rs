@@ -106,6 +106,14 @@ impl Run<'_> {
     }
 }
 
+impl Drop for Run<'_> {
+    /// A run that stops early (an error after a killed run's files were put back) still makes
+    /// the reload it owes, so the running nginx matches the files.
+    fn drop(&mut self) {
+        self.settle_reload();
+    }
+}
+
 /// Loads the configuration, takes the lock (unless a dry run), restores what a killed run left
 /// open and reads the nginx configuration. `nginx -t` is [`check_nginx`], run once there is
 /// something to do.

@@ -176,11 +176,13 @@ fn leave_out_location_names(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let why = "served only through a temporary validation location, which a dry run does                    not add to the live configuration (not exercised)";
+        let why = "served only through a temporary validation location, which a dry run \
+                   does not add to the live configuration";
         for name in served_through_location(run, publication, &site) {
             site.names.retain(|n| *n != name);
+            let reason = format!("{why} (not exercised)");
             site.left_out
-                .push(LeftOut::new(LeftOutKind::NotServed, name, why));
+                .push(LeftOut::new(LeftOutKind::NotServed, name, reason));
         }
         run.result(&site.name).names_left_out = site.left_out.clone();
         if site.names.is_empty() {
@@ -238,7 +240,10 @@ fn probe_names(
                 // Probed once the location is in place; only what needs none is checked now
                 // (a dry run adds no location: its directory is a scratch one).
                 let worker = worker.filter(|_| !run.args.dry_run);
-                match route.zip(worker).and_then(|(r, w)| worker_access::explain(&r.dir, w)) {
+                match route
+                    .zip(worker)
+                    .and_then(|(r, w)| worker_access::explain(&r.dir, w))
+                {
                     None => {
                         names.push(name);
                         continue;

@@ -98,9 +98,17 @@ fn a_run_whose_sites_are_all_refused_before_validation_adds_no_location_and_relo
     let ghost = site("ghost.test");
     let left_out = ghost["names_left_out"][0]["reason"].as_str().unwrap();
     assert!(left_out.contains("does not resolve"), "{doc:#}");
-    assert_eq!(nginx_tree(&host), before, "the configuration is byte-identical");
+    assert_eq!(
+        nginx_tree(&host),
+        before,
+        "the configuration is byte-identical"
+    );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(reloads_seen(&host), reloads_before, "nginx was not reloaded");
+    assert_eq!(
+        reloads_seen(&host),
+        reloads_before,
+        "nginx was not reloaded"
+    );
     assert_eq!(host.sim.request_count("/cert/create"), 0);
 }
 
@@ -118,7 +126,11 @@ fn a_run_that_installs_nothing_reloads_only_to_undo_what_it_added() {
     let out = host.auto(&["--json", "--site", "app.test"]);
     let doc = expect_exit(&out, 1);
     assert_eq!(doc["reloads"], 2, "add and take out the location: {doc:#}");
-    assert_eq!(nginx_tree(&host), before, "the configuration is byte-identical");
+    assert_eq!(
+        nginx_tree(&host),
+        before,
+        "the configuration is byte-identical"
+    );
     wait_for_reloads(&host, reloads_before + 2);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(reloads_seen(&host), reloads_before + 2);
@@ -171,7 +183,10 @@ fn a_rerun_after_a_kill_with_every_order_issued_adds_no_location_and_reloads_onc
     let out = host.auto(&["--json", "--site", "app.test"]);
     let doc = expect_exit(&out, 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(doc["reloads"], 1, "only the install's reload: {doc:#}\n{stderr}");
+    assert_eq!(
+        doc["reloads"], 1,
+        "only the install's reload: {doc:#}\n{stderr}"
+    );
     assert!(!stderr.contains("Adding temporary validation"), "{stderr}");
     assert!(stderr.contains("was issued since the last run"), "{stderr}");
     let conf = std::fs::read_to_string(host.sb.conf_path()).unwrap();
@@ -179,7 +194,11 @@ fn a_rerun_after_a_kill_with_every_order_issued_adds_no_location_and_reloads_onc
     wait_for_reloads(&host, reloads_before + 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(reloads_seen(&host), reloads_before + 1);
-    assert_eq!(host.sim.request_count("/cert/create"), 1, "never ordered again");
+    assert_eq!(
+        host.sim.request_count("/cert/create"),
+        1,
+        "never ordered again"
+    );
     let served = common::host::served(&host, "app.test");
     assert_eq!(
         served.fingerprint,
@@ -204,18 +223,31 @@ fn products_show_the_cas_words_in_the_language_of_the_interface() {
             .env("LANG", lang)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let chinese = products("zh_CN.UTF-8", false);
     let row = chinese.lines().find(|l| l.starts_with("100")).unwrap();
     assert!(row.contains("免费版 SSL 证书"), "{chinese}");
     assert!(!row.contains("as given"), "{chinese}");
-    assert!(row.contains("季度") && !row.contains("quarterly"), "{chinese}");
+    assert!(
+        row.contains("季度") && !row.contains("quarterly"),
+        "{chinese}"
+    );
     let english = products("C", false);
     let row = english.lines().find(|l| l.starts_with("100")).unwrap();
-    assert!(row.contains("免费版 SSL 证书 (as given by the CA)"), "{english}");
-    assert!(row.contains("quarterly") && !row.contains("季度"), "{english}");
+    assert!(
+        row.contains("免费版 SSL 证书 (as given by the CA)"),
+        "{english}"
+    );
+    assert!(
+        row.contains("quarterly") && !row.contains("季度"),
+        "{english}"
+    );
     for lang in ["zh_CN.UTF-8", "C"] {
         let doc: serde_json::Value = serde_json::from_str(&products(lang, true)).unwrap();
         let free = &doc["products"][0];
@@ -256,7 +288,10 @@ fn auto_dry_run_tests_the_full_cycle_at_the_simulator_and_touches_no_live_file()
     let site = |name: &str| sites.iter().find(|s| s["site"] == name).unwrap().clone();
     let shop = site("shop.test");
     assert!(shop["error"].is_null(), "{doc:#}");
-    assert!(shop["dry_run"].as_str().unwrap().contains("tested"), "{doc:#}");
+    assert!(
+        shop["dry_run"].as_str().unwrap().contains("tested"),
+        "{doc:#}"
+    );
     assert_eq!(shop["names_issued"][0], "shop.test", "{doc:#}");
     let app = site("app.test");
     assert!(

@@ -163,8 +163,16 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
         creates + 2,
         "dry run: shop.test renewed at the simulator"
     );
-    assert_eq!(lineage(&host, "app.test"), app_old, "a dry run installs nothing");
-    assert_eq!(lineage(&host, "shop.test"), shop_new, "a dry run installs nothing");
+    assert_eq!(
+        lineage(&host, "app.test"),
+        app_old,
+        "a dry run installs nothing"
+    );
+    assert_eq!(
+        lineage(&host, "shop.test"),
+        shop_new,
+        "a dry run installs nothing"
+    );
     let forced = ok(&host.renew(&["--json", "--force", "--site", "app.test"]));
     assert_eq!(forced["sites"][0]["site"], "app.test");
     assert_eq!(host.sim.request_count("/cert/create"), creates + 3);
