@@ -44,6 +44,12 @@ pub async fn settle(
             OrderState::Issued(cert) => {
                 record.state = RecordState::Issued;
                 record.fullchain_pem = Some(cert.fullchain_pem());
+                // Nothing is validated for it any more: the files an earlier run left published
+                // (`--no-wait`, a kill) go now.
+                let files = std::mem::take(&mut record.published_files);
+                let mut dirs = std::mem::take(&mut record.published_dirs);
+                dirs.sort_by_key(|d| d.components().count());
+                crate::dcv::remove_files(&files, &dirs);
                 if record.save(&run.state_dir).is_ok() {
                     run.say(format!(
                         "  {}: order {id} was issued since the last run",

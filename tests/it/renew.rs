@@ -148,8 +148,7 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
     );
 
     // --days widens what is due; --force renews now. A dry run (issue 15 item 14) renews what
-    // is due at the simulator for real — shop.test; app.test is validated only through a
-    // temporary location, which a dry run does not add — and installs nothing.
+    // is due at the simulator for real — both sites — and installs nothing.
     let wide = ok(&host.renew(&["--json", "--days", "100", "--dry-run"]));
     let due: Vec<&str> = wide["due"]
         .as_array()
@@ -160,8 +159,8 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
     assert_eq!(due, ["app.test", "shop.test"], "{wide:#}");
     assert_eq!(
         host.sim.request_count("/cert/create"),
-        creates + 2,
-        "dry run: shop.test renewed at the simulator"
+        creates + 3,
+        "dry run: both renewed at the simulator"
     );
     assert_eq!(
         lineage(&host, "app.test"),
@@ -175,7 +174,7 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
     );
     let forced = ok(&host.renew(&["--json", "--force", "--site", "app.test"]));
     assert_eq!(forced["sites"][0]["site"], "app.test");
-    assert_eq!(host.sim.request_count("/cert/create"), creates + 3);
+    assert_eq!(host.sim.request_count("/cert/create"), creates + 4);
     assert_ne!(lineage(&host, "app.test").fingerprint, app_old.fingerprint);
     assert_eq!(conf(&host), conf_before);
 }
