@@ -34,10 +34,12 @@ pub fn run(
     run_hook(run, HookKind::Pre, None, &[]);
     let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
     run.report.reloads += 1;
-    run.reload_owed = false;
     run.report.nginx_tests += 1;
     match outcome {
         Ok(_txn) => {
+            // Its reload also took out what was put back before (temporary locations, a
+            // killed run's edits). A failed install may not have reloaded: the debt stays.
+            run.reload_owed = false;
             for item in &batch {
                 installed(run, item, wanted);
             }
