@@ -364,10 +364,16 @@ const AUTO_EXAMPLES: &str = "\
 Examples:
   enc365-nginx auto
   enc365-nginx auto --site shop.example.com --json      # from a panel's post-deploy hook
-  enc365-nginx auto --dry-run                           # the same as `enc365-nginx plan`
+  enc365-nginx auto --dry-run                           # test the run; no live file changes
 
 A rerun resumes any order an earlier run left pending (after a crash, Ctrl-C or --timeout); it
-never orders the same certificate twice.";
+never orders the same certificate twice.
+
+--dry-run tests the run as certbot's does: against a test endpoint (enc365-sim via --server or
+ENC365_BASE_URL, an ACME staging directory) the full order, validation and issuance, then
+`nginx -t` on a staged copy of the edited configuration; against a commercial CA with no test
+endpoint (Encryption365) everything up to the order, saying which steps were not exercised.
+No live file changes, nginx is not reloaded. `plan` only shows what would change.";
 
 const PLAN_EXAMPLES: &str = "\
 Examples:
@@ -405,7 +411,9 @@ pub struct AutoArgs {
     /// Fail a site when any of its names fails the preflight checks, instead of leaving it out.
     #[arg(long)]
     pub require_all: bool,
-    /// Show what would be done; change nothing.
+    /// Test the run without changing a live file or reloading nginx: against a test endpoint
+    /// (enc365-sim, ACME staging) the full order/validation/issue cycle, else everything up to
+    /// the order (`plan` only shows what would change).
     #[arg(long)]
     pub dry_run: bool,
     /// Commands to run around the install step.

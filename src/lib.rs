@@ -22,6 +22,7 @@ pub mod huawei_sign;
 pub mod install;
 pub mod keys;
 pub mod lifecycle;
+pub mod locale;
 pub mod names;
 pub use nginx_conf as nginx;
 pub mod orders;

@@ -83,6 +83,8 @@ pub struct Product {
     pub term: String,
     /// The billing period (`quarterly`, `annually`), sent back in `period` on create.
     pub period: String,
+    /// The billing period in Chinese (`periodText`: `季度`, `年`), empty when not given.
+    pub period_text: String,
     /// True for free products.
     pub is_free: bool,
     /// Price per FQDN or IP (CNY).
@@ -321,6 +323,7 @@ impl Enc365 {
                 level: text("level"),
                 term: text("term"),
                 period: text("period"),
+                period_text: text("periodText"),
                 is_free: p.get("isFree").and_then(loose_bool).unwrap_or(false),
                 price_fqdn: price("fqdn"),
                 price_wildcard: price("wildcard"),
@@ -861,6 +864,10 @@ impl AccountApi for Enc365 {
                 .map(|p| {
                     let mut provider_fields = Map::new();
                     provider_fields.insert("pid".into(), json!(p.pid));
+                    if !p.period_text.is_empty() {
+                        // The CA gives the period in both languages: both raw fields are kept.
+                        provider_fields.insert("periodText".into(), json!(p.period_text));
+                    }
                     account::Product {
                         id: p.pid.to_string(),
                         title: p.title,

@@ -250,7 +250,7 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Products => products::run(&ctx),
         Command::Account => account::run(&ctx),
         Command::Auto(args) => auto::run(&args, &ctx),
-        Command::Plan(args) => auto::run(&args.to_auto(), &ctx),
+        Command::Plan(args) => auto::plan(&args.to_auto(), &ctx),
         Command::Generate(args) => generate::run(&args),
         Command::Renew(args) => renew::run(&args, &ctx),
         Command::Status(args) => status::run(&args, &ctx),

@@ -1,6 +1,7 @@
 //! `enc365-nginx products`: the products the account may order (Encryption365
 //! `/account/products`), through the configured provider's account API, as a table or one JSON
-//! object.
+//! object. The table shows the CA's words in the language of the interface where it gives both
+//! ([`crate::locale`]); `--json` keeps the raw fields.
 
 use anyhow::anyhow;
 use serde_json::json;
@@ -28,19 +29,25 @@ pub fn run(ctx: &Context) -> CommandResult {
         print_json(&doc);
         return Ok(ExitStatus::Success);
     }
+    // Titles and periods in the language of the interface where the CA gives both, else as
+    // given and labelled (Encryption365 titles are Chinese only; its period is in both).
+    let lang = crate::locale::Lang::from_env();
     let rows: Vec<[String; 7]> = products
         .iter()
         .map(|p| {
+            let period_zh = (p.provider_fields.get("periodText"))
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
             [
                 if p.id == configured_id {
                     format!("{}*", p.id)
                 } else {
                     p.id.clone()
                 },
-                p.title.clone(),
+                lang.as_given(&p.title),
                 p.class.clone(),
                 p.term.clone(),
-                p.period.clone(),
+                lang.pick(&p.period, period_zh),
                 price(p.price_fqdn, &p.currency),
                 price(p.price_wildcard, &p.currency),
             ]

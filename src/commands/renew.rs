@@ -7,6 +7,10 @@
 //! Orders an earlier run left pending are resumed first. Nothing due: no output on stdout (one
 //! line on stderr, none with `--quiet`), exit 0 — so a timer can run it twice a day.
 //!
+//! `--dry-run` renews what is due for real as far as it can without touching a live file
+//! ([`crate::pipeline::dry_run`]): the full cycle against a test endpoint, up to the order
+//! against a commercial one.
+//!
 //! A renewal writes new bytes to the same `live/<site>/` paths, so the nginx configuration does
 //! not change; the install step reloads once and proves the new leaf by handshake, and on any
 //! failure puts the old files back.
@@ -31,12 +35,9 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
     }
     let days = i64::from(args.days);
     let chosen = select::renewals(&run, &found, &args.pipeline.sites, days, args.force)?;
-    if !chosen.selection.is_empty() && args.pipeline.dry_run {
-        pipeline::check_nginx(&mut run)?;
-    }
-    if chosen.selection.is_empty() || args.pipeline.dry_run {
+    if chosen.selection.is_empty() {
         let quiet = args.quiet;
-        return report::print_renew_plan(&run, chosen, quiet, args.days);
+        return report::print_renew_plan(&mut run, chosen, quiet, args.days);
     }
     for d in &chosen.due {
         run.say(format!("  {}: {} ({})", d.site, d.action, d.reason));
@@ -49,6 +50,10 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
             key.to_string(),
             value.map_err(|e| Failure::failed(anyhow!(e)))?,
         );
+    }
+    if args.pipeline.dry_run {
+        pipeline::dry_run::load_config(&mut run)?;
+        return pipeline::dry_run::execute(run, found, chosen.selection);
     }
     pipeline::execute(run, found, chosen.selection)
 }

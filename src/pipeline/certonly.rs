@@ -180,6 +180,7 @@ fn new_run<'a>(args: &'a AutoArgs, ctx: &'a Context) -> Result<Run<'a>, Failure>
         hooks,
         report: Default::default(),
         _lock: Some(lock),
+        reload_owed: false,
     })
 }
 

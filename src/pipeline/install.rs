@@ -26,10 +26,8 @@ pub fn run(
     let mut batch = reinstalls(run, reinstall);
     batch.extend(issued_batch(run, issued));
     if batch.is_empty() {
-        if run.report.reloads > 0 {
-            // Take the temporary validation locations out of the running nginx.
-            let _ = run.reload();
-        }
+        // Take the temporary validation locations out of the running nginx.
+        run.settle_reload();
         return;
     }
     run.say(format!("Installing {} certificate(s) …", batch.len()));
@@ -39,6 +37,9 @@ pub fn run(
     run.report.nginx_tests += 1;
     match outcome {
         Ok(_txn) => {
+            // Its reload also took out what was put back before (temporary locations, a
+            // killed run's edits). A failed install may not have reloaded: the debt stays.
+            run.reload_owed = false;
             for item in &batch {
                 installed(run, item, wanted);
             }

@@ -15,20 +15,26 @@
 //!    handshake, with the user's hooks;
 //! 7. [`report`]: one reporter for the human lines and the `--json` document.
 //!
-//! At most two reloads per run: one when temporary validation locations are needed, one for the
-//! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
+//! Reloads only when they serve a purpose: one when temporary validation locations are needed
+//! (only for sites that passed every other check and still have something to validate), one
+//! for the install, which also takes out the temporary locations and any a killed run left; a
+//! run that installs nothing reloads once more only to take out what it (or a killed run)
+//! added. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
 pub mod cancel;
 pub mod certonly;
 pub mod domains;
+pub mod dry_run;
 pub mod install;
 pub mod leftovers;
 pub mod order;
 pub mod preflight;
 pub mod preview;
 pub mod report;
+pub mod resume;
 pub mod routes;
 pub mod select;
+pub mod staged;
 pub mod validate;
 pub mod worker_access;
 
@@ -71,6 +77,10 @@ pub struct Run<'a> {
     pub hooks: crate::hooks::Hooks,
     /// What the run did, per site, for the summary and `--json`.
     pub report: Report,
+    /// The configuration on disk differs from what the running nginx loaded (files of a killed
+    /// run, or this run's temporary locations, were put back): the next reload is owed, and
+    /// the end of the run makes it when no install did.
+    pub reload_owed: bool,
     _lock: Option<RunLock>,
 }
 
@@ -85,7 +95,26 @@ impl Run<'_> {
             Duration::from_secs(20),
         )?;
         self.report.reloads += 1;
+        self.reload_owed = false;
         Ok(())
+    }
+
+    /// Makes the reload owed, if any (see [`Run::reload_owed`]).
+    pub fn settle_reload(&mut self) {
+        if self.reload_owed
+            && crate::nginx::control::master_pid(&self.env.pid_file).is_some()
+            && let Err(e) = self.reload()
+        {
+            self.say(format!("could not reload nginx: {e:#}"));
+        }
+    }
+}
+
+impl Drop for Run<'_> {
+    /// A run that stops early (an error after a killed run's files were put back) still makes
+    /// the reload it owes, so the running nginx matches the files.
+    fn drop(&mut self) {
+        self.settle_reload();
     }
 }
 
@@ -142,6 +171,7 @@ pub fn prepare<'a>(
         renews: BTreeMap::new(),
         hooks,
         report: Report::default(),
+        reload_owed: false,
         _lock: None,
     };
     if !args.dry_run {
@@ -206,9 +236,9 @@ fn recover(run: &mut Run) -> Result<(), Failure> {
             .map_err(|e| Failure::failed(anyhow!("could not restore {}: {e}", m.id)))?;
         restored = true;
     }
-    if restored && crate::nginx::control::master_pid(&run.env.pid_file).is_some() {
-        run.reload().map_err(Failure::failed)?;
-    }
+    // The running nginx still has the killed run's edits; the install's reload (or one at the
+    // end of the run) takes them out.
+    run.reload_owed |= restored;
     Ok(())
 }
 
@@ -227,8 +257,9 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
+    let settled = runtime.block_on(resume::settle(&mut run, ca.as_ref(), &work.order));
     let preflight = crate::timings::Phase::start("preflight");
-    let ready = preflight::run(&mut run, &found, work.order)?;
+    let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
     let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
     let issued = runtime.block_on(validate::run(
@@ -243,6 +274,7 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
                 "could not remove the temporary validation edits: {e}"
             ))
         })?;
+        run.reload_owed = true;
     }
     install::run(&mut run, &work.reinstall, &issued, &work.wanted);
     report::finish(&mut run)

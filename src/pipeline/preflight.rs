@@ -5,9 +5,17 @@
 //! left with no name is skipped (or failed when asked for by name).
 //!
 //! Sites with a pending order skip the checks (their names were checked when they were ordered)
-//! but get their validation routes like the rest.
+//! but get their validation routes like the rest — unless the CA already issued (or validated)
+//! their order.
+//!
+//! Temporary validation locations cost a config edit and a reload (and another to take them
+//! out), so they come last: names served from a webroot are probed through nginx as it is;
+//! names that need a location are first checked for everything that needs none (DNS, nginx's
+//! workers can read our directory, the site's other checks), and only the sites still in the
+//! running get their locations (one reload for all) and then their probe. A run in which every
+//! site is refused before that changes no configuration and reloads nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::worker_access::{self, WorkerUser};
 use super::{Run, routes};
@@ -31,8 +39,26 @@ pub struct Ready {
     pub temporary: Option<Transaction>,
 }
 
-/// Checks every site's names; plans (and applies, when needed) the validation routes.
-pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Ready, Failure> {
+/// Which names a probe round checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Names whose files nginx serves as it is (webroots): probed now. Names that need a
+    /// temporary location are only checked for what can be checked without it (nginx's workers
+    /// can read our directory) and kept for the next round.
+    AsConfigured,
+    /// Names served through the temporary locations, now that they are in place.
+    Temporary,
+}
+
+/// Checks every site's names; plans the validation routes and applies the temporary locations
+/// only for the sites that need them and passed every other check. `settled`: sites whose
+/// order the CA already issued (or validated), which need no route at all.
+pub fn run(
+    run: &mut Run,
+    found: &Discovery,
+    selected: Vec<Site>,
+    settled: &BTreeSet<String>,
+) -> Result<Ready, Failure> {
     let mut kept: Vec<Site> = Vec::new();
     let mut to_probe: Vec<Site> = Vec::new();
     for mut site in selected {
@@ -40,6 +66,7 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
         let record = OrderRecord::load(&run.state_dir, &site.name).map_err(Failure::failed)?;
         if let Some(record) = record.filter(|r| r.state.is_open()) {
             site.names = record.names.clone();
+            site.dns_names = record.dns_names.clone();
             kept.push(site);
             continue;
         }
@@ -52,23 +79,118 @@ pub fn run(run: &mut Run, found: &Discovery, selected: Vec<Site>) -> Result<Read
         resolve_names(run, &mut site);
         to_probe.push(site);
     }
-    let (publications, temporary) =
-        routes::publish_routes(run, found, kept.iter().chain(&to_probe))?;
+    let publications = routes::plan_routes(run, found, kept.iter().chain(&to_probe))?;
     let worker = worker_access::worker_user(&found.config);
+    // Resumed orders the CA still has to validate need their routes.
+    let mut need_location: Vec<(Site, bool)> = (kept.iter())
+        .filter(|s| !settled.contains(&s.name))
+        .map(|s| (s.clone(), false))
+        .collect();
     for mut site in to_probe {
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let unserved = probe_names(run, publication, &mut site, worker.as_ref());
-        if passes(run, &site, unserved) {
+        let round = Round::AsConfigured;
+        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), round);
+        if !passes(run, &site, unserved) {
+            continue;
+        }
+        if served_through_location(run, publication, &site).is_empty() {
             kept.push(site);
+        } else {
+            need_location.push((site, unserved));
         }
     }
+    let temporary = temporary_round(run, found, &publications, need_location, &mut kept)?;
     Ok(Ready {
         sites: kept,
         publications,
         temporary,
     })
+}
+
+/// The names of `site` served only through a temporary location.
+fn served_through_location(run: &Run, publication: &Publication, site: &Site) -> Vec<String> {
+    (publication.routes.iter())
+        .filter(|r| site.names.contains(&r.name) && !site.dns_names.contains(&r.name))
+        .filter(|r| routes::needs_location(run, r))
+        .map(|r| r.name.clone())
+        .collect()
+}
+
+/// Adds the temporary locations the sites in `need` need (one reload; none when there are no
+/// such sites), then probes the names served through them; the new sites that pass join
+/// `kept`. Resumed sites (already in `kept`) only get their routes.
+fn temporary_round(
+    run: &mut Run,
+    found: &Discovery,
+    publications: &BTreeMap<String, Publication>,
+    need: Vec<(Site, bool)>,
+    kept: &mut Vec<Site>,
+) -> Result<Option<Transaction>, Failure> {
+    let narrowed: Vec<Site> = (need.iter())
+        .filter_map(|(site, _)| {
+            let publication = publications.get(&site.name)?;
+            let names = served_through_location(run, publication, site);
+            (!names.is_empty()).then(|| Site {
+                names,
+                ..site.clone()
+            })
+        })
+        .collect();
+    if run.args.dry_run {
+        // A dry run edits no live configuration: those names are not exercised.
+        leave_out_location_names(run, publications, need, kept);
+        return Ok(None);
+    }
+    let temporary = routes::apply_temporary(run, found, narrowed.iter())?;
+    let worker = worker_access::worker_user(&found.config);
+    for (mut site, unserved_before) in need {
+        if kept.iter().any(|k| k.name == site.name) {
+            continue;
+        }
+        let Some(publication) = publications.get(&site.name) else {
+            continue;
+        };
+        let round = Round::Temporary;
+        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), round);
+        if passes(run, &site, unserved || unserved_before) {
+            kept.push(site);
+        }
+    }
+    Ok(temporary)
+}
+
+/// `--dry-run`: the names of `need` served only through a temporary location are left out (a
+/// dry run adds none to the live configuration); sites with other names go on without them.
+fn leave_out_location_names(
+    run: &mut Run,
+    publications: &BTreeMap<String, Publication>,
+    need: Vec<(Site, bool)>,
+    kept: &mut Vec<Site>,
+) {
+    for (mut site, unserved) in need {
+        if kept.iter().any(|k| k.name == site.name) {
+            continue;
+        }
+        let Some(publication) = publications.get(&site.name) else {
+            continue;
+        };
+        let why = "served only through a temporary validation location, which a dry run \
+                   does not add to the live configuration";
+        for name in served_through_location(run, publication, &site) {
+            site.names.retain(|n| *n != name);
+            let reason = format!("{why} (not exercised)");
+            site.left_out
+                .push(LeftOut::new(LeftOutKind::NotServed, name, reason));
+        }
+        run.result(&site.name).names_left_out = site.left_out.clone();
+        if site.names.is_empty() {
+            run.result(&site.name).dry_run = Some(format!("not exercised: {why}"));
+        } else if passes(run, &site, unserved) {
+            kept.push(site);
+        }
+    }
 }
 
 /// Leaves out the names that do not resolve (unless `--skip-dns-check`).
@@ -98,6 +220,7 @@ fn probe_names(
     publication: &Publication,
     site: &mut Site,
     worker: Option<&WorkerUser>,
+    round: Round,
 ) -> bool {
     let mut unserved = false;
     // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
@@ -110,7 +233,31 @@ fn probe_names(
             names.push(name);
             continue;
         }
-        match http::probe(publication, &name, &token, run.args.skip_dns_check) {
+        let route = (publication.routes.iter()).find(|r| r.name == name);
+        let through_location = route.is_some_and(|r| routes::needs_location(run, r));
+        let outcome = match (round, through_location) {
+            (Round::AsConfigured, true) => {
+                // Probed once the location is in place; only what needs none is checked now
+                // (a dry run adds no location: its directory is a scratch one).
+                let worker = worker.filter(|_| !run.args.dry_run);
+                match route
+                    .zip(worker)
+                    .and_then(|(r, w)| worker_access::explain(&r.dir, w))
+                {
+                    None => {
+                        names.push(name);
+                        continue;
+                    }
+                    Some(why) => Err(why),
+                }
+            }
+            (Round::Temporary, false) => {
+                names.push(name);
+                continue;
+            }
+            _ => http::probe(publication, &name, &token, run.args.skip_dns_check),
+        };
+        match outcome {
             Ok(()) => names.push(name),
             Err(reason) if dns => {
                 run.say(format!(

@@ -45,6 +45,9 @@ pub struct SiteResult {
     /// Our existing certificate was put back into a regenerated configuration; nothing ordered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reinstalled: bool,
+    /// `--dry-run`: how far the site was tested (nothing was installed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<String>,
 }
 
 /// The whole `auto --json` document.
@@ -122,6 +125,7 @@ impl Run<'_> {
 
 /// Prints the summary (or the JSON document) and picks the exit status.
 pub fn finish(run: &mut Run) -> CommandResult {
+    run.settle_reload();
     let report = &run.report;
     let failed = report.results.values().any(|r| r.error.is_some())
         || report.hook_runs.iter().any(|h| !h.ok);
@@ -131,7 +135,7 @@ pub fn finish(run: &mut Run) -> CommandResult {
     let report = &run.report;
     if run.ctx.global.json {
         let doc = AutoJson {
-            dry_run: false,
+            dry_run: run.args.dry_run,
             sites: report.results.values().cloned().collect(),
             reloads: report.reloads,
             diffs: Vec::new(),
@@ -164,6 +168,9 @@ pub fn finish(run: &mut Run) -> CommandResult {
 fn summary_line(r: &SiteResult) -> String {
     match (&r.error, r.names_issued.is_empty()) {
         (Some(e), _) => format!("FAILED: {e}"),
+        (None, _) if r.dry_run.is_some() => {
+            format!("dry run: {}", r.dry_run.as_deref().unwrap_or(""))
+        }
         (None, true) if r.skipped.is_some() => {
             format!("skipped: {}", r.skipped.as_deref().unwrap_or(""))
         }
@@ -247,8 +254,9 @@ pub struct RenewPlan {
 
 /// `renew` with nothing due, or `--dry-run`: says what is (or would be) done, changes nothing.
 /// `quiet` silences the "nothing is due" lines; `days` is the `--days` they quote.
-pub fn print_renew_plan(run: &Run, chosen: Renewals, quiet: bool, days: u32) -> CommandResult {
+pub fn print_renew_plan(run: &mut Run, chosen: Renewals, quiet: bool, days: u32) -> CommandResult {
     let Renewals { due, not_due, .. } = chosen;
+    run.settle_reload();
     if run.ctx.global.json {
         return print_json(&RenewPlan {
             dry_run: run.args.dry_run,

@@ -1,6 +1,8 @@
 //! Where validation files are served: plans each site's routes ([`crate::dcv::plan`]) and applies
-//! the temporary config edits some need (one transaction, `nginx -t`, one reload). The files
-//! themselves are published by [`crate::publish::http`].
+//! the temporary config edits some need (one transaction, `nginx -t`, one reload) — only for the
+//! sites that still need them once every other check has passed, so a run that validates
+//! nothing through them changes no configuration and reloads nothing. The files themselves are
+//! published by [`crate::publish::http`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,24 +17,44 @@ use crate::nginx::edit;
 use crate::site::Site;
 use crate::store::{Transaction, TxnKind};
 
-/// Plans where every site's validation files go; applies the temporary config edits (one
-/// transaction, `nginx -t`, one reload) when any are needed.
-pub fn publish_routes<'s>(
-    run: &mut Run,
+/// Plans where every site's validation files go (no config change): a route per name, and the
+/// temporary edits the names without a usable webroot would need ([`apply_temporary`]).
+pub fn plan_routes<'s>(
+    run: &Run,
     found: &Discovery,
     sites: impl Iterator<Item = &'s Site>,
-) -> Result<(BTreeMap<String, Publication>, Option<Transaction>), Failure> {
+) -> Result<BTreeMap<String, Publication>, Failure> {
     let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
     let mut publications = BTreeMap::new();
-    let mut splices = Vec::new();
     for site in sites {
         let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
-        splices.extend(publication.splices.clone());
         publications.insert(site.name.clone(), publication);
     }
     crate::store::ensure_dir(&run.dcv_dir, 0o755).map_err(Failure::failed)?;
+    Ok(publications)
+}
+
+/// Whether `route` is served from our own directory, i.e. needs a temporary location (or
+/// server) in the configuration before anything there is served.
+pub fn needs_location(run: &Run, route: &dcv::Route) -> bool {
+    route.dir.starts_with(&run.dcv_dir)
+}
+
+/// Applies the temporary config edits `sites` need (one transaction, `nginx -t`, one reload);
+/// `None` when they need none.
+pub fn apply_temporary<'s>(
+    run: &mut Run,
+    found: &Discovery,
+    sites: impl Iterator<Item = &'s Site>,
+) -> Result<Option<Transaction>, Failure> {
+    let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
+    let mut splices = Vec::new();
+    for site in sites {
+        let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
+        splices.extend(publication.splices);
+    }
     if splices.is_empty() {
-        return Ok((publications, None));
+        return Ok(None);
     }
     run.say("Adding temporary validation locations …");
     let mut txn = Transaction::begin_kind(&run.state_dir, TxnKind::Validation)
@@ -72,5 +94,5 @@ pub fn publish_routes<'s>(
             "{e:#}; every file was put back as it was"
         )));
     }
-    Ok((publications, Some(txn)))
+    Ok(Some(txn))
 }

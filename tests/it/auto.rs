@@ -227,7 +227,7 @@ fn a_site_with_only_wildcard_and_regex_names_is_reported_never_planned_or_ordere
         common::host::SITES
     );
     let host = Host::with(Faults::default(), &sites, "");
-    let plan = host.auto(&["--dry-run", "--json"]);
+    let plan = host.pipeline_command("plan", &["--json"]).output().unwrap();
     let doc = expect_exit(&plan, 0);
     let only = doc["sites"]
         .as_array()

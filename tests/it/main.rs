@@ -35,6 +35,7 @@ mod keys;
 mod lifecycle;
 mod newcomer;
 mod newcomer_certbot;
+mod newcomer_runs;
 mod order_steps;
 mod package_template;
 mod providers;

@@ -147,7 +147,8 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
         "one renewal"
     );
 
-    // --days widens what is due; --force renews now.
+    // --days widens what is due; --force renews now. A dry run (issue 15 item 14) renews what
+    // is due at the simulator for real — both sites — and installs nothing.
     let wide = ok(&host.renew(&["--json", "--days", "100", "--dry-run"]));
     let due: Vec<&str> = wide["due"]
         .as_array()
@@ -158,12 +159,22 @@ fn renew_renews_only_the_due_certificate_in_place_and_a_second_run_does_nothing(
     assert_eq!(due, ["app.test", "shop.test"], "{wide:#}");
     assert_eq!(
         host.sim.request_count("/cert/create"),
-        creates + 1,
-        "dry run"
+        creates + 3,
+        "dry run: both renewed at the simulator"
+    );
+    assert_eq!(
+        lineage(&host, "app.test"),
+        app_old,
+        "a dry run installs nothing"
+    );
+    assert_eq!(
+        lineage(&host, "shop.test"),
+        shop_new,
+        "a dry run installs nothing"
     );
     let forced = ok(&host.renew(&["--json", "--force", "--site", "app.test"]));
     assert_eq!(forced["sites"][0]["site"], "app.test");
-    assert_eq!(host.sim.request_count("/cert/create"), creates + 2);
+    assert_eq!(host.sim.request_count("/cert/create"), creates + 4);
     assert_ne!(lineage(&host, "app.test").fingerprint, app_old.fingerprint);
     assert_eq!(conf(&host), conf_before);
 }
