@@ -48,6 +48,8 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
                 r.port
             ));
         }
+        out.validation
+            .extend(super::routes::note_fallbacks(run, &site.name, &publication));
         for name in &site.names {
             let (method, why) = crate::publish::choose(name, &site.name, run.config.dns.as_ref());
             out.validation

@@ -28,6 +28,9 @@ pub fn publish_routes<'s>(
     for site in sites {
         let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
         splices.extend(publication.splices.clone());
+        for note in note_fallbacks(run, &site.name, &publication) {
+            run.say(format!("  {note}"));
+        }
         publications.insert(site.name.clone(), publication);
     }
     crate::store::ensure_dir(&run.dcv_dir, 0o755).map_err(Failure::failed)?;
@@ -73,4 +76,19 @@ pub fn publish_routes<'s>(
         )));
     }
     Ok((publications, Some(txn)))
+}
+
+/// Records in `site`'s result (for `--json`) the names validated through the temporary location
+/// because their webroot cannot be written safely, and returns those notes.
+pub fn note_fallbacks(run: &mut Run, site: &str, publication: &Publication) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, why) in &publication.fallbacks {
+        let note = format!("{name}: {why}");
+        let notes = &mut run.result(site).validation_notes;
+        if !notes.contains(&note) {
+            notes.push(note.clone());
+        }
+        out.push(note);
+    }
+    out
 }
