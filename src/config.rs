@@ -417,7 +417,11 @@ fn check_trusted(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
     };
     let me = nix::unistd::Uid::effective().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        let who = if me == 0 { "root".to_string() } else { me.to_string() };
+        let who = if me == 0 {
+            "root".to_string()
+        } else {
+            me.to_string()
+        };
         return Err(untrusted(format!(
             "{} is owned by uid {}, not by root or the user running enc365-nginx, and it names \
              the commands this tool runs (hooks, reload_command); fix it with: chown {who} {}",
@@ -432,7 +436,11 @@ fn check_trusted(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
     };
     let beside = ["live", "nginx", "acme"].map(|d| dir.join(d));
     let problem = crate::fs_safe::untrusted(dir, true)
-        .or_else(|| beside.iter().find_map(|d| crate::fs_safe::untrusted(d, false)))
+        .or_else(|| {
+            beside
+                .iter()
+                .find_map(|d| crate::fs_safe::untrusted(d, false))
+        })
         .or_else(|| crate::fs_safe::link_inside(&beside[0]));
     match problem {
         Some(why) => Err(untrusted(format!(

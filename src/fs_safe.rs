@@ -71,7 +71,10 @@ fn split(path: &Path) -> (PathBuf, Vec<OsString>) {
         .rposition(|c| c.as_os_str() == OsStr::new(WELL_KNOWN_DIR))
     {
         let anchor: PathBuf = parts[..i].iter().collect();
-        let rel = parts[i..].iter().map(|c| c.as_os_str().to_owned()).collect();
+        let rel = parts[i..]
+            .iter()
+            .map(|c| c.as_os_str().to_owned())
+            .collect();
         return (anchor, rel);
     }
     let mut anchor = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -108,8 +111,9 @@ fn open_dir_at(parent: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
 
 /// The error for a component that could not be opened as a directory, saying what it is.
 fn not_a_directory(parent: &OwnedFd, name: &OsStr, shown: &Path, errno: Errno) -> anyhow::Error {
-    let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW)
-        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK);
+    let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
+        SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
+    });
     if link {
         anyhow!(
             "{} is a symbolic link; nothing is created or written through one (remove it)",
@@ -328,7 +332,11 @@ pub fn untrusted(path: &Path, follow: bool) -> Option<String> {
     }
     let me = Uid::effective().as_raw();
     if meta.uid() != 0 && meta.uid() != me {
-        let who = if me == 0 { "root".to_string() } else { me.to_string() };
+        let who = if me == 0 {
+            "root".to_string()
+        } else {
+            me.to_string()
+        };
         return Some(format!(
             "{shown} is owned by uid {}, not by root or the user running enc365-nginx: its owner \
              could change what this tool trusts. Fix it with: chown {who} {shown}",

@@ -158,7 +158,11 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> anyhow::Result<()> {
     let fd = nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty()).map_err(|e| {
         match crate::fs_safe::untrusted(dir, false).filter(|_| is_link(dir)) {
             Some(why) => anyhow!(why),
-            None => anyhow!("could not open the directory {}: {}", dir.display(), e.desc()),
+            None => anyhow!(
+                "could not open the directory {}: {}",
+                dir.display(),
+                e.desc()
+            ),
         }
     })?;
     nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode))
@@ -872,8 +876,11 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
 /// parent, opened without following links).
 fn put_back_link(path: &Path, link: &Path) -> anyhow::Result<()> {
     let (parent, name) = crate::fs_safe::open_parent_no_follow(path)?;
-    match nix::unistd::unlinkat(&parent, name.as_os_str(), nix::unistd::UnlinkatFlags::NoRemoveDir)
-    {
+    match nix::unistd::unlinkat(
+        &parent,
+        name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
         Ok(()) | Err(Errno::ENOENT) => {}
         Err(e) => return Err(anyhow!(e)),
     }
@@ -887,7 +894,12 @@ fn load(dir: &Path) -> Result<Manifest, TxnError> {
     let journal = dir.join(crate::paths::JOURNAL);
     let manifest_path = dir.join(crate::paths::MANIFEST);
     // Root restores what a manifest names: one another user could have written is not read.
-    for path in [dir, &manifest_path, &journal, &dir.join(crate::paths::BACKUP_FILES)] {
+    for path in [
+        dir,
+        &manifest_path,
+        &journal,
+        &dir.join(crate::paths::BACKUP_FILES),
+    ] {
         if let Some(reason) = crate::fs_safe::untrusted(path, false) {
             return Err(TxnError::Manifest {
                 path: manifest_path.clone(),

@@ -173,7 +173,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
 }
 
 /// Refuses a transaction naming a file this tool never changes: every entry must be under the
-/// config directory (`live/`, `nginx/`) or a file of the nginx configuration as nginx reads it
+/// config directory's `live/` or `nginx/`, or a file of the nginx configuration as nginx reads it
 /// now, and what it names must be what its path resolves to. Root writes and chowns what a
 /// manifest names, so a forged entry must not reach anything else.
 fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result<(), Failure> {
@@ -184,6 +184,16 @@ fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result
         }
     };
     let config_dir = std::fs::canonicalize(config_dir).unwrap_or_else(|_| config_dir.into());
+    let ours_dirs = [
+        crate::paths::live_dir(&config_dir, "x")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        crate::paths::ssl_params(&config_dir)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    ];
     let nginx_files: Vec<PathBuf> = crate::nginx::tree::Config::load(nginx_conf)
         .map(|c| c.files.iter().map(|f| canonical(&f.path)).collect())
         .unwrap_or_default();
@@ -198,17 +208,18 @@ fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result
         let resolved = crate::store::resolve_symlinks(&resolved).unwrap_or(resolved);
         let consistent = canonical(&resolved) == entry.target;
         let path = canonical(&entry.path);
-        let ours = path.starts_with(&config_dir) || nginx_files.contains(&path);
+        let ours = ours_dirs.iter().any(|d| path.starts_with(d)) || nginx_files.contains(&path);
         if !consistent || !ours {
             return Err(Failure::failed(anyhow!(
                 "transaction {} names {} (-> {}), which is not a file this tool changes (one of \
-                 the nginx configuration {} reads, or under {}); nothing was rolled back. Its \
-                 manifest in the state directory may have been tampered with: inspect it",
+                 the nginx configuration {} reads, or under {} or {}); nothing was rolled back. \
+                 Its manifest in the state directory may have been tampered with: inspect it",
                 target.id,
                 entry.path.display(),
                 entry.target.display(),
                 nginx_conf.display(),
-                config_dir.display()
+                ours_dirs[0].display(),
+                ours_dirs[1].display()
             )));
         }
     }
