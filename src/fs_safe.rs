@@ -109,11 +109,14 @@ fn open_dir_at(parent: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
     )
 }
 
+/// Whether a `stat` result is a symbolic link.
+fn is_link(st: nix::sys::stat::FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
+}
+
 /// The error for a component that could not be opened as a directory, saying what it is.
 fn not_a_directory(parent: &OwnedFd, name: &OsStr, shown: &Path, errno: Errno) -> anyhow::Error {
-    let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(|st| {
-        SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
-    });
+    let link = fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(is_link);
     if link {
         anyhow!(
             "{} is a symbolic link; nothing is created or written through one (remove it)",
@@ -180,6 +183,12 @@ pub fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<Vec<
             created.push(at.clone());
         }
         dir = next;
+    }
+    if fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok_and(is_link) {
+        bail!(
+            "{} is a symbolic link; a validation file is never written through one (remove it)",
+            path.display()
+        );
     }
     put_file(&dir, name, content, mode)
         .with_context(|| format!("could not write {}", path.display()))?;

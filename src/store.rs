@@ -1053,6 +1053,22 @@ mod tests {
     }
 
     #[test]
+    fn restore_replaces_a_link_planted_at_the_file_and_never_writes_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, victim) = (dir.path().join("site.conf"), dir.path().join("victim"));
+        fs::write(&file, "original").unwrap();
+        fs::write(&victim, "precious").unwrap();
+        let mut txn = Transaction::begin(&dir.path().join("state"), "test").unwrap();
+        txn.backup(&file).unwrap();
+        fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        txn.restore().unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&file).unwrap().is_file());
+        assert_eq!(fs::read_to_string(&file).unwrap(), "original");
+    }
+
+    #[test]
     fn write_atomic_sets_mode_and_replaces_content() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret.toml");
