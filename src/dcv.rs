@@ -6,8 +6,9 @@
 //! - a usable webroot (a `root` without variables, and no link nor file where
 //!   `.well-known/pki-validation/` or `.well-known/acme-challenge/` go below it; no server-level
 //!   `return`, nor an `if` holding one, which would run before any location; no server-level
-//!   access control; and the location nginx picks for the path not serving from elsewhere — a proxy at `location /`, a `^~ /.well-known/` with another
-//!   root) gets the files in `<root>/.well-known/pki-validation/`;
+//!   access control; and the location nginx picks for the path not serving from elsewhere — a
+//!   proxy at `location /`, a `^~ /.well-known/` with another root) gets the files in
+//!   `<root>/.well-known/pki-validation/`;
 //! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
 //!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
 //!   has a server-level `return` (or an `if` holding one, or a redirecting `rewrite`), by a
