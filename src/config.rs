@@ -185,6 +185,14 @@ pub enum ConfigError {
         /// Its permission bits.
         mode: u32,
     },
+    /// The file, its directory or what we keep beside it could be changed by another user.
+    #[error("{reason}")]
+    Untrusted {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the path and the fix.
+        reason: String,
+    },
     /// `base_url` is not acceptable.
     #[error("base URL {url:?} {reason}")]
     BadBaseUrl {
@@ -247,14 +255,11 @@ impl Config {
                 message: "key `https_port`: 0 is not a port; set 1-65535 (default 443)".into(),
             });
         }
-        let mode = fs::metadata(path)
-            .map_err(|source| ConfigError::Unreadable {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .permissions()
-            .mode()
-            & 0o777;
+        let meta = fs::metadata(path).map_err(|source| ConfigError::Unreadable {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
         if config.holds_credentials() && mode & 0o077 != 0 {
             return Err(ConfigError::TooOpen {
                 path: path.to_path_buf(),
@@ -268,6 +273,7 @@ impl Config {
                 mode,
             });
         }
+        check_trusted(path, &meta)?;
         Ok(config)
     }
 
@@ -397,6 +403,51 @@ impl Config {
         }
         crate::store::write_atomic(path, text.as_bytes(), 0o600)
             .map_err(|e| unwritable(format!("{e:#}")))
+    }
+}
+
+/// Refuses a config file another user could change or replace: owned by someone else than root
+/// or the running user, in a directory group or others can write (or owned by someone else), or
+/// with a link where our own files go beside it (`live/`, `nginx/`, `acme/`, `live/<site>/`).
+fn check_trusted(path: &Path, meta: &fs::Metadata) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let untrusted = |reason: String| ConfigError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let me = nix::unistd::Uid::effective().as_raw();
+    if meta.uid() != 0 && meta.uid() != me {
+        let who = if me == 0 {
+            "root".to_string()
+        } else {
+            me.to_string()
+        };
+        return Err(untrusted(format!(
+            "{} is owned by uid {}, not by root or the user running enc365-nginx, and it names \
+             the commands this tool runs (hooks, reload_command); fix it with: chown {who} {}",
+            path.display(),
+            meta.uid(),
+            path.display()
+        )));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let beside = ["live", "nginx", "acme"].map(|d| dir.join(d));
+    let problem = crate::fs_safe::untrusted(dir, true)
+        .or_else(|| {
+            beside
+                .iter()
+                .find_map(|d| crate::fs_safe::untrusted(d, false))
+        })
+        .or_else(|| crate::fs_safe::link_inside(&beside[0]));
+    match problem {
+        Some(why) => Err(untrusted(format!(
+            "{why} (it holds {}, which names the commands this tool runs)",
+            path.display()
+        ))),
+        None => Ok(()),
     }
 }
 

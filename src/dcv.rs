@@ -3,10 +3,12 @@
 //! that needs, writing and removing the files, and fetching them back the way a CA would.
 //!
 //! For each plain-HTTP server block of a site:
-//! - a usable webroot (a `root` without variables; no server-level `return`, nor an `if`
-//!   holding one, which would run before any location; no server-level access control; and the location nginx picks for the
-//!   path not serving from elsewhere — a proxy at `location /`, a `^~ /.well-known/` with another
-//!   root) gets the files in `<root>/.well-known/pki-validation/`;
+//! - a usable webroot (a `root` without variables, and no link nor file where
+//!   `.well-known/pki-validation/` or `.well-known/acme-challenge/` go below it; no server-level
+//!   `return`, nor an `if` holding one, which would run before any location; no server-level
+//!   access control; and the location nginx picks for the path not serving from elsewhere — a
+//!   proxy at `location /`, a `^~ /.well-known/` with another root) gets the files in
+//!   `<root>/.well-known/pki-validation/`;
 //! - any other block (proxy-only, `root` with variables, redirect-only) gets a temporary
 //!   `location ^~ /.well-known/pki-validation/ { alias <state>/dcv/; }` — preceded, when the block
 //!   has a server-level `return` (or an `if` holding one, or a redirecting `rewrite`), by a
@@ -56,6 +58,9 @@ pub struct Publication {
     /// Names whose validation path the user's own config claims, so no file of ours can be
     /// served there, with what to do about it.
     pub blocked: Vec<(String, String)>,
+    /// Names served from the temporary location although their block has a webroot, because
+    /// writing there is not safe (a link or a file where a directory goes), with why.
+    pub fallbacks: Vec<(String, String)>,
 }
 
 /// A request path under [`WELL_KNOWN`], for asking which location would answer it.
@@ -149,7 +154,17 @@ pub fn plan(
         } else {
             ports[0]
         };
-        match usable_webroot(server, prefix) {
+        let webroot = usable_webroot(server, prefix).filter(|root| {
+            let obstacle = crate::fs_safe::webroot_obstacle(root);
+            if let Some(why) = &obstacle {
+                publication.fallbacks.push((
+                    name.clone(),
+                    format!("{why}: validation goes through the temporary location instead"),
+                ));
+            }
+            obstacle.is_none()
+        });
+        match webroot {
             Some(root) => publication.routes.push(Route {
                 name: name.clone(),
                 dir: root.join(WELL_KNOWN.trim_matches('/')),
@@ -317,43 +332,28 @@ fn after_open_brace(bytes: &[u8], open: usize, lines: &[String]) -> edit::Splice
     }
 }
 
-/// Writes a validation file (`dir/file_name`, mode 0644; `dir` created 0755 when missing).
-/// Returns the directories it created, outermost first, for [`remove_files`].
+/// Writes a validation file (`dir/file_name`, mode 0644; directories missing on the way created
+/// 0755). Returns the directories it created, outermost first, for [`remove_files`].
 ///
-/// A symbolic link already at `dir/file_name` is refused, never followed: webroots belong to
-/// site owners, and writing through a link they planted would replace any file on the host.
+/// Webroots belong to site owners: below the webroot every directory is opened without following
+/// links and the file is created, never written through one (see [`crate::fs_safe`]); a link
+/// planted on the way fails the write.
 pub fn write_file(dir: &Path, file_name: &str, content: &[u8]) -> anyhow::Result<Vec<PathBuf>> {
-    let path = dir.join(file_name);
-    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
-        anyhow::bail!(
-            "{} is a symbolic link; a validation file is never written through one (remove it)",
-            path.display()
-        );
-    }
-    let mut created = Vec::new();
-    let mut missing = Vec::new();
-    let mut d = dir.to_path_buf();
-    while !d.exists() {
-        missing.push(d.clone());
-        if !d.pop() {
-            break;
-        }
-    }
-    for m in missing.iter().rev() {
-        crate::store::ensure_dir(m, 0o755)?;
-        created.push(m.clone());
-    }
-    crate::store::write_atomic_no_follow(&path, content, 0o644)?;
-    Ok(created)
+    crate::fs_safe::write_file(&dir.join(file_name), content, 0o644)
 }
 
-/// Removes validation files and then the directories [`write_file`] created (when empty).
+/// Removes validation files and then the directories [`write_file`] created (when empty), each
+/// through a handle on its parent: nothing is removed through a link.
 pub fn remove_files(files: &[PathBuf], created_dirs: &[PathBuf]) {
     for f in files {
-        let _ = std::fs::remove_file(f);
+        if let Err(e) = crate::fs_safe::remove(f, false) {
+            tracing::warn!("{e:#}");
+        }
     }
     for d in created_dirs.iter().rev() {
-        let _ = std::fs::remove_dir(d);
+        if let Err(e) = crate::fs_safe::remove(d, true) {
+            tracing::debug!("{e:#}");
+        }
     }
 }
 

@@ -16,6 +16,7 @@ pub mod config;
 pub mod dcv;
 pub mod discovery;
 pub mod exit;
+pub mod fs_safe;
 pub mod generate;
 pub mod hooks;
 pub mod huawei_sign;

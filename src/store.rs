@@ -149,11 +149,29 @@ pub fn read_records<T: serde::de::DeserializeOwned>(
     Ok(out)
 }
 
-/// Creates `dir` (and missing parents) and sets its mode to exactly `mode`.
+/// Creates `dir` (and missing parents) and sets its mode to exactly `mode` — on a handle opened
+/// without following a link: a link at `dir` is refused, never chmodded through.
 pub fn ensure_dir(dir: &Path, mode: u32) -> anyhow::Result<()> {
+    use nix::fcntl::OFlag;
     fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty()).map_err(|e| {
+        match crate::fs_safe::untrusted(dir, false).filter(|_| is_link(dir)) {
+            Some(why) => anyhow!(why),
+            None => anyhow!(
+                "could not open the directory {}: {}",
+                dir.display(),
+                e.desc()
+            ),
+        }
+    })?;
+    nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode))
         .with_context(|| format!("could not set the mode of {}", dir.display()))
+}
+
+/// Whether `path` is a symbolic link.
+fn is_link(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Follows symlinks at `path` (any number, relative ones against the link's directory) to the path
@@ -188,13 +206,37 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 
 pub use crate::paths::LOCK_FILE;
 
-/// Creates the state directory (mode 0711, design §3.4) when it does not exist yet. An existing
-/// directory keeps the mode it has.
+/// Creates the state directory (mode 0711, design §3.4) when it does not exist yet (an existing
+/// one keeps the mode it has), then checks it can be trusted ([`check_state_dir`]).
 pub fn ensure_state_dir(state_dir: &Path) -> anyhow::Result<()> {
-    if state_dir.is_dir() {
-        return Ok(());
+    if !state_dir.is_dir() {
+        ensure_dir(state_dir, 0o711)?;
     }
-    ensure_dir(state_dir, 0o711)
+    check_state_dir(state_dir)
+}
+
+/// Refuses a state directory another user could change — root runs what its records say and
+/// restores what its backups name: the directory (and `orders/`, `certs/`, `backups/`, `dcv/`,
+/// `lock`, `last-run.json`) must be owned by root or the running user and not writable by group
+/// or others, and nothing in it (or in those directories) may be a link. The error names the
+/// path and the fix.
+pub fn check_state_dir(state_dir: &Path) -> anyhow::Result<()> {
+    use crate::paths;
+    let dirs = [
+        paths::orders_dir(state_dir),
+        paths::certs_dir(state_dir),
+        paths::backups_dir(state_dir),
+        paths::dcv_dir(state_dir),
+    ];
+    let files = [paths::lock(state_dir), paths::last_run(state_dir)];
+    let problem = crate::fs_safe::untrusted(state_dir, true)
+        .or_else(|| (dirs.iter().chain(&files)).find_map(|p| crate::fs_safe::untrusted(p, false)))
+        .or_else(|| crate::fs_safe::link_inside(state_dir))
+        .or_else(|| dirs.iter().find_map(|d| crate::fs_safe::link_inside(d)));
+    match problem {
+        Some(why) => Err(anyhow!("the state directory cannot be used: {why}")),
+        None => Ok(()),
+    }
 }
 
 /// One run at a time: an exclusive `flock` on `<state-dir>/lock`, held until dropped (or until the
@@ -218,6 +260,9 @@ pub enum LockError {
         /// The lock file.
         path: PathBuf,
     },
+    /// The state directory is not safe to use (see [`check_state_dir`]).
+    #[error("{0}")]
+    Untrusted(String),
     /// The state directory or lock file cannot be created or opened.
     #[error(
         "could not take the lock {}: {reason} (run as root, or point --state-dir at a writable \
@@ -237,7 +282,7 @@ impl From<LockError> for Failure {
     fn from(error: LockError) -> Failure {
         match error {
             LockError::Held { .. } => Failure::locked(error),
-            LockError::Io { .. } => Failure::usage(error),
+            LockError::Io { .. } | LockError::Untrusted(_) => Failure::usage(error),
         }
     }
 }
@@ -250,7 +295,10 @@ impl RunLock {
             path: path.clone(),
             reason,
         };
-        ensure_state_dir(state_dir).map_err(|e| io(format!("{e:#}")))?;
+        if !state_dir.is_dir() {
+            ensure_dir(state_dir, 0o711).map_err(|e| io(format!("{e:#}")))?;
+        }
+        check_state_dir(state_dir).map_err(|e| LockError::Untrusted(format!("{e:#}")))?;
         // Opened, never rewritten: replacing the file would leave the lock on a dead inode.
         let file = OpenOptions::new()
             .read(true)
@@ -258,6 +306,7 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc_o_nofollow())
             .open(&path)
             .map_err(|e| io(e.to_string()))?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -777,7 +826,10 @@ impl Transaction {
     }
 }
 
-/// Restores one file; `Ok(true)` when something on disk changed.
+/// Restores one file; `Ok(true)` when something on disk changed. Nothing is followed: each
+/// path's directories are opened from `/` without following links (they were resolved when the
+/// file was backed up), and the file is replaced — never written through a link — with its
+/// mode and owner set on the new file before it takes the old one's place.
 fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
     let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
         action,
@@ -785,25 +837,16 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
         reason: format!("{e:#}"),
     };
     let mut changed = false;
-    if let Some(link) = &entry.symlink {
-        let current = fs::read_link(&entry.path).ok();
-        if current.as_ref() != Some(link) {
-            match fs::symlink_metadata(&entry.path) {
-                Ok(_) => fs::remove_file(&entry.path).map_err(|e| io("remove", &entry.path, &e))?,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io("inspect", &entry.path, &e)),
-            }
-            std::os::unix::fs::symlink(link, &entry.path)
-                .map_err(|e| io("recreate the link", &entry.path, &e))?;
-            changed = true;
-        }
+    if let Some(link) = &entry.symlink
+        && fs::read_link(&entry.path).ok().as_ref() != Some(link)
+    {
+        put_back_link(&entry.path, link).map_err(|e| io("recreate the link", &entry.path, &e))?;
+        changed = true;
     }
     if !entry.existed {
-        return match fs::remove_file(&entry.target) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(changed),
-            Err(e) => Err(io("remove", &entry.target, &e)),
-        };
+        return crate::fs_safe::remove_no_follow(&entry.target)
+            .map(|removed| removed || changed)
+            .map_err(|e| io("remove", &entry.target, &e));
     }
     let (Some(copy), Some(mode)) = (&entry.copy, entry.mode) else {
         return Err(TxnError::Manifest {
@@ -812,6 +855,9 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
         });
     };
     let copy_path = dir.join(copy);
+    if let Some(reason) = crate::fs_safe::untrusted(&copy_path, false) {
+        return Err(io("read the backup copy", &copy_path, &reason));
+    }
     let bytes = fs::read(&copy_path).map_err(|e| io("read the backup copy", &copy_path, &e))?;
     if entry.sha256.as_deref() != Some(sha256_hex(&bytes).as_str()) {
         return Err(TxnError::Damaged {
@@ -819,32 +865,59 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
             copy: copy_path,
         });
     }
-    let current = fs::read(&entry.target).ok();
-    let current_meta = fs::metadata(&entry.target).ok();
-    let same_mode = current_meta
-        .as_ref()
-        .map(|m| m.permissions().mode() & 0o7777)
-        == Some(mode);
-    if current.as_deref() != Some(&bytes[..]) || !same_mode {
-        write_atomic(&entry.target, &bytes, mode).map_err(|e| io("restore", &entry.target, &e))?;
-        changed = true;
+    let current = fs::symlink_metadata(&entry.target)
+        .ok()
+        .filter(|m| m.file_type().is_file());
+    let same = current.as_ref().is_some_and(|m| {
+        m.permissions().mode() & 0o7777 == mode
+            && (entry.uid.is_none() || Some(m.uid()) == entry.uid)
+            && (entry.gid.is_none() || Some(m.gid()) == entry.gid)
+    }) && fs::read(&entry.target).ok().as_deref() == Some(&bytes[..]);
+    if same {
+        return Ok(changed);
     }
-    let owner = fs::metadata(&entry.target).map(|m| (m.uid(), m.gid())).ok();
-    if let (Some(uid), Some(gid)) = (entry.uid, entry.gid)
-        && owner != Some((uid, gid))
-    {
-        std::os::unix::fs::chown(&entry.target, Some(uid), Some(gid))
-            .map_err(|e| io("restore the owner of", &entry.target, &e))?;
-        changed = true;
+    let owner = entry.uid.zip(entry.gid);
+    crate::fs_safe::restore_file(&entry.target, &bytes, mode, owner)
+        .map_err(|e| io("restore", &entry.target, &e))?;
+    Ok(true)
+}
+
+/// Puts the link `path` -> `link` back, replacing whatever is at `path` (through a handle on its
+/// parent, opened without following links).
+fn put_back_link(path: &Path, link: &Path) -> anyhow::Result<()> {
+    let (parent, name) = crate::fs_safe::open_parent_no_follow(path)?;
+    match nix::unistd::unlinkat(
+        &parent,
+        name.as_os_str(),
+        nix::unistd::UnlinkatFlags::NoRemoveDir,
+    ) {
+        Ok(()) | Err(Errno::ENOENT) => {}
+        Err(e) => return Err(anyhow!(e)),
     }
-    Ok(changed)
+    nix::unistd::symlinkat(link, &parent, name.as_os_str())?;
+    Ok(())
 }
 
 /// A transaction's manifest with the journal's entries after its own (an entry whose target the
 /// manifest already has is a repeat, skipped).
 fn load(dir: &Path) -> Result<Manifest, TxnError> {
-    let mut manifest = read_manifest(&dir.join(crate::paths::MANIFEST))?;
     let journal = dir.join(crate::paths::JOURNAL);
+    let manifest_path = dir.join(crate::paths::MANIFEST);
+    // Root restores what a manifest names: one another user could have written is not read.
+    for path in [
+        dir,
+        &manifest_path,
+        &journal,
+        &dir.join(crate::paths::BACKUP_FILES),
+    ] {
+        if let Some(reason) = crate::fs_safe::untrusted(path, false) {
+            return Err(TxnError::Manifest {
+                path: manifest_path.clone(),
+                reason,
+            });
+        }
+    }
+    let mut manifest = read_manifest(&manifest_path)?;
     let bytes = match fs::read(&journal) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(manifest),
@@ -987,6 +1060,22 @@ mod tests {
                 .file_type()
                 .is_symlink()
         );
+    }
+
+    #[test]
+    fn restore_replaces_a_link_planted_at_the_file_and_never_writes_through_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, victim) = (dir.path().join("site.conf"), dir.path().join("victim"));
+        fs::write(&file, "original").unwrap();
+        fs::write(&victim, "precious").unwrap();
+        let mut txn = Transaction::begin(&dir.path().join("state"), "test").unwrap();
+        txn.backup(&file).unwrap();
+        fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        txn.restore().unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&file).unwrap().is_file());
+        assert_eq!(fs::read_to_string(&file).unwrap(), "original");
     }
 
     #[test]

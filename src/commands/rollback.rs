@@ -124,6 +124,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let reload = ctx.reload_method(&reload_argv, &pid_file);
 
     let fail = |e: &dyn std::fmt::Display| Failure::failed(anyhow!("{e}"));
+    check_ours(target, &config_dir, &paths.conf)?;
     let of = target.id.clone();
     let mut undo =
         Transaction::begin_kind(&state_dir, TxnKind::Rollback { of }).map_err(|e| fail(&e))?;
@@ -182,6 +183,60 @@ fn keep_shared_snippet(config_dir: &Path, changed: Vec<PathBuf>) -> anyhow::Resu
     }
     crate::install::ensure_snippet(config_dir)?;
     Ok(changed.into_iter().filter(|p| p != &snippet).collect())
+}
+
+/// Refuses a transaction naming a file this tool never changes: every entry must be under the
+/// config directory's `live/` or `nginx/`, or a file of the nginx configuration as nginx reads it
+/// now, and what it names must be what its path resolves to. Root writes and chowns what a
+/// manifest names, so a forged entry must not reach anything else.
+fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result<(), Failure> {
+    let canonical = |p: &Path| -> PathBuf {
+        match (p.parent().map(std::fs::canonicalize), p.file_name()) {
+            (Some(Ok(dir)), Some(name)) => dir.join(name),
+            _ => p.to_path_buf(),
+        }
+    };
+    let config_dir = std::fs::canonicalize(config_dir).unwrap_or_else(|_| config_dir.into());
+    let ours_dirs = [
+        crate::paths::live_dir(&config_dir, "x")
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        crate::paths::ssl_params(&config_dir)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+    ];
+    let nginx_files: Vec<PathBuf> = crate::nginx::tree::Config::load(nginx_conf)
+        .map(|c| c.files.iter().map(|f| canonical(&f.path)).collect())
+        .unwrap_or_default();
+    for entry in &target.entries {
+        let resolved = match &entry.symlink {
+            Some(link) if link.is_relative() => {
+                entry.path.parent().map_or(link.clone(), |d| d.join(link))
+            }
+            Some(link) => link.clone(),
+            None => entry.path.clone(),
+        };
+        let resolved = crate::store::resolve_symlinks(&resolved).unwrap_or(resolved);
+        let consistent = canonical(&resolved) == entry.target;
+        let path = canonical(&entry.path);
+        let ours = ours_dirs.iter().any(|d| path.starts_with(d)) || nginx_files.contains(&path);
+        if !consistent || !ours {
+            return Err(Failure::failed(anyhow!(
+                "transaction {} names {} (-> {}), which is not a file this tool changes (one of \
+                 the nginx configuration {} reads, or under {} or {}); nothing was rolled back. \
+                 Its manifest in the state directory may have been tampered with: inspect it",
+                target.id,
+                entry.path.display(),
+                entry.target.display(),
+                nginx_conf.display(),
+                ours_dirs[0].display(),
+                ours_dirs[1].display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The transaction `rollback` undoes: the one named, else the newest committed install; it must

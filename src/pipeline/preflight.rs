@@ -80,6 +80,11 @@ pub fn run(
         to_probe.push(site);
     }
     let publications = routes::plan_routes(run, found, kept.iter().chain(&to_probe))?;
+    for (site, publication) in &publications {
+        for note in routes::note_fallbacks(run, site, publication) {
+            run.say(format!("  {note}"));
+        }
+    }
     let worker = worker_access::worker_user(&found.config);
     // Resumed orders the CA still has to validate need their routes.
     let mut need_location: Vec<(Site, bool)> = (kept.iter())

@@ -49,6 +49,8 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
                 r.port
             ));
         }
+        out.validation
+            .extend(super::routes::note_fallbacks(run, &site.name, &publication));
         let dns = run.config.dns.as_ref().filter(|d| d.configured());
         for name in &site.names {
             let (method, why) = crate::publish::choose(name, &site.name, run.config.dns.as_ref());

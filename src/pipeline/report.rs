@@ -42,6 +42,10 @@ pub struct SiteResult {
     /// The order the new certificate renews (renewals only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renews: Option<String>,
+    /// Names validated through the temporary location although their block has a webroot,
+    /// each with why (a link or a file where a validation directory goes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub validation_notes: Vec<String>,
     /// Our existing certificate was put back into a regenerated configuration; nothing ordered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub reinstalled: bool,

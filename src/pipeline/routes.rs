@@ -96,3 +96,18 @@ pub fn apply_temporary<'s>(
     }
     Ok(Some(txn))
 }
+
+/// Records in `site`'s result (for `--json`) the names validated through the temporary location
+/// because their webroot cannot be written safely, and returns those notes.
+pub fn note_fallbacks(run: &mut Run, site: &str, publication: &Publication) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, why) in &publication.fallbacks {
+        let note = format!("{name}: {why}");
+        let notes = &mut run.result(site).validation_notes;
+        if !notes.contains(&note) {
+            notes.push(note.clone());
+        }
+        out.push(note);
+    }
+    out
+}

@@ -25,6 +25,7 @@ mod enc365_contract;
 mod fixtures;
 mod fuzz_corpus;
 mod gen_vhosts;
+mod hardening_fs;
 mod harness;
 mod help_examples;
 mod howssl;
