@@ -124,7 +124,7 @@ pub fn run(args: &RollbackArgs, ctx: &Context) -> CommandResult {
     let reload = ctx.reload_method(&reload_argv, &pid_file);
 
     let fail = |e: &dyn std::fmt::Display| Failure::failed(anyhow!("{e}"));
-    check_ours(target, &config_dir, &paths.conf)?;
+    check_ours(target, &config_dir, &state_dir, &paths.conf)?;
     let of = target.id.clone();
     let mut undo =
         Transaction::begin_kind(&state_dir, TxnKind::Rollback { of }).map_err(|e| fail(&e))?;
@@ -186,10 +186,16 @@ fn keep_shared_snippet(config_dir: &Path, changed: Vec<PathBuf>) -> anyhow::Resu
 }
 
 /// Refuses a transaction naming a file this tool never changes: every entry must be under the
-/// config directory's `live/` or `nginx/`, or a file of the nginx configuration as nginx reads it
+/// config directory's `live/` or `nginx/`, a lineage record under the state directory's `certs/`
+/// (`delete` journals them), or a file of the nginx configuration as nginx reads it
 /// now, and what it names must be what its path resolves to. Root writes and chowns what a
 /// manifest names, so a forged entry must not reach anything else.
-fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result<(), Failure> {
+fn check_ours(
+    target: &Manifest,
+    config_dir: &Path,
+    state_dir: &Path,
+    nginx_conf: &Path,
+) -> Result<(), Failure> {
     let canonical = |p: &Path| -> PathBuf {
         match (p.parent().map(std::fs::canonicalize), p.file_name()) {
             (Some(Ok(dir)), Some(name)) => dir.join(name),
@@ -206,6 +212,8 @@ fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default(),
+        std::fs::canonicalize(crate::paths::certs_dir(state_dir))
+            .unwrap_or_else(|_| crate::paths::certs_dir(state_dir)),
     ];
     let nginx_files: Vec<PathBuf> = crate::nginx::tree::Config::load(nginx_conf)
         .map(|c| c.files.iter().map(|f| canonical(&f.path)).collect())
@@ -225,14 +233,15 @@ fn check_ours(target: &Manifest, config_dir: &Path, nginx_conf: &Path) -> Result
         if !consistent || !ours {
             return Err(Failure::failed(anyhow!(
                 "transaction {} names {} (-> {}), which is not a file this tool changes (one of \
-                 the nginx configuration {} reads, or under {} or {}); nothing was rolled back. \
+                 the nginx configuration {} reads, or under {}, {} or {}); nothing was rolled back. \
                  Its manifest in the state directory may have been tampered with: inspect it",
                 target.id,
                 entry.path.display(),
                 entry.target.display(),
                 nginx_conf.display(),
                 ours_dirs[0].display(),
-                ours_dirs[1].display()
+                ours_dirs[1].display(),
+                ours_dirs[2].display()
             )));
         }
     }
