@@ -509,16 +509,17 @@ fn server_skew(response: &Response, clock_offset: i64) -> Option<i64> {
 /// A gateway authentication error in words that say what is at fault: the key, the clock or the
 /// signature.
 pub fn explain_auth(code: &str, msg: &str, skew: Option<i64>) -> String {
-    let lower = msg.to_ascii_lowercase();
+    // The gateway may quote its canonical request, which names x-sdk-date: not a hint.
+    let lower = (msg.split("canonical request").next().unwrap_or(msg)).to_ascii_lowercase();
     let clock = skew.is_some_and(|s| s.abs() > 10 * 60)
-        || ["x-sdk-date", "expired", "clock", "time"]
+        || ["x-sdk-date is", "expired", "minutes off", "clock", "skew"]
             .iter()
             .any(|w| lower.contains(w));
     let key = ["access key", "ak ", "not found", "unknown", "does not exist", "invalid ak"]
         .iter()
         .any(|w| lower.contains(w));
     let what = if clock {
-        let by = skew.map_or_else(String::new, |s| {
+        let by = skew.filter(|s| s.abs() >= 60).map_or_else(String::new, |s| {
             format!(" (this host's clock is {} minutes {})", s.abs() / 60, if s > 0 { "ahead" } else { "behind" })
         });
         format!(
@@ -881,6 +882,12 @@ mod tests {
         assert!(m.contains("clock") && m.contains("20 minutes ahead"), "{m}");
         let m = explain_auth("APIGW.0301", "verify aksk signature fail", Some(3));
         assert!(m.contains("secret key") && !m.contains("clock"), "{m}");
+        let m = explain_auth(
+            "APIGW.0301",
+            "verify aksk signature fail, canonical request: GET|/|x-sdk-date:2024",
+            Some(0),
+        );
+        assert!(m.contains("signature does not match"), "{m}");
         let m = explain_auth("APIGW.0301", "unknown access key", None);
         assert!(m.contains("access key"), "{m}");
     }
