@@ -180,8 +180,16 @@ impl HuaweiScm {
     /// Sends one signed request; a 2xx answer's body is parsed as JSON (an empty body is `{}`),
     /// anything else becomes an error saying what to do.
     async fn call(&self, request: Request) -> Result<Value, CaError> {
-        if self.settings.secret_key.as_ref().is_none_or(Secret::is_empty)
-            || self.settings.access_key.as_ref().is_none_or(String::is_empty)
+        if self
+            .settings
+            .secret_key
+            .as_ref()
+            .is_none_or(Secret::is_empty)
+            || self
+                .settings
+                .access_key
+                .as_ref()
+                .is_none_or(String::is_empty)
         {
             return Err(CaError::Invalid(
                 "no Huawei Cloud access key: run `enc365-nginx register --provider huawei-scm \
@@ -230,10 +238,18 @@ impl HuaweiScm {
 
     /// The certificate to apply to for `request`: the configured one, else the best unused one
     /// that fits. `Ok(None)` when none fits (the caller may buy).
-    async fn choose(&self, request: &OrderRequest) -> Result<Result<ScmCertificate, String>, CaError> {
+    async fn choose(
+        &self,
+        request: &OrderRequest,
+    ) -> Result<Result<ScmCertificate, String>, CaError> {
         let fit = Fit::of(&request.names);
         let all = self.list_certificates().await?;
-        if let Some(id) = self.settings.certificate_id.as_deref().filter(|i| !i.is_empty()) {
+        if let Some(id) = self
+            .settings
+            .certificate_id
+            .as_deref()
+            .filter(|i| !i.is_empty())
+        {
             let found = all.iter().find(|c| c.id == id).ok_or_else(|| {
                 CaError::Invalid(format!(
                     "certificate_id {id:?} under [huawei_scm] is not in this Huawei Cloud \
@@ -243,13 +259,17 @@ impl HuaweiScm {
             return pick::check_configured(found, &fit).map(Ok);
         }
         let exclude = request.renews.as_ref().map(|r| r.0.as_str());
-        Ok(pick::best(&all, &fit, exclude).cloned().ok_or_else(|| pick::nothing_fits(&all, &fit)))
+        Ok(pick::best(&all, &fit, exclude)
+            .cloned()
+            .ok_or_else(|| pick::nothing_fits(&all, &fit)))
     }
 
     /// `POST /v3/scm/certificates/buy` (sent once): the new certificate's id.
     pub async fn buy(&self, buy: &HuaweiBuy, fit: &Fit) -> Result<String, CaError> {
         let body = pick::buy_body(buy, fit);
-        let answer = self.call(Request::post(path::BUY, Body::Json(body))).await?;
+        let answer = self
+            .call(Request::post(path::BUY, Body::Json(body)))
+            .await?;
         let id = (answer.get("cert").and_then(Value::as_array))
             .and_then(|c| c.first())
             .and_then(|c| c.get("cert_id"))
@@ -268,7 +288,8 @@ impl HuaweiScm {
         check_id(id)?;
         let method = domain_method(request, cert_type)?;
         let body = self.apply_body(request, cert_type, method)?;
-        self.call(Request::post(&path::apply(id), Body::Json(body))).await?;
+        self.call(Request::post(&path::apply(id), Body::Json(body)))
+            .await?;
         Ok(())
     }
 
@@ -331,7 +352,12 @@ impl HuaweiScm {
         let request = Request::post(&endpoint, Body::Empty).idempotent(true);
         let answer = self.call(request).await?;
         let text = |key: &str| answer.get(key).and_then(Value::as_str).unwrap_or_default();
-        checked_certificate(&endpoint, text("certificate"), text("certificate_chain"), names)
+        checked_certificate(
+            &endpoint,
+            text("certificate"),
+            text("certificate_chain"),
+            names,
+        )
     }
 
     /// Where certificate `id` stands, with what to publish while it is checked.
@@ -346,11 +372,13 @@ impl HuaweiScm {
             detail: detail.to_string(),
         };
         let (state, validations) = match status.as_str() {
-            "ISSUED" => (OrderState::Issued(self.export(id, names).await?), Vec::new()),
-            "CHECKING" | "SUPPLEMENTCHECKING" | "CHECKING_ORG" | "ISSUING" => (
-                pending(&status),
-                validations(&endpoint, &shown, names)?,
+            "ISSUED" => (
+                OrderState::Issued(self.export(id, names).await?),
+                Vec::new(),
             ),
+            "CHECKING" | "SUPPLEMENTCHECKING" | "CHECKING_ORG" | "ISSUING" => {
+                (pending(&status), validations(&endpoint, &shown, names)?)
+            }
             "CANCELCHECKING" | "PAID" => (
                 OrderState::Failed {
                     reason: format!(
@@ -412,7 +440,10 @@ pub fn domain_method(request: &OrderRequest, cert_type: &str) -> Result<&'static
         .filter(|n| request.method(n) == ValidationMethod::HttpFile)
         .collect();
     let wildcard = request.names.iter().any(|n| n.starts_with("*."));
-    let ip = request.names.iter().any(|n| n.parse::<std::net::IpAddr>().is_ok());
+    let ip = request
+        .names
+        .iter()
+        .any(|n| n.parse::<std::net::IpAddr>().is_ok());
     if by_file.is_empty() {
         if ip {
             return Err(CaError::Invalid(
@@ -427,7 +458,11 @@ pub fn domain_method(request: &OrderRequest, cert_type: &str) -> Result<&'static
              DNS while {} would be proven by file; set validation = \"dns\" under [dns] (or list \
              the site in dns_sites) so every name is proven by DNS. Nothing was bought or applied",
             list_or(&by_dns, "the wildcard"),
-            by_file.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            by_file
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     if !cert_type.starts_with("DV") && !ip {
@@ -443,7 +478,11 @@ fn list_or(names: &[&String], empty: &str) -> String {
     if names.is_empty() {
         empty.to_string()
     } else {
-        names.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        names
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -467,9 +506,15 @@ fn read_answer(
             _ => Err(malformed(endpoint, "the answer is not a JSON object")),
         };
     }
-    let code = parsed.as_ref().and_then(|v| v.get("error_code")).and_then(loose_string);
-    let msg = (parsed.as_ref().and_then(|v| v.get("error_msg")).and_then(loose_string))
-        .unwrap_or_default();
+    let code = parsed
+        .as_ref()
+        .and_then(|v| v.get("error_code"))
+        .and_then(loose_string);
+    let msg = (parsed
+        .as_ref()
+        .and_then(|v| v.get("error_msg"))
+        .and_then(loose_string))
+    .unwrap_or_default();
     let Some(code) = code else {
         let unsure = if idempotent {
             ""
@@ -500,8 +545,8 @@ fn read_answer(
 /// How far the server's `Date` is from our (offset) clock, in seconds, if it said.
 fn server_skew(response: &Response, clock_offset: i64) -> Option<i64> {
     let date = response.headers.get("date")?.to_str().ok()?;
-    let when = time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822)
-        .ok()?;
+    let when =
+        time::OffsetDateTime::parse(date, &time::format_description::well_known::Rfc2822).ok()?;
     let ours = time::OffsetDateTime::now_utc().unix_timestamp() + clock_offset;
     Some(ours - when.unix_timestamp())
 }
@@ -515,13 +560,26 @@ pub fn explain_auth(code: &str, msg: &str, skew: Option<i64>) -> String {
         || ["x-sdk-date is", "expired", "minutes off", "clock", "skew"]
             .iter()
             .any(|w| lower.contains(w));
-    let key = ["access key", "ak ", "not found", "unknown", "does not exist", "invalid ak"]
-        .iter()
-        .any(|w| lower.contains(w));
+    let key = [
+        "access key",
+        "ak ",
+        "not found",
+        "unknown",
+        "does not exist",
+        "invalid ak",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
     let what = if clock {
-        let by = skew.filter(|s| s.abs() >= 60).map_or_else(String::new, |s| {
-            format!(" (this host's clock is {} minutes {})", s.abs() / 60, if s > 0 { "ahead" } else { "behind" })
-        });
+        let by = skew
+            .filter(|s| s.abs() >= 60)
+            .map_or_else(String::new, |s| {
+                format!(
+                    " (this host's clock is {} minutes {})",
+                    s.abs() / 60,
+                    if s > 0 { "ahead" } else { "behind" }
+                )
+            });
         format!(
             "the request's date (X-Sdk-Date) is too far from Huawei's clock{by}: Huawei refuses \
              requests more than 15 minutes off. Set this host's clock right (NTP: `timedatectl \
@@ -562,13 +620,22 @@ fn validations(
     for entry in &entries {
         let field = |key: &str| entry.get(key).and_then(loose_string).unwrap_or_default();
         let domain = field("domain");
-        let Some(slot) = out.iter_mut().find(|v| v.name.eq_ignore_ascii_case(&domain)) else {
+        let Some(slot) = out
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(&domain))
+        else {
             return Err(malformed(
                 endpoint,
                 &format!("authentification holds {domain:?}, which is not among the names ordered"),
             ));
         };
-        slot.challenges.push(challenge(endpoint, &domain, &field("record_type"), &field("record_name"), &field("record_value"))?);
+        slot.challenges.push(challenge(
+            endpoint,
+            &domain,
+            &field("record_type"),
+            &field("record_name"),
+            &field("record_value"),
+        )?);
     }
     Ok(out)
 }
@@ -585,7 +652,11 @@ fn challenge(
     let upper = rtype.to_ascii_uppercase();
     if upper == "FILE" || name.contains(PKI_VALIDATION) {
         let file = name.rsplit('/').next().unwrap_or_default();
-        if !is_safe_file_name(file) || value.is_empty() || value.len() > 4096 || value.contains('\0') {
+        if !is_safe_file_name(file)
+            || value.is_empty()
+            || value.len() > 4096
+            || value.contains('\0')
+        {
             return Err(malformed(
                 endpoint,
                 &format!("the FILE record for {domain} ({name:?}) is not a usable validation file"),
@@ -597,7 +668,10 @@ fn challenge(
         });
     }
     let owner = name.trim_end_matches('.').to_ascii_lowercase();
-    let base = domain.strip_prefix("*.").unwrap_or(domain).to_ascii_lowercase();
+    let base = domain
+        .strip_prefix("*.")
+        .unwrap_or(domain)
+        .to_ascii_lowercase();
     let inside = owner == base || owner.ends_with(&format!(".{base}"));
     let plain = |s: &str| s.len() <= 512 && s.bytes().all(|b| b.is_ascii_graphic());
     if !matches!(upper.as_str(), "TXT" | "CNAME") || !inside || !plain(&owner) || !plain(value) {
@@ -637,10 +711,15 @@ fn checked_certificate(
                 .into(),
         ));
     }
-    let chain_pem = order_chain(&leaf_pem, &rest).map_err(|e| bad(format!("certificate_chain: {e}")))?;
-    let missing = uncovered_names(&leaf_pem, names).map_err(|e| bad(format!("certificate: {e}")))?;
+    let chain_pem =
+        order_chain(&leaf_pem, &rest).map_err(|e| bad(format!("certificate_chain: {e}")))?;
+    let missing =
+        uncovered_names(&leaf_pem, names).map_err(|e| bad(format!("certificate: {e}")))?;
     if !missing.is_empty() {
-        return Err(bad(format!("the certificate does not cover {}", missing.join(", "))));
+        return Err(bad(format!(
+            "the certificate does not cover {}",
+            missing.join(", ")
+        )));
     }
     Ok(IssuedCertificate {
         leaf_pem,
@@ -659,7 +738,9 @@ fn check_id(id: &str) -> Result<(), CaError> {
     if is_plain_id(id) {
         Ok(())
     } else {
-        Err(CaError::Invalid(format!("{id:?} is not a Huawei certificate id (scs…)")))
+        Err(CaError::Invalid(format!(
+            "{id:?} is not a Huawei certificate id (scs…)"
+        )))
     }
 }
 
@@ -867,9 +948,15 @@ mod tests {
 
     #[test]
     fn one_method_per_application_file_only_for_dv_without_wildcards() {
-        assert_eq!(domain_method(&request(&["a.test"], &[]), "DV_SSL_CERT").unwrap(), "FILE");
+        assert_eq!(
+            domain_method(&request(&["a.test"], &[]), "DV_SSL_CERT").unwrap(),
+            "FILE"
+        );
         let both = ["*.a.test", "a.test"];
-        assert_eq!(domain_method(&request(&both, &both), "DV_SSL_CERT").unwrap(), "DNS");
+        assert_eq!(
+            domain_method(&request(&both, &both), "DV_SSL_CERT").unwrap(),
+            "DNS"
+        );
         let e = domain_method(&request(&both, &["*.a.test"]), "DV_SSL_CERT").unwrap_err();
         assert!(e.to_string().contains("validation = \"dns\""), "{e}");
         let e = domain_method(&request(&["a.test"], &[]), "OV_SSL_CERT").unwrap_err();
@@ -901,7 +988,10 @@ mod tests {
              "record_name": "_dnsauth.a.test", "record_value": "v1"}]});
         let names = vec!["a.test".to_string(), "*.a.test".to_string()];
         let v = validations("x", &shown, &names).expect("read");
-        assert_eq!(v[0].challenges[0].http_path().as_deref(), Some("/.well-known/pki-validation/fileauth.txt"));
+        assert_eq!(
+            v[0].challenges[0].http_path().as_deref(),
+            Some("/.well-known/pki-validation/fileauth.txt")
+        );
         assert_eq!(v[1].challenges[0].method(), ValidationMethod::Dns);
         let e = validations("x", &shown, &names[..1]).unwrap_err();
         assert!(e.to_string().contains("not among the names ordered"), "{e}");

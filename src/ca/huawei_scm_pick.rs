@@ -98,7 +98,12 @@ impl ScmCertificate {
 
     /// The certificate as the provider-neutral product list shows it.
     pub fn as_product(&self) -> Product {
-        let level = self.cert_type.split('_').next().unwrap_or_default().to_string();
+        let level = self
+            .cert_type
+            .split('_')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let mut fields = Map::new();
         fields.insert("certificate_id".into(), Value::from(self.id.clone()));
         fields.insert("status".into(), Value::from(self.status.clone()));
@@ -117,7 +122,11 @@ impl ScmCertificate {
             id: self.id.clone(),
             title: format!(
                 "{} {} {} ({} name(s), {} wildcard)",
-                self.brand, self.cert_type, self.domain_type, self.domain_count, self.wildcard_count
+                self.brand,
+                self.cert_type,
+                self.domain_type,
+                self.domain_count,
+                self.wildcard_count
             ),
             class: level.clone(),
             level: level.to_ascii_lowercase(),
@@ -185,7 +194,12 @@ pub fn check_configured(cert: &ScmCertificate, fit: &Fit) -> Result<ScmCertifica
         return Err(CaError::Invalid(format!(
             "certificate_id {} under [huawei_scm] ({}, {} name(s), {} wildcard) cannot hold {} \
              name(s) with {} wildcard(s); nothing was applied",
-            cert.id, cert.domain_type, cert.domain_count, cert.wildcard_count, fit.names, fit.wildcards
+            cert.id,
+            cert.domain_type,
+            cert.domain_count,
+            cert.wildcard_count,
+            fit.names,
+            fit.wildcards
         )));
     }
     Ok(cert.clone())
@@ -200,7 +214,10 @@ pub fn nothing_fits(all: &[ScmCertificate], fit: &Fit) -> String {
     let held = if unused.is_empty() {
         "the account holds no unused certificate".to_string()
     } else {
-        format!("its unused certificates are too small: {}", unused.join("; "))
+        format!(
+            "its unused certificates are too small: {}",
+            unused.join("; ")
+        )
     };
     let wildcards = if fit.wildcards > 0 {
         format!(" including {} wildcard(s)", fit.wildcards)
@@ -224,7 +241,10 @@ pub fn buy_body(buy: &HuaweiBuy, fit: &Fit) -> Value {
         .domain_type
         .clone()
         .unwrap_or_else(|| fit.domain_type().to_string());
-    let numbers = buy.domain_numbers.map_or(fit.names, u64::from).max(fit.names);
+    let numbers = buy
+        .domain_numbers
+        .map_or(fit.names, u64::from)
+        .max(fit.names);
     let mut body = json!({
         "cert_brand": buy.cert_brand.clone().unwrap_or_else(|| "GEOTRUST".into()),
         "cert_type": buy.cert_type.clone().unwrap_or_else(|| "DV_SSL_CERT".into()),
@@ -277,12 +297,18 @@ mod tests {
         ];
         let two = Fit::of(&["a.test".into(), "www.a.test".into()]);
         assert_eq!(best(&all, &two, None).map(|c| c.id.as_str()), Some("scs3"));
-        assert_eq!(best(&all, &two, Some("scs3")).map(|c| c.id.as_str()), Some("scs5"));
+        assert_eq!(
+            best(&all, &two, Some("scs3")).map(|c| c.id.as_str()),
+            Some("scs5")
+        );
         let wild = Fit::of(&["*.a.test".into(), "a.test".into()]);
         assert_eq!(best(&all, &wild, None).map(|c| c.id.as_str()), Some("scs5"));
         let three = Fit::of(&["a".into(), "b".into(), "*.c".into(), "*.d".into()]);
         assert!(best(&all, &three, None).is_none());
         let m = nothing_fits(&all, &three);
-        assert!(m.contains("MULTI_DOMAIN") && m.contains("2 wildcard"), "{m}");
+        assert!(
+            m.contains("MULTI_DOMAIN") && m.contains("2 wildcard"),
+            "{m}"
+        );
     }
 }

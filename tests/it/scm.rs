@@ -101,7 +101,10 @@ fn scm_auto_applies_to_a_purchased_certificate_validated_by_file_and_proven_by_h
     assert_eq!(issued.len(), 1, "{:?}", host.sim.scm_certificates());
     assert_eq!(issued[0].1, ["shop.test", "www.shop.test"]);
     assert_eq!(with_status(&host, "PAID").len(), 1);
-    assert_eq!((host.sim.scm_count("buy"), host.sim.scm_count("apply")), (0, 1));
+    assert_eq!(
+        (host.sim.scm_count("buy"), host.sim.scm_count("apply")),
+        (0, 1)
+    );
     assert!(host.sim.scm_count("export") >= 1);
     let live = pem_fingerprint(&host.live("shop.test"));
     for name in ["shop.test", "www.shop.test"] {
@@ -109,10 +112,18 @@ fn scm_auto_applies_to_a_purchased_certificate_validated_by_file_and_proven_by_h
     }
     let lineage = std::fs::read_to_string(host.dir.path().join("state/certs/shop.test.json"))
         .expect("lineage");
-    assert!(lineage.contains("huawei-scm") && lineage.contains(&issued[0].0), "{lineage}");
+    assert!(
+        lineage.contains("huawei-scm") && lineage.contains(&issued[0].0),
+        "{lineage}"
+    );
     // The validation file is gone, and the secret key was never printed.
-    assert!(!host.sb.path("www/shop/.well-known/pki-validation").exists()
-        || std::fs::read_dir(host.sb.path("www/shop/.well-known/pki-validation")).expect("dir").next().is_none());
+    assert!(
+        !host.sb.path("www/shop/.well-known/pki-validation").exists()
+            || std::fs::read_dir(host.sb.path("www/shop/.well-known/pki-validation"))
+                .expect("dir")
+                .next()
+                .is_none()
+    );
     assert!(!text(&out).contains(SK));
     // A second run applies nothing.
     expect_exit(&host.auto(&["--json", "--site", "shop.test"]), 0);
@@ -123,7 +134,12 @@ fn scm_auto_applies_to_a_purchased_certificate_validated_by_file_and_proven_by_h
 fn scm_a_wildcard_and_apex_site_is_validated_by_dns_through_bind() {
     let named = Named::start(&["wild.test"]);
     let dns = format!("{}validation = \"dns\"\n", named.rfc2136_config(15));
-    let host = host_with(WILD, vec![stock("MULTI_DOMAIN", 2, 1)], Some(named.addr), &dns);
+    let host = host_with(
+        WILD,
+        vec![stock("MULTI_DOMAIN", 2, 1)],
+        Some(named.addr),
+        &dns,
+    );
     let out = host.auto(&["--json", "--site", "wild.test"]);
     let doc = expect_exit(&out, 0);
     assert_eq!(
@@ -145,12 +161,23 @@ fn scm_a_wildcard_and_apex_site_is_validated_by_dns_through_bind() {
 fn scm_a_wildcard_site_with_file_validation_is_refused_before_anything_is_applied() {
     let named = Named::start(&["wild.test"]);
     // [dns] is configured but validation stays "http": the apex would be proven by file.
-    let host = host_with(WILD, vec![stock("MULTI_DOMAIN", 2, 1)], Some(named.addr), &named.rfc2136_config(5));
+    let host = host_with(
+        WILD,
+        vec![stock("MULTI_DOMAIN", 2, 1)],
+        Some(named.addr),
+        &named.rfc2136_config(5),
+    );
     let out = host.auto(&["--json", "--site", "wild.test"]);
     let doc = expect_exit(&out, 1);
     let error = site_error(&doc, "wild.test");
-    assert!(error.contains("one validation method") && error.contains("validation = \"dns\""), "{error}");
-    assert_eq!((host.sim.scm_count("buy"), host.sim.scm_count("apply")), (0, 0));
+    assert!(
+        error.contains("one validation method") && error.contains("validation = \"dns\""),
+        "{error}"
+    );
+    assert_eq!(
+        (host.sim.scm_count("buy"), host.sim.scm_count("apply")),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -165,7 +192,10 @@ fn scm_no_fitting_certificate_applies_nothing_and_says_what_to_buy() {
             && error.contains("[huawei_scm.buy]"),
         "{error}"
     );
-    assert_eq!((host.sim.scm_count("buy"), host.sim.scm_count("apply")), (0, 0));
+    assert_eq!(
+        (host.sim.scm_count("buy"), host.sim.scm_count("apply")),
+        (0, 0)
+    );
     assert_eq!(with_status(&host, "PAID").len(), 1);
     assert!(!host.live("shop.test").exists());
 }
@@ -196,10 +226,18 @@ fn scm_buy_killed_after_the_purchase_buys_once_across_the_rerun() {
     // The next run does not buy blindly: it says the purchase may have happened.
     let out = host.auto(&["--json", "--site", "shop.test"]);
     let doc = expect_exit(&out, 1);
-    assert!(site_error(&doc, "shop.test").contains("--discard-interrupted-order"), "{doc:#}");
+    assert!(
+        site_error(&doc, "shop.test").contains("--discard-interrupted-order"),
+        "{doc:#}"
+    );
     assert_eq!(host.sim.scm_count("buy"), 1);
     // Told to go on, it finds the certificate bought before and applies to it: one purchase.
-    let out = host.auto(&["--json", "--site", "shop.test", "--discard-interrupted-order"]);
+    let out = host.auto(&[
+        "--json",
+        "--site",
+        "shop.test",
+        "--discard-interrupted-order",
+    ]);
     expect_exit(&out, 0);
     assert_eq!(host.sim.scm_count("buy"), 1);
     assert_eq!(host.sim.scm_certificates().len(), 1);
@@ -220,7 +258,9 @@ fn scm_a_clock_twenty_minutes_off_is_named_in_the_message_and_nothing_is_applied
     let doc = expect_exit(&out, 1);
     let error = site_error(&doc, "shop.test");
     assert!(
-        error.contains("X-Sdk-Date") && error.contains("clock") && error.contains("20 minutes ahead"),
+        error.contains("X-Sdk-Date")
+            && error.contains("clock")
+            && error.contains("20 minutes ahead"),
         "{error}"
     );
     assert!(error.contains("APIGW.0301"), "{error}");
@@ -231,7 +271,13 @@ fn scm_a_clock_twenty_minutes_off_is_named_in_the_message_and_nothing_is_applied
 /// Runs `register --provider huawei-scm` with `sk` on standard input.
 fn register(host: &Host, sk: &str) -> Output {
     let mut child = (host.base_command(&["register", "--provider", "huawei-scm", "--json"]))
-        .args(["--access-key", AK, "--secret-key-stdin", "--project-id", PROJECT])
+        .args([
+            "--access-key",
+            AK,
+            "--secret-key-stdin",
+            "--project-id",
+            PROJECT,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -239,7 +285,9 @@ fn register(host: &Host, sk: &str) -> Output {
         .expect("spawn");
     use std::io::Write as _;
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(format!("{sk}\n").as_bytes()).expect("write");
+    stdin
+        .write_all(format!("{sk}\n").as_bytes())
+        .expect("write");
     drop(stdin);
     child.wait_with_output().expect("output")
 }
@@ -256,7 +304,11 @@ fn scm_register_checks_the_key_pair_and_products_lists_the_certificates() {
     std::fs::write(&path, &bare).expect("config");
     let out = register(&host, "SKwrong000000000000000000000000000000000");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("signature does not match"), "{}", text(&out));
+    assert!(
+        text(&out).contains("signature does not match"),
+        "{}",
+        text(&out)
+    );
     assert!(!text(&out).contains("SKwrong"));
     assert_eq!(std::fs::read_to_string(&path).expect("config"), bare);
 
@@ -264,7 +316,10 @@ fn scm_register_checks_the_key_pair_and_products_lists_the_certificates() {
     let doc = expect_exit(&out, 0);
     assert_eq!(doc["certificates"], 1, "{doc:#}");
     assert!(!text(&out).contains(SK));
-    let table: toml::Table = std::fs::read_to_string(&path).expect("config").parse().expect("TOML");
+    let table: toml::Table = std::fs::read_to_string(&path)
+        .expect("config")
+        .parse()
+        .expect("TOML");
     assert_eq!(table["huawei_scm"]["access_key"].as_str(), Some(AK));
     assert_eq!(table["huawei_scm"]["secret_key"].as_str(), Some(SK));
     assert_eq!(table["huawei_scm"]["project_id"].as_str(), Some(PROJECT));
@@ -275,7 +330,13 @@ fn scm_register_checks_the_key_pair_and_products_lists_the_certificates() {
     let out = host.command(&["products", "--json"]);
     let listed = serde_json::to_string(&expect_exit(&out, 0)).expect("json");
     let (id, _, _) = host.sim.scm_certificates().remove(0);
-    for want in [id.as_str(), "PAID", "MULTI_DOMAIN", "DV_SSL_CERT", "\"domain_count\":2"] {
+    for want in [
+        id.as_str(),
+        "PAID",
+        "MULTI_DOMAIN",
+        "DV_SSL_CERT",
+        "\"domain_count\":2",
+    ] {
         assert!(listed.contains(want), "{want}: {listed}");
     }
     assert!(!listed.contains(SK));
@@ -297,7 +358,10 @@ fn scm_renew_applies_to_another_purchased_certificate_then_says_what_to_buy_and_
     // No unused certificate left: the renewal says what to buy and keeps the installed one.
     let out = host.renew(&["--json", "--force", "--site", "shop.test"]);
     let doc = expect_exit(&out, 1);
-    assert!(site_error(&doc, "shop.test").contains("Buy a DV certificate"), "{doc:#}");
+    assert!(
+        site_error(&doc, "shop.test").contains("Buy a DV certificate"),
+        "{doc:#}"
+    );
     assert_eq!(served(&host, "shop.test").fingerprint, second);
 
     let out = host.command(&["revoke", "--site", "shop.test", "--yes", "--json"]);

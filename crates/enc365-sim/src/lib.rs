@@ -315,7 +315,10 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
             get(get_howssl_faults).post(set_howssl_faults),
         )
         .route("/_sim/howssl/tokens", post(add_howssl_token))
-        .route("/_sim/scm/faults", get(scm::get_faults).post(scm::set_faults))
+        .route(
+            "/_sim/scm/faults",
+            get(scm::get_faults).post(scm::set_faults),
+        )
         .route("/_sim/scm/certificates", post(scm::add_certificate))
         .route("/v2/zones", get(huawei_dns::list_zones))
         .route(

@@ -69,7 +69,11 @@ pub(crate) async fn endpoint(
         return error_body(StatusCode::UNAUTHORIZED, "APIGW.0301", &msg);
     }
     let Some((op, id)) = route(method, uri.path(), &options) else {
-        return error_body(StatusCode::NOT_FOUND, "APIGW.0101", "The API does not exist or has not been published in the environment");
+        return error_body(
+            StatusCode::NOT_FOUND,
+            "APIGW.0101",
+            "The API does not exist or has not been published in the environment",
+        );
     };
     *lock(&shared.scm).counts.entry(op.to_string()).or_insert(0) += 1;
     *lock(&shared.counts).entry(format!("scm:{op}")).or_insert(0) += 1;
@@ -83,7 +87,12 @@ pub(crate) async fn endpoint(
     }
     if faults.html_502.iter().any(|o| o == op) {
         let page = "<html><head><title>502 Bad Gateway</title></head><body>502</body></html>";
-        return (StatusCode::BAD_GATEWAY, [(header::CONTENT_TYPE, "text/html")], page).into_response();
+        return (
+            StatusCode::BAD_GATEWAY,
+            [(header::CONTENT_TYPE, "text/html")],
+            page,
+        )
+            .into_response();
     }
     let mut response = match outcome {
         Ok((status, Value::Null)) => status.into_response(),
@@ -107,7 +116,9 @@ fn route(method: &Method, path: &str, options: &ScmSimOptions) -> Option<(&'stat
         ("POST", ["v3", "scm", "certificates", id, "apply"]) => ("apply", id.to_string()),
         ("POST", ["v3", "scm", "certificates", id, "cancel-cert"]) => ("cancel", id.to_string()),
         ("POST", ["v3", "scm", "certificates", id, "export"]) => ("export", id.to_string()),
-        ("POST", ["v2", project, "scm", "cert", id, "revoke"]) if *project == options.project_id => {
+        ("POST", ["v2", project, "scm", "cert", id, "revoke"])
+            if *project == options.project_id =>
+        {
             ("revoke", id.to_string())
         }
         ("GET", ["v2", project, "scm", "cert", id, "domain-verify"])
@@ -156,7 +167,11 @@ async fn handle(
 }
 
 fn not_found(id: &str) -> Refusal {
-    (StatusCode::NOT_FOUND, "SCM.0404", format!("The certificate {id} does not exist"))
+    (
+        StatusCode::NOT_FOUND,
+        "SCM.0404",
+        format!("The certificate {id} does not exist"),
+    )
 }
 
 fn with_cert(
@@ -190,7 +205,10 @@ fn list(shared: &Shared, query: &str) -> Result<Value, Refusal> {
         "50" => 50,
         other => return Err(bad(format!("limit must be 10, 20 or 50, not {other}"))),
     };
-    let offset: usize = get("offset").unwrap_or("0").parse().map_err(|_| bad("bad offset"))?;
+    let offset: usize = get("offset")
+        .unwrap_or("0")
+        .parse()
+        .map_err(|_| bad("bad offset"))?;
     let status = get("status").unwrap_or("ALL");
     let st = lock(&shared.scm);
     let all: Vec<Value> = (st.certs.values())
@@ -202,7 +220,12 @@ fn list(shared: &Shared, query: &str) -> Result<Value, Refusal> {
 }
 
 fn buy(shared: &Shared, body: &Value) -> Result<Value, Refusal> {
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let number = |k: &str| body.get(k).and_then(Value::as_u64);
     for k in ["cert_brand", "cert_type", "domain_type"] {
         if text(k).is_empty() {
@@ -217,13 +240,19 @@ fn buy(shared: &Shared, body: &Value) -> Result<Value, Refusal> {
         number("domain_numbers"),
         number("order_number"),
     ) else {
-        return Err(bad("effective_time, domain_numbers and order_number are required integers"));
+        return Err(bad(
+            "effective_time, domain_numbers and order_number are required integers",
+        ));
     };
     let wildcards = match text("domain_type").as_str() {
         "WILDCARD" => 1,
         "MULTI_DOMAIN" => number("wildcard_domain_number").unwrap_or(0),
         "SINGLE_DOMAIN" => 0,
-        other => return Err(bad(format!("domain_type {other} is not one of SINGLE_DOMAIN, WILDCARD, MULTI_DOMAIN"))),
+        other => {
+            return Err(bad(format!(
+                "domain_type {other} is not one of SINGLE_DOMAIN, WILDCARD, MULTI_DOMAIN"
+            )));
+        }
     };
     let stock = Stock {
         cert_type: text("cert_type"),
@@ -237,12 +266,25 @@ fn buy(shared: &Shared, body: &Value) -> Result<Value, Refusal> {
     let ids: Vec<Value> = (0..count.clamp(1, 10))
         .map(|_| json!({"cert_id": st.add(stock.clone())}))
         .collect();
-    Ok(json!({"order_id": format!("CS{:015}", rand::random::<u64>() % 1_000_000_000_000_000), "cert": ids}))
+    Ok(
+        json!({"order_id": format!("CS{:015}", rand::random::<u64>() % 1_000_000_000_000_000), "cert": ids}),
+    )
 }
 
 fn apply(shared: &Shared, id: &str, body: &Value) -> Result<Value, Refusal> {
-    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    for k in ["domain", "applicant_name", "applicant_phone", "applicant_email", "domain_method"] {
+    let text = |k: &str| {
+        body.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    for k in [
+        "domain",
+        "applicant_name",
+        "applicant_phone",
+        "applicant_email",
+        "domain_method",
+    ] {
         if text(k).is_empty() {
             return Err(bad(format!("{k} is required")));
         }
@@ -251,21 +293,37 @@ fn apply(shared: &Shared, id: &str, body: &Value) -> Result<Value, Refusal> {
         return Err(bad("agree_privacy_protection must be true"));
     }
     let mut names = vec![text("domain").to_ascii_lowercase()];
-    names.extend((text("sans").split(';')).map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()));
+    names.extend(
+        (text("sans").split(';'))
+            .map(|n| n.trim().to_ascii_lowercase())
+            .filter(|n| !n.is_empty()),
+    );
     let method = text("domain_method");
     let csr_der = super::api::csr_der(&text("csr")).map_err(|e| bad(format!("csr: {e}")))?;
     let refuse_file = lock(&shared.scm).faults.refuse_file;
     let mut st = lock(&shared.scm);
     let cert = st.certs.get_mut(id).ok_or_else(|| not_found(id))?;
     if cert.status != "PAID" {
-        return Err((StatusCode::CONFLICT, "SCM.0409", format!("The certificate is {}, it cannot be applied for", cert.status)));
+        return Err((
+            StatusCode::CONFLICT,
+            "SCM.0409",
+            format!(
+                "The certificate is {}, it cannot be applied for",
+                cert.status
+            ),
+        ));
     }
     check_method(cert, &names, &method, refuse_file)?;
     if let Some(why) = cert.misfit(&names) {
         return Err(bad(why));
     }
     if !cert.stock.cert_type.starts_with("DV") {
-        for k in ["company_name", "company_province", "company_city", "country"] {
+        for k in [
+            "company_name",
+            "company_province",
+            "company_city",
+            "country",
+        ] {
             if text(k).is_empty() {
                 return Err(bad(format!("{k} is required for {}", cert.stock.cert_type)));
             }
@@ -286,7 +344,12 @@ fn apply(shared: &Shared, id: &str, body: &Value) -> Result<Value, Refusal> {
 }
 
 /// FILE only for IP and DV certificates, never for wildcards (Huawei's FAQ).
-fn check_method(cert: &ScmCert, names: &[String], method: &str, refuse_file: bool) -> Result<(), Refusal> {
+fn check_method(
+    cert: &ScmCert,
+    names: &[String],
+    method: &str,
+    refuse_file: bool,
+) -> Result<(), Refusal> {
     let ip_only = names.iter().all(|n| n.parse::<std::net::IpAddr>().is_ok());
     match method {
         "DNS" if ip_only => Err(bad("IP certificates support only FILE validation")),
@@ -299,34 +362,56 @@ fn check_method(cert: &ScmCert, names: &[String], method: &str, refuse_file: boo
             Err(bad("only IP and DV certificates support FILE validation"))
         }
         "FILE" => Ok(()),
-        other => Err(bad(format!("domain_method {other} is not DNS, FILE or EMAIL"))),
+        other => Err(bad(format!(
+            "domain_method {other} is not DNS, FILE or EMAIL"
+        ))),
     }
 }
 
 fn export(cert: &mut ScmCert) -> Result<Value, Refusal> {
     let Some((leaf, chain)) = cert.issued.clone().filter(|_| cert.status == "ISSUED") else {
-        return Err((StatusCode::CONFLICT, "SCM.0409", format!("The certificate is {}, not issued", cert.status)));
+        return Err((
+            StatusCode::CONFLICT,
+            "SCM.0409",
+            format!("The certificate is {}, not issued", cert.status),
+        ));
     };
     let (leaf, chain) = (leaf.trim_end().to_string(), chain.trim_end().to_string());
-    Ok(json!({"entire_certificate": format!("{leaf}{chain}"), "certificate": leaf,
-        "certificate_chain": chain, "private_key": ""}))
+    Ok(
+        json!({"entire_certificate": format!("{leaf}{chain}"), "certificate": leaf,
+        "certificate_chain": chain, "private_key": ""}),
+    )
 }
 
 fn cancel(cert: &mut ScmCert) -> Result<Value, Refusal> {
     if cert.status != "CHECKING" {
-        return Err((StatusCode::CONFLICT, "SCM.0409", format!("The certificate is {}, there is no application to withdraw", cert.status)));
+        return Err((
+            StatusCode::CONFLICT,
+            "SCM.0409",
+            format!(
+                "The certificate is {}, there is no application to withdraw",
+                cert.status
+            ),
+        ));
     }
     cert.status = "CANCELCHECKING".into();
     Ok(json!({"cert_id": cert.id, "message": "success"}))
 }
 
 fn revoke(cert: &mut ScmCert, body: &Value) -> Result<Value, Refusal> {
-    let reason = body.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let reason = body
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if reason.chars().count() > 63 {
         return Err(bad("reason is longer than 63 characters"));
     }
     if cert.status != "ISSUED" {
-        return Err((StatusCode::CONFLICT, "SCM.0409", format!("The certificate is {}, it cannot be revoked", cert.status)));
+        return Err((
+            StatusCode::CONFLICT,
+            "SCM.0409",
+            format!("The certificate is {}, it cannot be revoked", cert.status),
+        ));
     }
     cert.status = "REVOKING".into();
     cert.revoke_reason = reason.to_string();
@@ -335,7 +420,11 @@ fn revoke(cert: &mut ScmCert, body: &Value) -> Result<Value, Refusal> {
 
 /// The legacy v2 domain-verify answer, for the first name still waiting.
 fn domain_verify(cert: &ScmCert) -> Value {
-    let entry = cert.authentification().into_iter().next().unwrap_or(json!({}));
+    let entry = cert
+        .authentification()
+        .into_iter()
+        .next()
+        .unwrap_or(json!({}));
     json!({"domain_name": entry["domain"], "domain_email": "", "record_name": entry["record_name"],
         "record_value": entry["record_value"], "record_type": entry["record_type"],
         "domain_method": cert.method, "applicant_email": cert.application["applicant_email"],
@@ -359,7 +448,10 @@ async fn check_now(shared: &Arc<Shared>, id: &str) {
             super::api::fetch(shared, base, &todo.file_name, &todo.token).await
         } else {
             match shared.options.dns_server {
-                Some(server) => super::scm_dns::check_txt(server, &format!("_dnsauth.{base}"), &todo.token).await,
+                Some(server) => {
+                    super::scm_dns::check_txt(server, &format!("_dnsauth.{base}"), &todo.token)
+                        .await
+                }
                 None => Err("no --dns-server to check DNS validation against".into()),
             }
         };
@@ -378,7 +470,10 @@ async fn check_now(shared: &Arc<Shared>, id: &str) {
     if cert.validated_at.is_none() && cert.names.iter().all(|n| cert.validated.contains(n)) {
         cert.validated_at = Some(Instant::now());
     }
-    if cert.validated_at.is_some_and(|at| at.elapsed() >= Duration::from_secs(delay)) {
+    if cert
+        .validated_at
+        .is_some_and(|at| at.elapsed() >= Duration::from_secs(delay))
+    {
         if reject {
             cert.status = "UNPASSED".into();
             return;
@@ -388,14 +483,19 @@ async fn check_now(shared: &Arc<Shared>, id: &str) {
 }
 
 fn issue(shared: &Shared, cert: &mut ScmCert) {
-    let validity = (shared.options.validity)
-        .unwrap_or(Duration::from_secs(cert.stock.months * 30 * 86400));
+    let validity =
+        (shared.options.validity).unwrap_or(Duration::from_secs(cert.stock.months * 30 * 86400));
     match shared.ca.issue(&cert.csr_der, &cert.names, validity) {
         Ok(issued) => {
             let t = issued.not_after;
             cert.not_after = format!(
                 "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.0",
-                t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute(), t.second()
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
             );
             cert.issued = Some((issued.cert_pem, issued.ca_pem));
             cert.status = "ISSUED".into();
@@ -428,7 +528,11 @@ pub(crate) async fn set_faults(
             lock(&shared.scm).faults = faults.clone();
             Json(faults).into_response()
         }
-        Err(e) => (StatusCode::BAD_REQUEST, format!("not an SCM faults object: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("not an SCM faults object: {e}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -439,6 +543,10 @@ pub(crate) async fn add_certificate(
 ) -> Response {
     match serde_json::from_slice::<Stock>(&body) {
         Ok(stock) => Json(json!({"cert_id": lock(&shared.scm).add(stock)})).into_response(),
-        Err(e) => (StatusCode::BAD_REQUEST, format!("not a stock object: {e}\n")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("not a stock object: {e}\n"),
+        )
+            .into_response(),
     }
 }

@@ -43,6 +43,8 @@ pub async fn check_txt(server: SocketAddr, owner: &str, value: &str) -> Result<(
     if found.iter().any(|v| v == value) {
         Ok(())
     } else {
-        Err(format!("no TXT {value:?} at {owner} (asked {server}; found {found:?})"))
+        Err(format!(
+            "no TXT {value:?} at {owner} (asked {server}; found {found:?})"
+        ))
     }
 }

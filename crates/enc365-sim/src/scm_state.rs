@@ -51,7 +51,10 @@ impl Stock {
                  DV_SSL_CERT:MULTI_DOMAIN:2:1"
             ));
         };
-        let number = |s: &str| s.parse::<u64>().map_err(|_| format!("{spec:?}: {s} is not a number"));
+        let number = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("{spec:?}: {s} is not a number"))
+        };
         Ok(Stock {
             cert_type: cert_type.into(),
             domain_type: domain_type.into(),
@@ -213,7 +216,10 @@ impl ScmCert {
 
     /// Why the names of an application do not fit this certificate, if they do not.
     pub fn misfit(&self, names: &[String]) -> Option<String> {
-        let single = matches!(self.stock.domain_type.as_str(), "SINGLE_DOMAIN" | "WILDCARD");
+        let single = matches!(
+            self.stock.domain_type.as_str(),
+            "SINGLE_DOMAIN" | "WILDCARD"
+        );
         let count = if single { 1 } else { self.stock.domain_count };
         let wild = names.iter().filter(|n| n.starts_with("*.")).count() as u64;
         let allowed_wild = match self.stock.domain_type.as_str() {
@@ -254,7 +260,8 @@ impl ScmState {
             }
         };
         let order = format!("CS{:015}", rand::random::<u64>() % 1_000_000_000_000_000);
-        self.certs.insert(id.clone(), ScmCert::bought(id.clone(), order, stock));
+        self.certs
+            .insert(id.clone(), ScmCert::bought(id.clone(), order, stock));
         id
     }
 }
