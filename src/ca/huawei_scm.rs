@@ -76,6 +76,9 @@ mod path {
     pub fn cancel(id: &str) -> String {
         format!("/v3/scm/certificates/{id}/cancel-cert")
     }
+    pub fn domain_verify(project: &str, id: &str) -> String {
+        format!("/v2/{project}/scm/cert/{id}/domain-verify")
+    }
     pub fn revoke(project: &str, id: &str) -> String {
         format!("/v2/{project}/scm/cert/{id}/revoke")
     }
@@ -377,7 +380,11 @@ impl HuaweiScm {
                 Vec::new(),
             ),
             "CHECKING" | "SUPPLEMENTCHECKING" | "CHECKING_ORG" | "ISSUING" => {
-                (pending(&status), validations(&endpoint, &shown, names)?)
+                let mut found = validations(&endpoint, &shown, names)?;
+                if found.iter().all(|v| v.challenges.is_empty()) {
+                    self.legacy_records(id, &mut found).await?;
+                }
+                (pending(&status), found)
             }
             "CANCELCHECKING" | "PAID" => (
                 OrderState::Failed {
@@ -401,6 +408,36 @@ impl HuaweiScm {
             state,
             validations,
         })
+    }
+
+    /// The v2 `domain-verify` record, for a ShowCertificate answer without `authentification`
+    /// (older certificates); skipped when no `project_id` is set.
+    async fn legacy_records(&self, id: &str, found: &mut [NameValidation]) -> Result<(), CaError> {
+        let Some(project) = (self.settings.project_id.as_deref()).filter(|p| is_plain_id(p)) else {
+            return Ok(());
+        };
+        let endpoint = path::domain_verify(project, id);
+        let answer = self.call(Request::get(&endpoint)).await?;
+        let field = |key: &str| answer.get(key).and_then(loose_string).unwrap_or_default();
+        let domain = field("domain_name");
+        if let Some(slot) = found
+            .iter_mut()
+            .find(|v| v.name.eq_ignore_ascii_case(&domain))
+        {
+            let kind = match field("record_type") {
+                t if t.is_empty() => field("domain_method"),
+                t => t,
+            };
+            let record = challenge(
+                &endpoint,
+                &domain,
+                &kind,
+                &field("record_name"),
+                &field("record_value"),
+            )?;
+            slot.challenges.push(record);
+        }
+        Ok(())
     }
 
     /// v2 `POST /v2/{project_id}/scm/cert/{id}/revoke` with a reason (0–63 characters).

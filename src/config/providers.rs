@@ -314,6 +314,8 @@ pub struct AcmeEab {
 
 /// The chosen provider with its table: what the CA factory is built from.
 #[derive(Debug, Clone, PartialEq)]
+// Built once per command from the config: the size of the `[huawei_scm]` table does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ProviderSettings {
     /// `provider = "encryption365"` and `[encryption365]` (with `ENC365_BASE_URL` applied).
     Encryption365(Encryption365Settings),

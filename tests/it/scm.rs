@@ -373,3 +373,52 @@ fn scm_renew_applies_to_another_purchased_certificate_then_says_what_to_buy_and_
     assert_eq!(revoking.len(), 1, "{:?}", host.sim.scm_certificates());
     let _ = json(&out);
 }
+
+#[test]
+fn scm_sim_refuses_unsigned_requests_and_unknown_paths_with_huaweis_error_shape() {
+    let host = host_with(SITES, vec![stock("MULTI_DOMAIN", 2, 0)], None, "");
+    let port = host.sim.addr().port();
+    let unsigned =
+        crate::common::http_get(port, "127.0.0.1", "/v3/scm/certificates").expect("answer");
+    assert!(
+        unsigned.text().contains("\"error_code\":\"APIGW.0301\""),
+        "{}",
+        unsigned.text()
+    );
+    assert!(
+        unsigned.text().contains("no Authorization header"),
+        "{}",
+        unsigned.text()
+    );
+    // Signed by the client, an unknown certificate is SCM's own 404 error, quoted in the message.
+    use enc365_nginx::ca::huawei_scm::{HuaweiScm, ScmOptions};
+    let settings: enc365_nginx::config::HuaweiScmSettings = toml::from_str(&format!(
+        "base_url = \"{}\"\naccess_key = \"{AK}\"\nsecret_key = \"{SK}\"\n",
+        host.sim.base_url()
+    ))
+    .expect("settings");
+    let client = HuaweiScm::new(ScmOptions {
+        settings,
+        clock_offset: 0,
+    })
+    .expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let e = runtime
+        .block_on(client.show("scs0000000000000"))
+        .expect_err("no such certificate");
+    assert!(
+        e.to_string().contains("SCM.0404") && e.to_string().contains("HTTP 404"),
+        "{e}"
+    );
+    let listed = runtime
+        .block_on(client.list_certificates())
+        .expect("listed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].status.as_str(), listed[0].domain_count),
+        ("PAID", 2)
+    );
+}

@@ -178,10 +178,6 @@ impl ScmCert {
             .collect()
     }
 
-    fn wildcards(&self) -> u64 {
-        self.names.iter().filter(|n| n.starts_with("*.")).count() as u64
-    }
-
     /// A `CertificateDetail` (list item).
     pub fn detail(&self) -> Value {
         json!({
@@ -234,7 +230,6 @@ impl ScmCert {
                 names.len()
             ));
         }
-        let _ = self.wildcards();
         None
     }
 }
