@@ -422,3 +422,72 @@ fn scm_sim_refuses_unsigned_requests_and_unknown_paths_with_huaweis_error_shape(
         ("PAID", 2)
     );
 }
+
+#[test]
+fn scm_records_missing_from_show_certificate_are_read_from_the_v2_domain_verify_call() {
+    let host = host_with(SITES, vec![stock("SINGLE_DOMAIN", 1, 0)], None, "");
+    host.sim.set_scm_faults(ScmFaults {
+        hide_authentification: true,
+        ..ScmFaults::default()
+    });
+    let out = host.auto(&["--json", "--site", "php.test"]);
+    expect_exit(&out, 0);
+    assert!(host.sim.scm_count("domain-verify") >= 1);
+    assert_eq!(
+        served(&host, "php.test").fingerprint,
+        pem_fingerprint(&host.live("php.test"))
+    );
+}
+
+#[test]
+fn scm_sim_binary_serves_the_inventory_to_signed_requests() {
+    use enc365_nginx::ca::huawei_scm::{HuaweiScm, ScmOptions};
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(crate::common::sim_binary())
+        .args(["--listen", "127.0.0.1:0", "--recheck-secs", "0"])
+        .args([
+            "--provider",
+            "huawei-scm",
+            "--scm-key",
+            &format!("{AK}:{SK}"),
+        ])
+        .args(["--scm-stock", "DV_SSL_CERT:WILDCARD:1:1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("enc365-sim starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("startup line");
+    let started: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(started["provider"], "huawei-scm");
+    let base = started["base_url"].as_str().expect("base_url");
+    let client = |sk: &str| {
+        let settings: enc365_nginx::config::HuaweiScmSettings = toml::from_str(&format!(
+            "base_url = \"{base}\"\naccess_key = \"{AK}\"\nsecret_key = \"{sk}\"\n"
+        ))
+        .expect("settings");
+        HuaweiScm::new(ScmOptions {
+            settings,
+            clock_offset: 0,
+        })
+        .expect("client")
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listed = runtime
+        .block_on(client(SK).list_certificates())
+        .expect("listed");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].domain_type.as_str(), listed[0].wildcard_count),
+        ("WILDCARD", 1)
+    );
+    assert!(listed[0].id.starts_with("scs") && listed[0].id.len() == 16);
+    let e = runtime
+        .block_on(client("not-the-secret").list_certificates())
+        .expect_err("bad signature");
+    assert!(e.to_string().contains("APIGW.0301"), "{e}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

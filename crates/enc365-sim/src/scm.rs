@@ -150,7 +150,14 @@ async fn handle(
         "buy" => ok(buy(shared, &json_body()?)?),
         "show" => {
             check_now(shared, id).await;
-            ok(with_cert(shared, id, |c| Ok(c.show()))?)
+            let hide = lock(&shared.scm).faults.hide_authentification;
+            ok(with_cert(shared, id, |c| {
+                let mut shown = c.show();
+                if hide && let Some(map) = shown.as_object_mut() {
+                    map.remove("authentification");
+                }
+                Ok(shown)
+            })?)
         }
         "apply" => ok(apply(shared, id, &json_body()?)?),
         "export" => ok(with_cert(shared, id, export)?),

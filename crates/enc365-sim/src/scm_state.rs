@@ -98,6 +98,9 @@ pub struct ScmFaults {
     pub reject_applications: bool,
     /// Refuse FILE applications of DV certificates too (the API page's stricter reading).
     pub refuse_file: bool,
+    /// Leave `authentification` out of ShowCertificate (as for older certificates): the records
+    /// are then only in the v2 `domain-verify` answer.
+    pub hide_authentification: bool,
 }
 
 /// One certificate of the account.
