@@ -2,15 +2,16 @@
 //! call describes them ([`ScmCertificate`]), what a site needs ([`Fit`]: how many names, how many
 //! wildcards), the best unused one ([`best`]), the check of one named in config
 //! ([`check_configured`]), the message saying what to buy when none fits ([`nothing_fits`]), and
-//! the purchase body ([`buy_body`]).
+//! the purchase body ([`buy_body`]), and the one validation method an application may use
+//! ([`domain_method`]).
 //!
 //! Not here: any request (that is [`super::huawei_scm`]).
 
 use serde_json::{Map, Value, json};
 
-use super::CaError;
 use super::account::Product;
 use super::envelope::{loose_string, loose_u64};
+use super::{CaError, OrderRequest, ValidationMethod};
 use crate::config::HuaweiBuy;
 
 /// One certificate of the account (a `CertificateDetail` of the list, or ShowCertificate).
@@ -267,6 +268,62 @@ pub fn buy_body(buy: &HuaweiBuy, fit: &Fit) -> Value {
     body
 }
 
+/// The one `domain_method` of an application: FILE when every name is proven by HTTP file and
+/// the certificate may use it (DV or IP, no wildcard), DNS when every name is proven by DNS.
+pub fn domain_method(request: &OrderRequest, cert_type: &str) -> Result<&'static str, CaError> {
+    let by_dns: Vec<&String> = (request.names.iter())
+        .filter(|n| request.method(n) == ValidationMethod::Dns)
+        .collect();
+    let by_file: Vec<&String> = (request.names.iter())
+        .filter(|n| request.method(n) == ValidationMethod::HttpFile)
+        .collect();
+    let wildcard = request.names.iter().any(|n| n.starts_with("*."));
+    let ip = request
+        .names
+        .iter()
+        .any(|n| n.parse::<std::net::IpAddr>().is_ok());
+    if by_file.is_empty() {
+        if ip {
+            return Err(CaError::Invalid(
+                "Huawei SCM proves IP addresses by file only; validate this site by HTTP".into(),
+            ));
+        }
+        return Ok("DNS");
+    }
+    if !by_dns.is_empty() || wildcard {
+        return Err(CaError::Invalid(format!(
+            "Huawei SCM takes one validation method per certificate, and {} must be proven by \
+             DNS while {} would be proven by file; set validation = \"dns\" under [dns] (or list \
+             the site in dns_sites) so every name is proven by DNS. Nothing was bought or applied",
+            list_or(&by_dns, "the wildcard"),
+            by_file
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if !cert_type.starts_with("DV") && !ip {
+        return Err(CaError::Invalid(format!(
+            "Huawei SCM proves {cert_type} certificates by DNS only (file validation is for DV \
+             and IP certificates); configure [dns] with validation = \"dns\". Nothing was applied"
+        )));
+    }
+    Ok("FILE")
+}
+
+fn list_or(names: &[&String], empty: &str) -> String {
+    if names.is_empty() {
+        empty.to_string()
+    } else {
+        names
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +367,36 @@ mod tests {
             m.contains("MULTI_DOMAIN") && m.contains("2 wildcard"),
             "{m}"
         );
+    }
+
+    fn request(names: &[&str], dns: &[&str]) -> OrderRequest {
+        OrderRequest {
+            product: String::new(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            csr_pem: String::new(),
+            period: None,
+            renews: None,
+            existing_id: None,
+            methods: (dns.iter())
+                .map(|n| (n.to_string(), ValidationMethod::Dns))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_method_per_application_file_only_for_dv_without_wildcards() {
+        assert_eq!(
+            domain_method(&request(&["a.test"], &[]), "DV_SSL_CERT").unwrap(),
+            "FILE"
+        );
+        let both = ["*.a.test", "a.test"];
+        assert_eq!(
+            domain_method(&request(&both, &both), "DV_SSL_CERT").unwrap(),
+            "DNS"
+        );
+        let e = domain_method(&request(&both, &["*.a.test"]), "DV_SSL_CERT").unwrap_err();
+        assert!(e.to_string().contains("validation = \"dns\""), "{e}");
+        let e = domain_method(&request(&["a.test"], &[]), "OV_SSL_CERT").unwrap_err();
+        assert!(e.to_string().contains("DNS only"), "{e}");
     }
 }

@@ -27,6 +27,7 @@ pub mod factory;
 pub mod howssl;
 pub mod http;
 pub mod huawei_scm;
+pub mod huawei_scm_answer;
 pub mod huawei_scm_pick;
 pub mod pem;
 
