@@ -480,6 +480,10 @@ ENC365_PASSWORD; it is never a command-line flag, and it is not stored. HowSSL h
 call: its API token (from the HowSSL site) is read from standard input with --token-stdin or from a
 prompt, checked with the account call, and saved in [howssl] (mode 0600).
 
+Huawei Cloud SCM (access keys come from the console; the secret key never goes in argv):
+  printf '%s' \"$SK\" | enc365-nginx register --provider huawei-scm --access-key AK \\
+      --secret-key-stdin --region cn-north-4 --project-id PROJECT_ID
+
 ACME (Let's Encrypt, ZeroSSL, any RFC 8555 CA):
   enc365-nginx register --provider acme --email you@example.com --agree-tos
   printf '%s' \"$HMAC\" | enc365-nginx register --provider acme --server zerossl \\
@@ -516,6 +520,20 @@ pub struct RegisterArgs {
     /// HowSSL: read the API token from standard input (first line) instead of a prompt.
     #[arg(long)]
     pub token_stdin: bool,
+    /// Huawei Cloud SCM: the access key (AK); the secret key is read from standard input with
+    /// --secret-key-stdin, else from a prompt (never from a flag).
+    #[arg(long, value_name = "AK")]
+    pub access_key: Option<String>,
+    /// Huawei Cloud SCM: read the secret key (SK) from standard input (first line).
+    #[arg(long)]
+    pub secret_key_stdin: bool,
+    /// Huawei Cloud SCM: the region (cn-north-4, the default; ap-southeast-1 for the
+    /// international site).
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Huawei Cloud SCM: the project id of the region, which revoking (a v2 call) needs.
+    #[arg(long, value_name = "ID")]
+    pub project_id: Option<String>,
     /// Which provider's table to write (default: the config's `provider`): encryption365,
     /// howssl, huawei-scm or acme.
     #[arg(long, value_name = "NAME")]

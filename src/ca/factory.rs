@@ -14,14 +14,20 @@ use super::account::AccountApi;
 use super::acme::Acme;
 use super::enc365::{ClientOptions, Enc365};
 use super::howssl::{HowSsl, HowSslOptions};
+use super::huawei_scm::{HuaweiScm, ScmOptions, TEST_CLOCK_OFFSET_ENV};
 use super::{CaError, CertificateAuthority};
 use crate::config::{
-    AcmeSettings, BASE_URL_ENV, ConfigError, Encryption365Settings, HowSslSettings, Provider,
-    ProviderSettings,
+    AcmeSettings, BASE_URL_ENV, ConfigError, Encryption365Settings, HowSslSettings,
+    HuaweiScmSettings, Provider, ProviderSettings,
 };
 
 /// The providers this version can talk to.
-pub const AVAILABLE: [Provider; 3] = [Provider::Encryption365, Provider::HowSsl, Provider::Acme];
+pub const AVAILABLE: [Provider; 4] = [
+    Provider::Encryption365,
+    Provider::HowSsl,
+    Provider::HuaweiScm,
+    Provider::Acme,
+];
 
 /// Why no client could be built. Every variant is a configuration error (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +35,7 @@ pub enum ProviderError {
     /// The provider is known but not built yet.
     #[error(
         "provider \"{0}\" is not available in this version of enc365-nginx, which can only use \
-         \"encryption365\", \"howssl\" or \"acme\"; nothing was sent to any CA"
+         \"encryption365\", \"howssl\", \"huawei-scm\" or \"acme\"; nothing was sent to any CA"
     )]
     NotAvailable(Provider),
     /// The provider's table lacks credentials, or is otherwise not usable.
@@ -41,6 +47,14 @@ pub enum ProviderError {
     /// The ACME settings are not usable (directory URL, CA bundle), or no account is registered.
     #[error("{error}; fix [acme] in {path}")]
     Acme {
+        /// What the client said.
+        error: CaError,
+        /// The config file.
+        path: PathBuf,
+    },
+    /// The `[huawei_scm]` settings are not usable (endpoint, region, credentials).
+    #[error("{error}; fix [huawei_scm] in {path}")]
+    HuaweiScm {
         /// What the client said.
         error: CaError,
         /// The config file.
@@ -88,8 +102,8 @@ pub fn certificate_authority(
     match settings {
         ProviderSettings::Encryption365(s) => Ok(Box::new(encryption365(s, config_path, true)?)),
         ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, true)?)),
+        ProviderSettings::HuaweiScm(s) => Ok(Box::new(huawei_scm(s, config_path, true)?)),
         ProviderSettings::Acme(s) => Ok(Box::new(acme(s, config_path, true)?)),
-        other => Err(ProviderError::NotAvailable(other.provider())),
     }
 }
 
@@ -106,9 +120,42 @@ pub fn account_api(
             Ok(Box::new(encryption365(s, config_path, with_credentials)?))
         }
         ProviderSettings::HowSsl(s) => Ok(Box::new(howssl(s, config_path, with_credentials)?)),
+        ProviderSettings::HuaweiScm(s) => {
+            Ok(Box::new(huawei_scm(s, config_path, with_credentials)?))
+        }
         ProviderSettings::Acme(s) => Ok(Box::new(acme(s, config_path, with_credentials)?)),
-        other => Err(ProviderError::NotAvailable(other.provider())),
     }
+}
+
+/// The Huawei Cloud SCM client; `with_credentials` requires the access key pair (a missing one
+/// says to register). The clock offset of [`TEST_CLOCK_OFFSET_ENV`] (tests only) is applied.
+pub fn huawei_scm(
+    settings: &HuaweiScmSettings,
+    config_path: &Path,
+    with_credentials: bool,
+) -> Result<HuaweiScm, ProviderError> {
+    let wrap = |error| ProviderError::HuaweiScm {
+        error,
+        path: config_path.to_path_buf(),
+    };
+    let has = settings.access_key.as_ref().is_some_and(|a| !a.is_empty())
+        && settings.secret_key.as_ref().is_some_and(|s| !s.is_empty());
+    if with_credentials && !has {
+        return Err(wrap(CaError::Invalid(
+            "no Huawei Cloud access key: run `enc365-nginx register --provider huawei-scm \
+             --access-key AK` (the secret key is read from standard input or a prompt)"
+                .into(),
+        )));
+    }
+    let clock_offset = std::env::var(TEST_CLOCK_OFFSET_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    HuaweiScm::new(ScmOptions {
+        settings: settings.clone(),
+        clock_offset,
+    })
+    .map_err(wrap)
 }
 
 fn encryption365(

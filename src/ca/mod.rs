@@ -16,7 +16,7 @@
 //! settings; no command names a provider type.
 //!
 //! This module never sees nginx: it must not import `crate::nginx`. Encryption365 ([`enc365`]),
-//! HowSSL ([`howssl`]) and ACME ([`acme`]) are implemented so far.
+//! HowSSL ([`howssl`]), Huawei Cloud SCM ([`huawei_scm`]) and ACME ([`acme`]) are implemented.
 
 pub mod account;
 pub mod acme;
@@ -26,6 +26,9 @@ pub mod envelope;
 pub mod factory;
 pub mod howssl;
 pub mod http;
+pub mod huawei_scm;
+pub mod huawei_scm_answer;
+pub mod huawei_scm_pick;
 pub mod pem;
 
 use std::collections::BTreeMap;

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod products;
 pub mod register;
 pub mod register_acme;
+pub mod register_huawei;
 pub mod register_token;
 pub mod reissue;
 pub mod renew;

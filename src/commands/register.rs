@@ -40,6 +40,10 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
         ctx.check_provider(Some(effective.provider))?;
         return super::register_token::run(args, ctx, config, &effective);
     }
+    if effective.provider == crate::config::Provider::HuaweiScm {
+        ctx.check_provider(Some(effective.provider))?;
+        return super::register_huawei::run(args, ctx, config, &effective);
+    }
     if effective.provider == crate::config::Provider::Acme {
         return super::register_acme::run(args, ctx, config, &effective);
     }

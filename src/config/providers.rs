@@ -181,7 +181,7 @@ impl HowSslSettings {
     }
 }
 
-/// `[huawei_scm]`: Huawei Cloud SSL Certificate Manager (providers.md §3). Not built yet.
+/// `[huawei_scm]`: Huawei Cloud SSL Certificate Manager (providers.md §3).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HuaweiScmSettings {
@@ -203,9 +203,33 @@ pub struct HuaweiScmSettings {
     /// The already-bought certificate (`scs…`) to apply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_id: Option<String>,
-    /// What to buy when no certificate is chosen.
+    /// What to buy when no certificate is chosen; without this table nothing is ever bought.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buy: Option<HuaweiBuy>,
+    /// The applicant's name sent with every application (required by SCM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_name: Option<String>,
+    /// The applicant's phone number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_phone: Option<String>,
+    /// The applicant's e-mail address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applicant_email: Option<String>,
+    /// OV/EV only: the company's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    /// OV/EV only: the company's department.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_unit: Option<String>,
+    /// OV/EV only: the company's province.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_province: Option<String>,
+    /// OV/EV only: the company's city.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_city: Option<String>,
+    /// OV/EV only: the company's country, two letters (`CN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
 }
 
 /// `[huawei_scm.buy]`: the purchase parameters of `POST /v3/scm/certificates/buy`.
@@ -290,6 +314,8 @@ pub struct AcmeEab {
 
 /// The chosen provider with its table: what the CA factory is built from.
 #[derive(Debug, Clone, PartialEq)]
+// Built once per command from the config: the size of the `[huawei_scm]` table does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum ProviderSettings {
     /// `provider = "encryption365"` and `[encryption365]` (with `ENC365_BASE_URL` applied).
     Encryption365(Encryption365Settings),

@@ -41,6 +41,7 @@ mod order_steps;
 mod package_template;
 mod providers;
 mod renew;
+mod scm;
 mod sim_dcv;
 mod sim_process;
 mod verify;

@@ -85,8 +85,9 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
-/// Recomputes the signature of a request as received; `Err` says why it is refused.
-fn check_signature(
+/// Recomputes the signature of a request as received; `Err` says why it is refused. (The SCM
+/// mode checks its requests with it too.)
+pub(crate) fn check_signature(
     options: &HuaweiDnsOptions,
     method: &Method,
     uri: &Uri,

@@ -23,6 +23,12 @@
 //! it speaks HowSSL instead ([`howssl`], providers.md §2): `/Home/...` paths, multipart bodies,
 //! tokens made with `POST /_sim/howssl/tokens` `{"token","email"?,"amount"?}`, faults set with
 //! `GET`/`POST /_sim/howssl/faults` (a [`howssl::HowFaults`] object).
+//!
+//! With [`SimProvider::HuaweiScm`] (`enc365-sim --provider huawei-scm`) it speaks Huawei Cloud SCM
+//! ([`scm`], providers.md §3): AK/SK-signed `/v3/scm/...` (and the v2 revoke) paths, a purchased
+//! certificate inventory from [`SimOptions::huawei_scm`], faults set with `GET`/`POST
+//! /_sim/scm/faults` (a [`scm_state::ScmFaults`] object), certificates bought with `POST
+//! /_sim/scm/certificates` (a [`scm_state::Stock`]).
 
 mod api;
 pub mod dcv;
@@ -31,6 +37,9 @@ mod files;
 pub mod howssl;
 pub mod huawei_dns;
 pub mod issuer;
+mod scm;
+mod scm_dns;
+pub mod scm_state;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -123,6 +132,8 @@ pub enum SimProvider {
     Encryption365,
     /// HowSSL (providers.md §2).
     HowSsl,
+    /// Huawei Cloud SCM (providers.md §3).
+    HuaweiScm,
 }
 
 /// How to run the simulator.
@@ -156,6 +167,8 @@ pub struct SimOptions {
     pub dns_server: Option<SocketAddr>,
     /// Also serve Huawei Cloud DNS record sets (`/v2/zones…`) for these credentials and zones.
     pub huawei_dns: Option<huawei_dns::HuaweiDnsOptions>,
+    /// The SCM mode's credentials and purchased certificates ([`SimProvider::HuaweiScm`]).
+    pub huawei_scm: Option<scm_state::ScmSimOptions>,
 }
 
 impl Default for SimOptions {
@@ -173,6 +186,7 @@ impl Default for SimOptions {
             fixed_unique_id: None,
             dns_server: None,
             huawei_dns: None,
+            huawei_scm: None,
         }
     }
 }
@@ -210,6 +224,7 @@ pub(crate) struct Shared {
     faults: Mutex<Faults>,
     counts: Mutex<BTreeMap<String, u64>>,
     howssl: Mutex<howssl::HowState>,
+    scm: Mutex<scm_state::ScmState>,
     ca: SimCa,
     fetcher: reqwest::Client,
     huawei_records: huawei_dns::Store,
@@ -284,6 +299,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         file,
         counts: Mutex::new(BTreeMap::new()),
         howssl: Mutex::new(howssl::HowState::default()),
+        scm: Mutex::new(scm_state::ScmState::default()),
         ca,
         fetcher,
         huawei_records: Mutex::new(BTreeMap::new()),
@@ -300,6 +316,11 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
             get(get_howssl_faults).post(set_howssl_faults),
         )
         .route("/_sim/howssl/tokens", post(add_howssl_token))
+        .route(
+            "/_sim/scm/faults",
+            get(scm::get_faults).post(scm::set_faults),
+        )
+        .route("/_sim/scm/certificates", post(scm::add_certificate))
         .route("/v2/zones", get(huawei_dns::list_zones))
         .route(
             "/v2/zones/{zone}/recordsets",
@@ -322,6 +343,12 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
             tracing::error!("enc365-sim stopped: {e}");
         }
     });
+    if let Some(scm) = &shared.options.huawei_scm {
+        let mut st = lock(&shared.scm);
+        for stock in &scm.inventory {
+            st.add(stock.clone());
+        }
+    }
     let recheck = shared.options.recheck_interval.map(|every| {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -410,6 +437,29 @@ impl SimHandle {
     /// HowSSL mode: replaces the faults.
     pub fn set_howssl_faults(&self, faults: howssl::HowFaults) {
         lock(&self.shared.howssl).set_faults(faults);
+    }
+
+    /// SCM mode: adds an unused purchased certificate; its id.
+    pub fn add_scm_certificate(&self, stock: scm_state::Stock) -> String {
+        lock(&self.shared.scm).add(stock)
+    }
+
+    /// SCM mode: every certificate as `(id, status, names)`.
+    pub fn scm_certificates(&self) -> Vec<(String, String, Vec<String>)> {
+        (lock(&self.shared.scm).certs.values())
+            .map(|c| (c.id.clone(), c.status.clone(), c.names.clone()))
+            .collect()
+    }
+
+    /// SCM mode: how many requests reached an operation (`buy`, `apply`, `show`, `export`,
+    /// `revoke`, `cancel`, `list`), signatures checked.
+    pub fn scm_count(&self, op: &str) -> u64 {
+        lock(&self.shared.scm).counts.get(op).copied().unwrap_or(0)
+    }
+
+    /// SCM mode: replaces the faults.
+    pub fn set_scm_faults(&self, faults: scm_state::ScmFaults) {
+        lock(&self.shared.scm).faults = faults;
     }
 
     /// Runs validation of every pending order now.
@@ -616,6 +666,9 @@ async fn ca_endpoint(
     let path = uri.path().to_string();
     if shared.options.provider == SimProvider::HowSsl {
         return howssl::endpoint(&shared, &method, &headers, &path, &body).await;
+    }
+    if shared.options.provider == SimProvider::HuaweiScm {
+        return scm::endpoint(&shared, &method, &uri, &headers, &body).await;
     }
     if !api::is_endpoint(&path, shared.options.unconfirmed_endpoints) {
         return (StatusCode::NOT_FOUND, "404 Not Found\n").into_response();

@@ -106,10 +106,21 @@ struct Args {
     fault_paths: Vec<String>,
     /// Write the manual page to DIR/man and shell completions to DIR/{bash,zsh,fish}, then exit
     /// (used by the package build).
-    /// Which CA API to speak: encryption365 (the default) or howssl (HowSSL's `/Home/...`
-    /// multipart API; tokens come from --howssl-token).
-    #[arg(long, default_value = "encryption365", value_name = "NAME", value_parser = ["encryption365", "howssl"])]
+    /// Which CA API to speak: encryption365 (the default), howssl (HowSSL's `/Home/...`
+    /// multipart API; tokens come from --howssl-token) or huawei-scm (AK/SK-signed SCM API; keys
+    /// from --scm-key, purchased certificates from --scm-stock).
+    #[arg(long, default_value = "encryption365", value_name = "NAME", value_parser = ["encryption365", "howssl", "huawei-scm"])]
     provider: String,
+    /// SCM mode: the access key pair requests must be signed with, as AK:SK.
+    #[arg(long, value_name = "AK:SK")]
+    scm_key: Option<String>,
+    /// SCM mode: the project id the v2 paths (revoke) must carry.
+    #[arg(long, value_name = "ID", default_value = "sim-project")]
+    scm_project_id: String,
+    /// SCM mode: a purchased, unused certificate, as TYPE:DOMAIN_TYPE:COUNT:WILDCARDS (e.g.
+    /// DV_SSL_CERT:MULTI_DOMAIN:2:1); repeat for several.
+    #[arg(long, value_name = "SPEC")]
+    scm_stock: Vec<String>,
     /// HowSSL mode: an API token to accept, as TOKEN or TOKEN:AMOUNT (the account balance,
     /// default 1000); repeat for several.
     #[arg(long, value_name = "TOKEN[:AMOUNT]")]
@@ -127,7 +138,9 @@ Examples:
 Runtime control (same port): GET/POST /_sim/faults, GET /_sim/requests, GET /_sim/ca.pem,
 POST /_sim/accounts {username,password}, POST /_sim/devices {username}, POST /_sim/recheck.
 HowSSL mode: enc365-sim --provider howssl --howssl-token dev-token:50 --connect 127.0.0.1:18080;
-POST /_sim/howssl/tokens {token,email,amount}, GET/POST /_sim/howssl/faults.";
+POST /_sim/howssl/tokens {token,email,amount}, GET/POST /_sim/howssl/faults.
+SCM mode: enc365-sim --provider huawei-scm --scm-key AK:SK --scm-stock DV_SSL_CERT:MULTI_DOMAIN:2:0;
+GET/POST /_sim/scm/faults, POST /_sim/scm/certificates {cert_type,domain_type,domain_count,...}.";
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(
@@ -220,10 +233,26 @@ async fn run(args: Args) -> Result<(), String> {
         validity_secs: None,
         paths: args.fault_paths,
     };
-    let provider = if args.provider == "howssl" {
-        SimProvider::HowSsl
-    } else {
-        SimProvider::Encryption365
+    let provider = match args.provider.as_str() {
+        "howssl" => SimProvider::HowSsl,
+        "huawei-scm" => SimProvider::HuaweiScm,
+        _ => SimProvider::Encryption365,
+    };
+    let huawei_scm = match &args.scm_key {
+        Some(pair) => {
+            let (ak, sk) = (pair.split_once(':'))
+                .ok_or_else(|| format!("--scm-key {pair:?}: expected AK:SK"))?;
+            let inventory = (args.scm_stock.iter())
+                .map(|spec| sim::scm_state::Stock::parse(spec))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(sim::scm_state::ScmSimOptions {
+                ak: ak.into(),
+                sk: sk.into(),
+                project_id: args.scm_project_id.clone(),
+                inventory,
+            })
+        }
+        None => None,
     };
     let options = SimOptions {
         provider,
@@ -236,6 +265,7 @@ async fn run(args: Args) -> Result<(), String> {
         faults,
         fixed_unique_id: args.unique_id,
         dns_server: args.dns_server,
+        huawei_scm,
         ..SimOptions::default()
     };
     let handle = sim::start(options).await.map_err(|e| e.to_string())?;
