@@ -288,9 +288,10 @@ pub fn for_reissue(
                 lineage.site
             ))
         })?;
+    // An interrupted reissue is `reissue`'s to finish.
     if let Some(record) = OrderRecord::load(&run.state_dir, &lineage.site)
         .map_err(Failure::failed)?
-        .filter(|r| r.state != RecordState::Installed)
+        .filter(|r| !matches!(r.state, RecordState::Installed | RecordState::Reissuing))
     {
         return Err(Failure::usage(anyhow!(
             "order {} for {} is still in flight; finish it with `enc365-nginx renew` first",

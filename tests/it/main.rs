@@ -23,6 +23,7 @@ mod enc365_contract;
 mod fixtures;
 mod fuzz_corpus;
 mod gen_vhosts;
+mod hardening;
 mod harness;
 mod help_examples;
 mod howssl;
