@@ -22,7 +22,8 @@ use crate::site::{self, Site};
 /// none of whose names can be ordered are reported and left out.
 pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> {
     let args = run.args;
-    let all_sites = site::group(found);
+    let mut all_sites = site::group(found);
+    site::keep_known_names(&mut all_sites, |name| known(run, name));
     let mut selected = site::select(found, all_sites.clone(), &args.sites).map_err(|unmatched| {
         Failure::usage(anyhow!(
             "--site {} matches no server block; `enc365-nginx discover` lists the names and files",
@@ -260,6 +261,12 @@ fn renewal_of(
             }),
         },
     }
+}
+
+/// Whether `name` has a lineage or an order record here (a site's `live/` name).
+pub fn known(run: &Run, name: &str) -> bool {
+    crate::paths::lineage(&run.state_dir, name).exists()
+        || crate::paths::order_record(&run.state_dir, name).exists()
 }
 
 /// The managed certificate `reissue --site` names, and the site that serves it. Refused when an

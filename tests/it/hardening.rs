@@ -247,3 +247,39 @@ fn a_deploy_hook_that_leaves_a_process_behind_does_not_hold_the_run() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_lineage_is_named_after_a_name_it_covers_and_keeps_that_name() {
+    let sites = r#"
+        server {
+            listen 127.0.0.1:{port.0};
+            server_name xn--bcher-kva.test shop.test www.shop.test;
+            root {prefix}/www/shop;
+        }
+    "#;
+    // xn--bcher-kva.test is not in the hosts file: left out as unresolved.
+    let host = Host::with(Faults::default(), sites, "");
+    let doc = ok(&host.auto(&["--json"]));
+    let live = host.dir.path().join("live");
+    assert!(live.join("shop.test/fullchain.pem").exists(), "{doc:#}");
+    assert!(!live.join("xn--bcher-kva.test").exists(), "{doc:#}");
+    assert_eq!(doc["sites"][0]["site"], "shop.test", "{doc:#}");
+    // Once the name resolves, the certificate grows to cover it under the same lineage.
+    let hosts = host.dir.path().join("hosts");
+    let mut text = std::fs::read_to_string(&hosts).unwrap();
+    text.push_str("127.0.0.1 xn--bcher-kva.test\n");
+    std::fs::write(&hosts, text).unwrap();
+    let doc = ok(&host.auto(&["--json"]));
+    assert!(!live.join("xn--bcher-kva.test").exists(), "{doc:#}");
+    let lineage = Lineage::load(&host.dir.path().join("state"), "shop.test")
+        .unwrap()
+        .unwrap();
+    assert!(
+        lineage.names.iter().any(|n| n == "xn--bcher-kva.test"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        served(&host, "xn--bcher-kva.test").fingerprint,
+        lineage.fingerprint
+    );
+}

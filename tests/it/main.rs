@@ -20,6 +20,7 @@ mod control;
 mod discover_cli;
 mod dns;
 mod enc365_contract;
+mod fault_matrix;
 mod fixtures;
 mod fuzz_corpus;
 mod gen_vhosts;
