@@ -56,6 +56,8 @@ const NAMES: &[(&str, &[&str])] = &[
 enum Fault {
     /// The simulator misbehaves on one CA path during the first `auto` (or `reissue`).
     Ca { path: &'static str, kind: CaFault },
+    /// kill -9 of `rollback` while its `nginx -t` (after restoring the files) runs.
+    KillRollback,
     /// kill -9 of `auto` while the call to `path` waits for its answer.
     Kill {
         path: &'static str,
@@ -134,6 +136,7 @@ fn cases() -> Vec<Fault> {
     ] {
         out.push(Fault::Kill { path, command });
     }
+    out.push(Fault::KillRollback);
     out.push(Fault::NginxFails { on: "-t" });
     out.push(Fault::NginxFails { on: "reload" });
     out.push(Fault::FullFs { under: "vhosts" });
@@ -250,6 +253,17 @@ fn run_case(name: &str, fault: &Fault) -> Verdict {
             }
             kill_during(&host, path, command);
         }
+        Fault::KillRollback => {
+            let out = host.auto(&["--json"]);
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            outputs.push(out);
+            let undo = doc["undo"].as_str().unwrap_or_default().to_string();
+            baseline_creates = host.sim.request_count("/cert/create");
+            kill_rollback(&host, &undo);
+            outputs.push(host.command(&["rollback", &undo, "--json"]));
+            check(&host, &before, baseline_creates, None, &outputs, &mut v);
+            return v;
+        }
         Fault::NginxFails { on } => {
             outputs.push(host.auto(&[]));
             baseline_creates = host.sim.request_count("/cert/create");
@@ -353,6 +367,55 @@ fn kill_during(host: &Host, path: &str, command: &str) {
     let _ = child.kill();
     let _ = child.wait();
     host.sim.set_faults(Faults::default());
+}
+
+/// Runs `rollback undo` with an nginx whose `-t` hangs, and kill -9s it there.
+fn kill_rollback(host: &Host, undo: &str) {
+    let marker = host.dir.path().join("nginx-t-started");
+    let wrapper = host.dir.path().join("nginx-hangs");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nfor a; do [ \"$a\" = -t ] && {{ echo $$ > {}; exec sleep 30; }}; done\nexec {} \"$@\"\n",
+            marker.display(),
+            host.sb.nginx_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = host.dir.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .args(["rollback", undo])
+        .arg("--config")
+        .arg(d.join("config.toml"))
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .arg("--nginx-bin")
+        .arg(&wrapper)
+        .arg("--nginx-conf")
+        .arg(host.sb.conf_path())
+        .arg("--nginx-prefix")
+        .arg(host.sb.prefix())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !marker.exists() && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Some(pid) = std::fs::read_to_string(&marker)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        // SAFETY: kill only sends a signal, to the hanging `sleep` this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
 }
 
 /// `renew --force` with an nginx whose `-t` (or `-s reload`) fails.

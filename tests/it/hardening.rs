@@ -283,3 +283,30 @@ fn a_lineage_is_named_after_a_name_it_covers_and_keeps_that_name() {
         lineage.fingerprint
     );
 }
+
+/// Encryption365 documents no way to find an order whose `/cert/create` answer was lost
+/// (`/cert/details` needs its `trustocean_id`, providers.md §1.6.4, §1.10): the site stays
+/// blocked with the message of today, and is never ordered twice without the user's word.
+#[test]
+fn a_lost_create_answer_blocks_the_site_and_never_orders_twice() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    host.sim
+        .set_faults(faults_on("/cert/create", |f| f.http_status = Some(502)));
+    let out = host.auto(&["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    host.sim.set_faults(Faults::default());
+    let conf = std::fs::read(host.sb.conf_path()).unwrap();
+    for _ in 0..2 {
+        let out = host.auto(&["--json"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("--discard-interrupted-order"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert_eq!(host.sim.request_count("/cert/create"), 1, "one order");
+    assert_eq!(std::fs::read(host.sb.conf_path()).unwrap(), conf);
+    ok(&host.auto(&["--json", "--discard-interrupted-order"]));
+    assert_eq!(host.sim.request_count("/cert/create"), 2);
+}
