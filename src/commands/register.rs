@@ -64,14 +64,17 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
         .and_then(|(_, _, v)| v.as_str().map(str::to_string))
         .unwrap_or_else(|| api.name().to_string());
     let registration = block_on(api.register(&request))?.map_err(|e| {
+        let verb = match e {
+            CaError::Api { .. } => format!("{} refused to register", api.name()),
+            _ => "could not register".to_string(),
+        };
         let what = format!(
-            "could not register this server (device label {servername:?}) for the account {:?} \
-             at {base_url}",
+            "{verb} this server (device label {servername:?}) for the account {:?} at {base_url}",
             request.username
         );
         match e {
             CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
-            e => Failure::failed(anyhow!("{what}: {e}\n{}", register_hint(&e, api.name()))),
+            e => Failure::failed(anyhow!("{what}: {e}; {}", register_hint(&e, api.name()))),
         }
     })?;
     let replaced = config.saved_account(effective.provider);
