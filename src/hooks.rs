@@ -14,11 +14,13 @@
 //! A command is split into words like `reload_command` and run directly; one holding shell syntax
 //! (`; & | < > $ \` ( ) * ? ~` or a newline) runs through `sh -c`. Its output goes to our stderr,
 //! never stdout (which belongs to `--json`). A hook that fails or runs longer than
-//! [`HOOK_TIMEOUT`] is reported; it never undoes an install that was proven good.
+//! [`HOOK_TIMEOUT`] is reported; it never undoes an install that was proven good. It runs in a
+//! process group of its own, killed whole at the time limit; a process it leaves running (a
+//! daemon it started) is not waited for.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -135,16 +137,14 @@ pub fn run(hook: HookKind, site: Option<&str>, command: &str, env: &[(&str, Stri
         }
     };
     let mut cmd = Command::new(&argv[0]);
-    crate::secret::scrub_env(&mut cmd)
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    crate::secret::scrub_env(&mut cmd).args(&argv[1..]);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    // Its own process group: at the time limit the hook and everything it started are killed,
+    // and a process it leaves behind holding its output cannot hold the run.
+    let done = match crate::nginx::process::run_bounded(&mut cmd, HOOK_TIMEOUT) {
+        Ok(done) => done,
         Err(e) => {
             result.error = Some(format!(
                 "--{hook}-hook: could not start {:?}: {e}; check the command and its PATH",
@@ -153,28 +153,9 @@ pub fn run(hook: HookKind, site: Option<&str>, command: &str, env: &[(&str, Stri
             return result;
         }
     };
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let readers = [
-        std::thread::spawn(move || drain(out.as_mut())),
-        std::thread::spawn(move || drain(err.as_mut())),
-    ];
-    let deadline = Instant::now() + HOOK_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let output: Vec<u8> = readers
-        .into_iter()
-        .flat_map(|r| r.join().unwrap_or_default())
-        .collect();
+    let status = done.status;
+    let mut output = done.stdout;
+    output.extend_from_slice(&done.stderr);
     let text = String::from_utf8_lossy(&output);
     for line in text.lines() {
         eprintln!("  {hook}-hook: {line}");
@@ -202,14 +183,6 @@ pub fn run(hook: HookKind, site: Option<&str>, command: &str, env: &[(&str, Stri
         }
     }
     result
-}
-
-fn drain(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(p) = pipe {
-        let _ = p.read_to_end(&mut buf);
-    }
-    buf
 }
 
 /// The environment of a deploy hook for a site installed at `live_dir`.
@@ -255,5 +228,17 @@ mod tests {
         assert!(bad.error.unwrap().contains("status 7"));
         let missing = run(HookKind::Deploy, Some("a.test"), "/nonexistent/hook", &[]);
         assert!(missing.error.unwrap().contains("could not start"));
+    }
+
+    #[test]
+    fn a_hook_leaving_a_process_behind_does_not_hold_the_run() {
+        let started = std::time::Instant::now();
+        let done = run(HookKind::Deploy, Some("a.test"), "sleep 25 &", &[]);
+        assert!(done.ok, "{done:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hook held the run for {:?}",
+            started.elapsed()
+        );
     }
 }

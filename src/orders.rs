@@ -25,6 +25,10 @@ pub enum RecordState {
     /// The CA was (or is about to be) asked to commit the draft; its answer was not saved. Like
     /// [`RecordState::Creating`]: never committed again without the user's word.
     Committing,
+    /// `reissue` asked (or is about to ask) the CA to reissue order `order_id` with this
+    /// record's key and CSR, and the answer was not saved. The CA may have taken it: the key is
+    /// kept, and the next `reissue` reads the order's state to finish it or to send it again.
+    Reissuing,
     /// Ordered; waiting for validation and issuance.
     Pending,
     /// Issued; the certificate is in the record, not installed yet.

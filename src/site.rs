@@ -195,6 +195,20 @@ pub fn group(found: &Discovery) -> Vec<Site> {
     sites
 }
 
+/// Names each site after a name it covers that already has a lineage or an order (`known`), so
+/// its `live/` directory stays the same when its first name changes, is left out, or comes back.
+/// A site named after a known name, or covering none, keeps its name.
+pub fn keep_known_names(sites: &mut [Site], known: impl Fn(&str) -> bool) {
+    for site in sites {
+        if known(&site.name) {
+            continue;
+        }
+        if let Some(name) = site.names.iter().find(|n| known(n)) {
+            site.name = name.clone();
+        }
+    }
+}
+
 /// Whether two paths name the same existing file once symlinks are resolved (a vhost enabled by
 /// a link in `sites-enabled/` is selected by its `sites-available/` path too).
 fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
@@ -241,4 +255,34 @@ pub fn select(
         .into_iter()
         .filter(|s| selectors.iter().any(|sel| matches(s, sel)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(name: &str, names: &[&str]) -> Site {
+        Site {
+            name: name.into(),
+            servers: vec![0],
+            names: names.iter().map(|n| n.to_string()).collect(),
+            left_out: Vec::new(),
+            needs_certificate: true,
+            reason: String::new(),
+            dns_names: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_site_keeps_the_name_it_has_a_lineage_under() {
+        let mut sites = vec![
+            site("xn--bcher-kva.test", &["xn--bcher-kva.test", "shop.test"]),
+            site("a.test", &["a.test", "b.test"]),
+        ];
+        keep_known_names(&mut sites, |n| {
+            ["shop.test", "a.test", "b.test"].contains(&n)
+        });
+        assert_eq!(sites[0].name, "shop.test");
+        assert_eq!(sites[1].name, "a.test", "already known: unchanged");
+    }
 }

@@ -129,10 +129,20 @@ impl Context {
     }
 
     /// The nginx binary to run: `--nginx-bin`, else `nginx` from PATH, else /usr/sbin/nginx. It
-    /// runs nginx (and reload commands) without our secrets in their environment.
+    /// runs nginx (and reload commands) without our secrets in their environment, and stops an
+    /// `nginx -t` that runs longer than `ENC365_NGINX_TIMEOUT` seconds (default 120).
     pub fn nginx_binary(&self) -> NginxBinary {
+        let timeout = std::env::var("ENC365_NGINX_TIMEOUT")
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map_or(
+                crate::nginx::control::NGINX_TIMEOUT,
+                std::time::Duration::from_secs_f64,
+            );
         NginxBinary::locate(self.global.nginx_bin.clone())
             .without_env(crate::secret::SECRET_ENV_VARS.iter().copied())
+            .with_timeout(timeout)
     }
 
     /// The main config file and prefix, resolved as design §3.1 says. Asks `nginx -V` only for what

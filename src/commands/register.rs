@@ -61,20 +61,25 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
         servername: servername.clone(),
     };
     let settings = effective.provider_settings();
-    let registration = block_on(api.register(&request))?.map_err(|e| match e {
-        CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
-        e => Failure::failed(anyhow!(e).context(format!(
-            "{} refused to register this server (device label {servername:?}) for the account \
-             {:?} at {}; check the user name and password",
-            api.name(),
-            request.username,
-            settings
-                .summary()
-                .iter()
-                .find(|(_, key, _)| *key == "base_url")
-                .and_then(|(_, _, v)| v.as_str().map(str::to_string))
-                .unwrap_or_else(|| api.name().to_string())
-        ))),
+    let base_url = settings
+        .summary()
+        .iter()
+        .find(|(_, key, _)| *key == "base_url")
+        .and_then(|(_, _, v)| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| api.name().to_string());
+    let registration = block_on(api.register(&request))?.map_err(|e| {
+        let verb = match e {
+            CaError::Api { .. } => format!("{} refused to register", api.name()),
+            _ => "could not register".to_string(),
+        };
+        let what = format!(
+            "{verb} this server (device label {servername:?}) for the account {:?} at {base_url}",
+            request.username
+        );
+        match e {
+            CaError::Unsupported(_) => Failure::usage(anyhow!(e)),
+            e => Failure::failed(anyhow!("{what}: {e}; {}", register_hint(&e, api.name()))),
+        }
     })?;
     let replaced = config.saved_account(effective.provider);
     let client_id = registration.account_id.clone();
@@ -124,6 +129,34 @@ pub fn run(args: &RegisterArgs, ctx: &Context) -> CommandResult {
         println!("Next: `enc365-nginx products` to choose a product.");
     }
     Ok(ExitStatus::Success)
+}
+
+/// What to tell after a failed registration, by what actually happened: only a refusal by the CA
+/// is about the user name and password.
+fn register_hint(error: &CaError, ca: &str) -> String {
+    match error {
+        CaError::Api { .. } => {
+            format!("{ca} refused it; check the user name and password (nothing was saved)")
+        }
+        CaError::Unreachable { .. } => format!(
+            "{ca} could not be reached, so nothing was sent and nothing was saved; check the \
+             network and the base URL, then run register again"
+        ),
+        CaError::Transport { .. } => format!(
+            "{ca} gave no usable answer (an HTTP error status, a timeout or a broken connection); \
+             nothing was saved. The CA may have registered the device anyway: run register again \
+             later, and revoke an unused device in the TrustOcean console"
+        ),
+        CaError::Malformed { .. } => format!(
+            "the answer was not {ca}'s API (an HTML error page or a cut-off answer: a proxy, a \
+             maintenance page or a wrong base URL?); nothing was saved. The CA may have \
+             registered the device anyway: run register again later, and revoke an unused \
+             device in the TrustOcean console"
+        ),
+        CaError::Unsupported(_) | CaError::Invalid(_) => {
+            "nothing was sent and nothing was saved".to_string()
+        }
+    }
 }
 
 /// The password: `ENC365_PASSWORD`, else stdin with `--password-stdin`, else a no-echo prompt.

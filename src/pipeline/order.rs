@@ -14,7 +14,9 @@ use std::path::Path;
 use anyhow::anyhow;
 
 use super::Run;
-use crate::ca::{CaError, CertificateAuthority, Created, OrderId, OrderRequest, ValidationMethod};
+use crate::ca::{
+    CaError, CertificateAuthority, Created, OrderId, OrderRequest, OrderState, ValidationMethod,
+};
 use crate::keys::KeyAndCsr;
 use crate::keys::pool::KeyPool;
 use crate::orders::{OrderRecord, RecordState};
@@ -137,6 +139,11 @@ fn resumable(run: &Run, site: &str) -> anyhow::Result<Option<OrderRecord>> {
             return Ok(Some(record));
         }
         Next::Create => {}
+        Next::Reissue => anyhow::bail!(
+            "an earlier `reissue` of order {} was interrupted before the CA's answer was saved; \
+             run `enc365-nginx reissue --site {site}` to finish it with the key made then",
+            record.order_id.as_deref().unwrap_or("?")
+        ),
         Next::Interrupted if !run.args.discard_interrupted_order => {
             anyhow::bail!("{}", interrupted_commit(&record));
         }
@@ -293,8 +300,10 @@ fn interrupted_commit(record: &OrderRecord) -> String {
 }
 
 /// `reissue`: a new key and CSR on the managed certificate's order `order_id`, through the
-/// provider's reissue call. The record is saved first; on any failure it goes again (the
-/// installed certificate is unchanged).
+/// provider's reissue call. The record is saved first (state `reissuing`, with the new key). A
+/// refusal changed nothing at the CA, so the record goes; a lost answer keeps record and key, and
+/// the next `reissue` resumes: it reads the order's state and finishes with that key, or sends
+/// the same reissue again when the CA did not take it ([`resume_reissue`]).
 pub async fn reissue(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
@@ -302,35 +311,131 @@ pub async fn reissue(
     names: &[String],
     order_id: String,
 ) -> anyhow::Result<()> {
-    let (mut record, csr_pem) = new_record(run, ca, site, names, Some(order_id.clone()))?;
-    record.save(&run.state_dir)?;
+    let interrupted = OrderRecord::load(&run.state_dir, site)?
+        .filter(|r| r.state == RecordState::Reissuing && r.order_id.as_deref() == Some(&order_id));
+    let mut record = match interrupted {
+        Some(record) => {
+            run.say(format!(
+                "  {site}: resuming the interrupted reissue of order {order_id} with the key \
+                 made then"
+            ));
+            match resume_reissue(ca, &run.state_dir, &record).await? {
+                Resumed::Taken => return mark_pending(run, record),
+                Resumed::NotTaken => record,
+            }
+        }
+        None => {
+            let (mut record, _) = new_record(run, ca, site, names, Some(order_id))?;
+            record.state = RecordState::Reissuing;
+            record.save(&run.state_dir)?;
+            record
+        }
+    };
     let request = OrderRequest {
         product: run.config.product(),
-        names: names.to_vec(),
-        csr_pem,
+        names: record.names.clone(),
+        csr_pem: record.csr_pem.clone(),
         period: None,
         renews: None,
         existing_id: None,
-        methods: methods(names, &[]),
+        methods: methods(&record.names, &[]),
     };
-    let id = OrderId(order_id);
+    let id = OrderId(record.order_id.clone().unwrap_or_default());
     match ca.reissue(&id, &request).await {
-        Ok(_) => {
-            record.state = RecordState::Pending;
-            record.save(&run.state_dir)
+        Ok(_) => mark_pending(run, record),
+        Err(e) if nothing_happened(&e) => {
+            OrderRecord::discard(&run.state_dir, site);
+            Err(anyhow!(
+                "{e}; nothing changed, the installed certificate stays"
+            ))
         }
         Err(e) => {
-            OrderRecord::discard(&run.state_dir, site);
-            let hint = match e {
-                CaError::Transport { .. } => {
-                    "; the CA may have taken the reissue anyway — check the TrustOcean console, \
-                     then run reissue again (the installed certificate is unchanged)"
-                }
-                _ => "; nothing changed, the installed certificate stays",
-            };
-            Err(anyhow!("{e}{hint}"))
+            record.last_error = Some(e.to_string());
+            record.save(&run.state_dir)?;
+            Err(anyhow!(
+                "{e}; the CA may have taken the reissue anyway. The new key and the order record \
+                 are kept: run `enc365-nginx reissue --site {site}` again — it reads the order's \
+                 state and finishes with that key (the installed certificate is unchanged)"
+            ))
         }
     }
+}
+
+/// The reissue was taken: the order is pending again with our CSR, for the pipeline to validate.
+fn mark_pending(run: &Run, mut record: OrderRecord) -> anyhow::Result<()> {
+    record.state = RecordState::Pending;
+    record.last_error = None;
+    record.save(&run.state_dir)
+}
+
+/// Whether the CA took an interrupted reissue, as far as its order's state tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// It did: the order is pending again, or issued for our key.
+    Taken,
+    /// It did not: the order is still issued for the old key.
+    NotTaken,
+}
+
+/// Reads the state of the order an interrupted reissue was sent for: pending (validating our
+/// new CSR) or issued for our key means it was taken; issued for another key means it was not.
+/// An order that ended (cancelled, revoked) ends the reissue: the record goes.
+pub async fn resume_reissue(
+    ca: &dyn CertificateAuthority,
+    state_dir: &Path,
+    record: &OrderRecord,
+) -> anyhow::Result<Resumed> {
+    let id = OrderId(record.order_id.clone().unwrap_or_default());
+    let order = ca.order_status(&id, &record.names).await.map_err(|e| {
+        anyhow!(
+            "{e}; could not read order {id} to finish the interrupted reissue; the new key and \
+             the record are kept — run reissue again later"
+        )
+    })?;
+    match order.state {
+        OrderState::Pending { .. } => Ok(Resumed::Taken),
+        OrderState::Issued(cert) if issued_for_our_key(state_dir, record, &cert.leaf_pem) => {
+            Ok(Resumed::Taken)
+        }
+        OrderState::Issued(_) => Ok(Resumed::NotTaken),
+        OrderState::Failed { reason } => {
+            OrderRecord::discard(state_dir, &record.site);
+            Err(anyhow!(
+                "order {id} ended at the CA ({reason}), so it cannot be reissued; `enc365-nginx \
+                 renew --force --site {}` orders a new certificate",
+                record.site
+            ))
+        }
+    }
+}
+
+/// Whether `leaf_pem` certifies the pending key of `record`.
+fn issued_for_our_key(state_dir: &Path, record: &OrderRecord, leaf_pem: &str) -> bool {
+    let key_path = OrderRecord::key_path(state_dir, &record.site);
+    let Ok(key) = std::fs::read_to_string(key_path) else {
+        return false;
+    };
+    let Ok(key) = rcgen::KeyPair::from_pem(&key) else {
+        return false;
+    };
+    let leaf = x509_parser::pem::Pem::iter_from_buffer(leaf_pem.as_bytes())
+        .find_map(|p| p.ok().filter(|p| p.label == "CERTIFICATE"));
+    leaf.is_some_and(|pem| {
+        x509_parser::parse_x509_certificate(&pem.contents).is_ok_and(|(_, leaf)| {
+            leaf.public_key().raw == rcgen::PublicKeyData::subject_public_key_info(&key).as_slice()
+        })
+    })
+}
+
+/// Whether a failed call certainly did nothing at the CA (refused, or never sent).
+fn nothing_happened(e: &CaError) -> bool {
+    matches!(
+        e,
+        CaError::Api { .. }
+            | CaError::Invalid(_)
+            | CaError::Unreachable { .. }
+            | CaError::Unsupported(_)
+    )
 }
 
 /// One persisted step of placing an order.
@@ -352,6 +457,8 @@ pub enum Next {
     Commit,
     /// A commit was asked and its answer not saved: the user decides.
     Interrupted,
+    /// A reissue was asked and its answer not saved: `reissue` resumes it.
+    Reissue,
     /// The order is placed (pending, issued or installed).
     Placed,
 }
@@ -362,6 +469,7 @@ pub fn next(record: &OrderRecord) -> Next {
         RecordState::Creating => Next::Create,
         RecordState::Created => Next::Commit,
         RecordState::Committing => Next::Interrupted,
+        RecordState::Reissuing => Next::Reissue,
         RecordState::Pending
         | RecordState::Issued
         | RecordState::Installed
@@ -392,7 +500,7 @@ pub async fn advance(
     loop {
         match next(record) {
             Next::Placed => return Ok(()),
-            Next::Interrupted => return Err(StepFailure::Interrupted),
+            Next::Interrupted | Next::Reissue => return Err(StepFailure::Interrupted),
             Next::Create | Next::Commit => take_step(ca, state_dir, record, request).await?,
         }
     }
@@ -409,7 +517,7 @@ pub async fn take_step(
     let save = |record: &OrderRecord| record.save(state_dir).map_err(StepFailure::Disk);
     match next(record) {
         Next::Placed => Ok(()),
-        Next::Interrupted => Err(StepFailure::Interrupted),
+        Next::Interrupted | Next::Reissue => Err(StepFailure::Interrupted),
         Next::Create => {
             save(record)?;
             match ca.create(request).await {

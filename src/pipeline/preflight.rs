@@ -107,6 +107,10 @@ pub fn run(
         }
     }
     let temporary = temporary_round(run, found, &publications, need_location, &mut kept)?;
+    let mut publications = publications;
+    for site in &mut kept {
+        name_after_a_covered_name(run, &mut publications, site);
+    }
     Ok(Ready {
         sites: kept,
         publications,
@@ -195,6 +199,32 @@ fn leave_out_location_names(
         } else if passes(run, &site, unserved) {
             kept.push(site);
         }
+    }
+}
+
+/// A new site whose name was left out is named after the first name its certificate will cover
+/// (its `live/` directory with it); a site with a lineage or an order keeps its name.
+fn name_after_a_covered_name(
+    run: &mut Run,
+    publications: &mut BTreeMap<String, Publication>,
+    site: &mut Site,
+) {
+    let Some(first) = site.names.first().cloned() else {
+        return;
+    };
+    if site.names.contains(&site.name) || super::select::known(run, &site.name) {
+        return;
+    }
+    let old = std::mem::replace(&mut site.name, first.clone());
+    if let Some(publication) = publications.remove(&old) {
+        publications.insert(first.clone(), publication);
+    }
+    if let Some(mut result) = run.report.results.remove(&old) {
+        result.site = first.clone();
+        run.report.results.insert(first.clone(), result);
+    }
+    if let Some(renews) = run.renews.remove(&old) {
+        run.renews.insert(first, renews);
     }
 }
 

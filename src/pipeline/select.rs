@@ -22,7 +22,8 @@ use crate::site::{self, Site};
 /// none of whose names can be ordered are reported and left out.
 pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> {
     let args = run.args;
-    let all_sites = site::group(found);
+    let mut all_sites = site::group(found);
+    site::keep_known_names(&mut all_sites, |name| known(run, name));
     let mut selected = site::select(found, all_sites.clone(), &args.sites).map_err(|unmatched| {
         Failure::usage(anyhow!(
             "--site {} matches no server block; `enc365-nginx discover` lists the names and files",
@@ -268,6 +269,12 @@ fn renewal_of(
     }
 }
 
+/// Whether `name` has a lineage or an order record here (a site's `live/` name).
+pub fn known(run: &Run, name: &str) -> bool {
+    crate::paths::lineage(&run.state_dir, name).exists()
+        || crate::paths::order_record(&run.state_dir, name).exists()
+}
+
 /// The managed certificate `reissue --site` names, and the site that serves it. Refused when an
 /// order for it is still in flight.
 pub fn for_reissue(
@@ -294,9 +301,10 @@ pub fn for_reissue(
                 lineage.site
             ))
         })?;
+    // An interrupted reissue is `reissue`'s to finish.
     if let Some(record) = OrderRecord::load(&run.state_dir, &lineage.site)
         .map_err(Failure::failed)?
-        .filter(|r| r.state.is_open())
+        .filter(|r| r.state.is_open() && r.state != crate::orders::RecordState::Reissuing)
     {
         return Err(Failure::usage(anyhow!(
             "order {} for {} is still in flight; finish it with `enc365-nginx renew` first",

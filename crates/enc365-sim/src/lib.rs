@@ -73,6 +73,13 @@ pub struct Faults {
     pub html_error: bool,
     /// Cut the JSON answer in half, after doing the work.
     pub truncated_json: bool,
+    /// Break the connection after doing the work: the status line goes out, then the body fails
+    /// and the connection is dropped (a reset as the client sees it).
+    pub drop_connection: bool,
+    /// Do the work, then hold the answer this many milliseconds (a CA that acts and answers too
+    /// late: the client's time limit passes first). Unlike [`Faults::latency_ms`], which waits
+    /// before the work and is cancelled with the request.
+    pub answer_delay_ms: u64,
     /// Use the older `status` envelope: `"status":"success"` with no `result` on success
     /// (`/client/create` keeps `result`), and `"status":"error"` added on errors.
     pub status_envelope: bool,
@@ -688,8 +695,18 @@ async fn ca_endpoint(
     }
     let outcome = match &faults.reject {
         Some(message) => Err(message.clone()),
-        None => api::handle(&shared, &path, &body).await,
+        None => {
+            // The work runs on its own task, so a client that hangs up does not cancel it.
+            let work = shared.clone();
+            let at = path.clone();
+            tokio::spawn(async move { api::handle(&work, &at, &body).await })
+                .await
+                .unwrap_or_else(|e| Err(format!("simulator task failed: {e}")))
+        }
     };
+    if faults.answer_delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.answer_delay_ms)).await;
+    }
     shape(&path, outcome, &faults)
 }
 
@@ -761,6 +778,10 @@ fn shape(path: &str, outcome: Result<Value, String>, faults: &Faults) -> Respons
     if faults.truncated_json {
         bytes.truncate(bytes.len() / 2);
     }
+    if faults.drop_connection {
+        let body = axum::body::Body::new(Broken);
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    }
     if faults.endless_body {
         let body = axum::body::Body::new(Endless { left: 1024 });
         return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
@@ -784,6 +805,24 @@ fn stringify_numbers(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(stringify_numbers),
         Value::Object(map) => map.values_mut().for_each(stringify_numbers),
         _ => {}
+    }
+}
+
+/// A body that fails at once, so the server drops the connection (the `drop_connection` fault).
+struct Broken;
+
+impl http_body::Body for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "drop_connection fault",
+        ))))
     }
 }
 

@@ -56,6 +56,12 @@ struct Args {
     /// Fault: cut JSON answers in half.
     #[arg(long)]
     truncated_json: bool,
+    /// Fault: do the work, then drop the connection mid-answer.
+    #[arg(long)]
+    drop_connection: bool,
+    /// Fault: do the work, then hold the answer this many milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    answer_delay_ms: u64,
     /// Fault: use the `status` envelope instead of `result`.
     #[arg(long)]
     status_envelope: bool,
@@ -214,6 +220,8 @@ async fn run(args: Args) -> Result<(), String> {
         http_status: args.http_status,
         html_error: args.html_error,
         truncated_json: args.truncated_json,
+        drop_connection: args.drop_connection,
+        answer_delay_ms: args.answer_delay_ms,
         status_envelope: args.status_envelope,
         string_numbers: args.string_numbers,
         reject: args.reject,

@@ -24,9 +24,8 @@
 //! the caller's job (enc365-nginx's `verify` module).
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -39,7 +38,14 @@ pub struct NginxBinary {
     /// Environment variables removed from every process this runs (nginx, a reload command):
     /// the caller's secrets, which nginx needs none of. Set with [`NginxBinary::without_env`].
     pub env_remove: Vec<OsString>,
+    /// How long `nginx -V` and `nginx -t` may run before they are stopped
+    /// ([`NginxBinary::with_timeout`]; [`NGINX_TIMEOUT`] by default).
+    pub timeout: Duration,
 }
+
+/// How long `nginx -t` (or `-V`) may run by default: a test reading a huge configuration takes
+/// seconds, a hung one (an include of a FIFO, a stuck network filesystem) never ends.
+pub const NGINX_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where nginx's main config file and prefix are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +105,14 @@ impl NginxBinary {
         NginxBinary {
             path,
             env_remove: Vec::new(),
+            timeout: NGINX_TIMEOUT,
         }
+    }
+
+    /// The same binary, with `nginx -t`/`-V` stopped after `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> NginxBinary {
+        self.timeout = timeout;
+        self
     }
 
     /// The same binary, with `vars` removed from the environment of every process it runs (the
@@ -113,8 +126,10 @@ impl NginxBinary {
         self
     }
 
-    /// A command for `program` without the variables of [`NginxBinary::env_remove`].
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    /// A command for `program` without the variables of [`NginxBinary::env_remove`]: the one
+    /// place every child this crate runs (nginx, `systemctl`, a reload command) gets its
+    /// environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut command = Command::new(program);
         for var in &self.env_remove {
             command.env_remove(var);
@@ -124,14 +139,10 @@ impl NginxBinary {
 
     /// Runs `nginx -V` and reads the version and compiled-in paths.
     pub fn compiled_paths(&self) -> anyhow::Result<CompiledPaths> {
-        let out = self
-            .command(&self.path)
-            .arg("-V")
-            .output()
-            .with_context(|| format!("could not run {} -V", self.path.display()))?;
+        let out = self.bounded(self.command(&self.path).arg("-V"), "-V")?;
         let text = String::from_utf8_lossy(&out.stderr).into_owned()
             + &String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
+        if !out.status.is_some_and(|s| s.success()) {
             bail!("{} -V failed: {}", self.path.display(), text.trim());
         }
         Ok(parse_version_output(&text))
@@ -148,16 +159,35 @@ impl NginxBinary {
 
     /// Runs `nginx -t` on the given paths.
     pub fn test(&self, paths: &NginxPaths) -> anyhow::Result<TestOutcome> {
-        let out = self
-            .command(&self.path)
-            .args(self.base_args(paths))
-            .arg("-t")
-            .output()
-            .with_context(|| format!("could not run {} -t", self.path.display()))?;
+        let mut command = self.command(&self.path);
+        command.args(self.base_args(paths)).arg("-t");
+        let out = self.bounded(&mut command, "-t")?;
         Ok(TestOutcome {
-            ok: out.status.success(),
+            ok: out.status.is_some_and(|s| s.success()),
             output: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
+    }
+
+    /// Runs `command` (nginx with `what`, e.g. `-t`) within [`NginxBinary::timeout`]; running
+    /// longer is an error saying so (the process group is killed).
+    fn bounded(
+        &self,
+        command: &mut Command,
+        what: &str,
+    ) -> anyhow::Result<crate::process::Finished> {
+        let out = crate::process::run_bounded(command, self.timeout)
+            .with_context(|| format!("could not run {} {what}", self.path.display()))?;
+        if out.status.is_none() {
+            bail!(
+                "`{} {what}` did not finish within {} s and was stopped; nginx may be reading an \
+                 include that never ends (a FIFO, a device, a hung network filesystem) — run \
+                 `{} -t` by hand to see where it stops",
+                self.path.display(),
+                self.timeout.as_secs(),
+                self.path.display()
+            );
+        }
+        Ok(out)
     }
 
     /// The `-p PREFIX -c CONF` arguments every invocation carries.
@@ -366,7 +396,13 @@ impl SystemdView {
             return SystemdView::default();
         }
         let ask = |args: &[&str]| -> Option<String> {
-            let out = Command::new("systemctl").args(args).output().ok()?;
+            // A query needs none of our environment (and must not see our secrets).
+            let out = Command::new("systemctl")
+                .env_clear()
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .args(args)
+                .output()
+                .ok()?;
             Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
         };
         let unit_active = ask(&["is-active", "nginx"]).as_deref() == Some("active");
@@ -554,7 +590,24 @@ impl NginxBinary {
             });
         }
         let before = master.map(children_of).unwrap_or_default();
-        let mut command = match method {
+        let mut command = self.reload_command(paths, method)?;
+        run_checked(&mut command, RELOAD_COMMAND_TIMEOUT)?;
+        match master {
+            Some(master) => wait_for_new_workers(pid_file, master, &before, apply_timeout),
+            None => Ok(()),
+        }
+    }
+}
+
+impl NginxBinary {
+    /// The command that asks nginx to reload by `method`, with the environment every child of
+    /// ours gets ([`NginxBinary::command`]).
+    pub fn reload_command(
+        &self,
+        paths: &NginxPaths,
+        method: &ReloadMethod,
+    ) -> Result<Command, ControlError> {
+        Ok(match method {
             ReloadMethod::Command(argv) => {
                 let (program, args) =
                     argv.split_first()
@@ -567,7 +620,7 @@ impl NginxBinary {
                 command
             }
             ReloadMethod::Systemd => {
-                let mut command = Command::new("systemctl");
+                let mut command = self.command("systemctl");
                 command.args(["reload", "nginx"]);
                 command
             }
@@ -576,12 +629,7 @@ impl NginxBinary {
                 command.args(self.base_args(paths)).args(["-s", "reload"]);
                 command
             }
-        };
-        run_checked(&mut command, RELOAD_COMMAND_TIMEOUT)?;
-        match master {
-            Some(master) => wait_for_new_workers(pid_file, master, &before, apply_timeout),
-            None => Ok(()),
-        }
+        })
     }
 }
 
@@ -623,73 +671,27 @@ fn wait_for_new_workers(
     }
 }
 
-/// Runs `command` (no stdin), killing it after `timeout`; an unsuccessful exit is an error
-/// carrying what it printed.
+/// Runs `command` (no stdin) in its own process group, killing the group after `timeout`; an
+/// unsuccessful exit is an error carrying what it printed.
 fn run_checked(command: &mut Command, timeout: Duration) -> Result<(), ControlError> {
     let line = describe_command(command);
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ControlError::Spawn {
-            program: line.clone(),
-            reason: e.to_string(),
-        })?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut pipe) = pipe {
-                let _ = pipe.read_to_end(&mut bytes);
-            }
-            bytes
-        })
+    let done = crate::process::run_bounded(command, timeout).map_err(|e| ControlError::Spawn {
+        program: line.clone(),
+        reason: e.to_string(),
+    })?;
+    let Some(status) = done.status else {
+        return Err(ControlError::ReloadHung {
+            command: line,
+            timeout,
+        });
     };
-    let stdout = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let stderr = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let started = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() < timeout => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(ControlError::ReloadHung {
-                    command: line,
-                    timeout,
-                });
-            }
-            Err(e) => {
-                return Err(ControlError::Spawn {
-                    program: line,
-                    reason: e.to_string(),
-                });
-            }
-        }
-    };
-    let stdout = stdout.join().unwrap_or_default();
-    let stderr = stderr.join().unwrap_or_default();
     if status.success() {
         return Ok(());
     }
-    let output = if stderr.trim_ascii().is_empty() {
-        stdout
+    let output = if done.stderr.trim_ascii().is_empty() {
+        done.stdout
     } else {
-        stderr
+        done.stderr
     };
     Err(ControlError::ReloadFailed {
         command: line,
@@ -766,6 +768,49 @@ mod tests {
         let nginx = nginx.without_env([&var]);
         assert!(nginx.test(&paths).unwrap().ok);
         assert_eq!(std::fs::read_to_string(&seen).unwrap(), "removed\n");
+    }
+
+    #[test]
+    fn every_reload_method_runs_without_the_removed_variables() {
+        let nginx = NginxBinary::locate(Some(PathBuf::from("/usr/sbin/nginx")))
+            .without_env(["ENC365_PASSWORD", "OTHER_SECRET"]);
+        let paths = NginxPaths {
+            conf: PathBuf::from("/etc/nginx/nginx.conf"),
+            prefix: None,
+        };
+        for method in [
+            ReloadMethod::Systemd,
+            ReloadMethod::Signal,
+            ReloadMethod::Command(vec!["/usr/local/bin/reload-web".into()]),
+        ] {
+            let command = nginx.reload_command(&paths, &method).unwrap();
+            let removed: Vec<_> = command
+                .get_envs()
+                .filter(|(_, value)| value.is_none())
+                .map(|(name, _)| name.to_owned())
+                .collect();
+            for var in ["ENC365_PASSWORD", "OTHER_SECRET"] {
+                assert!(removed.iter().any(|r| r == var), "{method:?} keeps {var}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_hung_nginx_t_is_stopped_with_a_clear_error() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("nginx");
+        std::fs::write(&script, "#!/bin/sh\nsleep 30\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paths = NginxPaths {
+            conf: dir.path().join("nginx.conf"),
+            prefix: None,
+        };
+        let nginx = NginxBinary::locate(Some(script)).with_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let err = nginx.test(&paths).unwrap_err().to_string();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(err.contains("did not finish within"), "{err}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod control;
 pub mod edit;
 pub mod https;
 pub mod lexer;
+pub mod process;
 pub mod sites;
 pub mod tree;
 pub mod unmanage;

@@ -504,6 +504,51 @@ pub struct Config {
     pub conf_dir: PathBuf,
 }
 
+/// The largest configuration file read (nginx itself has no limit, but a file this big is a
+/// mistake — or `/dev/zero`).
+pub const MAX_CONFIG_FILE: u64 = 16 << 20;
+
+/// Reads one configuration file, refusing what is not a regular file (a FIFO would block, a device
+/// such as `/dev/zero` never ends) and files over [`MAX_CONFIG_FILE`]. Opened without blocking and
+/// checked on the open handle, so what is checked is what is read.
+pub fn read_config_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    let what = if kind.is_file() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a plain file")
+    };
+    if let Some(what) = what {
+        return Err(std::io::Error::other(format!(
+            "it is {what}, not a regular file; a configuration file must be a regular file"
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_CONFIG_FILE) as usize);
+    file.take(MAX_CONFIG_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} MiB, too large for a configuration file",
+            MAX_CONFIG_FILE >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
 impl Config {
     /// Reads the main file at `main` (absolute) and everything it includes, as nginx would.
     pub fn load(main: &Path) -> Result<Config, ParseError> {
@@ -517,7 +562,7 @@ impl Config {
             by_path: HashMap::new(),
             stack: Vec::new(),
         };
-        let bytes = std::fs::read(main).map_err(|e| ParseError {
+        let bytes = read_config_file(main).map_err(|e| ParseError {
             file: main.to_path_buf(),
             line: 0,
             column: 0,
@@ -643,7 +688,7 @@ impl Loader {
                     scope.spawn(move || {
                         part.iter()
                             .map(|&i| {
-                                let read = std::fs::read(&paths[i])
+                                let read = read_config_file(&paths[i])
                                     .map(|bytes| ConfigFile::parse(paths[i].clone(), bytes));
                                 (i, read)
                             })
@@ -692,7 +737,7 @@ impl Loader {
         let read = match ready {
             Some(Ok(parsed)) => return self.load_parsed(parsed?),
             Some(Err(e)) => Err(e),
-            None => std::fs::read(&path),
+            None => read_config_file(&path),
         };
         let bytes = match read {
             Ok(bytes) => bytes,
@@ -766,6 +811,40 @@ mod tests {
             PathBuf::from("/etc/nginx/test.conf"),
             src.as_bytes().to_vec(),
         )
+    }
+
+    #[test]
+    fn an_include_that_is_not_a_regular_file_is_refused_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.conf");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let main = dir.path().join("nginx.conf");
+        for (target, why) in [(fifo.as_path(), "FIFO"), (Path::new("/dev/zero"), "device")] {
+            std::fs::write(
+                &main,
+                format!("events {{}}\n\ninclude {};\n", target.display()),
+            )
+            .unwrap();
+            let e = Config::load(&main).unwrap_err();
+            let text = e.to_string();
+            assert_eq!((e.file.as_path(), e.line), (main.as_path(), 3), "{text}");
+            assert!(
+                text.contains(why) && text.contains("regular file"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_config_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.conf");
+        let file = std::fs::File::create(&big).unwrap();
+        file.set_len(MAX_CONFIG_FILE + 1).unwrap();
+        let err = read_config_file(&big).unwrap_err().to_string();
+        assert!(err.contains("too large"), "{err}");
     }
 
     #[test]

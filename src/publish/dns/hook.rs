@@ -3,7 +3,7 @@
 //! `ENC365_DNS_VALUE` and `ENC365_DNS_ZONE` in its environment. A non-zero exit fails the name,
 //! quoting what the hook wrote to stderr.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{anyhow, bail};
 
@@ -18,19 +18,24 @@ pub fn run(command: &str, action: &str, zone: &str, record: &DnsRecord) -> anyho
     let mut cmd = Command::new(program);
     cmd.args(words);
     crate::secret::scrub_env(&mut cmd);
-    let out = cmd
-        .env("ENC365_DNS_ACTION", action)
+    cmd.env("ENC365_DNS_ACTION", action)
         .env("ENC365_DNS_NAME", &record.owner)
         .env("ENC365_DNS_TYPE", &record.record_type)
         .env("ENC365_DNS_VALUE", &record.value)
-        .env("ENC365_DNS_ZONE", zone)
-        .stdin(Stdio::null())
-        .output()
+        .env("ENC365_DNS_ZONE", zone);
+    // Its own process group, killed whole at the time limit, like every hook.
+    let out = crate::nginx::process::run_bounded(&mut cmd, crate::hooks::HOOK_TIMEOUT)
         .map_err(|e| anyhow!("could not run the DNS hook {program}: {e}"))?;
-    if !out.status.success() {
+    let Some(status) = out.status else {
+        bail!(
+            "the DNS hook {program} did not finish within {} s and was stopped (to {action} \
+             {record})",
+            crate::hooks::HOOK_TIMEOUT.as_secs()
+        );
+    };
+    if !status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let code = out
-            .status
+        let code = status
             .code()
             .map_or("a signal".to_string(), |c| format!("status {c}"));
         bail!(
