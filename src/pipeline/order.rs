@@ -282,16 +282,21 @@ fn explain(state_dir: &Path, record: &OrderRecord, failure: StepFailure) -> anyh
 /// (HowSSL has no such call), so the user checks and decides.
 fn interrupted_commit(record: &OrderRecord) -> String {
     let draft = record.draft_id.as_deref().unwrap_or("?");
-    let console = match record.provider.as_str() {
-        "howssl" => {
+    let (console, draft_name) = match record.provider.as_str() {
+        "howssl" => (
             "CA console (the HowSSL console at howssl.com: its order list, and the \
-                     account balance for a debit at that time)"
-        }
-        _ => "CA console",
+             account balance for a debit at that time)",
+            "HowSSL check_id",
+        ),
+        "huawei-scm" => (
+            "CA console (Huawei Cloud SCM: the certificate's status)",
+            "SCM certificate id",
+        ),
+        _ => ("CA console", "draft id"),
     };
     format!(
         "an earlier run was interrupted while ordering, before the CA's answer was saved: the \
-         commit of draft {draft} (HowSSL check_id {draft}) was sent, and the CA may have placed \
+         commit of draft {draft} ({draft_name} {draft}) was sent, and the CA may have placed \
          and charged that order. Check the {console} for an order of {} made then; if there is \
          one, finish or cancel it there; if there is none, run again with \
          --discard-interrupted-order to order anew",
