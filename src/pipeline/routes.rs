@@ -15,6 +15,16 @@ use crate::nginx::edit;
 use crate::site::Site;
 use crate::store::{Transaction, TxnKind};
 
+/// The URL path prefix the configured CA fetches HTTP validation files under: ACME's
+/// `/.well-known/acme-challenge/`, else `/.well-known/pki-validation/`. Webroot files and the
+/// temporary location of proxy and redirect-only sites both follow it.
+pub fn validation_prefix(config: &crate::config::Config) -> &'static str {
+    match config.provider {
+        crate::config::Provider::Acme => crate::ca::acme::ACME_CHALLENGE,
+        _ => dcv::WELL_KNOWN,
+    }
+}
+
 /// Plans where every site's validation files go; applies the temporary config edits (one
 /// transaction, `nginx -t`, one reload) when any are needed.
 pub fn publish_routes<'s>(
@@ -26,7 +36,8 @@ pub fn publish_routes<'s>(
     let mut publications = BTreeMap::new();
     let mut splices = Vec::new();
     for site in sites {
-        let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
+        let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
+        let publication = dcv::plan_at(found, site, at, validation_prefix(&run.config));
         splices.extend(publication.splices.clone());
         publications.insert(site.name.clone(), publication);
     }

@@ -32,6 +32,23 @@ const SITES: &str = r#"
     }
 "#;
 
+/// Sites without a webroot: a proxy and a redirect-only block (HTTP-01 through the temporary
+/// `location ^~ /.well-known/acme-challenge/`).
+const PROXY_SITES: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name api.test;
+        location / {
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name go.test;
+        return 301 https://example.com$request_uri;
+    }
+"#;
+
 /// A running Pebble (with its DNS), killed on drop.
 struct Pebble {
     pebble: Child,
@@ -183,7 +200,12 @@ fn listener_certificate() -> (String, String, String) {
 
 /// The sandbox host switched to ACME at `pebble`, with an account registered.
 fn acme_host(pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
-    let host = Host::with(Faults::default(), SITES, "");
+    acme_host_with(SITES, pebble_env)
+}
+
+/// [`acme_host`] with other sites.
+fn acme_host_with(sites: &str, pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
+    let host = Host::with(Faults::default(), sites, "");
     let pebble = Pebble::start(host.http, pebble_env);
     let config = host.dir.path().join("config.toml");
     std::fs::write(
@@ -547,4 +569,41 @@ fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
         .block_on(client.order_status(&order.id, &names))
         .unwrap();
     assert_eq!(pebble.orders(), 1);
+}
+
+/// Every configuration file under the sandbox, as text, with the lines we manage left out.
+fn config_without_managed_lines(host: &Host) -> String {
+    let text = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    text.lines()
+        .filter(|l| !l.ends_with("# managed by enc365-nginx"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn proxy_and_redirect_sites_get_http_01_through_a_temporary_location() {
+    if !installed() {
+        return;
+    }
+    let (host, pebble) = acme_host_with(PROXY_SITES, &[]);
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 api.test\n127.0.0.1 go.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+    let before = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(!before.contains("managed by enc365-nginx"));
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(doc["reloads"], 2, "one for the locations, one for the install: {doc:#}");
+    assert_eq!(pebble.orders(), 2, "one order per site");
+    let root = pebble.root();
+    for name in ["api.test", "go.test"] {
+        assert!(verified_by(&root, host.https, name), "{name} verified by Pebble's root");
+    }
+    let after = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(!after.contains("acme-challenge"), "temporary location removed: {after}");
+    assert!(after.contains("managed by enc365-nginx"), "{after}");
+    assert_eq!(config_without_managed_lines(&host), before, "only our lines were added");
+    let dcv = host.dir.path().join("state/dcv");
+    assert_eq!(std::fs::read_dir(&dcv).unwrap().count(), 0, "challenge files removed");
 }
