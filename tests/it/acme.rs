@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::host::{Host, expect_exit, pem_fingerprint};
+use common::named::Named;
 use enc365_sim::Faults;
 
 /// Sites with webroots (HTTP-01 files go to `<root>/.well-known/acme-challenge/`).
@@ -84,6 +85,16 @@ fn installed() -> bool {
 impl Pebble {
     /// Starts Pebble validating HTTP-01 on `http_port`, with `env` (fault switches) added.
     fn start(http_port: u16, env: &[(&str, &str)]) -> Pebble {
+        Pebble::start_with_dns(http_port, env, None)
+    }
+
+    /// [`Pebble::start`], resolving names (and DNS-01 TXT records) at `dns` instead of
+    /// `pebble-challtestsrv` when given.
+    fn start_with_dns(
+        http_port: u16,
+        env: &[(&str, &str)],
+        dns_server: Option<std::net::SocketAddr>,
+    ) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let (ca_pem, cert_pem, key_pem) = listener_certificate();
         let d = dir.path();
@@ -114,7 +125,10 @@ impl Pebble {
         let mut pebble = Command::new("pebble")
             .arg("-config")
             .arg(d.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .args([
+                "-dnsserver",
+                &dns_server.map_or_else(|| format!("127.0.0.1:{dns}"), |a| a.to_string()),
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
@@ -205,13 +219,24 @@ fn acme_host(pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
 
 /// [`acme_host`] with other sites.
 fn acme_host_with(sites: &str, pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
+    acme_host_at(sites, pebble_env, None, "")
+}
+
+/// [`acme_host_with`], Pebble resolving at `named` when given, with `extra` config lines.
+fn acme_host_at(
+    sites: &str,
+    pebble_env: &[(&str, &str)],
+    named: Option<&Named>,
+    extra: &str,
+) -> (Host, Pebble) {
     let host = Host::with(Faults::default(), sites, "");
-    let pebble = Pebble::start(host.http, pebble_env);
+    let pebble = Pebble::start_with_dns(host.http, pebble_env, named.map(|n| n.addr));
     let config = host.dir.path().join("config.toml");
+    let dns = named.map(|n| n.rfc2136_config(15)).unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "provider = \"acme\"\nkey_type = \"ecdsa-p256\"\n[acme]\ndirectory = \"{}\"\n",
+            "provider = \"acme\"\nkey_type = \"ecdsa-p256\"\n{dns}[acme]\ndirectory = \"{}\"\n{extra}",
             pebble.directory
         ),
     )
@@ -606,4 +631,42 @@ fn proxy_and_redirect_sites_get_http_01_through_a_temporary_location() {
     assert_eq!(config_without_managed_lines(&host), before, "only our lines were added");
     let dcv = host.dir.path().join("state/dcv");
     assert_eq!(std::fs::read_dir(&dcv).unwrap().count(), 0, "challenge files removed");
+}
+
+#[test]
+fn a_wildcard_is_proven_by_dns_01_at_a_real_bind_and_served() {
+    if !installed() {
+        return;
+    }
+    const WILD: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name w.test *.w.test;
+        root {prefix}/www/shop;
+    }
+"#;
+    let named = Named::start(&["w.test"]);
+    let (host, pebble) = acme_host_at(WILD, &[], Some(&named), "");
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 w.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(pebble.orders(), 1, "one order for apex and wildcard: {doc:#}");
+    let issued = &doc["sites"][0]["names_issued"];
+    assert!(
+        (issued.as_array().unwrap().iter()).any(|n| n == "*.w.test"),
+        "{doc:#}"
+    );
+    let root = pebble.root();
+    for name in ["w.test", "x.w.test", "deep-name.w.test"] {
+        assert!(verified_by(&root, host.https, name), "{name} verified by Pebble's root");
+    }
+    let txt = named.values("_acme-challenge.w.test", hickory_proto::rr::RecordType::TXT);
+    assert!(txt.is_empty(), "the TXT records were removed: {txt:?}");
+    assert!(
+        named.log().contains("_acme-challenge.w.test"),
+        "the record went through named's RFC 2136 updates"
+    );
 }
