@@ -54,6 +54,8 @@ pub struct Acme {
     /// Order URL → the CSR (DER) to finalize it with.
     csrs: Mutex<HashMap<String, Vec<u8>>>,
     contact: Vec<String>,
+    /// `preferred_chain`: the issuer CN of the topmost certificate of the chain to install.
+    preferred_chain: Option<String>,
 }
 
 /// What `register` needs for an ACME account.
@@ -87,8 +89,13 @@ impl Acme {
         check_url(&directory_url)?;
         let account_file = (settings.account_key.clone())
             .unwrap_or_else(|| crate::paths::acme_account(config_dir, &directory_url));
+        let mut http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        if settings.preferred_chain.is_some() {
+            http = http.keep_chains();
+        }
         Ok(Acme {
-            http: AcmeHttp::new(settings.ca_bundle.as_deref())?,
+            http,
+            preferred_chain: settings.preferred_chain.clone(),
             directory_url,
             account_file,
             account: Mutex::new(None),
@@ -247,7 +254,11 @@ impl Acme {
             }
             OrderStatus::Ready | OrderStatus::Processing => (pending("processing"), Vec::new()),
             OrderStatus::Valid => match order.certificate().await {
-                Ok(Some(pem)) => (OrderState::Issued(split_chain(&pem)?), Vec::new()),
+                Ok(Some(pem)) => {
+                    let url = order.state().certificate.clone();
+                    let pem = self.chosen_chain(&account, url.as_deref(), pem).await;
+                    (OrderState::Issued(split_chain(&pem)?), Vec::new())
+                }
                 Ok(None) => (pending("processing"), Vec::new()),
                 Err(e) => return Err(self.error("certificate", e)),
             },
@@ -269,6 +280,38 @@ impl Acme {
             state,
             validations,
         })
+    }
+
+    /// The chain to install: with `preferred_chain` set, the first of the default chain and the
+    /// alternates the CA named (`Link: rel="alternate"`) whose topmost certificate was issued
+    /// by that common name; the default chain when none is.
+    async fn chosen_chain(&self, account: &Account, url: Option<&str>, default: String) -> String {
+        let (Some(wanted), Some(url)) = (&self.preferred_chain, url) else {
+            return default;
+        };
+        self.http.take_chain(url);
+        if top_issuer_cn(&default).as_deref() == Some(wanted.as_str()) {
+            return default;
+        }
+        for alternate in self.http.alternates(url) {
+            // instant-acme has no POST-as-GET for a chain URL; an order read signs the same
+            // request, and the transport keeps the chain it answers with (the order parse fails).
+            let _ = account.order(alternate.clone()).await;
+            let Some(pem) = self.http.take_chain(&alternate) else {
+                continue;
+            };
+            if top_issuer_cn(&pem).as_deref() == Some(wanted.as_str()) && pem_blocks(&pem).is_ok()
+            {
+                tracing::info!(chain = %alternate, issuer = %wanted, "the preferred chain");
+                return pem;
+            }
+        }
+        tracing::warn!(
+            issuer = %wanted,
+            "no chain offered by the CA ends in a certificate issued by the preferred issuer; \
+             the default chain is installed"
+        );
+        default
     }
 
     /// The CSR to finalize `id` with, as DER.
@@ -484,6 +527,15 @@ fn pem_blocks(pem: &str) -> Result<Vec<String>, CaError> {
         endpoint: "certificate".into(),
         detail: e.to_string(),
     })
+}
+
+/// The issuer common name of a PEM chain's topmost (last) certificate.
+pub fn top_issuer_cn(pem: &str) -> Option<String> {
+    let last = pem_blocks(pem).ok()?.pop()?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(last.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).ok()?;
+    let cn = cert.issuer().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
 }
 
 /// The DER of a chain's first certificate.

@@ -102,6 +102,9 @@ pub fn prepare<'a>(
     if let Some(key_type) = args.key_type {
         config.key_type = key_type;
     }
+    if let Some(chain) = &args.preferred_chain {
+        config.acme.get_or_insert_default().preferred_chain = Some(chain.clone());
+    }
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
     for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {

@@ -188,6 +188,23 @@ impl Pebble {
         path
     }
 
+    /// Pebble's `n`th issuing root (`PEBBLE_ALTERNATE_ROOTS`), in a file, with its common name.
+    fn root_n(&self, n: usize) -> (PathBuf, String) {
+        let path = self.dir.path().join(format!("pebble-root-{n}.pem"));
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(self.bundle())
+            .arg(format!("https://127.0.0.1:{}/roots/{n}", self.management))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::write(&path, &out.stdout).unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(&out.stdout).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        (path, cn.as_str().unwrap().to_string())
+    }
+
     /// How many orders Pebble has created.
     fn orders(&self) -> usize {
         self.log.lock().unwrap().matches("Added order").count()
@@ -669,4 +686,39 @@ fn a_wildcard_is_proven_by_dns_01_at_a_real_bind_and_served() {
         named.log().contains("_acme-challenge.w.test"),
         "the record went through named's RFC 2136 updates"
     );
+}
+
+#[test]
+fn the_preferred_chain_is_the_one_installed() {
+    if !installed() {
+        return;
+    }
+    let (host, pebble) = acme_host(&[("PEBBLE_ALTERNATE_ROOTS", "2")]);
+    let (root0, _) = pebble.root_n(0);
+    let (root1, cn1) = pebble.root_n(1);
+    let (root2, cn2) = pebble.root_n(2);
+    let site = ["--site", "php.test", "--json"];
+    let mut auto = pipeline(&host, &pebble, "auto", &site);
+    expect_exit(&run(auto.args(["--preferred-chain", &cn1])), 0);
+    let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
+    assert_eq!(enc365_nginx::ca::acme::top_issuer_cn(&chain), Some(cn1.clone()));
+    assert!(verified_by(&root1, host.https, "php.test"), "served chain ends at {cn1}");
+    assert!(!verified_by(&root0, host.https, "php.test"), "not the default chain");
+
+    // `[acme] preferred_chain` in the config, for a renewal.
+    let config = host.dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("preferred_chain = \"{cn2}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let renew = ["--force", "--site", "php.test", "--json"];
+    expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
+    let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
+    assert_eq!(enc365_nginx::ca::acme::top_issuer_cn(&chain), Some(cn2.clone()));
+    assert!(verified_by(&root2, host.https, "php.test"), "served chain ends at {cn2}");
+
+    // A name no chain has: the default chain.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&cn2, "No Such Root")).unwrap();
+    expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
+    assert!(verified_by(&root0, host.https, "php.test"), "the default chain");
 }
