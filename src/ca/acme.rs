@@ -300,8 +300,7 @@ impl Acme {
             let Some(pem) = self.http.take_chain(&alternate) else {
                 continue;
             };
-            if top_issuer_cn(&pem).as_deref() == Some(wanted.as_str()) && pem_blocks(&pem).is_ok()
-            {
+            if top_issuer_cn(&pem).as_deref() == Some(wanted.as_str()) && pem_blocks(&pem).is_ok() {
                 tracing::info!(chain = %alternate, issuer = %wanted, "the preferred chain");
                 return pem;
             }
@@ -794,16 +793,58 @@ pub async fn register(
     })
 }
 
-/// The renewal window the CA suggests for a PEM chain (RFC 9773), as Unix seconds (start, end);
-/// `None` when the CA offers no ARI or the call fails (the caller falls back to `--days`).
-pub async fn renewal_window(acme: &Acme, fullchain_pem: &str) -> Option<(i64, i64)> {
+/// The renewal window the CA suggests for one certificate (RFC 9773 §4.2), in Unix seconds,
+/// with the moment inside it this host renews at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    /// The start of the suggested window.
+    pub start: i64,
+    /// Its end.
+    pub end: i64,
+    /// When to renew: a point inside the window chosen from the certificate's identifier, so
+    /// certificates spread over the window (as RFC 9773 asks: not at its start) and every run
+    /// of the timer picks the same point for the same certificate.
+    pub renew_at: i64,
+    /// The CA's page explaining the window (for example after an incident), if it gives one.
+    pub explanation_url: Option<String>,
+}
+
+impl RenewalWindow {
+    /// The window of the CA's `renewalInfo` answer for the certificate identified by `seed`
+    /// (its ARI identifier). A window whose end is not after its start renews at its start.
+    pub fn from_info(info: &instant_acme::RenewalInfo, seed: &str) -> RenewalWindow {
+        let start = info.suggested_window.start.unix_timestamp();
+        let end = info.suggested_window.end.unix_timestamp();
+        let span = u64::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let offset = if span == 0 {
+            0
+        } else {
+            let digest = Sha256::digest(seed.as_bytes());
+            let pick = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+            i64::try_from(pick % span).unwrap_or(0)
+        };
+        RenewalWindow {
+            start,
+            end,
+            renew_at: start + offset,
+            explanation_url: info.explanation_url.clone(),
+        }
+    }
+}
+
+/// The renewal window the CA suggests for a PEM chain's leaf (RFC 9773); `None` when the CA
+/// offers no ARI (no `renewalInfo` in its directory), there is no account, or the call fails —
+/// the caller then falls back to `--days`.
+pub async fn renewal_window(acme: &Acme, fullchain_pem: &str) -> Option<RenewalWindow> {
     let id = cert_identifier(fullchain_pem)?;
     let account = acme.account().await.ok()?;
-    let (info, _) = account.renewal_info(&id).await.ok()?;
-    Some((
-        info.suggested_window.start.unix_timestamp(),
-        info.suggested_window.end.unix_timestamp(),
-    ))
+    match account.renewal_info(&id).await {
+        Ok((info, _)) => Some(RenewalWindow::from_info(&info, &id.to_string())),
+        Err(e) => {
+            tracing::info!(error = %e, "no renewal information (ARI) from the CA: --days decides");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -867,6 +908,49 @@ mod tests {
                 URL_SAFE_NO_PAD.encode([1, 2, 3])
             )
         );
+    }
+
+    /// The example answer of RFC 9773 §4.2, as a CA sends it.
+    const RFC_9773_ANSWER: &str = r#"{
+       "suggestedWindow": {
+         "start": "2025-01-02T04:00:00Z",
+         "end": "2025-01-03T04:00:00Z"
+       },
+       "explanationURL": "https://acme.example.com/docs/ari"
+     }"#;
+
+    #[test]
+    fn a_renewal_window_is_read_from_the_cas_answer_and_renews_inside_it() {
+        let info: instant_acme::RenewalInfo = serde_json::from_str(RFC_9773_ANSWER).unwrap();
+        let seed = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+        let window = RenewalWindow::from_info(&info, seed);
+        assert_eq!(window.start, 1_735_790_400, "2025-01-02T04:00:00Z");
+        assert_eq!(window.end, 1_735_876_800, "2025-01-03T04:00:00Z");
+        assert!(window.start <= window.renew_at && window.renew_at < window.end);
+        assert_eq!(
+            window.renew_at,
+            RenewalWindow::from_info(&info, seed).renew_at,
+            "stable"
+        );
+        assert_eq!(
+            window.explanation_url.as_deref(),
+            Some("https://acme.example.com/docs/ari")
+        );
+        // Certificates spread over the window rather than all renewing at its start.
+        let picks: std::collections::BTreeSet<i64> = (0..50)
+            .map(|i| RenewalWindow::from_info(&info, &format!("{seed}{i}")).renew_at)
+            .collect();
+        assert!(picks.len() > 45, "{picks:?}");
+        let mean = picks.iter().map(|p| p - window.start).sum::<i64>() / picks.len() as i64;
+        assert!((20_000..66_000).contains(&mean), "about mid-window: {mean}");
+
+        // A window of one instant (a CA asking for renewal now) renews at its start.
+        let now: instant_acme::RenewalInfo = serde_json::from_str(
+            r#"{"suggestedWindow":{"start":"2024-03-01T00:00:00Z","end":"2024-03-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let w = RenewalWindow::from_info(&now, seed);
+        assert_eq!((w.renew_at, w.explanation_url), (w.start, None));
     }
 
     #[test]

@@ -164,17 +164,15 @@ impl HttpClient for AcmeHttp {
 }
 
 /// Keeps `body` when it is a certificate chain, with the alternates its `Link` headers name.
-fn keep_chain(
-    chains: &Mutex<Chains>,
-    url: &str,
-    headers: Option<&http::HeaderMap>,
-    body: &[u8],
-) {
+fn keep_chain(chains: &Mutex<Chains>, url: &str, headers: Option<&http::HeaderMap>, body: &[u8]) {
     let Some(headers) = headers else { return };
     let is_chain = (headers.get(http::header::CONTENT_TYPE))
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/pem-certificate-chain"));
-    let Some(text) = is_chain.then(|| String::from_utf8(body.to_vec()).ok()).flatten() else {
+    let Some(text) = is_chain
+        .then(|| String::from_utf8(body.to_vec()).ok())
+        .flatten()
+    else {
         return;
     };
     let links = (headers.get_all(http::header::LINK).iter()).filter_map(|v| v.to_str().ok());

@@ -18,6 +18,7 @@
 //! At most two reloads per run: one when temporary validation locations are needed, one for the
 //! install. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
+pub mod ari;
 pub mod install;
 pub mod order;
 pub mod preflight;

@@ -197,7 +197,11 @@ impl Pebble {
             .arg(format!("https://127.0.0.1:{}/roots/{n}", self.management))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(&path, &out.stdout).unwrap();
         let (_, block) = x509_parser::pem::parse_x509_pem(&out.stdout).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).unwrap();
@@ -636,18 +640,35 @@ fn proxy_and_redirect_sites_get_http_01_through_a_temporary_location() {
 
     let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
     let doc = expect_exit(&out, 0);
-    assert_eq!(doc["reloads"], 2, "one for the locations, one for the install: {doc:#}");
+    assert_eq!(
+        doc["reloads"], 2,
+        "one for the locations, one for the install: {doc:#}"
+    );
     assert_eq!(pebble.orders(), 2, "one order per site");
     let root = pebble.root();
     for name in ["api.test", "go.test"] {
-        assert!(verified_by(&root, host.https, name), "{name} verified by Pebble's root");
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} verified by Pebble's root"
+        );
     }
     let after = std::fs::read_to_string(host.sb.conf_path()).unwrap();
-    assert!(!after.contains("acme-challenge"), "temporary location removed: {after}");
+    assert!(
+        !after.contains("acme-challenge"),
+        "temporary location removed: {after}"
+    );
     assert!(after.contains("managed by enc365-nginx"), "{after}");
-    assert_eq!(config_without_managed_lines(&host), before, "only our lines were added");
+    assert_eq!(
+        config_without_managed_lines(&host),
+        before,
+        "only our lines were added"
+    );
     let dcv = host.dir.path().join("state/dcv");
-    assert_eq!(std::fs::read_dir(&dcv).unwrap().count(), 0, "challenge files removed");
+    assert_eq!(
+        std::fs::read_dir(&dcv).unwrap().count(),
+        0,
+        "challenge files removed"
+    );
 }
 
 #[test]
@@ -670,7 +691,11 @@ fn a_wildcard_is_proven_by_dns_01_at_a_real_bind_and_served() {
 
     let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
     let doc = expect_exit(&out, 0);
-    assert_eq!(pebble.orders(), 1, "one order for apex and wildcard: {doc:#}");
+    assert_eq!(
+        pebble.orders(),
+        1,
+        "one order for apex and wildcard: {doc:#}"
+    );
     let issued = &doc["sites"][0]["names_issued"];
     assert!(
         (issued.as_array().unwrap().iter()).any(|n| n == "*.w.test"),
@@ -678,7 +703,10 @@ fn a_wildcard_is_proven_by_dns_01_at_a_real_bind_and_served() {
     );
     let root = pebble.root();
     for name in ["w.test", "x.w.test", "deep-name.w.test"] {
-        assert!(verified_by(&root, host.https, name), "{name} verified by Pebble's root");
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} verified by Pebble's root"
+        );
     }
     let txt = named.values("_acme-challenge.w.test", hickory_proto::rr::RecordType::TXT);
     assert!(txt.is_empty(), "the TXT records were removed: {txt:?}");
@@ -701,9 +729,18 @@ fn the_preferred_chain_is_the_one_installed() {
     let mut auto = pipeline(&host, &pebble, "auto", &site);
     expect_exit(&run(auto.args(["--preferred-chain", &cn1])), 0);
     let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
-    assert_eq!(enc365_nginx::ca::acme::top_issuer_cn(&chain), Some(cn1.clone()));
-    assert!(verified_by(&root1, host.https, "php.test"), "served chain ends at {cn1}");
-    assert!(!verified_by(&root0, host.https, "php.test"), "not the default chain");
+    assert_eq!(
+        enc365_nginx::ca::acme::top_issuer_cn(&chain),
+        Some(cn1.clone())
+    );
+    assert!(
+        verified_by(&root1, host.https, "php.test"),
+        "served chain ends at {cn1}"
+    );
+    assert!(
+        !verified_by(&root0, host.https, "php.test"),
+        "not the default chain"
+    );
 
     // `[acme] preferred_chain` in the config, for a renewal.
     let config = host.dir.path().join("config.toml");
@@ -713,12 +750,21 @@ fn the_preferred_chain_is_the_one_installed() {
     let renew = ["--force", "--site", "php.test", "--json"];
     expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
     let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
-    assert_eq!(enc365_nginx::ca::acme::top_issuer_cn(&chain), Some(cn2.clone()));
-    assert!(verified_by(&root2, host.https, "php.test"), "served chain ends at {cn2}");
+    assert_eq!(
+        enc365_nginx::ca::acme::top_issuer_cn(&chain),
+        Some(cn2.clone())
+    );
+    assert!(
+        verified_by(&root2, host.https, "php.test"),
+        "served chain ends at {cn2}"
+    );
 
     // A name no chain has: the default chain.
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace(&cn2, "No Such Root")).unwrap();
     expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
-    assert!(verified_by(&root0, host.https, "php.test"), "the default chain");
+    assert!(
+        verified_by(&root0, host.https, "php.test"),
+        "the default chain"
+    );
 }
