@@ -669,6 +669,26 @@ fn proxy_and_redirect_sites_get_http_01_through_a_temporary_location() {
         0,
         "challenge files removed"
     );
+
+    // Pebble 2.4 offers no renewal information (no `renewalInfo` in its directory): `--days`
+    // decides, and `renew --json` says so.
+    let out = run(&mut pipeline(&host, &pebble, "renew", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    let not_due = doc["not_due"].as_array().unwrap();
+    assert_eq!(not_due.len(), 2, "{doc:#}");
+    assert!(not_due.iter().all(|n| n["rule"] == "days"), "{doc:#}");
+    let out = run(&mut pipeline(
+        &host,
+        &pebble,
+        "renew",
+        &["--json", "--days", "3650"],
+    ));
+    let doc = expect_exit(&out, 0);
+    // Pebble's certificates are valid for about five years.
+    let due = doc["due"].as_array().unwrap();
+    assert_eq!(due.len(), 2, "{doc:#}");
+    assert!(due.iter().all(|d| d["rule"] == "days"), "{doc:#}");
+    assert_eq!(pebble.orders(), 4, "renewed by --days");
 }
 
 #[test]
