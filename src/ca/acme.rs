@@ -53,6 +53,8 @@ pub struct Acme {
     account: Mutex<Option<Account>>,
     /// Order URL → the CSR (DER) to finalize it with.
     csrs: Mutex<HashMap<String, Vec<u8>>>,
+    /// Order URL → the names proven by DNS-01 (wildcards always are).
+    dns_names: Mutex<HashMap<String, Vec<String>>>,
     contact: Vec<String>,
     /// `preferred_chain`: the issuer CN of the topmost certificate of the chain to install.
     preferred_chain: Option<String>,
@@ -100,6 +102,7 @@ impl Acme {
             account_file,
             account: Mutex::new(None),
             csrs: Mutex::new(HashMap::new()),
+            dns_names: Mutex::new(HashMap::new()),
             contact: settings.contact.clone().unwrap_or_default(),
         })
     }
@@ -193,6 +196,11 @@ impl Acme {
         };
         let url = order.url().to_string();
         self.attach_csr(&OrderId(url.clone()), &request.csr_pem);
+        let by_dns: Vec<String> = (request.methods.iter())
+            .filter(|(_, m)| **m == super::ValidationMethod::Dns)
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.attach_dns_names(&OrderId(url.clone()), &by_dns);
         Ok(Created::Placed(Order {
             id: OrderId(url),
             names: request.names.clone(),
@@ -385,8 +393,8 @@ impl Acme {
         }
     }
 
-    /// Tells the CA the challenge of each pending authorization is ready (DNS-01 for wildcards,
-    /// HTTP-01 for the rest, as the publishers choose).
+    /// Tells the CA the challenge of each pending authorization is ready: DNS-01 for wildcards
+    /// and the names the order record proves by DNS, HTTP-01 for the rest.
     async fn ready_once(&self, id: &OrderId) -> Result<(), CaError> {
         let account = self.account().await?;
         let mut order = account
@@ -396,18 +404,19 @@ impl Acme {
         if order.state().status != OrderStatus::Pending {
             return Ok(());
         }
+        let by_dns = (self.dns_names.lock().unwrap().get(&id.0).cloned()).unwrap_or_default();
         let mut authorizations = order.authorizations();
         while let Some(handle) = authorizations.next().await {
             let mut handle = handle.map_err(|e| self.error("authorization", e))?;
             if handle.status != AuthorizationStatus::Pending {
                 continue;
             }
-            let kind = if handle.identifier().wildcard {
+            let name = handle.identifier().to_string();
+            let kind = if handle.identifier().wildcard || by_dns.contains(&name) {
                 ChallengeType::Dns01
             } else {
                 ChallengeType::Http01
             };
-            let name = handle.identifier().to_string();
             let Some(mut challenge) = handle.challenge(kind.clone()) else {
                 return Err(CaError::Unsupported(format!(
                     "the CA offers no {kind:?} challenge for {name}"
@@ -617,6 +626,10 @@ impl CertificateAuthority for Acme {
         if let Some(der) = csr_der(csr_pem) {
             self.csrs.lock().unwrap().insert(id.0.clone(), der);
         }
+    }
+
+    fn attach_dns_names(&self, id: &OrderId, dns_names: &[String]) {
+        (self.dns_names.lock().unwrap()).insert(id.0.clone(), dns_names.to_vec());
     }
 
     fn order_status<'a>(

@@ -788,3 +788,40 @@ fn the_preferred_chain_is_the_one_installed() {
         "the default chain"
     );
 }
+
+#[test]
+fn with_validation_dns_a_plain_name_is_proven_by_dns_01_too() {
+    if !installed() {
+        return;
+    }
+    const PLAIN: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name d.test;
+        root {prefix}/www/shop;
+    }
+"#;
+    let named = Named::start(&["d.test"]);
+    let (host, pebble) = acme_host_at(PLAIN, &[], Some(&named), "");
+    let config = host.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("validation = \"auto\""), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("validation = \"auto\"", "validation = \"dns\""),
+    )
+    .unwrap();
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 d.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(pebble.orders(), 1, "{doc:#}");
+    assert!(verified_by(&pebble.root(), host.https, "d.test"));
+    // No HTTP file was published: only the DNS-01 answer can have proven the name.
+    assert!(!host.sb.path("www/shop/.well-known/acme-challenge").exists());
+    assert!(named.log().contains("_acme-challenge.d.test"));
+    let txt = named.values("_acme-challenge.d.test", hickory_proto::rr::RecordType::TXT);
+    assert!(txt.is_empty(), "removed: {txt:?}");
+}
