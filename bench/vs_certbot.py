@@ -19,6 +19,7 @@ python3-certbot-nginx; pass --certbot PATH when it is not on PATH.
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -123,6 +124,19 @@ def start_pebble(base, http):
     return [dns_proc, peb], f"https://127.0.0.1:{listen}/dir", bundle, root
 
 
+def no_webroot(tree, name):
+    """True when the server block naming `name` in the tree has no `root` (a proxy or a
+    redirect-only site: HTTP-01 goes through a temporary location)."""
+    for dirpath, _, files in os.walk(os.path.join(tree, "sites-available")):
+        for f in files:
+            text = open(os.path.join(dirpath, f), encoding="utf-8", errors="replace").read()
+            for block in text.split("server {")[1:]:
+                m = re.search(r"server_name\s+([^;]+);", block)
+                if m and name in m.group(1).split():
+                    return "root " not in block
+    return False
+
+
 def verified(root, port, name):
     out = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-servername", name,
                           "-verify_return_error", "-verify_hostname", name, "-CAfile", root],
@@ -197,6 +211,7 @@ def main():
         tree, conf, ours_wall, doc, ours_log = run_ours(a, base, pebble_dir, bundle, nginx, http, https)
         trees.append((tree, conf))
         issued = [s for s in doc["sites"] if s.get("names_issued") and not s.get("error")]
+        missed = [s for s in doc["sites"] if not (s.get("names_issued") and not s.get("error"))]
         sites = [s["names_issued"] for s in issued]
         names = [n for s in sites for n in s]
         ours_ok = sum(verified(root, https, n) for n in names)
@@ -213,14 +228,19 @@ def main():
         for p in procs:
             p.kill()
     n = max(len(sites), 1)
-    print(f"tree: {a.sites} site files; {len(sites)} sites, {len(names)} names certified; "
-          f"Pebble, {os.cpu_count()} CPUs")
+    proxied = sum(1 for t, _ in trees[:1] for s in sites if no_webroot(t, s[0]))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"tree: {a.sites} site files; {len(sites)} sites ({proxied} without a webroot: proxy or "
+          f"redirect), {len(names)} names certified; {len(missed)} sites not certified by "
+          f"enc365-nginx; Pebble, {os.cpu_count()} CPUs, load average {load}")
     print(f"{'tool':<22}{'wall s':>9}{'s/site':>9}{'reloads':>9}{'nginx -t':>10}{'verified':>12}")
     print(f"{'certbot --nginx':<22}{cb_wall:>9.2f}{cb_wall / n:>9.3f}{cb_reloads:>9}{cb_tests:>10}"
           f"{cb_ok:>7}/{len(names)}")
     print(f"{'enc365-nginx auto':<22}{ours_wall:>9.2f}{ours_wall / n:>9.3f}{ours_reloads:>9}{ours_tests:>10}"
           f"{ours_ok:>7}/{len(names)}")
     print(f"ratio (certbot / enc365-nginx, per site): {cb_wall / max(ours_wall, 1e-9):.1f}x")
+    for s in missed[:5]:
+        print(f"  enc365-nginx left {s.get('site')}: {s.get('error') or s.get('skipped')}")
     for site, why in failures[:5]:
         print(f"  certbot failed {site}: {why}")
     if not a.keep:

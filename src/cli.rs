@@ -401,6 +401,10 @@ pub struct AutoArgs {
     /// rsa4096, ecdsa-p256, ecdsa-p384).
     #[arg(long, value_name = "TYPE", value_parser = |s: &str| s.parse::<crate::keys::KeyType>())]
     pub key_type: Option<crate::keys::KeyType>,
+    /// ACME: install the alternate chain whose topmost certificate was issued by this common
+    /// name (as `[acme] preferred_chain`); the CA's default chain when none matches.
+    #[arg(long, value_name = "ISSUER_CN")]
+    pub preferred_chain: Option<String>,
     /// Do not require each name to resolve in DNS before ordering.
     #[arg(long)]
     pub skip_dns_check: bool,

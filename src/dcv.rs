@@ -1,5 +1,6 @@
 //! Domain-control validation over HTTP: where each name's validation files go so that this nginx
-//! serves them at `http://<name>/.well-known/pki-validation/<file>`, the temporary config edits
+//! serves them at `http://<name>/.well-known/pki-validation/<file>` (or under the prefix the CA's
+//! challenge names, such as ACME's `/.well-known/acme-challenge/`: [`plan_at`]), the temporary config edits
 //! that needs, writing and removing the files, and fetching them back the way a CA would.
 //!
 //! For each plain-HTTP server block of a site:
@@ -61,6 +62,20 @@ pub struct Publication {
     /// Names served from the temporary location although their block has a webroot, because
     /// writing there is not safe (a link or a file where a directory goes), with why.
     pub fallbacks: Vec<(String, String)>,
+    /// The URL path prefix the routes serve (empty: [`WELL_KNOWN`]); the CA's challenge decides
+    /// it (ACME HTTP-01: `/.well-known/acme-challenge/`).
+    pub well_known: String,
+}
+
+impl Publication {
+    /// The URL path prefix under which this publication's routes serve files.
+    pub fn served_prefix(&self) -> &str {
+        if self.well_known.is_empty() {
+            WELL_KNOWN
+        } else {
+            &self.well_known
+        }
+    }
 }
 
 /// A request path under [`WELL_KNOWN`], for asking which location would answer it.
@@ -70,13 +85,18 @@ const PROBE_URI: &str = "/.well-known/pki-validation/probe.txt";
 /// server-level `return`, a `root` without variables, and the location nginx picks for the
 /// validation path (the longest matching prefix) serving files from that root.
 pub fn usable_webroot(server: &Server, prefix: &Path) -> Option<PathBuf> {
+    usable_webroot_for(server, prefix, PROBE_URI)
+}
+
+/// [`usable_webroot`] for files served under the path of `probe_uri` (a file under the prefix).
+fn usable_webroot_for(server: &Server, prefix: &Path, probe_uri: &str) -> Option<PathBuf> {
     if server.server_level_return || server.conditional_return || server.access_restricted.any() {
         return None;
     }
     let longest = server
         .locations
         .iter()
-        .filter(|l| l.prefix_of(PROBE_URI))
+        .filter(|l| l.prefix_of(probe_uri))
         .max_by_key(|l| l.uri.len());
     if longest.is_some_and(|l| l.serves_elsewhere) {
         return None;
@@ -116,9 +136,24 @@ pub fn plan(
     dcv_dir: &Path,
     http_port: u16,
 ) -> Publication {
-    let mut publication = Publication::default();
+    plan_at(found, site, (prefix, dcv_dir, http_port), WELL_KNOWN)
+}
+
+/// [`plan`] for files served under the URL path prefix `well_known` (which ends with `/`): the
+/// webroot directory and the temporary location follow it.
+pub fn plan_at(
+    found: &Discovery,
+    site: &Site,
+    (prefix, dcv_dir, http_port): (&Path, &Path, u16),
+    well_known: &str,
+) -> Publication {
+    let mut publication = Publication {
+        well_known: well_known.to_string(),
+        ..Publication::default()
+    };
+    let probe_uri = format!("{well_known}probe.txt");
     let alias = edit::quote_arg(&format!("{}/", dcv_dir.display()));
-    let location = format!("location ^~ {WELL_KNOWN} {{ alias {alias}; }}");
+    let location = format!("location ^~ {well_known} {{ alias {alias}; }}");
     let mut uncovered: Vec<String> = Vec::new();
     let mut injected: Vec<usize> = Vec::new();
     // When nginx itself answers the HTTP port, a CA's request for a name goes to a block on that
@@ -154,7 +189,7 @@ pub fn plan(
         } else {
             ports[0]
         };
-        let webroot = usable_webroot(server, prefix).filter(|root| {
+        let webroot = usable_webroot_for(server, prefix, &probe_uri).filter(|root| {
             let obstacle = crate::fs_safe::webroot_obstacle(root);
             if let Some(why) = &obstacle {
                 publication.fallbacks.push((
@@ -167,14 +202,14 @@ pub fn plan(
         match webroot {
             Some(root) => publication.routes.push(Route {
                 name: name.clone(),
-                dir: root.join(WELL_KNOWN.trim_matches('/')),
+                dir: root.join(well_known.trim_matches('/')),
                 port,
             }),
             None => {
                 if let Some(own) = server
                     .locations
                     .iter()
-                    .find(|l| l.prefix_of(PROBE_URI) && l.uri == WELL_KNOWN)
+                    .find(|l| l.prefix_of(&probe_uri) && l.uri == well_known)
                 {
                     // A second location on the same prefix would make nginx -t fail.
                     publication.blocked.push((
@@ -197,9 +232,8 @@ pub fn plan(
                     injected.push(i);
                     let mut lines = Vec::new();
                     if server.server_level_return || server.conditional_return {
-                        lines.push(
-                            r"rewrite ^(/\.well-known/pki-validation/.+)$ $1 last;".to_string(),
-                        );
+                        let path = well_known.replace('.', r"\.");
+                        lines.push(format!("rewrite ^({path}.+)$ $1 last;"));
                     }
                     lines.push(open_location(&location, server.access_restricted));
                     let bytes = &found.config.files[server.place.file].bytes;

@@ -221,22 +221,79 @@ pub fn verdict(
     days: i64,
     force: bool,
 ) -> Verdict {
+    renewal_verdict(lineage, site, live, (now, days, force), None).0
+}
+
+/// [`verdict`], with the renewal window the CA suggests (ACME Renewal Information) when it
+/// offers one: then the window decides instead of `days`. Also says which rule decided:
+/// `force`, `revoked`, `missing`, `expired`, `ari`, `days` or `names`.
+pub fn renewal_verdict(
+    lineage: &Lineage,
+    site: &Site,
+    live: Option<&CertSummary>,
+    (now, days, force): (i64, i64, bool),
+    ari: Option<&crate::ca::acme::RenewalWindow>,
+) -> (Verdict, &'static str) {
     if force {
-        return Verdict::Due("--force".into());
+        return (Verdict::Due("--force".into()), "force");
     }
     if lineage.revoked_at.is_some() {
-        return Verdict::Due("revoked at the CA".into());
+        return (Verdict::Due("revoked at the CA".into()), "revoked");
     }
     let Some(live) = live else {
-        return Verdict::Due("the live certificate is missing or unreadable".into());
+        let why = "the live certificate is missing or unreadable";
+        return (Verdict::Due(why.into()), "missing");
     };
     let left = live.days_left(now);
     if now >= live.not_after {
-        return Verdict::Due(format!("expired {} days ago", -left));
+        return (
+            Verdict::Due(format!("expired {} days ago", -left)),
+            "expired",
+        );
     }
-    if left < days {
-        return Verdict::Due(format!("expires in {left} days"));
+    // A window starting after the certificate expires is no advice: `days` decides then.
+    let ari = ari.filter(|w| w.start < live.not_after);
+    let timing = match ari {
+        Some(window) => (ari_verdict(window, now), "ari"),
+        None if left < days => (Verdict::Due(format!("expires in {left} days")), "days"),
+        None => (Verdict::Fine(format!("valid for {left} more days")), "days"),
+    };
+    if matches!(timing.0, Verdict::Due(_)) {
+        return timing;
     }
+    match names_changed(lineage, site) {
+        Some(why) => (Verdict::Due(why), "names"),
+        None => timing,
+    }
+}
+
+/// Due once `now` is past the moment chosen inside the CA's suggested window — at once when the
+/// whole window is past (a CA moves it there to ask for early renewal, e.g. before revoking).
+pub fn ari_verdict(window: &crate::ca::acme::RenewalWindow, now: i64) -> Verdict {
+    let at = crate::commands::status::rfc3339;
+    let range = format!("{} to {}", at(window.start), at(window.end));
+    let explained = (window.explanation_url.as_deref())
+        .map_or_else(String::new, |u| format!("; the CA explains: {u}"));
+    if now >= window.end {
+        Verdict::Due(format!(
+            "the CA's renewal window (ARI, {range}) has passed: renew now{explained}"
+        ))
+    } else if now >= window.renew_at {
+        Verdict::Due(format!(
+            "inside the CA's renewal window (ARI, {range}), past this certificate's renewal \
+             time {}{explained}",
+            at(window.renew_at)
+        ))
+    } else {
+        Verdict::Fine(format!(
+            "the CA suggests renewing from {range} (ARI); this certificate renews at {}",
+            at(window.renew_at)
+        ))
+    }
+}
+
+/// Why the site's certifiable names no longer match the ones the lineage was ordered for.
+fn names_changed(lineage: &Lineage, site: &Site) -> Option<String> {
     let added: Vec<&str> = site
         .names
         .iter()
@@ -250,12 +307,12 @@ pub fn verdict(
         .map(String::as_str)
         .collect();
     if !added.is_empty() {
-        return Verdict::Due(format!("names added: {}", added.join(", ")));
+        return Some(format!("names added: {}", added.join(", ")));
     }
     if !removed.is_empty() {
-        return Verdict::Due(format!("names removed: {}", removed.join(", ")));
+        return Some(format!("names removed: {}", removed.join(", ")));
     }
-    Verdict::Fine(format!("valid for {left} more days"))
+    None
 }
 
 /// Reads the live certificate of a site, if it is there and parses.
@@ -480,4 +537,40 @@ pub fn note_runs(state_dir: &Path, runs: BTreeMap<String, LastRun>) -> anyhow::R
     all.extend(runs);
     let bytes = serde_json::to_vec_pretty(&all).context("could not encode the last run")?;
     write_atomic(&last_run_path(state_dir), &bytes, 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::acme::RenewalWindow;
+
+    #[test]
+    fn the_cas_window_decides_renewal_at_the_chosen_point_and_at_once_once_past() {
+        let window = RenewalWindow {
+            start: 1_000,
+            end: 2_000,
+            renew_at: 1_400,
+            explanation_url: None,
+        };
+        let fine = |now| matches!(ari_verdict(&window, now), Verdict::Fine(_));
+        assert!(fine(0), "before the window");
+        assert!(
+            fine(1_200),
+            "inside the window, before this certificate's point"
+        );
+        let Verdict::Due(why) = ari_verdict(&window, 1_400) else {
+            panic!("due at the chosen point")
+        };
+        assert!(why.contains("inside the CA's renewal window (ARI"), "{why}");
+        // A CA asking for early renewal (an incident) moves the window into the past.
+        let early = RenewalWindow {
+            explanation_url: Some("https://ca.test/incident".into()),
+            ..window.clone()
+        };
+        let Verdict::Due(why) = ari_verdict(&early, 5_000) else {
+            panic!("due at once")
+        };
+        assert!(why.contains("has passed: renew now"), "{why}");
+        assert!(why.contains("https://ca.test/incident"), "{why}");
+    }
 }

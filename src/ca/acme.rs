@@ -53,7 +53,11 @@ pub struct Acme {
     account: Mutex<Option<Account>>,
     /// Order URL → the CSR (DER) to finalize it with.
     csrs: Mutex<HashMap<String, Vec<u8>>>,
+    /// Order URL → the names proven by DNS-01 (wildcards always are).
+    dns_names: Mutex<HashMap<String, Vec<String>>>,
     contact: Vec<String>,
+    /// `preferred_chain`: the issuer CN of the topmost certificate of the chain to install.
+    preferred_chain: Option<String>,
 }
 
 /// What `register` needs for an ACME account.
@@ -87,12 +91,18 @@ impl Acme {
         check_url(&directory_url)?;
         let account_file = (settings.account_key.clone())
             .unwrap_or_else(|| crate::paths::acme_account(config_dir, &directory_url));
+        let mut http = AcmeHttp::new(settings.ca_bundle.as_deref())?;
+        if settings.preferred_chain.is_some() {
+            http = http.keep_chains();
+        }
         Ok(Acme {
-            http: AcmeHttp::new(settings.ca_bundle.as_deref())?,
+            http,
+            preferred_chain: settings.preferred_chain.clone(),
             directory_url,
             account_file,
             account: Mutex::new(None),
             csrs: Mutex::new(HashMap::new()),
+            dns_names: Mutex::new(HashMap::new()),
             contact: settings.contact.clone().unwrap_or_default(),
         })
     }
@@ -186,6 +196,11 @@ impl Acme {
         };
         let url = order.url().to_string();
         self.attach_csr(&OrderId(url.clone()), &request.csr_pem);
+        let by_dns: Vec<String> = (request.methods.iter())
+            .filter(|(_, m)| **m == super::ValidationMethod::Dns)
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.attach_dns_names(&OrderId(url.clone()), &by_dns);
         Ok(Created::Placed(Order {
             id: OrderId(url),
             names: request.names.clone(),
@@ -247,7 +262,11 @@ impl Acme {
             }
             OrderStatus::Ready | OrderStatus::Processing => (pending("processing"), Vec::new()),
             OrderStatus::Valid => match order.certificate().await {
-                Ok(Some(pem)) => (OrderState::Issued(split_chain(&pem)?), Vec::new()),
+                Ok(Some(pem)) => {
+                    let url = order.state().certificate.clone();
+                    let pem = self.chosen_chain(&account, url.as_deref(), pem).await;
+                    (OrderState::Issued(split_chain(&pem)?), Vec::new())
+                }
                 Ok(None) => (pending("processing"), Vec::new()),
                 Err(e) => return Err(self.error("certificate", e)),
             },
@@ -269,6 +288,37 @@ impl Acme {
             state,
             validations,
         })
+    }
+
+    /// The chain to install: with `preferred_chain` set, the first of the default chain and the
+    /// alternates the CA named (`Link: rel="alternate"`) whose topmost certificate was issued
+    /// by that common name; the default chain when none is.
+    async fn chosen_chain(&self, account: &Account, url: Option<&str>, default: String) -> String {
+        let (Some(wanted), Some(url)) = (&self.preferred_chain, url) else {
+            return default;
+        };
+        self.http.take_chain(url);
+        if top_issuer_cn(&default).as_deref() == Some(wanted.as_str()) {
+            return default;
+        }
+        for alternate in self.http.alternates(url) {
+            // instant-acme has no POST-as-GET for a chain URL; an order read signs the same
+            // request, and the transport keeps the chain it answers with (the order parse fails).
+            let _ = account.order(alternate.clone()).await;
+            let Some(pem) = self.http.take_chain(&alternate) else {
+                continue;
+            };
+            if top_issuer_cn(&pem).as_deref() == Some(wanted.as_str()) && pem_blocks(&pem).is_ok() {
+                tracing::info!(chain = %alternate, issuer = %wanted, "the preferred chain");
+                return pem;
+            }
+        }
+        tracing::warn!(
+            issuer = %wanted,
+            "no chain offered by the CA ends in a certificate issued by the preferred issuer; \
+             the default chain is installed"
+        );
+        default
     }
 
     /// The CSR to finalize `id` with, as DER.
@@ -343,8 +393,8 @@ impl Acme {
         }
     }
 
-    /// Tells the CA the challenge of each pending authorization is ready (DNS-01 for wildcards,
-    /// HTTP-01 for the rest, as the publishers choose).
+    /// Tells the CA the challenge of each pending authorization is ready: DNS-01 for wildcards
+    /// and the names the order record proves by DNS, HTTP-01 for the rest.
     async fn ready_once(&self, id: &OrderId) -> Result<(), CaError> {
         let account = self.account().await?;
         let mut order = account
@@ -354,18 +404,19 @@ impl Acme {
         if order.state().status != OrderStatus::Pending {
             return Ok(());
         }
+        let by_dns = (self.dns_names.lock().unwrap().get(&id.0).cloned()).unwrap_or_default();
         let mut authorizations = order.authorizations();
         while let Some(handle) = authorizations.next().await {
             let mut handle = handle.map_err(|e| self.error("authorization", e))?;
             if handle.status != AuthorizationStatus::Pending {
                 continue;
             }
-            let kind = if handle.identifier().wildcard {
+            let name = handle.identifier().to_string();
+            let kind = if handle.identifier().wildcard || by_dns.contains(&name) {
                 ChallengeType::Dns01
             } else {
                 ChallengeType::Http01
             };
-            let name = handle.identifier().to_string();
             let Some(mut challenge) = handle.challenge(kind.clone()) else {
                 return Err(CaError::Unsupported(format!(
                     "the CA offers no {kind:?} challenge for {name}"
@@ -486,6 +537,15 @@ fn pem_blocks(pem: &str) -> Result<Vec<String>, CaError> {
     })
 }
 
+/// The issuer common name of a PEM chain's topmost (last) certificate.
+pub fn top_issuer_cn(pem: &str) -> Option<String> {
+    let last = pem_blocks(pem).ok()?.pop()?;
+    let (_, block) = x509_parser::pem::parse_x509_pem(last.as_bytes()).ok()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).ok()?;
+    let cn = cert.issuer().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_string)
+}
+
 /// The DER of a chain's first certificate.
 fn first_der(pem: &str) -> Result<Vec<u8>, CaError> {
     let first = pem_blocks(pem)?.remove(0);
@@ -566,6 +626,10 @@ impl CertificateAuthority for Acme {
         if let Some(der) = csr_der(csr_pem) {
             self.csrs.lock().unwrap().insert(id.0.clone(), der);
         }
+    }
+
+    fn attach_dns_names(&self, id: &OrderId, dns_names: &[String]) {
+        (self.dns_names.lock().unwrap()).insert(id.0.clone(), dns_names.to_vec());
     }
 
     fn order_status<'a>(
@@ -742,16 +806,58 @@ pub async fn register(
     })
 }
 
-/// The renewal window the CA suggests for a PEM chain (RFC 9773), as Unix seconds (start, end);
-/// `None` when the CA offers no ARI or the call fails (the caller falls back to `--days`).
-pub async fn renewal_window(acme: &Acme, fullchain_pem: &str) -> Option<(i64, i64)> {
+/// The renewal window the CA suggests for one certificate (RFC 9773 §4.2), in Unix seconds,
+/// with the moment inside it this host renews at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    /// The start of the suggested window.
+    pub start: i64,
+    /// Its end.
+    pub end: i64,
+    /// When to renew: a point inside the window chosen from the certificate's identifier, so
+    /// certificates spread over the window (as RFC 9773 asks: not at its start) and every run
+    /// of the timer picks the same point for the same certificate.
+    pub renew_at: i64,
+    /// The CA's page explaining the window (for example after an incident), if it gives one.
+    pub explanation_url: Option<String>,
+}
+
+impl RenewalWindow {
+    /// The window of the CA's `renewalInfo` answer for the certificate identified by `seed`
+    /// (its ARI identifier). A window whose end is not after its start renews at its start.
+    pub fn from_info(info: &instant_acme::RenewalInfo, seed: &str) -> RenewalWindow {
+        let start = info.suggested_window.start.unix_timestamp();
+        let end = info.suggested_window.end.unix_timestamp();
+        let span = u64::try_from(end.saturating_sub(start)).unwrap_or(0);
+        let offset = if span == 0 {
+            0
+        } else {
+            let digest = Sha256::digest(seed.as_bytes());
+            let pick = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+            i64::try_from(pick % span).unwrap_or(0)
+        };
+        RenewalWindow {
+            start,
+            end,
+            renew_at: start + offset,
+            explanation_url: info.explanation_url.clone(),
+        }
+    }
+}
+
+/// The renewal window the CA suggests for a PEM chain's leaf (RFC 9773); `None` when the CA
+/// offers no ARI (no `renewalInfo` in its directory), there is no account, or the call fails —
+/// the caller then falls back to `--days`.
+pub async fn renewal_window(acme: &Acme, fullchain_pem: &str) -> Option<RenewalWindow> {
     let id = cert_identifier(fullchain_pem)?;
     let account = acme.account().await.ok()?;
-    let (info, _) = account.renewal_info(&id).await.ok()?;
-    Some((
-        info.suggested_window.start.unix_timestamp(),
-        info.suggested_window.end.unix_timestamp(),
-    ))
+    match account.renewal_info(&id).await {
+        Ok((info, _)) => Some(RenewalWindow::from_info(&info, &id.to_string())),
+        Err(e) => {
+            tracing::info!(error = %e, "no renewal information (ARI) from the CA: --days decides");
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -815,6 +921,49 @@ mod tests {
                 URL_SAFE_NO_PAD.encode([1, 2, 3])
             )
         );
+    }
+
+    /// The example answer of RFC 9773 §4.2, as a CA sends it.
+    const RFC_9773_ANSWER: &str = r#"{
+       "suggestedWindow": {
+         "start": "2025-01-02T04:00:00Z",
+         "end": "2025-01-03T04:00:00Z"
+       },
+       "explanationURL": "https://acme.example.com/docs/ari"
+     }"#;
+
+    #[test]
+    fn a_renewal_window_is_read_from_the_cas_answer_and_renews_inside_it() {
+        let info: instant_acme::RenewalInfo = serde_json::from_str(RFC_9773_ANSWER).unwrap();
+        let seed = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+        let window = RenewalWindow::from_info(&info, seed);
+        assert_eq!(window.start, 1_735_790_400, "2025-01-02T04:00:00Z");
+        assert_eq!(window.end, 1_735_876_800, "2025-01-03T04:00:00Z");
+        assert!(window.start <= window.renew_at && window.renew_at < window.end);
+        assert_eq!(
+            window.renew_at,
+            RenewalWindow::from_info(&info, seed).renew_at,
+            "stable"
+        );
+        assert_eq!(
+            window.explanation_url.as_deref(),
+            Some("https://acme.example.com/docs/ari")
+        );
+        // Certificates spread over the window rather than all renewing at its start.
+        let picks: std::collections::BTreeSet<i64> = (0..50)
+            .map(|i| RenewalWindow::from_info(&info, &format!("{seed}{i}")).renew_at)
+            .collect();
+        assert!(picks.len() > 45, "{picks:?}");
+        let mean = picks.iter().map(|p| p - window.start).sum::<i64>() / picks.len() as i64;
+        assert!((20_000..66_000).contains(&mean), "about mid-window: {mean}");
+
+        // A window of one instant (a CA asking for renewal now) renews at its start.
+        let now: instant_acme::RenewalInfo = serde_json::from_str(
+            r#"{"suggestedWindow":{"start":"2024-03-01T00:00:00Z","end":"2024-03-01T00:00:00Z"}}"#,
+        )
+        .unwrap();
+        let w = RenewalWindow::from_info(&now, seed);
+        assert_eq!((w.renew_at, w.explanation_url), (w.start, None));
     }
 
     #[test]

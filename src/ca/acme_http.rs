@@ -4,11 +4,17 @@
 //! Verification is never switched off: a private ACME server (Pebble, an internal CA) is trusted
 //! by naming its root.
 //!
+//! When asked to ([`AcmeHttp::keep_chains`]), it also keeps the certificate chains the CA
+//! answers with and the alternate chains each names (`Link: <url>;rel="alternate"`, RFC 8555
+//! §7.4.2), which instant-acme does not expose: that is how a preferred chain is chosen.
+//!
 //! Not here: JWS, nonces and retries on `badNonce` (instant-acme does those).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -24,6 +30,14 @@ pub const CA_BUNDLE_ENV: &str = "ENC365_CA_BUNDLE";
 #[derive(Debug, Clone)]
 pub struct AcmeHttp {
     client: reqwest::Client,
+    chains: Option<Arc<Mutex<Chains>>>,
+}
+
+/// Certificate chains the CA answered with, by URL, and the alternate chain URLs each named.
+#[derive(Debug, Default)]
+struct Chains {
+    bodies: HashMap<String, String>,
+    alternates: HashMap<String, Vec<String>>,
 }
 
 impl AcmeHttp {
@@ -57,7 +71,29 @@ impl AcmeHttp {
         let client = builder
             .build()
             .map_err(|e| CaError::Invalid(format!("could not set up the HTTP client: {e}")))?;
-        Ok(AcmeHttp { client })
+        Ok(AcmeHttp {
+            client,
+            chains: None,
+        })
+    }
+
+    /// The same client, keeping every certificate chain the CA answers with (for
+    /// [`AcmeHttp::take_chain`] and [`AcmeHttp::alternates`]).
+    pub fn keep_chains(mut self) -> AcmeHttp {
+        self.chains = Some(Arc::default());
+        self
+    }
+
+    /// The alternate chain URLs the CA named when answering `url` with a chain.
+    pub fn alternates(&self, url: &str) -> Vec<String> {
+        (self.chains.as_ref())
+            .and_then(|c| c.lock().unwrap().alternates.get(url).cloned())
+            .unwrap_or_default()
+    }
+
+    /// The chain (PEM) the CA answered `url` with, forgotten once taken.
+    pub fn take_chain(&self, url: &str) -> Option<String> {
+        self.chains.as_ref()?.lock().unwrap().bodies.remove(url)
     }
 
     /// Fetches `url` with a plain GET and parses the JSON answer (the directory).
@@ -88,6 +124,7 @@ impl HttpClient for AcmeHttp {
         req: http::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
         let client = self.client.clone();
+        let chains = self.chains.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
             let body = body
@@ -114,11 +151,70 @@ impl HttpClient for AcmeHttp {
             if bytes.len() > DEFAULT_BODY_LIMIT {
                 return Err(instant_acme::Error::Str("the ACME answer is too large"));
             }
+            if let Some(chains) = &chains {
+                keep_chain(chains, &url, head.headers_ref(), &bytes);
+            }
             let full = http_body_util::Full::new(bytes);
             let response = head
                 .body(full)
                 .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
             Ok(BytesResponse::from(response))
         })
+    }
+}
+
+/// Keeps `body` when it is a certificate chain, with the alternates its `Link` headers name.
+fn keep_chain(chains: &Mutex<Chains>, url: &str, headers: Option<&http::HeaderMap>, body: &[u8]) {
+    let Some(headers) = headers else { return };
+    let is_chain = (headers.get(http::header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/pem-certificate-chain"));
+    let Some(text) = is_chain
+        .then(|| String::from_utf8(body.to_vec()).ok())
+        .flatten()
+    else {
+        return;
+    };
+    let links = (headers.get_all(http::header::LINK).iter()).filter_map(|v| v.to_str().ok());
+    let alternates = alternate_links(links);
+    let mut chains = chains.lock().unwrap();
+    chains.bodies.insert(url.to_string(), text);
+    chains.alternates.insert(url.to_string(), alternates);
+}
+
+/// The URLs of `Link` header values with `rel="alternate"`, in order.
+fn alternate_links<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out = Vec::new();
+    for link in values.flat_map(|v| v.split(',')) {
+        let link = link.trim();
+        let Some((target, params)) = link.strip_prefix('<').and_then(|l| l.split_once('>')) else {
+            continue;
+        };
+        let alternate = params.split(';').any(|p| {
+            let p = p.trim().replace(' ', "");
+            p.eq_ignore_ascii_case("rel=\"alternate\"") || p.eq_ignore_ascii_case("rel=alternate")
+        });
+        if alternate {
+            out.push(target.to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alternate_links_are_read_from_every_link_header() {
+        let values = [
+            "<https://ca.test/cert/1/1>;rel=\"alternate\"",
+            "<https://ca.test/dir>;rel=\"index\", <https://ca.test/cert/1/2> ; rel=alternate",
+        ];
+        assert_eq!(
+            alternate_links(values.into_iter()),
+            vec!["https://ca.test/cert/1/1", "https://ca.test/cert/1/2"]
+        );
+        assert!(alternate_links(["<https://ca.test/dir>;rel=\"up\""].into_iter()).is_empty());
     }
 }

@@ -347,6 +347,11 @@ pub trait CertificateAuthority: Send + Sync {
     /// that sent it with [`CertificateAuthority::create`] keep this default, which does nothing.
     fn attach_csr(&self, _id: &OrderId, _csr_pem: &str) {}
 
+    /// Hands the provider the names of an order placed earlier that are proven by DNS (from the
+    /// order record), for providers where the client picks each name's challenge when it asks
+    /// for validation (ACME). The default does nothing.
+    fn attach_dns_names(&self, _id: &OrderId, _dns_names: &[String]) {}
+
     /// Reads where an order stands, with the certificate once issued. `names` are the names we
     /// ordered (from our stored order): validation data for any other name is refused, whatever
     /// the CA lists.

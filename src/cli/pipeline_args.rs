@@ -29,6 +29,10 @@ pub struct OrderArgs {
     /// saved (check the CA console first: the CA may hold that order).
     #[arg(long)]
     pub discard_interrupted_order: bool,
+    /// ACME: install the alternate chain whose topmost certificate was issued by this common
+    /// name (as `[acme] preferred_chain`); the CA's default chain when none matches.
+    #[arg(long, value_name = "ISSUER_CN")]
+    pub preferred_chain: Option<String>,
 }
 
 /// How long to wait for the CA (`renew`, `reissue`, `certonly`).
@@ -87,7 +91,9 @@ pub struct RenewPipeline {
     /// Only the certificate of this site: one of its names, or its file (repeatable).
     #[arg(long = "site", value_name = "NAME")]
     pub sites: Vec<String>,
-    /// Show what would be done; change nothing.
+    /// Test the renewal without changing a live file or reloading nginx: against a test
+    /// endpoint (enc365-sim, ACME staging) the full order/validation/issue cycle, else
+    /// everything up to the order.
     #[arg(long)]
     pub dry_run: bool,
     /// The HTTPS port a reinstalled site listens on (default: the config's `https_port`).
@@ -144,6 +150,7 @@ pub(super) fn base(sites: Vec<String>, https_port: Option<u16>, http_port: u16) 
         redirect: false,
         hsts: false,
         discard_interrupted_order: false,
+        preferred_chain: None,
     }
 }
 
@@ -159,6 +166,7 @@ pub(super) fn with_groups(
     args.dns_server = order.dns_server.clone();
     args.require_all = order.require_all;
     args.discard_interrupted_order = order.discard_interrupted_order;
+    args.preferred_chain = order.preferred_chain.clone();
     args.no_wait = wait.no_wait;
     args.timeout = wait.timeout;
     args.poll_interval = wait.poll_interval;

@@ -1,5 +1,7 @@
 //! `enc365-nginx renew`: every certificate we manage ([`Lineage`]) that is due — expiring within
-//! `--days`, its live files missing, or its site's names changed since it was ordered — goes
+//! `--days` (for an ACME CA offering renewal information, RFC 9773: past a point inside the
+//! window it suggests, see [`pipeline::ari`]), its live files missing, or its site's names
+//! changed since it was ordered — goes
 //! through the shared pipeline ([`crate::pipeline`]) as a renewal of its order (Encryption365:
 //! `renew=true`, `old_vendor_id`). Sites whose configuration no longer points at our live files
 //! (a panel regenerated them) get the still-valid certificate put back, with no new order.
@@ -34,7 +36,9 @@ pub fn run(args: &RenewArgs, ctx: &Context) -> CommandResult {
             .map_err(Failure::failed)?;
     }
     let days = i64::from(args.days);
-    let chosen = select::renewals(&run, &found, &args.pipeline.sites, days, args.force)?;
+    let ari = pipeline::ari::windows(&run);
+    let timing = (days, args.force);
+    let chosen = select::renewals(&run, &found, &args.pipeline.sites, timing, &ari)?;
     if chosen.selection.is_empty() {
         let quiet = args.quiet;
         return report::print_renew_plan(&mut run, chosen, quiet, args.days);

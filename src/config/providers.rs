@@ -275,6 +275,11 @@ pub struct AcmeSettings {
     /// `ENC365_CA_BUNDLE` overrides it. Verification is never switched off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_bundle: Option<PathBuf>,
+    /// The chain to install when the CA offers several: the one whose topmost certificate was
+    /// issued by this common name (`ISRG Root X1`); the CA's default chain when none matches.
+    /// `--preferred-chain` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred_chain: Option<String>,
 }
 
 /// The ACME directory presets `directory = "…"` accepts, with their URLs.

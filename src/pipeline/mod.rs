@@ -25,6 +25,7 @@ pub mod cancel;
 pub mod certonly;
 pub mod domains;
 pub mod dry_run;
+pub mod ari;
 pub mod install;
 pub mod leftovers;
 pub mod order;
@@ -134,6 +135,9 @@ pub fn prepare<'a>(
     let mut config = config;
     if let Some(key_type) = args.key_type {
         config.key_type = key_type;
+    }
+    if let Some(chain) = &args.preferred_chain {
+        config.acme.get_or_insert_default().preferred_chain = Some(chain.clone());
     }
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();

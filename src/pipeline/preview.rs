@@ -40,7 +40,9 @@ pub fn preview(run: &mut Run, found: &Discovery, selected: &[Site]) -> anyhow::R
         Err(e) => run.say(format!("  {e:#}")),
     }
     for site in selected {
-        let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
+        let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
+        let well_known = super::routes::validation_prefix(&run.config);
+        let publication = dcv::plan_at(found, site, at, well_known);
         for r in &publication.routes {
             out.validation.push(format!(
                 "{}: validation files in {} (port {})",

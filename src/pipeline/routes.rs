@@ -17,6 +17,16 @@ use crate::nginx::edit;
 use crate::site::Site;
 use crate::store::{Transaction, TxnKind};
 
+/// The URL path prefix the configured CA fetches HTTP validation files under: ACME's
+/// `/.well-known/acme-challenge/`, else `/.well-known/pki-validation/`. Webroot files and the
+/// temporary location of proxy and redirect-only sites both follow it.
+pub fn validation_prefix(config: &crate::config::Config) -> &'static str {
+    match config.provider {
+        crate::config::Provider::Acme => crate::ca::acme::ACME_CHALLENGE,
+        _ => dcv::WELL_KNOWN,
+    }
+}
+
 /// Plans where every site's validation files go (no config change): a route per name, and the
 /// temporary edits the names without a usable webroot would need ([`apply_temporary`]).
 pub fn plan_routes<'s>(
@@ -27,7 +37,8 @@ pub fn plan_routes<'s>(
     let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
     let mut publications = BTreeMap::new();
     for site in sites {
-        let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
+        let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
+        let publication = dcv::plan_at(found, site, at, validation_prefix(&run.config));
         publications.insert(site.name.clone(), publication);
     }
     crate::store::ensure_dir(&run.dcv_dir, 0o755).map_err(Failure::failed)?;
@@ -50,7 +61,8 @@ pub fn apply_temporary<'s>(
     let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
     let mut splices = Vec::new();
     for site in sites {
-        let publication = dcv::plan(found, site, &prefix, &run.dcv_dir, run.args.http_port);
+        let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
+        let publication = dcv::plan_at(found, site, at, validation_prefix(&run.config));
         splices.extend(publication.splices);
     }
     if splices.is_empty() {

@@ -127,6 +127,10 @@ pub struct NotDue {
     pub days_left: i64,
     /// Why it is not due (or why it was skipped).
     pub reason: String,
+    /// The rule that decided: `ari` (the CA's renewal window) or `days` (`--days`); empty when
+    /// it was skipped.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rule: String,
     /// No server block carries the site any more.
     #[serde(skip)]
     pub orphaned: bool,
@@ -141,6 +145,10 @@ pub struct DueSite {
     pub action: String,
     /// Why.
     pub reason: String,
+    /// The rule that decided a renewal: `force`, `revoked`, `missing`, `expired`, `ari` (the
+    /// CA's renewal window), `days` (`--days`) or `names`; empty for a resume or reinstall.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub rule: String,
 }
 
 /// What `renew` selected.
@@ -160,6 +168,7 @@ impl Renewals {
             site: site.name.clone(),
             action: verb.into(),
             reason,
+            rule: String::new(),
         });
         self.selection.push(Planned { site, action });
     }
@@ -167,13 +176,14 @@ impl Renewals {
 
 /// The sites `renew` works on: pending orders (resumed), managed certificates that are due
 /// (expiring within `days`, or `force`), and managed sites whose configuration no longer serves
-/// our certificate (reinstalled). `selectors` narrows it (`--site`).
+/// our certificate (reinstalled). `selectors` narrows it (`--site`). `ari` holds the renewal
+/// windows the CA suggests, by site; they decide instead of `days` where present.
 pub fn renewals(
     run: &Run,
     found: &Discovery,
     selectors: &[String],
-    days: i64,
-    force: bool,
+    (days, force): (i64, bool),
+    ari: &BTreeMap<String, crate::ca::acme::RenewalWindow>,
 ) -> Result<Renewals, Failure> {
     let all_sites = site::group(found);
     let only: Option<Vec<Site>> = if selectors.is_empty() {
@@ -226,36 +236,47 @@ pub fn renewals(
                 site: lineage.site.clone(),
                 days_left: lineage.days_left(now),
                 reason: "no server block carries this site any more; not renewed".into(),
+                rule: String::new(),
                 orphaned: true,
             });
             continue;
         };
         if chosen(&site) {
+            let window = ari.get(&lineage.site);
             renewal_of(
-                &mut out, found, config_dir, &lineage, site, now, days, force,
+                &mut out,
+                found,
+                config_dir,
+                &lineage,
+                site,
+                (now, days, force),
+                window,
             );
         }
     }
     Ok(out)
 }
 
-/// Decides one managed certificate for `renew`.
-#[allow(clippy::too_many_arguments)]
+/// Decides one managed certificate for `renew` (by the CA's renewal window when given).
 fn renewal_of(
     out: &mut Renewals,
     found: &Discovery,
     config_dir: &std::path::Path,
     lineage: &Lineage,
     site: Site,
-    now: i64,
-    days: i64,
-    force: bool,
+    (now, days, force): (i64, i64, bool),
+    window: Option<&crate::ca::acme::RenewalWindow>,
 ) {
     let live = lifecycle::live_summary(config_dir, &lineage.site);
-    match lifecycle::verdict(lineage, &site, live.as_ref(), now, days, force) {
+    let timing = (now, days, force);
+    let (verdict, rule) = lifecycle::renewal_verdict(lineage, &site, live.as_ref(), timing, window);
+    match verdict {
         Verdict::Due(reason) => {
             let renews = lineage.renewable_order();
             out.add(site, Action::Order { renews }, "renew", reason);
+            if let Some(due) = out.due.last_mut() {
+                due.rule = rule.to_string();
+            }
         }
         Verdict::Fine(reason) => match lifecycle::config_points_at_live(found, &site, config_dir) {
             Some(drift) => out.add(site, Action::Reinstall, "reinstall", drift),
@@ -263,6 +284,7 @@ fn renewal_of(
                 site: lineage.site.clone(),
                 days_left: live.map_or(0, |l| l.days_left(now)),
                 reason,
+                rule: rule.to_string(),
                 orphaned: false,
             }),
         },

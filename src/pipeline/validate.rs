@@ -94,6 +94,7 @@ async fn publish_and_check(
             .ok_or_else(|| anyhow!("the record has no order id"))?,
     );
     ca.attach_csr(&id, &record.csr_pem);
+    ca.attach_dns_names(&id, &record.dns_names);
     let order = ca.order_status(&id, &record.names).await?;
     if !matches!(order.state, OrderState::Pending { .. }) {
         return Ok(());
@@ -263,6 +264,7 @@ async fn poll(
 ) -> Polled {
     let id = OrderId(record.order_id.clone().unwrap_or_default());
     ca.attach_csr(&id, &record.csr_pem);
+    ca.attach_dns_names(&id, &record.dns_names);
     match ca.order_status(&id, &record.names).await {
         Ok(order) => match order.state {
             OrderState::Issued(cert) => {

@@ -50,11 +50,11 @@ impl HttpPublisher<'_> {
         let route = (self.publication.routes.iter())
             .find(|r| r.name == name)
             .ok_or_else(|| anyhow!("no server block answers HTTP for {name}"))?;
-        let (dir, file_name) = target(&route.dir, path).ok_or_else(|| {
+        let served = self.publication.served_prefix();
+        let (dir, file_name) = target(&route.dir, served, path).ok_or_else(|| {
             anyhow!(
-                "the CA asks for {path} on {name}; only files directly under {} (or, where the \
-                 site has a webroot, {}) can be published here",
-                dcv::WELL_KNOWN,
+                "the CA asks for {path} on {name}; only files directly under {served} (or, where \
+                 the site has a webroot, {}) can be published here",
                 crate::ca::acme::ACME_CHALLENGE
             )
         })?;
@@ -99,12 +99,12 @@ impl Publisher for HttpPublisher<'_> {
 }
 
 /// The directory and file name for a challenge at URL `path`, given the route's directory for
-/// `/.well-known/pki-validation/`: that directory itself, or for an ACME HTTP-01 token its
-/// sibling `acme-challenge` in the same webroot. `None` for any other path, an unsafe file name,
-/// or an ACME token on a route without a webroot (the temporary location serves only
-/// `pki-validation`).
-fn target<'p>(route_dir: &Path, path: &'p str) -> Option<(PathBuf, &'p str)> {
-    if let Some(file) = path.strip_prefix(dcv::WELL_KNOWN) {
+/// the prefix `served` (the one the routes were planned for): that directory itself, or for an
+/// ACME HTTP-01 token on a webroot route planned for `/.well-known/pki-validation/` its sibling
+/// `acme-challenge` in the same webroot. `None` for any other path, an unsafe file name, or an
+/// ACME token on a temporary location planned for another prefix.
+fn target<'p>(route_dir: &Path, served: &str, path: &'p str) -> Option<(PathBuf, &'p str)> {
+    if let Some(file) = path.strip_prefix(served) {
         return is_safe_file_name(file).then(|| (route_dir.to_path_buf(), file));
     }
     let file = path.strip_prefix(crate::ca::acme::ACME_CHALLENGE)?;
@@ -136,7 +136,7 @@ pub fn probe(
     let result = dcv::check_served(
         addr,
         name,
-        &format!("{}{file_name}", dcv::WELL_KNOWN),
+        &format!("{}{file_name}", publication.served_prefix()),
         token.as_bytes(),
     );
     dcv::remove_files(&[route.dir.join(&file_name)], &created);
@@ -219,5 +219,20 @@ mod tests {
                 .to_string()
                 .contains("no server block answers HTTP")
         );
+    }
+
+    #[test]
+    fn a_temporary_location_planned_for_acme_takes_the_token_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let dcv_dir = dir.path().join("dcv");
+        let served = crate::ca::acme::ACME_CHALLENGE;
+        let (to, file) = target(&dcv_dir, served, "/.well-known/acme-challenge/tok-1").unwrap();
+        assert_eq!((to, file), (dcv_dir.clone(), "tok-1"));
+        assert!(target(&dcv_dir, served, "/.well-known/pki-validation/a.txt").is_none());
+        assert!(target(&dcv_dir, served, "/.well-known/acme-challenge/../x").is_none());
+        // A webroot route planned for pki-validation still takes a token in its sibling.
+        let webroot = dir.path().join("www/.well-known/pki-validation");
+        let (to, _) = target(&webroot, dcv::WELL_KNOWN, "/.well-known/acme-challenge/t").unwrap();
+        assert_eq!(to, dir.path().join("www/.well-known/acme-challenge"));
     }
 }

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::host::{Host, expect_exit, pem_fingerprint};
+use common::named::Named;
 use enc365_sim::Faults;
 
 /// Sites with webroots (HTTP-01 files go to `<root>/.well-known/acme-challenge/`).
@@ -29,6 +30,23 @@ const SITES: &str = r#"
         listen 127.0.0.1:{port.0};
         server_name php.test;
         root {prefix}/www/php;
+    }
+"#;
+
+/// Sites without a webroot: a proxy and a redirect-only block (HTTP-01 through the temporary
+/// `location ^~ /.well-known/acme-challenge/`).
+const PROXY_SITES: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name api.test;
+        location / {
+            proxy_pass http://127.0.0.1:9;
+        }
+    }
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name go.test;
+        return 301 https://example.com$request_uri;
     }
 "#;
 
@@ -67,6 +85,16 @@ fn installed() -> bool {
 impl Pebble {
     /// Starts Pebble validating HTTP-01 on `http_port`, with `env` (fault switches) added.
     fn start(http_port: u16, env: &[(&str, &str)]) -> Pebble {
+        Pebble::start_with_dns(http_port, env, None)
+    }
+
+    /// [`Pebble::start`], resolving names (and DNS-01 TXT records) at `dns` instead of
+    /// `pebble-challtestsrv` when given.
+    fn start_with_dns(
+        http_port: u16,
+        env: &[(&str, &str)],
+        dns_server: Option<std::net::SocketAddr>,
+    ) -> Pebble {
         let dir = tempfile::tempdir().unwrap();
         let (ca_pem, cert_pem, key_pem) = listener_certificate();
         let d = dir.path();
@@ -97,7 +125,10 @@ impl Pebble {
         let mut pebble = Command::new("pebble")
             .arg("-config")
             .arg(d.join("pebble.json"))
-            .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+            .args([
+                "-dnsserver",
+                &dns_server.map_or_else(|| format!("127.0.0.1:{dns}"), |a| a.to_string()),
+            ])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
@@ -157,6 +188,27 @@ impl Pebble {
         path
     }
 
+    /// Pebble's `n`th issuing root (`PEBBLE_ALTERNATE_ROOTS`), in a file, with its common name.
+    fn root_n(&self, n: usize) -> (PathBuf, String) {
+        let path = self.dir.path().join(format!("pebble-root-{n}.pem"));
+        let out = Command::new("curl")
+            .args(["-sS", "--fail", "--cacert"])
+            .arg(self.bundle())
+            .arg(format!("https://127.0.0.1:{}/roots/{n}", self.management))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&path, &out.stdout).unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(&out.stdout).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&block.contents).unwrap();
+        let cn = cert.subject().iter_common_name().next().unwrap();
+        (path, cn.as_str().unwrap().to_string())
+    }
+
     /// How many orders Pebble has created.
     fn orders(&self) -> usize {
         self.log.lock().unwrap().matches("Added order").count()
@@ -183,13 +235,29 @@ fn listener_certificate() -> (String, String, String) {
 
 /// The sandbox host switched to ACME at `pebble`, with an account registered.
 fn acme_host(pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
-    let host = Host::with(Faults::default(), SITES, "");
-    let pebble = Pebble::start(host.http, pebble_env);
+    acme_host_with(SITES, pebble_env)
+}
+
+/// [`acme_host`] with other sites.
+fn acme_host_with(sites: &str, pebble_env: &[(&str, &str)]) -> (Host, Pebble) {
+    acme_host_at(sites, pebble_env, None, "")
+}
+
+/// [`acme_host_with`], Pebble resolving at `named` when given, with `extra` config lines.
+fn acme_host_at(
+    sites: &str,
+    pebble_env: &[(&str, &str)],
+    named: Option<&Named>,
+    extra: &str,
+) -> (Host, Pebble) {
+    let host = Host::with(Faults::default(), sites, "");
+    let pebble = Pebble::start_with_dns(host.http, pebble_env, named.map(|n| n.addr));
     let config = host.dir.path().join("config.toml");
+    let dns = named.map(|n| n.rfc2136_config(15)).unwrap_or_default();
     std::fs::write(
         &config,
         format!(
-            "provider = \"acme\"\nkey_type = \"ecdsa-p256\"\n[acme]\ndirectory = \"{}\"\n",
+            "provider = \"acme\"\nkey_type = \"ecdsa-p256\"\n{dns}[acme]\ndirectory = \"{}\"\n{extra}",
             pebble.directory
         ),
     )
@@ -547,4 +615,213 @@ fn a_wildcard_order_hands_out_the_dns_01_record_as_data() {
         .block_on(client.order_status(&order.id, &names))
         .unwrap();
     assert_eq!(pebble.orders(), 1);
+}
+
+/// Every configuration file under the sandbox, as text, with the lines we manage left out.
+fn config_without_managed_lines(host: &Host) -> String {
+    let text = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    text.lines()
+        .filter(|l| !l.ends_with("# managed by enc365-nginx"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn proxy_and_redirect_sites_get_http_01_through_a_temporary_location() {
+    if !installed() {
+        return;
+    }
+    let (host, pebble) = acme_host_with(PROXY_SITES, &[]);
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 api.test\n127.0.0.1 go.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+    let before = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(!before.contains("managed by enc365-nginx"));
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(
+        doc["reloads"], 2,
+        "one for the locations, one for the install: {doc:#}"
+    );
+    assert_eq!(pebble.orders(), 2, "one order per site");
+    let root = pebble.root();
+    for name in ["api.test", "go.test"] {
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} verified by Pebble's root"
+        );
+    }
+    let after = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    assert!(
+        !after.contains("acme-challenge"),
+        "temporary location removed: {after}"
+    );
+    assert!(after.contains("managed by enc365-nginx"), "{after}");
+    assert_eq!(
+        config_without_managed_lines(&host),
+        before,
+        "only our lines were added"
+    );
+    let dcv = host.dir.path().join("state/dcv");
+    assert_eq!(
+        std::fs::read_dir(&dcv).unwrap().count(),
+        0,
+        "challenge files removed"
+    );
+
+    // Pebble 2.4 offers no renewal information (no `renewalInfo` in its directory): `--days`
+    // decides, and `renew --json` says so.
+    let out = run(&mut pipeline(&host, &pebble, "renew", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    let not_due = doc["not_due"].as_array().unwrap();
+    assert_eq!(not_due.len(), 2, "{doc:#}");
+    assert!(not_due.iter().all(|n| n["rule"] == "days"), "{doc:#}");
+    let out = run(&mut pipeline(
+        &host,
+        &pebble,
+        "renew",
+        &["--json", "--days", "3650"],
+    ));
+    let doc = expect_exit(&out, 0);
+    // Pebble's certificates are valid for about five years.
+    let due = doc["due"].as_array().unwrap();
+    assert_eq!(due.len(), 2, "{doc:#}");
+    assert!(due.iter().all(|d| d["rule"] == "days"), "{doc:#}");
+    assert_eq!(pebble.orders(), 4, "renewed by --days");
+}
+
+#[test]
+fn a_wildcard_is_proven_by_dns_01_at_a_real_bind_and_served() {
+    if !installed() {
+        return;
+    }
+    const WILD: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name w.test *.w.test;
+        root {prefix}/www/shop;
+    }
+"#;
+    let named = Named::start(&["w.test"]);
+    let (host, pebble) = acme_host_at(WILD, &[], Some(&named), "");
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 w.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(
+        pebble.orders(),
+        1,
+        "one order for apex and wildcard: {doc:#}"
+    );
+    let issued = &doc["sites"][0]["names_issued"];
+    assert!(
+        (issued.as_array().unwrap().iter()).any(|n| n == "*.w.test"),
+        "{doc:#}"
+    );
+    let root = pebble.root();
+    for name in ["w.test", "x.w.test", "deep-name.w.test"] {
+        assert!(
+            verified_by(&root, host.https, name),
+            "{name} verified by Pebble's root"
+        );
+    }
+    let txt = named.values("_acme-challenge.w.test", hickory_proto::rr::RecordType::TXT);
+    assert!(txt.is_empty(), "the TXT records were removed: {txt:?}");
+    assert!(
+        named.log().contains("_acme-challenge.w.test"),
+        "the record went through named's RFC 2136 updates"
+    );
+}
+
+#[test]
+fn the_preferred_chain_is_the_one_installed() {
+    if !installed() {
+        return;
+    }
+    let (host, pebble) = acme_host(&[("PEBBLE_ALTERNATE_ROOTS", "2")]);
+    let (root0, _) = pebble.root_n(0);
+    let (root1, cn1) = pebble.root_n(1);
+    let (root2, cn2) = pebble.root_n(2);
+    let site = ["--site", "php.test", "--json"];
+    let mut auto = pipeline(&host, &pebble, "auto", &site);
+    expect_exit(&run(auto.args(["--preferred-chain", &cn1])), 0);
+    let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
+    assert_eq!(
+        enc365_nginx::ca::acme::top_issuer_cn(&chain),
+        Some(cn1.clone())
+    );
+    assert!(
+        verified_by(&root1, host.https, "php.test"),
+        "served chain ends at {cn1}"
+    );
+    assert!(
+        !verified_by(&root0, host.https, "php.test"),
+        "not the default chain"
+    );
+
+    // `[acme] preferred_chain` in the config, for a renewal.
+    let config = host.dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("preferred_chain = \"{cn2}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let renew = ["--force", "--site", "php.test", "--json"];
+    expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
+    let chain = std::fs::read_to_string(host.live("php.test")).unwrap();
+    assert_eq!(
+        enc365_nginx::ca::acme::top_issuer_cn(&chain),
+        Some(cn2.clone())
+    );
+    assert!(
+        verified_by(&root2, host.https, "php.test"),
+        "served chain ends at {cn2}"
+    );
+
+    // A name no chain has: the default chain.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&cn2, "No Such Root")).unwrap();
+    expect_exit(&run(&mut pipeline(&host, &pebble, "renew", &renew)), 0);
+    assert!(
+        verified_by(&root0, host.https, "php.test"),
+        "the default chain"
+    );
+}
+
+#[test]
+fn with_validation_dns_a_plain_name_is_proven_by_dns_01_too() {
+    if !installed() {
+        return;
+    }
+    const PLAIN: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name d.test;
+        root {prefix}/www/shop;
+    }
+"#;
+    let named = Named::start(&["d.test"]);
+    let (host, pebble) = acme_host_at(PLAIN, &[], Some(&named), "");
+    let config = host.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("validation = \"auto\""), "{text}");
+    std::fs::write(
+        &config,
+        text.replace("validation = \"auto\"", "validation = \"dns\""),
+    )
+    .unwrap();
+    let mut hosts = std::fs::read_to_string(host.dir.path().join("hosts")).unwrap();
+    hosts.push_str("127.0.0.1 d.test\n");
+    std::fs::write(host.dir.path().join("hosts"), hosts).unwrap();
+
+    let out = run(&mut pipeline(&host, &pebble, "auto", &["--json"]));
+    let doc = expect_exit(&out, 0);
+    assert_eq!(pebble.orders(), 1, "{doc:#}");
+    assert!(verified_by(&pebble.root(), host.https, "d.test"));
+    // No HTTP file was published: only the DNS-01 answer can have proven the name.
+    assert!(!host.sb.path("www/shop/.well-known/acme-challenge").exists());
+    assert!(named.log().contains("_acme-challenge.d.test"));
+    let txt = named.values("_acme-challenge.d.test", hickory_proto::rr::RecordType::TXT);
+    assert!(txt.is_empty(), "removed: {txt:?}");
 }

@@ -89,6 +89,7 @@ fn the_template_lists_every_config_key_with_its_default() {
             account_key: Some("k".into()),
             contact: Some(vec!["mailto:a@example.com".into()]),
             ca_bundle: Some("b".into()),
+            preferred_chain: some("p"),
             eab: Some(AcmeEab {
                 kid: "k".into(),
                 hmac_key: Secret::new("h"),
