@@ -7,5 +7,6 @@ pub mod control;
 pub mod edit;
 pub mod https;
 pub mod lexer;
+pub mod reader;
 pub mod sites;
 pub mod tree;
