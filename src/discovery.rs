@@ -60,12 +60,11 @@ pub fn discover(
 /// The classified names of every server, in order: on two threads when there are many servers
 /// (a 10,000-site host has some 50,000 names).
 fn classify_names(servers: &[Server]) -> Vec<Vec<Name>> {
-    let classify =
-        |part: &[Server]| -> Vec<Vec<Name>> {
-            part.iter()
-                .map(|s| names::classify_all(s.server_names.iter().map(String::as_str)))
-                .collect()
-        };
+    let classify = |part: &[Server]| -> Vec<Vec<Name>> {
+        part.iter()
+            .map(|s| names::classify_all(s.server_names.iter().map(String::as_str)))
+            .collect()
+    };
     if servers.len() < 1000 {
         return classify(servers);
     }

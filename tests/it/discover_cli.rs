@@ -140,7 +140,11 @@ fn a_relative_nginx_conf_resolves_against_the_working_directory() {
 /// A main file whose `http` block includes `target` on line 3 (the path at column 11).
 fn main_including(dir: &Path, target: &str) -> PathBuf {
     let conf = dir.join("nginx.conf");
-    std::fs::write(&conf, format!("events {{}}\nhttp {{\n  include {target};\n}}\n")).unwrap();
+    std::fs::write(
+        &conf,
+        format!("events {{}}\nhttp {{\n  include {target};\n}}\n"),
+    )
+    .unwrap();
     conf
 }
 
@@ -156,9 +160,18 @@ fn an_included_fifo_exits_2_naming_the_include_instead_of_hanging() {
     assert_eq!(out.status.code(), Some(2));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["errors"][0]["file"], conf.display().to_string());
-    assert_eq!((doc["errors"][0]["line"].as_u64(), doc["errors"][0]["column"].as_u64()), (Some(3), Some(11)));
+    assert_eq!(
+        (
+            doc["errors"][0]["line"].as_u64(),
+            doc["errors"][0]["column"].as_u64()
+        ),
+        (Some(3), Some(11))
+    );
     let message = doc["errors"][0]["message"].as_str().unwrap();
-    assert!(message.contains("it is a FIFO (named pipe), not a regular file"), "{message}");
+    assert!(
+        message.contains("it is a FIFO (named pipe), not a regular file"),
+        "{message}"
+    );
 }
 
 #[test]

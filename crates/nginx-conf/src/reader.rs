@@ -143,9 +143,15 @@ mod tests {
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let e = read_config_file(&fifo).unwrap_err();
-        assert!(matches!(e, ReadError::NotRegular("a FIFO (named pipe)")), "{e}");
+        assert!(
+            matches!(e, ReadError::NotRegular("a FIFO (named pipe)")),
+            "{e}"
+        );
         let e = read_config_file(Path::new("/dev/zero")).unwrap_err();
-        assert!(matches!(e, ReadError::NotRegular("a character device")), "{e}");
+        assert!(
+            matches!(e, ReadError::NotRegular("a character device")),
+            "{e}"
+        );
         let e = read_config_file(dir.path()).unwrap_err();
         assert!(e.to_string().starts_with("it is a directory"), "{e}");
         assert!(

@@ -15,11 +15,11 @@
 //! *mean* (servers, names, TLS) is left to [`crate::sites`].
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
 use std::ffi::{CStr, CString, OsStr};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
 use crate::reader::{ReadError, read_config_file};
@@ -201,10 +201,25 @@ impl ConfigFile {
 
     /// 1-based line and column of a byte offset.
     pub fn line_col(&self, offset: u32) -> (u32, u32) {
-        let starts = self.line_starts.get_or_init(|| line_starts(&self.bytes));
-        let line = starts.partition_point(|&s| s <= offset);
-        let start = starts[line - 1] as usize;
         let end = (offset as usize).min(self.bytes.len());
+        let (line, start) = match self.line_starts.get() {
+            // Near the start of a file (where most `server` keywords are), counting is cheaper
+            // than indexing every line of it.
+            None if end < 4096 => {
+                let before = &self.bytes[..end];
+                let lines = before.iter().filter(|&&b| b == b'\n').count();
+                let start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |p| p + 1);
+                (lines + 1, start)
+            }
+            _ => {
+                let starts = self.line_starts.get_or_init(|| line_starts(&self.bytes));
+                let line = starts.partition_point(|&s| s <= offset);
+                (line, starts[line - 1] as usize)
+            }
+        };
         // Count characters, not bytes: skip UTF-8 continuation bytes.
         let column = self.bytes[start..end]
             .iter()
@@ -519,6 +534,7 @@ impl Config {
             files: Vec::new(),
             by_path: HashMap::default(),
             stack: Vec::new(),
+            last_include: None,
         };
         let bytes = read_config_file(main).map_err(|e| ParseError {
             file: main.to_path_buf(),
@@ -557,6 +573,8 @@ struct Loader {
     by_path: HashMap<PathBuf, FileId, BuildHasherDefault<PathHasher>>,
     /// Files being read right now, outermost first (for loop detection).
     stack: Vec<FileId>,
+    /// The argument of the last plain (not glob) `include` and the file it named.
+    last_include: Option<(Vec<u8>, FileId)>,
 }
 
 impl Loader {
@@ -600,6 +618,14 @@ impl Loader {
                     ),
                 ));
             }
+            if let Some(id) = self.recent_include(file, &args[0]) {
+                file.nodes[index].included = Run {
+                    start: file.includes.len() as u32,
+                    len: 1,
+                };
+                file.includes.push(id);
+                continue;
+            }
             let arg = args[0].value(&file.bytes).into_owned();
             let pattern = self.conf_dir.join(OsStr::from_bytes(&arg));
             let at = args[0].span.start;
@@ -614,6 +640,11 @@ impl Loader {
                 let ready = prefetched.as_mut().and_then(|p| p[i].take());
                 ids.push(self.include(file, at, path, ready)?);
             }
+            if let [id] = ids[..]
+                && !arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'$'))
+            {
+                self.last_include = Some((arg, id));
+            }
             file.nodes[index].included = Run {
                 start: file.includes.len() as u32,
                 len: ids.len() as u32,
@@ -621,6 +652,18 @@ impl Loader {
             file.includes.extend(ids);
         }
         Ok(())
+    }
+
+    /// The file of an `include` whose argument is the same as the last plain `include` resolved
+    /// (every site of a panel includes the same snippets), when that file is fully read (not an
+    /// include loop): no path to join or look up again.
+    fn recent_include(&self, file: &ConfigFile, arg: &Word) -> Option<FileId> {
+        let (last, id) = self.last_include.as_ref()?;
+        let same = match arg.value(&file.bytes) {
+            std::borrow::Cow::Borrowed(v) => v == last.as_slice(),
+            std::borrow::Cow::Owned(v) => v == *last,
+        };
+        (same && self.files[*id].is_some() && !self.stack.contains(id)).then_some(*id)
     }
 
     /// Reads and parses many files of one glob at once, on every core: a host with thousands of
@@ -828,7 +871,11 @@ mod tests {
     /// A main file whose `http` block includes `target` on line 3 (the path at column 11).
     fn main_including(dir: &Path, target: &str) -> PathBuf {
         let main = dir.join("nginx.conf");
-        std::fs::write(&main, format!("events {{}}\nhttp {{\n  include {target};\n}}\n")).unwrap();
+        std::fs::write(
+            &main,
+            format!("events {{}}\nhttp {{\n  include {target};\n}}\n"),
+        )
+        .unwrap();
         main
     }
 
@@ -847,14 +894,19 @@ mod tests {
         let e = Config::load(&main).unwrap_err();
         assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
         assert!(
-            e.message.contains("pipe.conf: it is a FIFO (named pipe), not a regular file"),
+            e.message
+                .contains("pipe.conf: it is a FIFO (named pipe), not a regular file"),
             "{e}"
         );
         // Through a glob of many files (read ahead in parallel), the same error, same place.
         let sites = dir.path().join("sites");
         std::fs::create_dir(&sites).unwrap();
         for i in 0..100 {
-            std::fs::write(sites.join(format!("s{i:03}.conf")), "server { listen 80; }\n").unwrap();
+            std::fs::write(
+                sites.join(format!("s{i:03}.conf")),
+                "server { listen 80; }\n",
+            )
+            .unwrap();
         }
         mkfifo(&sites.join("s050.fifo.conf"));
         let main = main_including(dir.path(), "sites/*.conf");
@@ -870,7 +922,8 @@ mod tests {
         let e = Config::load(&main).unwrap_err();
         assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
         assert!(
-            e.message.contains("/dev/zero: it is a character device, not a regular file"),
+            e.message
+                .contains("/dev/zero: it is a character device, not a regular file"),
             "{e}"
         );
     }
@@ -883,7 +936,10 @@ mod tests {
         let main = main_including(dir.path(), "huge.conf");
         let e = Config::load(&main).unwrap_err();
         assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
-        assert!(e.message.contains("huge.conf: it is larger than 64 MiB"), "{e}");
+        assert!(
+            e.message.contains("huge.conf: it is larger than 64 MiB"),
+            "{e}"
+        );
     }
 
     #[test]
