@@ -21,11 +21,11 @@
 //! run that installs nothing reloads once more only to take out what it (or a killed run)
 //! added. Not here: parsing options (the commands) or talking HTTP to a CA ([`crate::ca`]).
 
+pub mod ari;
 pub mod cancel;
 pub mod certonly;
 pub mod domains;
 pub mod dry_run;
-pub mod ari;
 pub mod install;
 pub mod leftovers;
 pub mod order;

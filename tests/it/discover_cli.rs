@@ -136,3 +136,57 @@ fn a_relative_nginx_conf_resolves_against_the_working_directory() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["servers"].as_array().unwrap().len(), 3);
 }
+
+/// A main file whose `http` block includes `target` on line 3 (the path at column 11).
+fn main_including(dir: &Path, target: &str) -> PathBuf {
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!("events {{}}\nhttp {{\n  include {target};\n}}\n"),
+    )
+    .unwrap();
+    conf
+}
+
+#[test]
+fn an_included_fifo_exits_2_naming_the_include_instead_of_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.conf");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let conf = main_including(dir.path(), "pipe.conf");
+    let out = discover(&conf, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["errors"][0]["file"], conf.display().to_string());
+    assert_eq!(
+        (
+            doc["errors"][0]["line"].as_u64(),
+            doc["errors"][0]["column"].as_u64()
+        ),
+        (Some(3), Some(11))
+    );
+    let message = doc["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("it is a FIFO (named pipe), not a regular file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn an_included_dev_zero_exits_2_naming_the_include_instead_of_reading_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = main_including(dir.path(), "/dev/zero");
+    let out = discover(&conf, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:3:11: could not read included file /dev/zero: it is a character device, \
+             not a regular file",
+            conf.display()
+        )),
+        "{err}"
+    );
+}

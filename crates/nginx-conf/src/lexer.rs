@@ -106,7 +106,14 @@ impl Word {
 
     /// The value as text, with any non-UTF-8 byte replaced (for messages and JSON).
     pub fn text(&self, src: &[u8]) -> String {
-        String::from_utf8_lossy(&self.value(src)).into_owned()
+        match self.value(src) {
+            Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(b).into_owned(),
+            },
+            Cow::Owned(v) => String::from_utf8(v)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod edit;
 pub mod https;
 pub mod lexer;
 pub mod process;
+pub mod reader;
 pub mod sites;
 pub mod tree;
 pub mod unmanage;
