@@ -385,8 +385,10 @@ fn auto_with_d_orders_only_the_names_given_and_refuses_one_the_site_lacks() {
         sites[0]["names_issued"],
         serde_json::json!(["www.shop.test"])
     );
+    // The lineage is named after a name the certificate covers (shop.test itself was not asked).
     let leaf = common::host::served(&host, "www.shop.test");
-    assert_eq!(leaf.fingerprint, pem_fingerprint(&host.live("shop.test")));
+    assert_eq!(leaf.fingerprint, pem_fingerprint(&host.live("www.shop.test")));
+    assert!(!host.live("shop.test").exists());
 }
 
 /// Every file under the nginx prefix but logs, temp paths and the webroots: path → bytes.
