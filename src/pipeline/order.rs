@@ -317,7 +317,24 @@ pub async fn reissue(
     order_id: String,
 ) -> anyhow::Result<()> {
     let interrupted = OrderRecord::load(&run.state_dir, site)?
-        .filter(|r| r.state == RecordState::Reissuing && r.order_id.as_deref() == Some(&order_id));
+        .filter(|r| r.state.is_open() && r.order_id.as_deref() == Some(&order_id));
+    if let Some(record) = interrupted
+        .as_ref()
+        .filter(|r| r.state != RecordState::Reissuing)
+    {
+        // The CA took it and a killed run was validating or installing it: the pipeline
+        // resumes that record; asking again would throw away its key (and its certificate).
+        let stage = if record.state == RecordState::Issued {
+            "issued, not yet installed"
+        } else {
+            "taken by the CA, not yet validated"
+        };
+        run.say(format!(
+            "  {site}: finishing the interrupted reissue of order {order_id} ({stage}) with the \
+             key made then"
+        ));
+        return Ok(());
+    }
     let mut record = match interrupted {
         Some(record) => {
             run.say(format!(

@@ -323,10 +323,15 @@ pub fn for_reissue(
                 lineage.site
             ))
         })?;
-    // An interrupted reissue is `reissue`'s to finish.
+    // An interrupted reissue (of this certificate's order, before or after the CA took it) is
+    // `reissue`'s to finish; any other order in flight is not.
     if let Some(record) = OrderRecord::load(&run.state_dir, &lineage.site)
         .map_err(Failure::failed)?
-        .filter(|r| r.state.is_open() && r.state != crate::orders::RecordState::Reissuing)
+        .filter(|r| {
+            r.state.is_open()
+                && r.state != crate::orders::RecordState::Reissuing
+                && r.order_id != lineage.renewable_order()
+        })
     {
         return Err(Failure::usage(anyhow!(
             "order {} for {} is still in flight; finish it with `enc365-nginx renew` first",

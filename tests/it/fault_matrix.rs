@@ -1,7 +1,9 @@
 //! The fault matrix: table-driven, each case on a fresh sandbox (real nginx, the simulator in
 //! process, the real binary). A case breaks one thing — a CA call answering 5xx, HTML, a cut-off
 //! answer, too late, or dropping the connection; a kill -9 while a persisted step waits for the
-//! CA; `nginx -t` or reload failing during a renewal; a full filesystem under the vhosts or a
+//! CA, or during an install (its `nginx -t`, or right after its reload signal, with the new
+//! certificate files written and the record not yet saying installed); `nginx -t` or reload
+//! failing during a renewal; a full filesystem under the vhosts or a
 //! webroot; a CA that accepts connections and never answers — then reruns without the fault and
 //! checks what must always hold:
 //!
@@ -62,6 +64,13 @@ enum Fault {
     Kill {
         path: &'static str,
         command: &'static str,
+    },
+    /// kill -9 of `command` (`auto`, `renew --force`, `reissue`) during its install: while its
+    /// `nginx -t` runs, or once its reload was signalled (`step` is `-t` or `reload`). The new
+    /// certificate files are written then, and the record does not say installed yet.
+    KillInstall {
+        command: &'static str,
+        step: &'static str,
     },
     /// `nginx -t` (or reload) fails during a forced renewal.
     NginxFails { on: &'static str },
@@ -135,6 +144,11 @@ fn cases() -> Vec<Fault> {
         ("/cert/reissue", "reissue"),
     ] {
         out.push(Fault::Kill { path, command });
+    }
+    for command in ["auto", "renew", "reissue"] {
+        for step in ["-t", "reload"] {
+            out.push(Fault::KillInstall { command, step });
+        }
     }
     out.push(Fault::KillRollback);
     out.push(Fault::NginxFails { on: "-t" });
@@ -253,6 +267,17 @@ fn run_case(name: &str, fault: &Fault) -> Verdict {
             }
             kill_during(&host, path, command);
         }
+        Fault::KillInstall { command, step } => {
+            if *command != "auto" {
+                outputs.push(host.auto(&[]));
+                baseline_creates = host.sim.request_count("/cert/create");
+                old_served = handshake(&host, "shop.test").map(|f| ("shop.test".to_string(), f));
+            }
+            if !kill_in_install(&host, command, step) {
+                v.problems
+                    .push(format!("the run never reached its install's {step}"));
+            }
+        }
         Fault::KillRollback => {
             let out = host.auto(&["--json"]);
             let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -296,6 +321,8 @@ fn run_case(name: &str, fault: &Fault) -> Verdict {
     }
     // The rerun, with nothing broken.
     let rerun_sub = match fault {
+        // A killed `renew` is rerun by the timer as a plain `renew`, not as `auto`.
+        Fault::KillInstall { command, .. } => command,
         Fault::Kill {
             command: "reissue", ..
         }
@@ -306,6 +333,9 @@ fn run_case(name: &str, fault: &Fault) -> Verdict {
         _ => "auto",
     };
     outputs.push(rerun(&host, rerun_sub));
+    if let Fault::KillInstall { .. } = fault {
+        finished_install(&host, &outputs, old_served.as_ref(), &mut v);
+    }
     check(
         &host,
         &before,
@@ -369,22 +399,102 @@ fn kill_during(host: &Host, path: &str, command: &str) {
     host.sim.set_faults(Faults::default());
 }
 
-/// Runs `rollback undo` with an nginx whose `-t` hangs, and kill -9s it there.
-fn kill_rollback(host: &Host, undo: &str) {
-    let marker = host.dir.path().join("nginx-t-started");
+/// Runs `command` with an nginx that, once shop.test's live chain differs from the one served
+/// before (the install wrote the new files), hangs at `step`: in `-t` before testing, in reload
+/// after signalling the master. The run is kill -9ed there; false when it never got there.
+fn kill_in_install(host: &Host, command: &str, step: &str) -> bool {
+    let live = host.live("shop.test");
+    let saved = host.dir.path().join("fullchain-before.pem");
+    if live.exists() {
+        std::fs::copy(&live, &saved).unwrap();
+    }
+    let nginx = host.sb.nginx_bin().display().to_string();
+    let (arg, run_first) = match step {
+        "-t" => ("-t", String::new()),
+        _ => ("reload", format!("{nginx} \"$@\"; ")),
+    };
+    let when = format!(
+        "[ -f {live} ] && ! cmp -s {live} {saved} && ",
+        live = live.display(),
+        saved = saved.display()
+    );
+    let (wrapper, marker) = hanging_nginx(host, arg, &when, &run_first);
+    let extra: &[&str] = match command {
+        "reissue" => &["--site", "shop.test"],
+        "renew" => &["--force"],
+        _ => &[],
+    };
+    let d = host.dir.path();
+    let child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+        .arg(command)
+        .args(extra)
+        .args(["--poll-interval", "0.1", "--timeout", "30"])
+        .arg("--config")
+        .arg(d.join("config.toml"))
+        .arg("--state-dir")
+        .arg(d.join("state"))
+        .arg("--nginx-bin")
+        .arg(&wrapper)
+        .arg("--nginx-conf")
+        .arg(host.sb.conf_path())
+        .arg("--nginx-prefix")
+        .arg(host.sb.prefix())
+        .args(["--https-port", &host.https.to_string()])
+        .args(["--http-port", &host.http.to_string()])
+        .env("ENC365_HOSTS_FILE", d.join("hosts"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_at(child, &marker, Duration::from_secs(30))
+}
+
+/// A wrapper around nginx that, called with `arg` while the shell test `when` (ending in `&&`,
+/// or empty) holds, runs `run_first` (shell, or empty), writes its pid to the returned marker
+/// and sleeps; otherwise it is nginx.
+fn hanging_nginx(host: &Host, arg: &str, when: &str, run_first: &str) -> (PathBuf, PathBuf) {
+    let marker = host.dir.path().join("nginx-hang-started");
     let wrapper = host.dir.path().join("nginx-hangs");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nfor a; do [ \"$a\" = -t ] && {{ echo $$ > {}; exec sleep 30; }}; done\nexec {} \"$@\"\n",
+            "#!/bin/sh\nfor a; do [ \"$a\" = {arg} ] && {when}{{ {run_first}echo $$ > {}; exec sleep 30; }}; done\nexec {} \"$@\"\n",
             marker.display(),
             host.sb.nginx_bin().display()
         ),
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (wrapper, marker)
+}
+
+/// Waits (up to `limit`) for `marker` to appear, then kill -9s `child` and the hanging `sleep`
+/// whose pid the marker holds. Whether the marker appeared.
+fn kill_at(mut child: std::process::Child, marker: &Path, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while !marker.exists() && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let pid = std::fs::read_to_string(marker)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok());
+    if let Some(pid) = pid {
+        // SAFETY: kill only sends a signal, to the hanging `sleep` this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    pid.is_some()
+}
+
+/// Runs `rollback undo` with an nginx whose `-t` hangs, and kill -9s it there.
+fn kill_rollback(host: &Host, undo: &str) {
+    let (wrapper, marker) = hanging_nginx(host, "-t", "", "");
     let d = host.dir.path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
+    let child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
         .args(["rollback", undo])
         .arg("--config")
         .arg(d.join("config.toml"))
@@ -400,22 +510,7 @@ fn kill_rollback(host: &Host, undo: &str) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !marker.exists() && Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Some(pid) = std::fs::read_to_string(&marker)
-        .ok()
-        .and_then(|p| p.trim().parse::<i32>().ok())
-    {
-        // SAFETY: kill only sends a signal, to the hanging `sleep` this test started.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    kill_at(child, &marker, Duration::from_secs(20));
 }
 
 /// `renew --force` with an nginx whose `-t` (or `-s reload`) fails.
@@ -463,6 +558,37 @@ fn handshake(host: &Host, name: &str) -> Option<String> {
     verify::handshake(addr, name, Duration::from_secs(5))
         .ok()
         .map(|c| c.fingerprint)
+}
+
+/// After a kill during an install, the rerun (the same command) finishes what the killed run
+/// started: it succeeds, shop.test serves the live chain and it is not the one served before,
+/// with no second reissue.
+fn finished_install(
+    host: &Host,
+    outputs: &[Output],
+    old: Option<&(String, String)>,
+    v: &mut Verdict,
+) {
+    let rerun = outputs.last().expect("the rerun");
+    if !rerun.status.success() {
+        v.problems.push(format!(
+            "the rerun failed: {}",
+            String::from_utf8_lossy(&rerun.stderr)
+        ));
+    }
+    let live = std::fs::read(host.live("shop.test"))
+        .ok()
+        .and_then(|p| verify::pem_leaf_fingerprint(&p).ok());
+    let served = handshake(host, "shop.test");
+    if served.is_none() || served != live || served.as_ref() == old.map(|o| &o.1) {
+        v.problems
+            .push("shop.test does not serve the certificate the killed run got".into());
+    }
+    let reissues = host.sim.request_count("/cert/reissue");
+    if reissues > 1 {
+        v.duplicate = true;
+        v.problems.push(format!("{reissues} reissues of one order"));
+    }
 }
 
 /// The invariants, after the rerun.
