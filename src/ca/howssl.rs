@@ -29,7 +29,7 @@ use serde_json::{Map, Value};
 use super::account::{self, AccountApi, AccountInfo, RegisterRequest};
 use super::envelope::{clean_message, loose_f64, loose_string, loose_u64};
 use super::http::{Body, Expect, HttpOptions, Request, Transport};
-use super::pem::{certificate_list, normalize_certificates, order_chain, uncovered_names};
+use super::pem::check_downloaded;
 use super::{
     BoxFuture, CaError, Capabilities, CertificateAuthority, Challenge, Created, IssuedCertificate,
     NameValidation, Order, OrderId, OrderRequest, OrderState, PKI_VALIDATION, PollPolicy,
@@ -896,37 +896,9 @@ fn checked_certificate(
     ca_cert: &str,
     names: &[String],
 ) -> Result<IssuedCertificate, CaError> {
-    let bad = |detail: String| malformed(path::CERTIFICATE, &detail);
-    let mut blocks = certificate_list(cert, false)
-        .map_err(|e| bad(format!("certificate.cert: {e}")))?
-        .into_iter();
-    let leaf_pem = blocks.next().unwrap_or_default();
-    let mut chain: String = blocks.collect();
-    chain.push_str(
-        &normalize_certificates(ca_cert, true)
-            .map_err(|e| bad(format!("certificate.ca_cert: {e}")))?,
-    );
-    if chain.trim().is_empty() {
-        return Err(bad(
-            "the certificate comes without its chain (certificate.ca_cert is empty); it is not \
-             installed"
-                .into(),
-        ));
-    }
-    let chain_pem =
-        order_chain(&leaf_pem, &chain).map_err(|e| bad(format!("certificate.ca_cert: {e}")))?;
-    let missing =
-        uncovered_names(&leaf_pem, names).map_err(|e| bad(format!("certificate.cert: {e}")))?;
-    if !missing.is_empty() {
-        return Err(bad(format!(
-            "the certificate does not cover {}",
-            missing.join(", ")
-        )));
-    }
-    Ok(IssuedCertificate {
-        leaf_pem,
-        chain_pem,
-    })
+    let fields = ("certificate.cert", "certificate.ca_cert");
+    check_downloaded(cert, ca_cert, names, fields)
+        .map_err(|detail| malformed(path::CERTIFICATE, &detail))
 }
 
 fn check_request(names: &[String], csr_pem: &str) -> Result<(), CaError> {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::envelope::loose_string;
 use super::http::Response;
-use super::pem::{certificate_list, normalize_certificates, order_chain, uncovered_names};
+use super::pem::check_downloaded;
 use super::{
     CaError, Challenge, IssuedCertificate, NameValidation, PKI_VALIDATION, is_safe_file_name,
 };
@@ -223,36 +223,8 @@ pub(super) fn checked_certificate(
     chain: &str,
     names: &[String],
 ) -> Result<IssuedCertificate, CaError> {
-    let bad = |detail: String| malformed(endpoint, &detail);
-    let mut blocks = certificate_list(cert, false)
-        .map_err(|e| bad(format!("certificate: {e}")))?
-        .into_iter();
-    let leaf_pem = blocks.next().unwrap_or_default();
-    let mut rest: String = blocks.collect();
-    rest.push_str(
-        &normalize_certificates(chain, true).map_err(|e| bad(format!("certificate_chain: {e}")))?,
-    );
-    if rest.trim().is_empty() {
-        return Err(bad(
-            "the certificate comes without its chain (certificate_chain is empty); it is not \
-             installed"
-                .into(),
-        ));
-    }
-    let chain_pem =
-        order_chain(&leaf_pem, &rest).map_err(|e| bad(format!("certificate_chain: {e}")))?;
-    let missing =
-        uncovered_names(&leaf_pem, names).map_err(|e| bad(format!("certificate: {e}")))?;
-    if !missing.is_empty() {
-        return Err(bad(format!(
-            "the certificate does not cover {}",
-            missing.join(", ")
-        )));
-    }
-    Ok(IssuedCertificate {
-        leaf_pem,
-        chain_pem,
-    })
+    let fields = ("certificate", "certificate_chain");
+    check_downloaded(cert, chain, names, fields).map_err(|detail| malformed(endpoint, &detail))
 }
 
 /// An id safe to put in a path: letters, digits, `-`/`_`, at most 64.
