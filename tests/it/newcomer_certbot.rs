@@ -387,7 +387,10 @@ fn auto_with_d_orders_only_the_names_given_and_refuses_one_the_site_lacks() {
     );
     // The lineage is named after a name the certificate covers (shop.test itself was not asked).
     let leaf = common::host::served(&host, "www.shop.test");
-    assert_eq!(leaf.fingerprint, pem_fingerprint(&host.live("www.shop.test")));
+    assert_eq!(
+        leaf.fingerprint,
+        pem_fingerprint(&host.live("www.shop.test"))
+    );
     assert!(!host.live("shop.test").exists());
 }
 
