@@ -382,7 +382,9 @@ impl Config {
             Provider::Encryption365 => ProviderSettings::Encryption365(self.encryption365.clone()),
             Provider::HowSsl => ProviderSettings::HowSsl(self.howssl.clone().unwrap_or_default()),
             Provider::HuaweiScm => {
-                ProviderSettings::HuaweiScm(self.huawei_scm.clone().unwrap_or_default())
+                let mut scm = self.huawei_scm.clone().unwrap_or_default();
+                scm.dns = self.dns.clone();
+                ProviderSettings::HuaweiScm(scm)
             }
             Provider::Acme => ProviderSettings::Acme(self.acme.clone().unwrap_or_default()),
         }

@@ -14,8 +14,10 @@
 //! certificates without wildcards, DNS otherwise; a site whose names need both is refused before
 //! anything is bought or applied.
 //!
-//! Automatic DNS push (`auto_dns_auth`) is never asked for: records go through the tool's own DNS
-//! publisher, whichever DNS hosts the name. The secret key is only ever an HMAC key here.
+//! Automatic DNS push (`auto_dns_auth`): asked for when a DNS application's names are all at
+//! Huawei Cloud DNS (or `[huawei_scm] auto_dns_auth = true`), see [`auto_dns_auth`]; SCM then
+//! writes the records itself and the pipeline publishes none. The secret key is only ever an
+//! HMAC key here.
 //!
 //! Not here: publishing validation data (`crate::publish`), the order record (`crate::orders`),
 //! choosing certificates ([`crate::ca::huawei_scm_pick`]), reading answers
@@ -35,9 +37,9 @@ use super::huawei_scm_answer::{
 use super::huawei_scm_pick::{self as pick, Fit, ScmCertificate, domain_method};
 use super::{
     BoxFuture, CaError, Capabilities, CertificateAuthority, Created, IssuedCertificate,
-    NameValidation, Order, OrderId, OrderRequest, OrderState, PollPolicy,
+    NameValidation, Order, OrderId, OrderRequest, OrderState, PollPolicy, ValidationMethod,
 };
-use crate::config::{HuaweiBuy, HuaweiScmSettings};
+use crate::config::{DnsProvider, HuaweiBuy, HuaweiScmSettings};
 use crate::secret::Secret;
 
 /// The region used when `[huawei_scm]` names none (China, Beijing 4).
@@ -60,6 +62,31 @@ pub fn region_endpoint(region: &str) -> Result<String, CaError> {
         )));
     }
     Ok(format!("https://scm.{region}.myhuaweicloud.com"))
+}
+
+/// Whether the application for `request` asks SCM to push its DNS validation records to Huawei
+/// Cloud DNS (`auto_dns_auth: true`) instead of our publishing them. Only DNS applications (every
+/// name proven by DNS); then `[huawei_scm] auto_dns_auth` when set, else whether `[dns]` publishes
+/// every name through `huaweicloud` (the name's DNS is at Huawei Cloud DNS, where SCM can write).
+pub fn auto_dns_auth(settings: &HuaweiScmSettings, request: &OrderRequest) -> bool {
+    let by_dns = !request.names.is_empty()
+        && (request.names.iter()).all(|n| request.method(n) == ValidationMethod::Dns);
+    if !by_dns {
+        return false;
+    }
+    if let Some(forced) = settings.auto_dns_auth {
+        return forced;
+    }
+    let Some(dns) = &settings.dns else {
+        return false;
+    };
+    request.names.iter().all(|name| {
+        let backend = match dns.listed_zone_of(name) {
+            Some(zone) => dns.backend_for(&zone),
+            None => &dns.backend,
+        };
+        backend.provider == Some(DnsProvider::Huaweicloud)
+    })
 }
 
 /// The endpoints (providers.md §3.4).
@@ -325,7 +352,7 @@ impl HuaweiScm {
             "applicant_name": need(&s.applicant_name, "applicant_name")?,
             "applicant_phone": need(&s.applicant_phone, "applicant_phone")?,
             "applicant_email": need(&s.applicant_email, "applicant_email")?,
-            "auto_dns_auth": false,
+            "auto_dns_auth": method == "DNS" && auto_dns_auth(s, request),
             "agree_privacy_protection": true,
             "domain_method": method,
         });
@@ -569,6 +596,11 @@ impl CertificateAuthority for HuaweiScm {
         Box::pin(async { Ok(()) })
     }
 
+    /// SCM pushes the records itself when the application asks it to ([`auto_dns_auth`]).
+    fn publishes_dns_records(&self, request: &OrderRequest) -> bool {
+        auto_dns_auth(&self.settings, request)
+    }
+
     fn reissue<'a>(
         &'a self,
         id: &'a OrderId,
@@ -648,6 +680,56 @@ impl AccountApi for HuaweiScm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_dns_auth_follows_the_dns_publisher_unless_forced() {
+        use std::collections::BTreeMap;
+        let request = |dns: bool| OrderRequest {
+            product: String::new(),
+            names: vec!["wild.test".into(), "*.wild.test".into()],
+            csr_pem: String::new(),
+            period: None,
+            renews: None,
+            existing_id: None,
+            methods: (["wild.test", "*.wild.test"].into_iter())
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        if dns {
+                            ValidationMethod::Dns
+                        } else {
+                            ValidationMethod::HttpFile
+                        },
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        };
+        let settings = |dns: &str, forced: Option<bool>| HuaweiScmSettings {
+            dns: Some(toml::from_str(dns).expect("dns")),
+            auto_dns_auth: forced,
+            ..HuaweiScmSettings::default()
+        };
+        let huawei = "provider = \"huaweicloud\"";
+        let elsewhere = "provider = \"hook\"\n[zones.\"wild.test\"]\nprovider = \"huaweicloud\"";
+        let hook = "provider = \"hook\"";
+        assert!(auto_dns_auth(&settings(huawei, None), &request(true)));
+        assert!(auto_dns_auth(&settings(elsewhere, None), &request(true)));
+        assert!(!auto_dns_auth(&settings(hook, None), &request(true)));
+        assert!(!auto_dns_auth(
+            &settings(huawei, Some(false)),
+            &request(true)
+        ));
+        assert!(auto_dns_auth(&settings(hook, Some(true)), &request(true)));
+        // FILE applications never ask for the push.
+        assert!(!auto_dns_auth(
+            &settings(huawei, Some(true)),
+            &request(false)
+        ));
+        assert!(!auto_dns_auth(
+            &HuaweiScmSettings::default(),
+            &request(true)
+        ));
+    }
 
     #[test]
     fn debug_hides_the_secret_key() {

@@ -342,6 +342,13 @@ pub trait CertificateAuthority: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Whether the CA itself publishes the DNS validation records of `request` (Huawei SCM's
+    /// `auto_dns_auth` push to Huawei Cloud DNS), so the pipeline must neither create nor remove
+    /// them. The default: never.
+    fn publishes_dns_records(&self, _request: &OrderRequest) -> bool {
+        false
+    }
+
     /// Hands the provider the CSR of an order placed earlier (from the order record), for
     /// providers that send it only once validation is done (ACME finalizes then). Providers
     /// that sent it with [`CertificateAuthority::create`] keep this default, which does nothing.

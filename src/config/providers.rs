@@ -230,6 +230,15 @@ pub struct HuaweiScmSettings {
     /// OV/EV only: the company's country, two letters (`CN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// Ask SCM to push the DNS validation records to Huawei Cloud DNS itself (`auto_dns_auth`):
+    /// `true` always (for DNS applications), `false` never (our own `[dns]` publisher does it);
+    /// unset: when `[dns]` publishes every name of the application through `huaweicloud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_dns_auth: Option<bool>,
+    /// Not a key of the table: `[dns]`, copied here by `Config::provider_settings` so the client
+    /// can tell whether the names' DNS is at Huawei Cloud DNS.
+    #[serde(skip)]
+    pub dns: Option<super::DnsSettings>,
 }
 
 /// `[huawei_scm.buy]`: the purchase parameters of `POST /v3/scm/certificates/buy`.

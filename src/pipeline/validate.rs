@@ -99,8 +99,11 @@ async fn publish_and_check(
     if !matches!(order.state, OrderState::Pending { .. }) {
         return Ok(());
     }
-    ca.use_methods(&id, &super::order::request_for(run, record))
-        .await?;
+    let request = super::order::request_for(run, record);
+    ca.use_methods(&id, &request).await?;
+    // The CA writes the DNS records itself (Huawei SCM's auto_dns_auth): none of ours.
+    let ca_publishes_dns = ca.publishes_dns_records(&request);
+    let mut pushed = false;
     let http = HttpPublisher {
         publication,
         skip_dns_check: run.args.skip_dns_check,
@@ -110,6 +113,10 @@ async fn publish_and_check(
     let mut failed = None;
     for validation in order.validations.iter().filter(|v| !v.validated) {
         let method = publish::method_in(&validation.name, &record.dns_names);
+        if method == ValidationMethod::Dns && ca_publishes_dns {
+            pushed = true;
+            continue;
+        }
         let Some(challenge) = publish::challenge_for(validation, method) else {
             failed = Some(anyhow!(
                 "the CA offers no {method} validation for {}",
@@ -135,6 +142,14 @@ async fn publish_and_check(
     }
     for w in &written {
         http.check(w)?;
+    }
+    if pushed {
+        run.say(format!(
+            "  {}: {} publishes the DNS validation records itself (auto_dns_auth); none are \
+             published, removed or checked for propagation here",
+            record.site,
+            ca.name()
+        ));
     }
     if !by_dns.is_empty() {
         dns_records::publish(run, dns, record, &by_dns)?;

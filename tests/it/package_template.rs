@@ -83,6 +83,8 @@ fn the_template_lists_every_config_key_with_its_default() {
             company_province: some("p"),
             company_city: some("c"),
             country: some("CN"),
+            auto_dns_auth: Some(true),
+            dns: None,
         }),
         acme: Some(AcmeSettings {
             directory: some("d"),

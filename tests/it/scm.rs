@@ -42,9 +42,19 @@ fn host_with(
     dns: Option<std::net::SocketAddr>,
     extra: &str,
 ) -> Host {
+    host_with_options(sites, inventory, extra, |o| o.dns_server = dns)
+}
+
+/// [`host_with`], with `tweak` applied to the simulator's options.
+fn host_with_options(
+    sites: &str,
+    inventory: Vec<Stock>,
+    extra: &str,
+    tweak: impl FnOnce(&mut enc365_sim::SimOptions),
+) -> Host {
     let host = Host::with_sim_options(Faults::default(), sites, "", |o| {
+        tweak(o);
         o.provider = SimProvider::HuaweiScm;
-        o.dns_server = dns;
         o.huawei_scm = Some(ScmSimOptions {
             ak: AK.into(),
             sk: SK.into(),
@@ -155,6 +165,100 @@ fn scm_a_wildcard_and_apex_site_is_validated_by_dns_through_bind() {
     // The TXT record was removed once issued.
     let left = named.values("_dnsauth.wild.test", hickory_proto::rr::RecordType::TXT);
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// `sites` with every name proven by DNS through Huawei Cloud DNS (the simulator's, holding
+/// `zone`) and one two-name certificate bought (with a wildcard slot); `extra_scm` goes into
+/// `[huawei_scm]`, `check` becomes `check_servers`.
+fn huawei_dns_host(
+    sites: &str,
+    zone: &str,
+    extra_scm: &str,
+    check: Option<std::net::SocketAddr>,
+) -> Host {
+    let sim_dns = enc365_sim::huawei_dns::HuaweiDnsOptions {
+        ak: AK.into(),
+        sk: SK.into(),
+        zones: vec![zone.into()],
+    };
+    let host = host_with_options(sites, vec![stock("MULTI_DOMAIN", 2, 1)], extra_scm, |o| {
+        o.huawei_dns = Some(sim_dns)
+    });
+    // The [dns] table needs the simulator's URL, known only once it runs: appended now.
+    let check = check
+        .map(|a| format!("check_servers = [\"{a}\"]\npropagation_timeout = 2\n"))
+        .unwrap_or_default();
+    let dns = format!(
+        "\n[dns]\nprovider = \"huaweicloud\"\nendpoint = \"{}\"\naccess_key = \"{AK}\"\n\
+         secret_key = \"{SK}\"\nvalidation = \"dns\"\n{check}",
+        host.sim.base_url()
+    );
+    let path = host.dir.path().join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config") + &dns;
+    std::fs::write(&path, config).expect("config");
+    host
+}
+
+#[test]
+fn scm_pushes_the_dns_records_itself_when_the_names_are_at_huawei_cloud_dns() {
+    let host = huawei_dns_host(WILD, "wild.test", "", None);
+    // Issued a moment after the pushed records validate: the run sees the order pending first.
+    host.sim.set_scm_faults(ScmFaults {
+        issuance_delay_secs: 1,
+        ..ScmFaults::default()
+    });
+    let out = host.auto(&["--json", "--site", "wild.test"]);
+    let doc = expect_exit(&out, 0);
+    assert_eq!(
+        doc["sites"][0]["names_issued"],
+        serde_json::json!(["wild.test", "*.wild.test"]),
+        "{doc:#}"
+    );
+    let live = pem_fingerprint(&host.live("wild.test"));
+    for name in ["wild.test", "shop.wild.test"] {
+        assert_eq!(served(&host, name).fingerprint, live, "{name}");
+    }
+    let issued = with_status(&host, "ISSUED");
+    assert_eq!(issued.len(), 1);
+    // The application asked SCM to push; SCM's record is in Huawei Cloud DNS, and the client
+    // made no record-set call of its own.
+    assert_eq!(host.sim.scm_auto_dns_auth(&issued[0].0), Some(true));
+    let held: Vec<(String, String)> = (host.sim.huawei_records().into_iter())
+        .map(|r| (r.name, r.rtype))
+        .collect();
+    assert_eq!(held, [("_dnsauth.wild.test.".into(), "TXT".into())]);
+    for method in ["GET", "POST", "DELETE"] {
+        let calls = host.sim.request_count(&format!("huawei-dns:{method}"));
+        assert_eq!(calls, 0, "{method}");
+    }
+    let said = text(&out);
+    assert!(
+        said.contains("publishes the DNS validation records itself (auto_dns_auth)"),
+        "{said}"
+    );
+}
+
+#[test]
+fn scm_auto_dns_auth_false_publishes_through_the_clients_own_huawei_dns_record_sets() {
+    // No DNS server serves the simulated Huawei Cloud DNS, so the propagation check (asked of
+    // an empty BIND) fails: what matters is that the client itself created and removed the
+    // record sets, and the application did not ask SCM to push.
+    let named = Named::start(&["shop.test"]);
+    let host = huawei_dns_host(
+        SITES,
+        "shop.test",
+        "auto_dns_auth = false\n",
+        Some(named.addr),
+    );
+    let out = host.auto(&["--json", "--site", "shop.test"]);
+    let doc = expect_exit(&out, 1);
+    let error = site_error(&doc, "shop.test");
+    assert!(error.contains("did not propagate"), "{error}");
+    let (id, _, _) = host.sim.scm_certificates().remove(0);
+    assert_eq!(host.sim.scm_auto_dns_auth(&id), Some(false));
+    assert_eq!(host.sim.request_count("huawei-dns:POST"), 2);
+    assert!(host.sim.request_count("huawei-dns:DELETE") >= 2);
+    assert!(host.sim.huawei_records().is_empty());
 }
 
 #[test]

@@ -3,6 +3,11 @@
 //! `SDK-HMAC-SHA256` signature (providers.md §3.2), checked here from the request as received;
 //! a bad one gets the gateway's 401 `APIGW.0301`.
 //!
+//! SCM's automatic DNS push writes into the same store ([`push_txt`]), and the SCM mode's DNS
+//! check of a name in a simulated zone is answered from it ([`answers_txt`]): Huawei Cloud DNS
+//! is that zone's authoritative DNS. Requests that pass the signature check are counted as
+//! `huawei-dns:<METHOD>` (`SimHandle::request_count`).
+//!
 //! The record-set shape (not in providers.md) follows Huawei's public DNS API reference: names
 //! end in a dot, `records` is a list, TXT values are quoted.
 
@@ -194,7 +199,12 @@ fn signed(
         return refuse(StatusCode::NOT_FOUND, "APIGW.0101", "not enabled".into());
     };
     match check_signature(options, method, uri, headers, body) {
-        Ok(()) => then(options),
+        Ok(()) => {
+            *lock(&shared.counts)
+                .entry(format!("huawei-dns:{method}"))
+                .or_insert(0) += 1;
+            then(options)
+        }
         Err(e) => refuse(
             StatusCode::UNAUTHORIZED,
             "APIGW.0301",
@@ -214,6 +224,58 @@ fn zone_name(options: &HuaweiDnsOptions, id: &str) -> Option<String> {
 fn set_json(r: &RecordSet) -> Value {
     json!({"id": r.id, "name": r.name, "type": r.rtype, "records": r.records,
            "zone_id": zone_id(&r.zone), "zone_name": format!("{}.", r.zone), "status": "ACTIVE"})
+}
+
+/// The simulated zone holding `owner` (the longest), if Huawei Cloud DNS is on and holds one.
+fn zone_of(shared: &Shared, owner: &str) -> Option<String> {
+    let owner = owner.trim_end_matches('.').to_ascii_lowercase();
+    let options = shared.options.huawei_dns.as_ref()?;
+    (options.zones.iter())
+        .map(|z| z.trim_end_matches('.').to_ascii_lowercase())
+        .filter(|z| owner == *z || owner.ends_with(&format!(".{z}")))
+        .max_by_key(String::len)
+}
+
+/// SCM's automatic DNS push (`auto_dns_auth`, providers.md §3.5): adds the TXT `value` at `owner`
+/// to the record sets of the zone holding it. False when no simulated zone holds `owner` (SCM
+/// cannot push there).
+pub(crate) fn push_txt(shared: &Shared, owner: &str, value: &str) -> bool {
+    let Some(zone) = zone_of(shared, owner) else {
+        return false;
+    };
+    let name = format!("{}.", owner.trim_end_matches('.').to_ascii_lowercase());
+    let quoted = format!("\"{value}\"");
+    let mut store = lock(&shared.huawei_records);
+    match store
+        .values_mut()
+        .find(|r| r.name == name && r.rtype == "TXT")
+    {
+        Some(set) if set.records.contains(&quoted) => {}
+        Some(set) => set.records.push(quoted),
+        None => {
+            let set = RecordSet {
+                id: format!("rs{:030x}", rand::random::<u128>() >> 8),
+                zone,
+                name,
+                rtype: "TXT".into(),
+                records: vec![quoted],
+            };
+            store.insert(set.id.clone(), set);
+        }
+    }
+    true
+}
+
+/// What Huawei Cloud DNS answers for `owner` TXT, as the authoritative DNS of its zones: whether
+/// it holds `value`; `None` when no simulated zone holds `owner` (ask another server).
+pub(crate) fn answers_txt(shared: &Shared, owner: &str, value: &str) -> Option<bool> {
+    zone_of(shared, owner)?;
+    let name = format!("{}.", owner.trim_end_matches('.').to_ascii_lowercase());
+    let quoted = format!("\"{value}\"");
+    let store = lock(&shared.huawei_records);
+    Some(
+        (store.values()).any(|r| r.name == name && r.rtype == "TXT" && r.records.contains(&quoted)),
+    )
 }
 
 /// `GET /v2/zones?name=`.

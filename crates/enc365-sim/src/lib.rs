@@ -458,6 +458,15 @@ impl SimHandle {
             .collect()
     }
 
+    /// SCM mode: whether the application to certificate `id` asked for the automatic DNS push
+    /// (`auto_dns_auth: true`); `None` for an unknown certificate.
+    pub fn scm_auto_dns_auth(&self, id: &str) -> Option<bool> {
+        lock(&self.shared.scm)
+            .certs
+            .get(id)
+            .map(|c| c.auto_dns_auth)
+    }
+
     /// SCM mode: how many requests reached an operation (`buy`, `apply`, `show`, `export`,
     /// `revoke`, `cancel`, `list`), signatures checked.
     pub fn scm_count(&self, op: &str) -> u64 {

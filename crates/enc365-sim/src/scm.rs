@@ -10,7 +10,9 @@
 //! The CA polls, as SCM's does: each ShowCertificate of a `CHECKING` certificate checks its
 //! validation — FILE by fetching `http://<name>/.well-known/pki-validation/<file>` (through
 //! [`super::SimOptions::connect`]), DNS by asking [`super::SimOptions::dns_server`] for the TXT at
-//! `_dnsauth.<name>` — and issues real X.509 from the simulator's CA once every name passed.
+//! `_dnsauth.<name>`, or, for a name in a simulated Huawei Cloud DNS zone, that zone's record
+//! sets (where an application with `auto_dns_auth: true` has SCM push the TXT itself) — and
+//! issues real X.509 from the simulator's CA once every name passed.
 //! Where providers.md says "not documented", the simulator chooses: FILE records are
 //! `record_type: "FILE"` with the path in `record_name` and the body in `record_value`; apply
 //! answers `{"request_info":"success"}`; error codes are `SCM.0400` (bad request), `SCM.0404`
@@ -344,10 +346,25 @@ fn apply(shared: &Shared, id: &str, body: &Value) -> Result<Value, Refusal> {
     cert.validated.clear();
     cert.validated_at = None;
     cert.status = "CHECKING".into();
+    cert.auto_dns_auth = body.get("auto_dns_auth") == Some(&json!(true));
+    if cert.auto_dns_auth && cert.method == "DNS" {
+        push_records(shared, cert);
+    }
     cert.application = json!({"country": text("country"), "company_name": text("company_name"),
         "applicant_name": text("applicant_name"), "applicant_phone": text("applicant_phone"),
         "applicant_email": text("applicant_email")});
     Ok(json!({"request_info": "success"}))
+}
+
+/// `auto_dns_auth`: SCM writes each name's `_dnsauth` TXT into Huawei Cloud DNS itself (the
+/// simulated record sets); a name in no simulated zone is left to the applicant.
+fn push_records(shared: &Shared, cert: &ScmCert) {
+    for entry in cert.authentification() {
+        let owner = entry["record_name"].as_str().unwrap_or_default();
+        if !super::huawei_dns::push_txt(shared, owner, &cert.token) {
+            tracing::info!("SCM cannot push {owner}: no Huawei Cloud DNS zone holds it");
+        }
+    }
 }
 
 /// FILE only for IP and DV certificates, never for wildcards (Huawei's FAQ).
@@ -435,7 +452,7 @@ fn domain_verify(cert: &ScmCert) -> Value {
     json!({"domain_name": entry["domain"], "domain_email": "", "record_name": entry["record_name"],
         "record_value": entry["record_value"], "record_type": entry["record_type"],
         "domain_method": cert.method, "applicant_email": cert.application["applicant_email"],
-        "auto_dns_auth": false})
+        "auto_dns_auth": cert.auto_dns_auth})
 }
 
 /// Checks the validation of a `CHECKING` certificate (no lock held while fetching), then issues
@@ -454,12 +471,14 @@ async fn check_now(shared: &Arc<Shared>, id: &str) {
         let result = if todo.method == "FILE" {
             super::api::fetch(shared, base, &todo.file_name, &todo.token).await
         } else {
-            match shared.options.dns_server {
-                Some(server) => {
-                    super::scm_dns::check_txt(server, &format!("_dnsauth.{base}"), &todo.token)
-                        .await
-                }
-                None => Err("no --dns-server to check DNS validation against".into()),
+            let owner = format!("_dnsauth.{base}");
+            match super::huawei_dns::answers_txt(shared, &owner, &todo.token) {
+                Some(true) => Ok(()),
+                Some(false) => Err(format!("Huawei Cloud DNS holds no TXT at {owner}")),
+                None => match shared.options.dns_server {
+                    Some(server) => super::scm_dns::check_txt(server, &owner, &todo.token).await,
+                    None => Err("no --dns-server to check DNS validation against".into()),
+                },
             }
         };
         match result {

@@ -136,6 +136,8 @@ pub struct ScmCert {
     pub application: Value,
     /// Why it was revoked.
     pub revoke_reason: String,
+    /// Whether the application asked SCM to push its DNS records (`auto_dns_auth`).
+    pub auto_dns_auth: bool,
 }
 
 impl ScmCert {
@@ -157,6 +159,7 @@ impl ScmCert {
             not_after: String::new(),
             application: json!({}),
             revoke_reason: String::new(),
+            auto_dns_auth: false,
         }
     }
 
