@@ -172,6 +172,42 @@ pub fn encode_pem(label: &str, der: &[u8]) -> String {
     out
 }
 
+/// A downloaded certificate checked like every certificate: `cert` holds the leaf (perhaps
+/// followed by intermediates), `chain` the rest of the chain; both parse, the chain is put in
+/// order and must not be empty, and the leaf covers every ordered name. `fields` names the answer
+/// fields `cert` and `chain` came from, for the message.
+pub fn check_downloaded(
+    cert: &str,
+    chain: &str,
+    names: &[String],
+    fields: (&str, &str),
+) -> Result<super::IssuedCertificate, String> {
+    let (cert_field, chain_field) = fields;
+    let mut blocks = certificate_list(cert, false)
+        .map_err(|e| format!("{cert_field}: {e}"))?
+        .into_iter();
+    let leaf_pem = blocks.next().unwrap_or_default();
+    let mut rest: String = blocks.collect();
+    rest.push_str(&normalize_certificates(chain, true).map_err(|e| format!("{chain_field}: {e}"))?);
+    if rest.trim().is_empty() {
+        return Err(format!(
+            "the certificate comes without its chain ({chain_field} is empty); it is not installed"
+        ));
+    }
+    let chain_pem = order_chain(&leaf_pem, &rest).map_err(|e| format!("{chain_field}: {e}"))?;
+    let missing = uncovered_names(&leaf_pem, names).map_err(|e| format!("{cert_field}: {e}"))?;
+    if !missing.is_empty() {
+        return Err(format!(
+            "the certificate does not cover {}",
+            missing.join(", ")
+        ));
+    }
+    Ok(super::IssuedCertificate {
+        leaf_pem,
+        chain_pem,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,40 +315,4 @@ mod tests {
             vec!["192.0.2.2", "example.com"]
         );
     }
-}
-
-/// A downloaded certificate checked like every certificate: `cert` holds the leaf (perhaps
-/// followed by intermediates), `chain` the rest of the chain; both parse, the chain is put in
-/// order and must not be empty, and the leaf covers every ordered name. `fields` names the answer
-/// fields `cert` and `chain` came from, for the message.
-pub fn check_downloaded(
-    cert: &str,
-    chain: &str,
-    names: &[String],
-    fields: (&str, &str),
-) -> Result<super::IssuedCertificate, String> {
-    let (cert_field, chain_field) = fields;
-    let mut blocks = certificate_list(cert, false)
-        .map_err(|e| format!("{cert_field}: {e}"))?
-        .into_iter();
-    let leaf_pem = blocks.next().unwrap_or_default();
-    let mut rest: String = blocks.collect();
-    rest.push_str(&normalize_certificates(chain, true).map_err(|e| format!("{chain_field}: {e}"))?);
-    if rest.trim().is_empty() {
-        return Err(format!(
-            "the certificate comes without its chain ({chain_field} is empty); it is not installed"
-        ));
-    }
-    let chain_pem = order_chain(&leaf_pem, &rest).map_err(|e| format!("{chain_field}: {e}"))?;
-    let missing = uncovered_names(&leaf_pem, names).map_err(|e| format!("{cert_field}: {e}"))?;
-    if !missing.is_empty() {
-        return Err(format!(
-            "the certificate does not cover {}",
-            missing.join(", ")
-        ));
-    }
-    Ok(super::IssuedCertificate {
-        leaf_pem,
-        chain_pem,
-    })
 }
