@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need from Debian's packages, when it is missing:
 # nginx (with the Lua module, for the lua-block fixtures), openssl, and for the package test
-# dpkg-dev and lintian, for the ACME tests pebble and curl, and BIND for the DNS tests. No system
-# service (nginx, named) is ever started: a policy-rc.d that exits 101 stops invoke-rc.d for the
-# length of the install.
+# dpkg-dev and lintian, for the ACME tests pebble and curl, BIND for the DNS tests, and for cluster
+# mode etcd (server and etcdctl) and protoc (the etcd-client crate's build needs it). No system
+# service (nginx, named, etcd) is ever started: a policy-rc.d that exits 101 stops invoke-rc.d for
+# the length of the install, and etcd's service, which its package enables, is disabled again.
 set -euo pipefail
 
 need=()
@@ -23,6 +24,11 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # by the tests on a loopback port, never as the system service), and dig for debugging.
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+# Cluster mode: the tests start their own three-member etcd on loopback ports (never the system
+# service); protoc builds the etcd-client crate's protocol code.
+command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
@@ -44,3 +50,16 @@ trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+
+# etcd-server's postinst enables its service (policy-rc.d only kept it from starting): disable it
+# again, and stop it in case something started it anyway, so no system etcd holds port 2379 or
+# starts at the next boot.
+if [[ " ${need[*]} " == *" etcd-server "* ]]; then
+    if [ -d /run/systemd/system ]; then
+        systemctl disable --now etcd.service >/dev/null 2>&1 || true
+    else
+        command -v deb-systemd-helper >/dev/null && deb-systemd-helper disable etcd.service >/dev/null 2>&1 || true
+        command -v update-rc.d >/dev/null && update-rc.d etcd disable >/dev/null 2>&1 || true
+        [ -x /etc/init.d/etcd ] && /etc/init.d/etcd stop >/dev/null 2>&1 || true
+    fi
+fi
