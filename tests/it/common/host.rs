@@ -106,32 +106,16 @@ impl Host {
         sb.write_http_conf(sites);
         sb.start();
 
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
         let mut options = SimOptions {
             connect: Some(SocketAddr::from(([127, 0, 0, 1], http))),
             faults,
             ..SimOptions::default()
         };
         tweak(&mut options);
-        let sim = runtime.block_on(sim::start(options)).unwrap();
-        sim.add_account("admin@example.com", "pw", 100.0);
-        let (client_id, token) = sim.add_device("admin@example.com").unwrap();
+        let (runtime, sim, account) = start_sim(options);
 
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "base_url = \"{}\"\nclient_id = \"{client_id}\"\naccess_token = \"{token}\"\nkey_type = \"ecdsa-p256\"\n{extra_config}",
-            sim.base_url()
-        );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("config.toml"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o600),
-        )
-        .unwrap();
+        write_config(dir.path(), &format!("{account}{extra_config}"));
         let hosts: String = [
             "shop.test",
             "www.shop.test",
@@ -179,41 +163,14 @@ impl Host {
     /// The binary with `args` and this host's global options (config, state, nginx, HTTPS port,
     /// hosts file), not yet run.
     pub fn base_command(&self, args: &[&str]) -> Command {
-        let d = self.dir.path();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
-        command
-            .args(args)
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .arg("--nginx-bin")
-            .arg(self.sb.nginx_bin())
-            .arg("--nginx-conf")
-            .arg(self.sb.conf_path())
-            .arg("--nginx-prefix")
-            .arg(self.sb.prefix())
-            .args(["--https-port", &self.https.to_string()])
-            .env("ENC365_HOSTS_FILE", d.join("hosts"));
-        command
+        base_command_at(&self.sb, self.dir.path(), self.https, args)
     }
 
     /// A command taking auto's pipeline options (`auto`, `plan`, `renew`, `reissue`) against this
     /// host, not yet run.
     pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
         let mut command = self.base_command(&[sub]);
-        command.args(["--http-port", &self.http.to_string()]);
-        // `plan` waits for no CA: it takes no poll interval or timeout.
-        if sub != "plan" {
-            command
-                .args(["--poll-interval", "0.1"])
-                .args(if extra.contains(&"--timeout") {
-                    &[][..]
-                } else {
-                    &["--timeout", "30"][..]
-                });
-        }
-        command.args(extra);
+        add_pipeline_options(&mut command, sub, extra, self.http);
         command
     }
 
@@ -224,6 +181,74 @@ impl Host {
             .join(site)
             .join("fullchain.pem")
     }
+}
+
+/// Starts the Encryption365 simulator in process on a runtime of its own, with the account every
+/// test host uses; returns the runtime (keep it alive as long as the simulator), the simulator and
+/// the config-file lines (`base_url`, `client_id`, `access_token`, `key_type`) for that account.
+pub fn start_sim(options: SimOptions) -> (tokio::runtime::Runtime, SimHandle, String) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = runtime.block_on(sim::start(options)).unwrap();
+    sim.add_account("admin@example.com", "pw", 100.0);
+    let (client_id, token) = sim.add_device("admin@example.com").unwrap();
+    let account = format!(
+        "base_url = \"{}\"\nclient_id = \"{client_id}\"\naccess_token = \"{token}\"\nkey_type = \"ecdsa-p256\"\n",
+        sim.base_url()
+    );
+    (runtime, sim, account)
+}
+
+/// Writes `dir/config.toml` (mode 0600, as it holds the access token).
+pub fn write_config(dir: &Path, text: &str) {
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+    std::fs::set_permissions(
+        dir.join("config.toml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+}
+
+/// The binary with `args` and the global options of a host made of the nginx `sb` and the config
+/// directory `dir` (`config.toml`, `state/`, `hosts` as the hosts file), adding TLS on `https`;
+/// not yet run.
+pub fn base_command_at(sb: &NginxSandbox, dir: &Path, https: u16, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--nginx-bin")
+        .arg(sb.nginx_bin())
+        .arg("--nginx-conf")
+        .arg(sb.conf_path())
+        .arg("--nginx-prefix")
+        .arg(sb.prefix())
+        .args(["--https-port", &https.to_string()])
+        .env("ENC365_HOSTS_FILE", dir.join("hosts"));
+    command
+}
+
+/// Adds auto's pipeline options for the subcommand `sub` to `command`: the HTTP port, a short poll
+/// interval and (unless `extra` sets one) a 30-second timeout; then `extra`.
+pub fn add_pipeline_options(command: &mut Command, sub: &str, extra: &[&str], http: u16) {
+    command.args(["--http-port", &http.to_string()]);
+    // `plan` waits for no CA: it takes no poll interval or timeout.
+    if sub != "plan" {
+        command
+            .args(["--poll-interval", "0.1"])
+            .args(if extra.contains(&"--timeout") {
+                &[][..]
+            } else {
+                &["--timeout", "30"][..]
+            });
+    }
+    command.args(extra);
 }
 
 pub fn json(out: &Output) -> serde_json::Value {

@@ -35,6 +35,8 @@
 //! `conf_path()` and `pid_file()`; after the product reloads, [`NginxSandbox::wait_for_reload`]
 //! waits for the new workers.
 
+pub mod cluster;
+pub mod etcd;
 pub mod host;
 pub mod named;
 
@@ -576,7 +578,11 @@ impl HttpResponse {
 /// `GET path` over HTTP/1.1 to `127.0.0.1:port` with the given `Host` header and
 /// `Connection: close`; 5-second timeouts. No redirects are followed.
 pub fn http_get(port: u16, host: &str, path: &str) -> std::io::Result<HttpResponse> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    http_get_at(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), host, path)
+}
+
+/// [`http_get`] to any address (e.g. a cluster node's own loopback address).
+pub fn http_get_at(addr: SocketAddr, host: &str, path: &str) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
