@@ -71,12 +71,14 @@ for bin in enc365-nginx enc365-sim; do
     install -D -m 0644 "$gen/fish/$bin.fish" "$stage/usr/share/fish/vendor_completions.d/$bin.fish"
 done
 
-# systemd units, the config template (a conffile, 0600: it will hold the access token), the
+# systemd units (the cluster agent's is installed, not enabled), the config template (a conffile, 0600: it will hold the access token), the
 # nginx snippets we write, the docs.
 install -D -m 0644 packaging/systemd/enc365-nginx-renew.service \
     "$stage/lib/systemd/system/enc365-nginx-renew.service"
 install -D -m 0644 packaging/systemd/enc365-nginx-renew.timer \
     "$stage/lib/systemd/system/enc365-nginx-renew.timer"
+install -D -m 0644 packaging/systemd/enc365-nginx-agent.service \
+    "$stage/lib/systemd/system/enc365-nginx-agent.service"
 install -d -m 0755 "$stage/etc/enc365-nginx"
 install -m 0600 packaging/config.toml "$stage/etc/enc365-nginx/config.toml"
 for template in templates/*; do

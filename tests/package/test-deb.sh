@@ -2,7 +2,7 @@
 # The .deb end to end, on this machine: build it (packaging/build-deb.sh), check its file list,
 # modes and control fields, install it with dpkg (a policy-rc.d that exits 101 keeps every service
 # stopped), run the installed binary against a copy of examples/sandbox, check the manual pages,
-# completions and timer enablement, reinstall over a changed config (kept), remove (config kept),
+# completions, timer enablement (and the cluster agent's unit installed, not enabled), reinstall over a changed config (kept), remove (config kept),
 # then purge it and check nothing is left.
 #
 # Needs root (dpkg). Refuses to run when enc365-nginx is already installed from elsewhere.
@@ -85,6 +85,7 @@ expect -rwxr-xr-x usr/bin/enc365-sim
 expect -rw------- etc/enc365-nginx/config.toml
 expect -rw-r--r-- lib/systemd/system/enc365-nginx-renew.service
 expect -rw-r--r-- lib/systemd/system/enc365-nginx-renew.timer
+expect -rw-r--r-- lib/systemd/system/enc365-nginx-agent.service
 expect -rw-r--r-- usr/share/doc/enc365-nginx/copyright
 expect -rw-r--r-- usr/share/doc/enc365-nginx/changelog.Debian.gz
 for page in enc365-nginx enc365-nginx-discover enc365-nginx-register enc365-nginx-products \
@@ -111,6 +112,18 @@ done
 for line in 'OnCalendar=*-*-* 00,12:00:00' 'RandomizedDelaySec=1h' 'Persistent=true'; do
     grep -qxF -- "$line" "$timer" || fail "$timer lacks $line"
 done
+# The cluster agent: a long-running service, hardened exactly like the renewal service (every
+# sandboxing line of the one is in the other).
+agent=packaging/systemd/enc365-nginx-agent.service
+for line in 'Type=simple' 'ExecStart=/usr/bin/enc365-nginx agent' 'Restart=on-failure' \
+    'WantedBy=multi-user.target'; do
+    grep -qx -- "$line" "$agent" || fail "$agent lacks $line"
+done
+sed -n '/^ProtectSystem=/,/^RestrictAddressFamilies=/p' "$unit" | grep -v '^#' >"$work/hardening"
+[ "$(wc -l <"$work/hardening")" -ge 15 ] || fail "could not read the renewal service's hardening"
+while read -r line; do
+    grep -qxF -- "$line" "$agent" || fail "$agent lacks the renewal service's $line"
+done <"$work/hardening"
 
 # --- lintian (when installed): errors fail, warnings are printed -----------------------------
 if [ "${ENC365_LINTIAN:-1}" != 0 ] && command -v lintian >/dev/null; then
@@ -145,10 +158,14 @@ for dir in orders backups; do
 done
 [ -L /etc/systemd/system/timers.target.wants/enc365-nginx-renew.timer ] ||
     fail "the renewal timer is not enabled (no timers.target.wants link)"
+if [ -e /etc/systemd/system/multi-user.target.wants/enc365-nginx-agent.service ]; then
+    fail "the cluster agent is enabled by the package; it must wait for [cluster] and the key"
+fi
 
 if command -v systemd-analyze >/dev/null; then
     systemd-analyze verify --man=no /lib/systemd/system/enc365-nginx-renew.service \
-        /lib/systemd/system/enc365-nginx-renew.timer >"$work/verify" 2>&1 ||
+        /lib/systemd/system/enc365-nginx-renew.timer \
+        /lib/systemd/system/enc365-nginx-agent.service >"$work/verify" 2>&1 ||
         fail "systemd-analyze verify rejects the units: $(cat "$work/verify")"
 fi
 
@@ -222,7 +239,9 @@ while read -r path; do
 done <"$work/files"
 for path in /etc/enc365-nginx /var/lib/enc365-nginx /usr/bin/enc365-nginx \
     /etc/systemd/system/timers.target.wants/enc365-nginx-renew.timer \
-    /etc/systemd/system/enc365-nginx-renew.timer; do
+    /etc/systemd/system/enc365-nginx-renew.timer \
+    /etc/systemd/system/multi-user.target.wants/enc365-nginx-agent.service \
+    /etc/systemd/system/enc365-nginx-agent.service; do
     if [ -e "$path" ] || [ -L "$path" ]; then fail "$path is left after purge"; fi
 done
 if dpkg-query -W -f '${Status}' enc365-nginx 2>/dev/null | grep -q 'installed'; then
