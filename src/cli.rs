@@ -151,6 +151,44 @@ pub enum Command {
     /// Write manual pages or shell completions (used by the package build).
     #[command(hide = true)]
     Generate(GenerateArgs),
+    /// Cluster mode: serve the validation files the ordering node publishes, install the
+    /// certificates it shares (same transaction as `auto`), report this node's state to etcd.
+    #[command(after_help = AGENT_EXAMPLES)]
+    Agent(AgentArgs),
+    /// Cluster mode: make the cluster key that seals private keys in etcd.
+    #[command(name = "cluster-key", after_help = CLUSTER_KEY_EXAMPLES)]
+    ClusterKey(ClusterKeyArgs),
+}
+
+const AGENT_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx agent            # the systemd service: watch etcd, serve, install, report
+  enc365-nginx agent --once     # one pass (a node catching up); exit 1 if something failed
+
+Needs [cluster] backend = \"etcd\" in the config file; `status --cluster` shows every node.";
+
+/// Options of `agent`.
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    /// Make one pass (validation files, then certificates) and exit.
+    #[arg(long)]
+    pub once: bool,
+}
+
+const CLUSTER_KEY_EXAMPLES: &str = "\
+Examples:
+  enc365-nginx cluster-key --generate   # once, on the first node; then copy the file (0600)
+                                        # to the same path on every other node
+
+The key file is [cluster] key_file (default: cluster.key beside the config file). The key is
+never printed; an existing file is never overwritten.";
+
+/// Options of `cluster-key`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterKeyArgs {
+    /// Write a new random key to the key file (0600); refuses to overwrite one.
+    #[arg(long)]
+    pub generate: bool,
 }
 
 const CANCEL_EXAMPLES: &str = "\

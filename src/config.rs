@@ -26,10 +26,12 @@ use crate::cli::GlobalOpts;
 use crate::keys::KeyType;
 use crate::secret::Secret;
 
+mod cluster;
 mod dns;
 mod file;
 mod providers;
 
+pub use cluster::{ClusterBackend, ClusterSettings, EtcdCluster};
 pub use dns::{DnsBackend, DnsProvider, DnsSettings, ValidationChoice};
 pub use file::{flat_keys, provider_in};
 pub use providers::{
@@ -106,6 +108,8 @@ pub struct Config {
     pub deploy_hook: Option<String>,
     /// `[dns]`: DNS validation, if configured.
     pub dns: Option<DnsSettings>,
+    /// `[cluster]`: shared state in etcd for a fleet of nodes, if configured.
+    pub cluster: Option<ClusterSettings>,
 }
 
 fn default_https_port() -> u16 {
@@ -128,6 +132,7 @@ impl Default for Config {
             post_hook: None,
             deploy_hook: None,
             dns: None,
+            cluster: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod assess;
 pub mod ca;
 pub mod certificates;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dcv;

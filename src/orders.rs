@@ -118,13 +118,16 @@ impl OrderRecord {
 
     /// Writes the record atomically (0600, directory 0700).
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        crate::store::write_record(&Self::path(state_dir, &self.site), self)
+        crate::store::write_record(&Self::path(state_dir, &self.site), self)?;
+        // In cluster mode, mirrored to etcd before the side effect the save announces.
+        crate::cluster::current().order_saved(state_dir, self)
     }
 
     /// Removes the record and its pending key (after a failure that created nothing at the CA).
     pub fn discard(state_dir: &Path, site: &str) {
         let _ = std::fs::remove_file(Self::path(state_dir, site));
         let _ = std::fs::remove_file(Self::key_path(state_dir, site));
+        crate::cluster::current().order_discarded(site);
     }
 
     /// Every record in the state directory, sorted by site.

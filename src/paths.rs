@@ -121,6 +121,12 @@ pub fn dcv_dir(state_dir: &Path) -> PathBuf {
     state_dir.join("dcv")
 }
 
+/// `<state-dir>/cluster-dcv.json`: the validation files a cluster agent wrote for each `/dcv/`
+/// entry, removed when the entry goes.
+pub fn cluster_dcv_ledger(state_dir: &Path) -> PathBuf {
+    state_dir.join("cluster-dcv.json")
+}
+
 /// `<state-dir>/lock`.
 pub fn lock(state_dir: &Path) -> PathBuf {
     state_dir.join(LOCK_FILE)

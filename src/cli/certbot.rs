@@ -42,6 +42,10 @@ pub struct StatusArgs {
     /// Only certificates covering this name.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+    /// Cluster mode: every certificate on every node (installed, verifying, failed, unreachable),
+    /// read from etcd.
+    #[arg(long, conflicts_with_all = ["site", "name"])]
+    pub cluster: bool,
 }
 
 /// Options of `delete`.

@@ -2,9 +2,11 @@
 //! only layer where the nginx model and the CA clients meet.
 
 pub mod account;
+pub mod agent;
 pub mod auto;
 pub mod cancel;
 pub mod certonly;
+pub mod cluster_key;
 pub mod delete;
 pub mod discover;
 pub mod generate;
@@ -250,7 +252,9 @@ pub fn run(cli: Cli) -> CommandResult {
         | Command::Generate(_)
         | Command::History
         | Command::Rollback(_)
-        | Command::Delete(_) => None,
+        | Command::Delete(_)
+        | Command::Agent(_)
+        | Command::ClusterKey(_) => None,
     };
     if let Some(flag) = provider_flag {
         ctx.check_provider(flag)?;
@@ -272,6 +276,8 @@ pub fn run(cli: Cli) -> CommandResult {
         Command::Reissue(args) => reissue::run(&args, &ctx),
         Command::Revoke(args) => revoke::run(&args, &ctx),
         Command::Cancel(args) => cancel::run(&args, &ctx),
+        Command::Agent(args) => agent::run(&args, &ctx),
+        Command::ClusterKey(args) => cluster_key::run(&args, &ctx),
     }
 }
 

@@ -120,6 +120,9 @@ pub struct StatusJson {
 
 /// Runs `status`.
 pub fn run(args: &StatusArgs, ctx: &Context) -> CommandResult {
+    if args.cluster {
+        return crate::cluster::status::run(ctx);
+    }
     let config_dir = ctx.config_dir();
     let state_dir = ctx.state_dir();
     let now = ctx.now();

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::cluster::ClusterSettings;
 use super::dns::DnsSettings;
 use super::providers::{
     AcmeSettings, Encryption365Settings, HowSslSettings, HuaweiScmSettings, Provider,
@@ -86,6 +87,8 @@ pub struct ConfigFile {
     acme: Option<AcmeSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dns: Option<DnsSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterSettings>,
 }
 
 /// One key from the flat form or the table, refusing both.
@@ -139,6 +142,7 @@ impl TryFrom<ConfigFile> for Config {
             post_hook: file.post_hook,
             deploy_hook: file.deploy_hook,
             dns: file.dns,
+            cluster: file.cluster,
         })
     }
 }
@@ -171,6 +175,7 @@ impl From<Config> for ConfigFile {
             huawei_scm: config.huawei_scm,
             acme: config.acme,
             dns: config.dns,
+            cluster: config.cluster,
         }
     }
 }

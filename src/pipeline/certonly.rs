@@ -179,6 +179,7 @@ fn new_run<'a>(args: &'a AutoArgs, ctx: &'a Context) -> Result<Run<'a>, Failure>
         renews: BTreeMap::new(),
         hooks,
         report: Default::default(),
+        cluster: None,
         _lock: Some(lock),
         reload_owed: false,
     })

@@ -114,6 +114,12 @@ fn installed(run: &mut Run, item: &Issued, wanted: &BTreeMap<String, Vec<String>
             item.site
         ));
     }
+    if let Err(e) = crate::cluster::current().installed(item) {
+        run.fail(
+            &item.site,
+            format!("installed and verified here, but not shared with the cluster: {e:#}"),
+        );
+    }
     let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
     let not_after = crate::tlsinfo::summarize_pem(item.fullchain_pem.as_bytes())
         .ok()

@@ -82,6 +82,8 @@ pub struct Run<'a> {
     /// run, or this run's temporary locations, were put back): the next reload is owed, and
     /// the end of the run makes it when no install did.
     pub reload_owed: bool,
+    /// In cluster mode, the run's hold on the cluster (lock, mirror); `None` with local state.
+    pub cluster: Option<crate::cluster::Orderer>,
     _lock: Option<RunLock>,
 }
 
@@ -176,12 +178,16 @@ pub fn prepare<'a>(
         hooks,
         report: Report::default(),
         reload_owed: false,
+        cluster: None,
         _lock: None,
     };
     if !args.dry_run {
         crate::store::ensure_state_dir(&run.state_dir).map_err(Failure::usage)?;
         run._lock = Some(RunLock::acquire(&run.state_dir)?);
         recover(&mut run)?;
+        let say = |m: String| run.say(m);
+        let orderer = crate::cluster::Orderer::start(&run.config, &run.env, ctx.now(), &say)?;
+        run.cluster = orderer;
         sweep_leftovers(&run);
     }
     let discover = crate::timings::Phase::start("discover");

@@ -143,6 +143,8 @@ async fn publish_and_check(
     for w in &written {
         http.check(w)?;
     }
+    // In cluster mode, every other live node serves them too before the CA is asked.
+    crate::cluster::current().dcv_published(&record.site, &written)?;
     if pushed {
         run.say(format!(
             "  {}: {} publishes the DNS validation records itself (auto_dns_auth); none are \

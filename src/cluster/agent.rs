@@ -1,0 +1,113 @@
+//! `enc365-nginx agent`: a node's side of the cluster. It keeps `/nodes/<node>` alive, serves
+//! the validation files the orderer publishes ([`super::dcv::serve`]) and installs the shared
+//! certificates this node lacks ([`super::certs::install_missing`]), writing its status.
+//! `--once` makes one pass and exits (0 when everything it did succeeded, 1 otherwise);
+//! otherwise it watches the cluster prefix and makes a pass on every change (and every 30
+//! seconds), and when etcd goes away it keeps nginx as it is, reconnects, and catches up.
+//!
+//! The certificate pass takes the local run lock (an `auto` on this node holds it: the pass
+//! waits for the next change); the DCV pass does not, so a node's own run never blocks it.
+
+use std::time::Duration;
+
+use super::{Cluster, liveness};
+use crate::commands::Context;
+use crate::exit::{CommandResult, ExitStatus, Failure};
+use crate::install::Environment;
+
+/// How often a watching agent makes a pass without any change.
+const IDLE_PASS: Duration = Duration::from_secs(30);
+/// How long to wait before reconnecting to etcd.
+const RECONNECT: Duration = Duration::from_secs(3);
+
+/// Runs the agent.
+pub fn run(ctx: &Context, once: bool) -> CommandResult {
+    let config = ctx.load_config()?;
+    let env = node_environment(ctx, &config)?;
+    if Cluster::settings(&config, &env.config_dir)?.is_none() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "the agent needs [cluster] backend = \"etcd\" in {}",
+            ctx.config_path().display()
+        )));
+    }
+    crate::store::ensure_state_dir(&env.state_dir).map_err(Failure::usage)?;
+    if once {
+        let cluster = Cluster::connect(&config, &env.config_dir)?.expect("checked above");
+        let lease = liveness::announce(&cluster).map_err(Failure::failed)?;
+        let ok = pass(&cluster, &env, ctx);
+        let _ = cluster.etcd.revoke(lease);
+        return Ok(if ok? {
+            ExitStatus::Success
+        } else {
+            ExitStatus::Failed
+        });
+    }
+    loop {
+        match Cluster::connect(&config, &env.config_dir) {
+            Ok(Some(cluster)) => {
+                if let Err(e) = watch(&cluster, &env, ctx) {
+                    eprintln!(
+                        "etcd went away ({e:#}); nginx keeps serving what it has, reconnecting …"
+                    );
+                }
+            }
+            Ok(None) => unreachable!("checked above"),
+            Err(f) if f.status == ExitStatus::Usage => return Err(f),
+            Err(f) => eprintln!("{f}; retrying in {} seconds", RECONNECT.as_secs()),
+        }
+        std::thread::sleep(RECONNECT);
+    }
+}
+
+/// Announces the node, catches up, then makes a pass on every change until etcd goes away.
+fn watch(cluster: &Cluster, env: &Environment, ctx: &Context) -> anyhow::Result<()> {
+    liveness::announce(cluster)?;
+    let mut stream = cluster.etcd.watch_all(0)?;
+    let _ = pass(cluster, env, ctx);
+    loop {
+        cluster.etcd.wait(&mut stream, IDLE_PASS)?;
+        // Let a burst of changes settle into one pass.
+        while cluster.etcd.wait(&mut stream, Duration::from_millis(100))? {}
+        if let Err(f) = pass(cluster, env, ctx) {
+            eprintln!("{f}");
+        }
+    }
+}
+
+/// One pass: validation files, then certificates (under the local run lock). True when all
+/// went well; an error when etcd failed.
+fn pass(cluster: &Cluster, env: &Environment, ctx: &Context) -> Result<bool, Failure> {
+    let now = ctx.now();
+    let found = crate::discovery::discover(&env.paths.conf, now, 30)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
+    let served = super::dcv::serve(cluster, env, &found).map_err(Failure::failed)?;
+    drop(found);
+    let _lock = crate::store::RunLock::acquire(&env.state_dir)?;
+    let say = |m: String| eprintln!("{m}");
+    let certs = super::certs::install_missing(cluster, env, now, &say).map_err(Failure::failed)?;
+    Ok(served && certs.ok)
+}
+
+/// Where this node's nginx and files are, as the pipeline finds them (`redirect` and `hsts`
+/// off).
+pub fn node_environment(
+    ctx: &Context,
+    config: &crate::config::Config,
+) -> Result<Environment, Failure> {
+    let paths = ctx.nginx_paths()?;
+    let reload_argv = crate::nginx::control::parse_reload_command(&config.reload_command)
+        .map_err(Failure::usage)?;
+    let pid_file = ctx.pid_file(&paths);
+    Ok(Environment {
+        nginx: ctx.nginx_binary(),
+        reload: ctx.reload_method(&reload_argv, &pid_file),
+        paths,
+        pid_file,
+        config_dir: ctx.config_dir(),
+        state_dir: ctx.state_dir(),
+        https_port: ctx.global.https_port.unwrap_or(config.https_port),
+        verify_timeout: Duration::from_secs(15),
+        redirect: false,
+        hsts: false,
+    })
+}
