@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use common::cluster::{CONVERGE_TIMEOUT, Cluster, SITES, normalize_serial};
 use common::etcd::EtcdCluster;
-use common::host::expect_exit;
 use enc365_sim::Faults;
 
 /// Every node of a three-node cluster.
@@ -150,7 +149,7 @@ fn auto_on_one_node_orders_once_per_site_and_every_node_serves_the_certificate()
     cluster.wait_live(&["web2", "web3"]);
 
     let out = cluster.nodes[0].auto(&["--json"]);
-    let doc = expect_exit(&out, 0);
+    let doc = cluster.expect_exit(&out, 0);
     assert_eq!(
         cluster.sim.request_count("/cert/create"),
         SITES.len() as u64,
@@ -208,7 +207,7 @@ fn auto_on_one_node_orders_once_per_site_and_every_node_serves_the_certificate()
 
     // A second run has nothing to order.
     let again = cluster.nodes[0].auto(&["--json"]);
-    expect_exit(&again, 0);
+    cluster.expect_exit(&again, 0);
     assert_eq!(
         cluster.sim.request_count("/cert/create"),
         SITES.len() as u64
@@ -263,7 +262,7 @@ fn a_kill_9_of_the_orderer_mid_order_is_finished_by_another_node_with_one_order(
     // Once the dead orderer's lease has run out, node 2 takes over and finishes the orders.
     cluster.wait_unlocked();
     let out = cluster.nodes[1].auto(&["--json"]);
-    let doc = expect_exit(&out, 0);
+    let doc = cluster.expect_exit(&out, 0);
     assert_eq!(
         cluster.sim.request_count("/cert/create"),
         SITES.len() as u64,
@@ -305,14 +304,15 @@ fn a_node_whose_install_fails_rolls_back_alone_and_status_says_why() {
     cluster.nodes[2].start_agent();
     cluster.wait_live(&["web2", "web3"]);
     let out = cluster.nodes[0].auto(&["--json"]);
-    expect_exit(&out, 0);
+    cluster.expect_exit(&out, 0);
     let serials = cluster.wait_served_everywhere(&["web1", "web2"]);
 
     // Wait for web3's verdict on blog.test.
     let deadline = Instant::now() + CONVERGE_TIMEOUT;
     let status = loop {
-        let status = cluster.status("web1");
+        let (code, status) = cluster.status_with_code("web1");
         if node_state(&status, "blog.test", "web3").is_some_and(|(s, _)| s == "failed") {
+            assert_eq!(code, Some(1), "status exits 1 when a node failed");
             break status;
         }
         assert!(
@@ -400,7 +400,7 @@ fn with_etcd_down_auto_exits_1_saying_so_and_changes_nothing() {
     // the same command works.
     cluster.etcd.restart(&[1, 2]);
     let out = cluster.nodes[0].auto(&["--json"]);
-    expect_exit(&out, 0);
+    cluster.expect_exit(&out, 0);
     assert_eq!(
         cluster.sim.request_count("/cert/create"),
         SITES.len() as u64
@@ -418,7 +418,7 @@ fn a_node_whose_agent_was_stopped_catches_up_with_agent_once() {
     cluster.wait_live(&["web2"]);
 
     let out = cluster.nodes[0].auto(&["--json"]);
-    expect_exit(&out, 0);
+    cluster.expect_exit(&out, 0);
     let serials = cluster.wait_served_everywhere(&["web1", "web2"]);
     for (_, names) in SITES {
         assert_eq!(

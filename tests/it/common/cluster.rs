@@ -37,14 +37,16 @@ use super::etcd::EtcdCluster;
 use super::host::{add_pipeline_options, base_command_at, start_sim, write_config};
 use super::{HttpResponse, NginxSandbox, free_port, http_get_at};
 
-/// The sites every node serves, with the names each carries: a static site with two names
-/// (validated through its webroot), a reverse proxy without a root (validated through a temporary
-/// location) and a second static site.
+/// The sites every node serves, with the names each carries: two static sites, validated through
+/// their webroots, one with two names.
 pub const SITES: &[(&str, &[&str])] = &[
     ("shop.test", &["shop.test", "www.shop.test"]),
-    ("app.test", &["app.test"]),
     ("blog.test", &["blog.test"]),
 ];
+
+/// A reverse proxy without a root (validated through a temporary location), which
+/// [`Node::add_proxy_site`] adds: not in [`SITES`].
+pub const PROXY_SITE: &str = "app.test";
 
 /// The etcd key prefix of the test cluster.
 pub const PREFIX: &str = "/enc365/test";
@@ -63,10 +65,11 @@ pub fn vhost(site: &str, addr: Ipv4Addr, http: u16) -> String {
         .iter()
         .find(|(s, _)| *s == site)
         .map(|(_, names)| names.join(" "))
-        .expect("a site of SITES");
-    let body = match site {
-        "app.test" => "    location / { proxy_pass http://127.0.0.1:9; }\n".to_string(),
-        _ => format!("    root {{prefix}}/www/{site};\n"),
+        .unwrap_or_else(|| site.to_string());
+    let body = if site == PROXY_SITE {
+        "    location / { proxy_pass http://127.0.0.1:9; }\n".to_string()
+    } else {
+        format!("    root {{prefix}}/www/{site};\n")
     };
     format!("server {{\n    listen {addr}:{http};\n    server_name {names};\n{body}}}\n")
 }
@@ -129,9 +132,7 @@ impl Node {
                 &format!("vhosts/{site}.conf"),
                 sb.render(&vhost(site, addr, http)),
             );
-            if *site != "app.test" {
-                sb.write_file(&format!("www/{site}/index.html"), *site);
-            }
+            sb.write_file(&format!("www/{site}/index.html"), *site);
         }
         sb.write_http_conf("include {prefix}/vhosts/*.conf;");
         sb.start();
@@ -139,6 +140,7 @@ impl Node {
         let hosts: String = SITES
             .iter()
             .flat_map(|(_, names)| names.iter())
+            .chain([&PROXY_SITE])
             .map(|n| format!("{addr} {n}\n"))
             .collect();
         fs::write(dir.path().join("hosts"), hosts).unwrap();
@@ -184,9 +186,17 @@ impl Node {
     /// The `agent` command line of this node with `extra`, not yet run.
     pub fn agent_command(&self, extra: &[&str]) -> Command {
         let mut command = self.command(&["agent"]);
-        command.args(["--http-port", &self.http.to_string()]);
         command.args(extra);
         command
+    }
+
+    /// Adds [`PROXY_SITE`] to this node's nginx and reloads it.
+    pub fn add_proxy_site(&self) {
+        self.sb.write_file(
+            &format!("vhosts/{PROXY_SITE}.conf"),
+            self.sb.render(&vhost(PROXY_SITE, self.addr, self.http)),
+        );
+        self.sb.reload();
     }
 
     /// `agent --once`: one pass, then exit.
@@ -434,10 +444,17 @@ impl Cluster {
         }
     }
 
-    /// `status --cluster --json` on node `name`, with its exit code checked to be 0.
+    /// `status --cluster --json` on node `name`, with its exit code checked to be 0 (no node
+    /// failed).
     pub fn status(&self, name: &str) -> serde_json::Value {
         let out = self.node(name).run(&["status", "--cluster", "--json"]);
         super::host::expect_exit(&out, 0)
+    }
+
+    /// `status --cluster --json` on node `name`: its exit code and document.
+    pub fn status_with_code(&self, name: &str) -> (Option<i32>, serde_json::Value) {
+        let out = self.node(name).run(&["status", "--cluster", "--json"]);
+        (out.status.code(), super::host::json(&out))
     }
 
     /// The requests for validation files the balancer passed on: (node address that answered,
@@ -454,6 +471,22 @@ impl Cluster {
                 Some((upstream, status, host))
             })
             .collect()
+    }
+
+    /// The run's JSON document, after checking its exit code; when it is not `code`, panics with
+    /// the document, the run's stderr, the agents' logs and the balancer's log.
+    pub fn expect_exit(&self, out: &Output, code: i32) -> serde_json::Value {
+        let doc = super::host::json(out);
+        if out.status.code() != Some(code) {
+            let lb = fs::read_to_string(self.balancer.path("logs/lb.log")).unwrap_or_default();
+            panic!(
+                "exit {:?}, not {code}: {doc:#}\n{}\n{}--- balancer ---\n{lb}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr),
+                self.agent_logs()
+            );
+        }
+        doc
     }
 
     /// Every node's agent log, for failure messages.
