@@ -15,6 +15,7 @@ mod auto_edge_cases;
 mod auto_failures;
 mod auto_options;
 mod cancel;
+mod cluster_core;
 mod config;
 mod contracts;
 mod control;
