@@ -5,8 +5,9 @@
 //! otherwise it watches the cluster prefix and makes a pass on every change (and every 30
 //! seconds), and when etcd goes away it keeps nginx as it is, reconnects, and catches up.
 //!
-//! The certificate pass takes the local run lock (an `auto` on this node holds it: the pass
-//! waits for the next change); the DCV pass does not, so a node's own run never blocks it.
+//! A pass takes the local run lock (an `auto` on this node holds it: the pass waits for the
+//! next change; `--once` exits 3). The ordering node waits for the acks of the other nodes
+//! only, so its own run never waits for its own agent.
 
 use std::time::Duration;
 
@@ -34,7 +35,7 @@ pub fn run(ctx: &Context, once: bool) -> CommandResult {
     if once {
         let cluster = Cluster::connect(&config, &env.config_dir)?.expect("checked above");
         let lease = liveness::announce(&cluster).map_err(Failure::failed)?;
-        let ok = pass(&cluster, &env, ctx);
+        let ok = pass(&cluster, &env, ctx, true);
         let _ = cluster.etcd.revoke(lease);
         return Ok(if ok? {
             ExitStatus::Success
@@ -63,28 +64,33 @@ pub fn run(ctx: &Context, once: bool) -> CommandResult {
 fn watch(cluster: &Cluster, env: &Environment, ctx: &Context) -> anyhow::Result<()> {
     liveness::announce(cluster)?;
     let mut stream = cluster.etcd.watch_all(0)?;
-    let _ = pass(cluster, env, ctx);
+    if let Err(f) = pass(cluster, env, ctx, true) {
+        eprintln!("{f}");
+    }
     loop {
         cluster.etcd.wait(&mut stream, IDLE_PASS)?;
         // Let a burst of changes settle into one pass.
         while cluster.etcd.wait(&mut stream, Duration::from_millis(100))? {}
-        if let Err(f) = pass(cluster, env, ctx) {
+        if let Err(f) = pass(cluster, env, ctx, false) {
             eprintln!("{f}");
         }
     }
 }
 
-/// One pass: validation files, then certificates (under the local run lock). True when all
-/// went well; an error when etcd failed.
-fn pass(cluster: &Cluster, env: &Environment, ctx: &Context) -> Result<bool, Failure> {
+/// One pass: validation files, then certificates (under the local run lock; `retry_failed`:
+/// see [`super::certs::install_missing`]). True when all went well; an error when etcd failed.
+fn pass(
+    cluster: &Cluster,
+    env: &Environment,
+    ctx: &Context,
+    retry_failed: bool,
+) -> Result<bool, Failure> {
     let now = ctx.now();
-    let found = crate::discovery::discover(&env.paths.conf, now, 30)
-        .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
-    let served = super::dcv::serve(cluster, env, &found).map_err(Failure::failed)?;
-    drop(found);
     let _lock = crate::store::RunLock::acquire(&env.state_dir)?;
+    let served = super::serve::serve(cluster, env, now).map_err(Failure::failed)?;
     let say = |m: String| eprintln!("{m}");
-    let certs = super::certs::install_missing(cluster, env, now, &say).map_err(Failure::failed)?;
+    let certs = super::certs::install_missing(cluster, env, now, retry_failed, &say)
+        .map_err(Failure::failed)?;
     Ok(served && certs.ok)
 }
 

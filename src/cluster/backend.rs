@@ -144,7 +144,7 @@ impl Orderer {
                 "  {site}: the order persisted in the cluster is resumed here"
             ));
         }
-        let catch_up = super::certs::install_missing(&orderer.active.cluster, env, now, say)
+        let catch_up = super::certs::install_missing(&orderer.active.cluster, env, now, true, say)
             .map_err(Failure::failed)?;
         if !catch_up.ok {
             say(

@@ -46,11 +46,14 @@ pub struct Pass {
 }
 
 /// Installs every `/certs/` entry this node serves a site for and has not installed (its
-/// lineage's fingerprint differs), in one transaction; writes each one's status.
+/// lineage's fingerprint differs), in one transaction (site by site when that fails, so a
+/// broken site fails alone); writes each one's status. Without `retry_failed`, a serial this
+/// node already failed to install is left alone.
 pub fn install_missing(
     cluster: &Cluster,
     env: &Environment,
     now: i64,
+    retry_failed: bool,
     say: &dyn Fn(String),
 ) -> anyhow::Result<Pass> {
     let mut pass = Pass {
@@ -76,6 +79,10 @@ pub fn install_missing(
             .iter()
             .any(|s| s.names.iter().any(|n| entry.names.contains(n)))
         {
+            continue;
+        }
+        if !retry_failed && status::failed_before(cluster, &entry)? {
+            pass.ok = false;
             continue;
         }
         let key_pem = match cluster.open(key, &entry.sealed_key) {
@@ -116,38 +123,71 @@ pub fn install_missing(
         "Installing {} certificate(s) from the cluster …",
         batch.len()
     ));
+    super::serve::withdraw_locations(env)?;
     let items: Vec<Issued> = batch.iter().map(|(i, _)| i.clone()).collect();
     match crate::install::install_batch(env, &items, now) {
         Ok(_) => {
             for (item, entry) in &batch {
-                crate::lifecycle::note_installed(&env.state_dir, item, &entry.names, now)?;
-                status::write(
-                    cluster,
-                    &entry.site,
-                    NodeState::Installed,
-                    &entry.serial,
-                    None,
-                )?;
-                say(format!(
-                    "  {}: HTTPS verified ({} from the cluster)",
-                    entry.site, entry.serial
-                ));
-                pass.installed += 1;
+                installed(cluster, env, item, entry, now, say, &mut pass)?;
             }
         }
-        Err(e) => {
-            let reason = format!("{e:#}");
-            for (_, entry) in &batch {
-                say(format!(
-                    "  {}: install failed, rolled back: {reason}",
-                    entry.site
-                ));
-                let why = Some(reason.clone());
-                status::write(cluster, &entry.site, NodeState::Failed, &entry.serial, why)?;
-                pass.failed += 1;
+        Err(e) if batch.len() == 1 => {
+            failed(cluster, &batch[0].1, &format!("{e:#}"), say, &mut pass)?;
+        }
+        Err(_) => {
+            say("  the batch failed and was rolled back; installing site by site".into());
+            for (item, entry) in &batch {
+                match crate::install::install_batch(env, std::slice::from_ref(item), now) {
+                    Ok(_) => installed(cluster, env, item, entry, now, say, &mut pass)?,
+                    Err(e) => failed(cluster, entry, &format!("{e:#}"), say, &mut pass)?,
+                }
             }
-            pass.ok = false;
         }
     }
     Ok(pass)
+}
+
+/// Records one proven install: lineage, status.
+fn installed(
+    cluster: &Cluster,
+    env: &Environment,
+    item: &Issued,
+    entry: &CertEntry,
+    now: i64,
+    say: &dyn Fn(String),
+    pass: &mut Pass,
+) -> anyhow::Result<()> {
+    crate::lifecycle::note_installed(&env.state_dir, item, &entry.names, now)?;
+    status::write(
+        cluster,
+        &entry.site,
+        NodeState::Installed,
+        &entry.serial,
+        None,
+    )?;
+    say(format!(
+        "  {}: HTTPS verified (serial {} from the cluster)",
+        entry.site, entry.serial
+    ));
+    pass.installed += 1;
+    Ok(())
+}
+
+/// Records one failed (rolled back) install.
+fn failed(
+    cluster: &Cluster,
+    entry: &CertEntry,
+    reason: &str,
+    say: &dyn Fn(String),
+    pass: &mut Pass,
+) -> anyhow::Result<()> {
+    say(format!(
+        "  {}: install failed, rolled back: {reason}",
+        entry.site
+    ));
+    let why = Some(reason.to_string());
+    status::write(cluster, &entry.site, NodeState::Failed, &entry.serial, why)?;
+    pass.failed += 1;
+    pass.ok = false;
+    Ok(())
 }

@@ -10,7 +10,8 @@
 //! - [`mirror`]: order records (and their sealed keys) pushed at every save, pulled at start.
 //! - [`backend`]: the state backend the pipeline calls at its persist points ([`StateBackend`]:
 //!   `Local` does nothing more than today; `Etcd` mirrors), and the [`Orderer`] a run holds.
-//! - [`dcv`]: validation files published for every node, and the wait for their acks.
+//! - [`dcv`]: validation files published for every node, and the wait for their acks;
+//!   [`serve`]: an agent serving them (webroot, or a temporary location) and acking.
 //! - [`certs`]: certificates shared after the orderer's proven install, and installed by the
 //!   other nodes with the same transaction as `auto`.
 //! - [`liveness`], [`status`], [`agent`]: the agent's lease, per-node status, the agent loop.
@@ -28,9 +29,14 @@
 //! - A DCV id is 32 hex digits of SHA-256 over `host\npath`. The orderer deletes the `/dcv/`
 //!   entries (and their acks) it made when the site is installed and, for the rest, when its
 //!   run ends.
-//! - The agent serves DCV files through webroots only; a name whose block needs a temporary
-//!   location is not acked (the orderer's wait names the node), and the agent's pass fails.
-//!   The files it wrote are listed in `<state>/cluster-dcv.json` and removed when their entry goes.
+//! - The agent serves DCV files through the site's webroot or, for a block without a usable one,
+//!   through the same temporary location the pipeline adds (one transaction for all such sites,
+//!   `nginx -t`, one reload; restored when no entry needs it any more, and before the agent
+//!   installs a certificate). What it wrote is listed in `<state>/cluster-dcv.json` and removed
+//!   when the entry goes.
+//! - A node whose install of a serial failed does not retry that serial on every change (its
+//!   watch would loop); `agent --once`, a new serial, or the agent's restart tries again. A
+//!   failed batch is retried site by site, so one broken site fails alone.
 //! - The agent installs with `redirect` and `hsts` off (as `auto` without those flags).
 //! - `agent --once` revokes its liveness lease when it ends: a node without a running agent is
 //!   not waited for (and shows as unreachable).
@@ -46,6 +52,7 @@ pub mod lock;
 pub mod mirror;
 pub mod records;
 pub mod seal;
+pub mod serve;
 pub mod status;
 
 use std::path::Path;

@@ -52,6 +52,16 @@ pub fn ensure_installed(cluster: &Cluster, entry: &CertEntry) -> anyhow::Result<
     )
 }
 
+/// Whether this node already failed to install this entry's serial.
+pub fn failed_before(cluster: &Cluster, entry: &CertEntry) -> anyhow::Result<bool> {
+    let rel = keys::status(&entry.site, cluster.node());
+    let current: Option<NodeStatus> = cluster
+        .etcd
+        .get(&rel)?
+        .and_then(|v| serde_json::from_slice(&v).ok());
+    Ok(current.is_some_and(|s| s.state == NodeState::Failed && s.serial == entry.serial))
+}
+
 /// One node in the view.
 #[derive(Debug, Clone, Serialize)]
 pub struct NodeView {

@@ -16,6 +16,7 @@ mod auto_failures;
 mod auto_options;
 mod cancel;
 mod cluster;
+mod cluster_core;
 mod config;
 mod contracts;
 mod control;
