@@ -37,15 +37,16 @@ use super::etcd::EtcdCluster;
 use super::host::{add_pipeline_options, base_command_at, start_sim, write_config};
 use super::{HttpResponse, NginxSandbox, free_port, http_get_at};
 
-/// The sites every node serves, with the names each carries: two static sites, validated through
-/// their webroots, one with two names.
+/// The sites every node serves, with the names each carries: a static site with two names and a
+/// second static site (validated through their webroots), and a reverse proxy without a root
+/// ([`PROXY_SITE`], validated through a temporary location).
 pub const SITES: &[(&str, &[&str])] = &[
     ("shop.test", &["shop.test", "www.shop.test"]),
+    ("app.test", &["app.test"]),
     ("blog.test", &["blog.test"]),
 ];
 
-/// A reverse proxy without a root (validated through a temporary location), which
-/// [`Node::add_proxy_site`] adds: not in [`SITES`].
+/// The reverse proxy of [`SITES`]: no root, so its validation files need a temporary location.
 pub const PROXY_SITE: &str = "app.test";
 
 /// The etcd key prefix of the test cluster.
@@ -132,7 +133,9 @@ impl Node {
                 &format!("vhosts/{site}.conf"),
                 sb.render(&vhost(site, addr, http)),
             );
-            sb.write_file(&format!("www/{site}/index.html"), *site);
+            if *site != PROXY_SITE {
+                sb.write_file(&format!("www/{site}/index.html"), *site);
+            }
         }
         sb.write_http_conf("include {prefix}/vhosts/*.conf;");
         sb.start();
@@ -140,7 +143,6 @@ impl Node {
         let hosts: String = SITES
             .iter()
             .flat_map(|(_, names)| names.iter())
-            .chain([&PROXY_SITE])
             .map(|n| format!("{addr} {n}\n"))
             .collect();
         fs::write(dir.path().join("hosts"), hosts).unwrap();
@@ -188,15 +190,6 @@ impl Node {
         let mut command = self.command(&["agent"]);
         command.args(extra);
         command
-    }
-
-    /// Adds [`PROXY_SITE`] to this node's nginx and reloads it.
-    pub fn add_proxy_site(&self) {
-        self.sb.write_file(
-            &format!("vhosts/{PROXY_SITE}.conf"),
-            self.sb.render(&vhost(PROXY_SITE, self.addr, self.http)),
-        );
-        self.sb.reload();
     }
 
     /// `agent --once`: one pass, then exit.
@@ -489,11 +482,32 @@ impl Cluster {
         doc
     }
 
-    /// Every node's agent log, for failure messages.
+    /// Every node's agent log and the tail of its nginx error log, for failure messages.
     pub fn agent_logs(&self) -> String {
         self.nodes
             .iter()
-            .map(|n| format!("--- agent {} ---\n{}", n.name, n.agent_log()))
+            .map(|n| {
+                let log = n.sb.error_log();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                let modes: Vec<String> = ["", "state", "state/dcv"]
+                    .iter()
+                    .map(|rel| {
+                        let mode = fs::metadata(n.dir.path().join(rel))
+                            .map(|m| format!("{:o}", m.permissions().mode() & 0o7777))
+                            .unwrap_or_else(|_| "absent".into());
+                        format!("{rel}/ {mode}")
+                    })
+                    .collect();
+                format!(
+                    "--- agent {} ({}) ---\n{}--- nginx error.log of {} (tail) ---\n{}\n",
+                    n.name,
+                    modes.join(", "),
+                    n.agent_log(),
+                    n.name,
+                    tail.join("\n")
+                )
+            })
             .collect()
     }
 }
