@@ -267,7 +267,8 @@ impl Etcd {
             .runtime
             .as_ref()
             .ok_or_else(|| anyhow!("etcd closed"))?;
-        let answer = runtime.block_on(tokio::time::timeout(timeout, stream.message()));
+        let answer =
+            runtime.block_on(async { tokio::time::timeout(timeout, stream.message()).await });
         match answer {
             Err(_) => Ok(false),
             Ok(Ok(Some(r))) if !r.canceled() => Ok(true),
