@@ -173,6 +173,10 @@ pub struct AgentArgs {
     /// Make one pass (validation files, then certificates) and exit.
     #[arg(long)]
     pub once: bool,
+    /// The port a temporary validation server listens on for a name no plain-HTTP block answers
+    /// (as `auto --http-port`).
+    #[arg(long, default_value_t = 80, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub http_port: u16,
 }
 
 const CLUSTER_KEY_EXAMPLES: &str = "\

@@ -22,7 +22,7 @@ const IDLE_PASS: Duration = Duration::from_secs(30);
 const RECONNECT: Duration = Duration::from_secs(3);
 
 /// Runs the agent.
-pub fn run(ctx: &Context, once: bool) -> CommandResult {
+pub fn run(ctx: &Context, once: bool, http_port: u16) -> CommandResult {
     let config = ctx.load_config()?;
     let env = node_environment(ctx, &config)?;
     if Cluster::settings(&config, &env.config_dir)?.is_none() {
@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, once: bool) -> CommandResult {
     if once {
         let cluster = Cluster::connect(&config, &env.config_dir)?.expect("checked above");
         let lease = liveness::announce(&cluster).map_err(Failure::failed)?;
-        let ok = pass(&cluster, &env, ctx, true);
+        let ok = pass(&cluster, &env, ctx, (true, http_port));
         let _ = cluster.etcd.revoke(lease);
         return Ok(if ok? {
             ExitStatus::Success
@@ -46,7 +46,7 @@ pub fn run(ctx: &Context, once: bool) -> CommandResult {
     loop {
         match Cluster::connect(&config, &env.config_dir) {
             Ok(Some(cluster)) => {
-                if let Err(e) = watch(&cluster, &env, ctx) {
+                if let Err(e) = watch(&cluster, &env, ctx, http_port) {
                     eprintln!(
                         "etcd went away ({e:#}); nginx keeps serving what it has, reconnecting …"
                     );
@@ -61,33 +61,39 @@ pub fn run(ctx: &Context, once: bool) -> CommandResult {
 }
 
 /// Announces the node, catches up, then makes a pass on every change until etcd goes away.
-fn watch(cluster: &Cluster, env: &Environment, ctx: &Context) -> anyhow::Result<()> {
+fn watch(
+    cluster: &Cluster,
+    env: &Environment,
+    ctx: &Context,
+    http_port: u16,
+) -> anyhow::Result<()> {
     liveness::announce(cluster)?;
     let mut stream = cluster.etcd.watch_all(0)?;
-    if let Err(f) = pass(cluster, env, ctx, true) {
+    if let Err(f) = pass(cluster, env, ctx, (true, http_port)) {
         eprintln!("{f}");
     }
     loop {
         cluster.etcd.wait(&mut stream, IDLE_PASS)?;
         // Let a burst of changes settle into one pass.
         while cluster.etcd.wait(&mut stream, Duration::from_millis(100))? {}
-        if let Err(f) = pass(cluster, env, ctx, false) {
+        if let Err(f) = pass(cluster, env, ctx, (false, http_port)) {
             eprintln!("{f}");
         }
     }
 }
 
-/// One pass: validation files, then certificates (under the local run lock; `retry_failed`:
-/// see [`super::certs::install_missing`]). True when all went well; an error when etcd failed.
+/// One pass: validation files, then certificates, under the local run lock. `retry_failed`:
+/// see [`super::certs::install_missing`]; `http_port`: see [`super::serve::serve`]. True when
+/// all went well; an error when etcd failed.
 fn pass(
     cluster: &Cluster,
     env: &Environment,
     ctx: &Context,
-    retry_failed: bool,
+    (retry_failed, http_port): (bool, u16),
 ) -> Result<bool, Failure> {
     let now = ctx.now();
     let _lock = crate::store::RunLock::acquire(&env.state_dir)?;
-    let served = super::serve::serve(cluster, env, now).map_err(Failure::failed)?;
+    let served = super::serve::serve(cluster, env, now, http_port).map_err(Failure::failed)?;
     let say = |m: String| eprintln!("{m}");
     let certs = super::certs::install_missing(cluster, env, now, retry_failed, &say)
         .map_err(Failure::failed)?;

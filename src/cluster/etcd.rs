@@ -78,15 +78,8 @@ impl Etcd {
         let (tx, rx) = mpsc::channel();
         let eps = endpoints.clone();
         runtime.spawn(async move {
-            let connected = tokio::time::timeout(CALL_TIMEOUT, async move {
-                let mut client = Client::connect(&eps, Some(options)).await?;
-                client
-                    .get("/", Some(GetOptions::new().with_count_only()))
-                    .await?;
-                Ok::<_, etcd_client::Error>(client)
-            })
-            .await;
-            let _ = tx.send(connected);
+            let connect = Client::connect(&eps, Some(options));
+            let _ = tx.send(tokio::time::timeout(CALL_TIMEOUT, connect).await);
         });
         let client = match rx.recv() {
             Ok(Ok(Ok(client))) => client,
@@ -94,12 +87,16 @@ impl Etcd {
             Ok(Err(_)) => return Err(down("timed out".into()).into()),
             Err(_) => return Err(down("the client stopped".into()).into()),
         };
-        Ok(Etcd {
+        let etcd = Etcd {
             runtime: Some(runtime),
             client,
             prefix: cluster.prefix.clone(),
             endpoints,
-        })
+        };
+        etcd.call("read", |mut c| async move {
+            c.get("/", Some(GetOptions::new().with_count_only())).await
+        })?;
+        Ok(etcd)
     }
 
     /// The absolute key of `rel` (`<prefix><rel>`): also the associated data of a sealed value.
@@ -107,8 +104,11 @@ impl Etcd {
         format!("{}{rel}", self.prefix)
     }
 
-    /// Runs one etcd call on the client's runtime and waits for it (bounded by the timeout).
-    fn call<T, F>(&self, what: &str, f: impl FnOnce(Client) -> F) -> anyhow::Result<T>
+    /// Runs one etcd call on the client's runtime and waits for it, each attempt bounded by the
+    /// timeout. A member that cannot be reached (connection refused, gRPC `UNAVAILABLE`) is
+    /// skipped by trying again, up to once per endpoint more: the balanced channel then picks
+    /// another member, so a cluster with a quorum answers with one member down.
+    fn call<T, F>(&self, what: &str, f: impl Fn(Client) -> F) -> anyhow::Result<T>
     where
         T: Send + 'static,
         F: std::future::Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
@@ -117,28 +117,37 @@ impl Etcd {
             .runtime
             .as_ref()
             .ok_or_else(|| anyhow!("etcd closed"))?;
-        let future = f(self.client.clone());
-        let (tx, rx) = mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(tokio::time::timeout(CALL_TIMEOUT, future).await);
-        });
         let down = |reason: String| EtcdDown {
             endpoints: self.endpoints.join(", "),
             reason: format!("{what}: {reason}"),
         };
-        match rx.recv() {
-            Ok(Ok(Ok(value))) => Ok(value),
-            Ok(Ok(Err(e))) => Err(down(e.to_string()).into()),
-            Ok(Err(_)) => Err(down("timed out".into()).into()),
-            Err(_) => Err(down("the client stopped".into()).into()),
+        let mut last = String::new();
+        for attempt in 0..=self.endpoints.len() {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let future = f(self.client.clone());
+            let (tx, rx) = mpsc::channel();
+            runtime.spawn(async move {
+                let _ = tx.send(tokio::time::timeout(CALL_TIMEOUT, future).await);
+            });
+            match rx.recv() {
+                Ok(Ok(Ok(value))) => return Ok(value),
+                Ok(Ok(Err(e))) if unreachable_member(&e) => last = e.to_string(),
+                Ok(Ok(Err(e))) => return Err(down(e.to_string()).into()),
+                Ok(Err(_)) => last = "timed out".into(),
+                Err(_) => return Err(down("the client stopped".into()).into()),
+            }
         }
+        Err(down(last).into())
     }
 
     /// The value at `rel`, if any.
     pub fn get(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let key = self.full_key(rel);
-        let kvs = self.call(&format!("get {key}"), |mut c| async move {
-            c.get(key, None).await
+        let kvs = self.call(&format!("get {key}"), |mut c| {
+            let key = key.clone();
+            async move { c.get(key, None).await }
         })?;
         Ok(kvs.kvs().first().map(|kv| kv.value().to_vec()))
     }
@@ -146,8 +155,9 @@ impl Etcd {
     /// Every key under `rel` (relative keys, sorted), with its value.
     pub fn list(&self, rel: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         let key = self.full_key(rel);
-        let response = self.call(&format!("list {key}"), |mut c| async move {
-            c.get(key, Some(GetOptions::new().with_prefix())).await
+        let response = self.call(&format!("list {key}"), |mut c| {
+            let key = key.clone();
+            async move { c.get(key, Some(GetOptions::new().with_prefix())).await }
         })?;
         let skip = self.prefix.len();
         Ok(response
@@ -164,8 +174,9 @@ impl Etcd {
     pub fn put(&self, rel: &str, value: Vec<u8>, lease: Option<i64>) -> anyhow::Result<()> {
         let key = self.full_key(rel);
         let options = lease.map(|l| PutOptions::new().with_lease(l));
-        self.call(&format!("put {key}"), |mut c| async move {
-            c.put(key, value, options).await
+        self.call(&format!("put {key}"), |mut c| {
+            let (key, value, options) = (key.clone(), value.clone(), options.clone());
+            async move { c.put(key, value, options).await }
         })?;
         Ok(())
     }
@@ -174,8 +185,9 @@ impl Etcd {
     pub fn delete(&self, rel: &str, prefix: bool) -> anyhow::Result<()> {
         let key = self.full_key(rel);
         let options = prefix.then(|| DeleteOptions::new().with_prefix());
-        self.call(&format!("delete {key}"), |mut c| async move {
-            c.delete(key, options).await
+        self.call(&format!("delete {key}"), |mut c| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { c.delete(key, options).await }
         })?;
         Ok(())
     }
@@ -187,10 +199,10 @@ impl Etcd {
         let txn = Txn::new()
             .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(key.clone(), value, options)]);
-        let response = self.call(
-            &format!("create {key}"),
-            |mut c| async move { c.txn(txn).await },
-        )?;
+        let response = self.call(&format!("create {key}"), |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })?;
         Ok(response.succeeded())
     }
 
@@ -242,10 +254,10 @@ impl Etcd {
         if revision > 0 {
             options = options.with_start_revision(revision);
         }
-        self.call(
-            "watch",
-            |mut c| async move { c.watch(key, Some(options)).await },
-        )
+        self.call("watch", |mut c| {
+            let (key, options) = (key.clone(), options.clone());
+            async move { c.watch(key, Some(options)).await }
+        })
     }
 
     /// Waits up to `timeout` for the next batch of events on `stream`: true when something
@@ -255,13 +267,24 @@ impl Etcd {
             .runtime
             .as_ref()
             .ok_or_else(|| anyhow!("etcd closed"))?;
-        let answer = runtime.block_on(tokio::time::timeout(timeout, stream.message()));
+        let answer =
+            runtime.block_on(async { tokio::time::timeout(timeout, stream.message()).await });
         match answer {
             Err(_) => Ok(false),
             Ok(Ok(Some(r))) if !r.canceled() => Ok(true),
             Ok(Ok(_)) => Err(anyhow!("the etcd watch ended")),
             Ok(Err(e)) => Err(anyhow!("the etcd watch broke: {e}")),
         }
+    }
+}
+
+/// Whether an error means the member asked could not be reached (another may answer): a
+/// transport error, or gRPC status 14 `UNAVAILABLE`.
+fn unreachable_member(e: &etcd_client::Error) -> bool {
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(status) => i32::from(status.code()) == 14,
+        _ => false,
     }
 }
 

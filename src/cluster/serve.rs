@@ -71,7 +71,13 @@ struct Wanted {
 }
 
 /// One pass over `/dcv/`. False when some entry this node should serve could not be served.
-pub fn serve(cluster: &Cluster, env: &Environment, now: i64) -> anyhow::Result<bool> {
+/// `http_port` is where a temporary validation server listens (as `auto --http-port`).
+pub fn serve(
+    cluster: &Cluster,
+    env: &Environment,
+    now: i64,
+    http_port: u16,
+) -> anyhow::Result<bool> {
     let entries = cluster.etcd.list(keys::DCV)?;
     let mut ledger = Ledger::load(&env.state_dir);
     let live: BTreeSet<String> = (entries.iter())
@@ -107,7 +113,8 @@ pub fn serve(cluster: &Cluster, env: &Environment, now: i64) -> anyhow::Result<b
             Some(served) => served.location_for.is_some(),
             None => {
                 (ledger.txn.is_some() && !ledger.txn_sites.contains(&w.site.name))
-                    || (plan(env, &found, w).routes.iter()).any(|r| r.dir.starts_with(&dcv_dir))
+                    || (plan(env, &found, w, http_port).routes.iter())
+                        .any(|r| r.dir.starts_with(&dcv_dir))
             }
         };
         if needs {
@@ -116,7 +123,7 @@ pub fn serve(cluster: &Cluster, env: &Environment, now: i64) -> anyhow::Result<b
     }
     let names: Vec<String> = location_sites.keys().cloned().collect();
     if names != ledger.txn_sites {
-        found = set_locations(env, &mut ledger, &location_sites, now)?;
+        found = set_locations(env, &mut ledger, &location_sites, (now, http_port))?;
     }
     let mut ok = true;
     let new: Vec<&Wanted> = (wanted.iter())
@@ -124,7 +131,7 @@ pub fn serve(cluster: &Cluster, env: &Environment, now: i64) -> anyhow::Result<b
         .collect();
     for w in new {
         let through = location_sites.contains_key(&w.site.name);
-        if let Err(e) = serve_one(cluster, env, &found, w, through, &mut ledger) {
+        if let Err(e) = serve_one(cluster, env, (&found, http_port), w, through, &mut ledger) {
             eprintln!(
                 "  {}: cannot serve the validation file here: {e:#}",
                 w.entry.host
@@ -167,7 +174,7 @@ fn well_known(entry: &DcvEntry) -> &str {
 }
 
 /// The routes of a wanted entry's site for the entry's URL path prefix.
-fn plan(env: &Environment, found: &Discovery, w: &Wanted) -> Publication {
+fn plan(env: &Environment, found: &Discovery, w: &Wanted, http_port: u16) -> Publication {
     let well_known = well_known(&w.entry);
     let prefix = env
         .paths
@@ -175,7 +182,7 @@ fn plan(env: &Environment, found: &Discovery, w: &Wanted) -> Publication {
         .clone()
         .unwrap_or_else(|| PathBuf::from("/"));
     let dcv_dir = crate::paths::dcv_dir(&env.state_dir);
-    crate::dcv::plan_at(found, &w.site, (&prefix, &dcv_dir, 80), well_known)
+    crate::dcv::plan_at(found, &w.site, (&prefix, &dcv_dir, http_port), well_known)
 }
 
 /// Makes the temporary locations cover exactly `sites`: the old transaction restored, a new one
@@ -184,7 +191,7 @@ fn set_locations(
     env: &Environment,
     ledger: &mut Ledger,
     sites: &BTreeMap<String, String>,
-    now: i64,
+    (now, http_port): (i64, u16),
 ) -> anyhow::Result<Discovery> {
     if let Some(id) = ledger.txn.take() {
         let mut txn = Transaction::open(&env.state_dir, &id)?;
@@ -210,7 +217,7 @@ fn set_locations(
         let well_known = sites
             .get(&site.name)
             .map_or(crate::dcv::WELL_KNOWN, String::as_str);
-        let at = (prefix.as_path(), dcv_dir.as_path(), 80);
+        let at = (prefix.as_path(), dcv_dir.as_path(), http_port);
         splices.extend(crate::dcv::plan_at(&found, site, at, well_known).splices);
     }
     if !splices.is_empty() {
@@ -274,12 +281,12 @@ fn reload(env: &Environment) -> anyhow::Result<()> {
 fn serve_one(
     cluster: &Cluster,
     env: &Environment,
-    found: &Discovery,
+    (found, http_port): (&Discovery, u16),
     w: &Wanted,
     through_location: bool,
     ledger: &mut Ledger,
 ) -> anyhow::Result<()> {
-    let publication = plan(env, found, w);
+    let publication = plan(env, found, w, http_port);
     let mut publication = publication;
     if through_location {
         // The block now carries our location: its names are served from our directory.

@@ -6,5 +6,5 @@ use crate::exit::CommandResult;
 
 /// Runs the agent: one pass with `--once`, else until stopped.
 pub fn run(args: &AgentArgs, ctx: &Context) -> CommandResult {
-    crate::cluster::agent::run(ctx, args.once)
+    crate::cluster::agent::run(ctx, args.once, args.http_port)
 }
