@@ -133,7 +133,7 @@ class Node:
                          "--poll-interval", "0.05", "--timeout", "900")
 
     def agent_argv(self, *extra):
-        return self.argv("agent", *extra)
+        return self.argv("agent", *extra, "--http-port", str(self.http))
 
     def reloads(self):
         log = os.path.join(self.tree, "logs", "error.log")

@@ -188,6 +188,7 @@ impl Node {
     /// The `agent` command line of this node with `extra`, not yet run.
     pub fn agent_command(&self, extra: &[&str]) -> Command {
         let mut command = self.command(&["agent"]);
+        command.args(["--http-port", &self.http.to_string()]);
         command.args(extra);
         command
     }
