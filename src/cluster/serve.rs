@@ -58,8 +58,11 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// Written 0600 beside the state directory's other files (not through `write_record`,
+    /// which would make the state directory itself 0700 and hide `dcv/` from nginx's workers).
     fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        crate::store::write_record(&crate::paths::cluster_dcv_ledger(state_dir), self)
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::store::write_atomic(&crate::paths::cluster_dcv_ledger(state_dir), &bytes, 0o600)
     }
 }
 
