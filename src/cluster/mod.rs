@@ -40,6 +40,17 @@
 //! - The agent installs with `redirect` and `hsts` off (as `auto` without those flags).
 //! - `agent --once` revokes its liveness lease when it ends: a node without a running agent is
 //!   not waited for (and shows as unreachable).
+//! - Every node behind the balancer runs the agent, the ordering node's too (another node may
+//!   order next time): the orderer waits for the live nodes only, so a node without a running
+//!   agent behind a balancer makes the CA's check fail there.
+//! - `agent --http-port N` (default 80) is where a temporary validation server would listen, as
+//!   `auto --http-port`.
+//! - `status --cluster` also shows `pending` (a live node with no status for the current serial
+//!   yet) and `verifying` (an install started, not yet proven by handshake); it exits 1 when a
+//!   node reports `failed`, like `status` for a failed site.
+//! - The orderer is `auto`, `renew` and `reissue` (the pipeline's `prepare`); `certonly`,
+//!   `cancel` and `revoke` work on the local state only.
+//! - etcd calls are bounded (5 s each) and retried on another member when one is unreachable.
 
 pub mod agent;
 pub mod backend;

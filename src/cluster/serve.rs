@@ -58,8 +58,11 @@ impl Ledger {
             .unwrap_or_default()
     }
 
+    /// Written 0600 beside the state directory's other files (not through `write_record`,
+    /// which would make the state directory itself 0700 and hide `dcv/` from nginx's workers).
     fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        crate::store::write_record(&crate::paths::cluster_dcv_ledger(state_dir), self)
+        let bytes = serde_json::to_vec_pretty(self)?;
+        crate::store::write_atomic(&crate::paths::cluster_dcv_ledger(state_dir), &bytes, 0o600)
     }
 }
 
@@ -112,7 +115,9 @@ pub fn serve(
         let needs = match ledger.served.get(&w.id) {
             Some(served) => served.location_for.is_some(),
             None => {
-                (ledger.txn.is_some() && !ledger.txn_sites.contains(&w.site.name))
+                // A site already behind our location keeps it (the edited block would plan
+                // as blocked); any other is planned on its block as the user wrote it.
+                ledger.txn_sites.contains(&w.site.name)
                     || (plan(env, &found, w, http_port).routes.iter())
                         .any(|r| r.dir.starts_with(&dcv_dir))
             }
@@ -124,6 +129,13 @@ pub fn serve(
     let names: Vec<String> = location_sites.keys().cloned().collect();
     if names != ledger.txn_sites {
         found = set_locations(env, &mut ledger, &location_sites, (now, http_port))?;
+        // The edits may add blocks (a temporary server): the sites' block indexes moved.
+        let sites = crate::site::group(&found);
+        for w in &mut wanted {
+            if let Some(site) = sites.iter().find(|s| s.name == w.site.name) {
+                w.site = site.clone();
+            }
+        }
     }
     let mut ok = true;
     let new: Vec<&Wanted> = (wanted.iter())
@@ -316,7 +328,13 @@ fn serve_one(
     ledger.save(&env.state_dir)?;
     let mut written = written?;
     written.addr = own_address(found, &w.site, route.port);
-    publisher.check(&written)?;
+    publisher.check(&written).map_err(|e| {
+        e.context(format!(
+            "written in {}, fetched through {}",
+            route.dir.display(),
+            written.addr
+        ))
+    })?;
     let ack = DcvAck {
         node: cluster.node().to_string(),
         at: super::now(),

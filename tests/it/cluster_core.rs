@@ -253,3 +253,126 @@ fn auto_with_etcd_down_exits_1_saying_so_and_changes_nothing() {
     };
     assert_eq!(nginx_files(&conf_after), nginx_files(&conf_before));
 }
+
+/// A second node with the same site, in the same cluster (the cluster key copied from `first`).
+fn second_node(etcd: &Etcd, first: &Host, site: &str) -> Host {
+    let table = format!(
+        "\n[cluster]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/t\"\nnode = \"n2\"\nlease_ttl = 5\n",
+        etcd.endpoint()
+    );
+    let host = Host::with(Faults::default(), site, &table);
+    let key = host.dir.path().join("cluster.key");
+    std::fs::copy(first.dir.path().join("cluster.key"), &key).unwrap();
+    host
+}
+
+fn agent_once(host: &Host) -> std::process::Output {
+    host.base_command(&["agent", "--once", "--http-port", &host.http.to_string()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn agent_once_installs_the_shared_certificate_with_the_same_transaction() {
+    let etcd = Etcd::start();
+    let first = cluster_host(&etcd, Faults::default());
+    expect_exit(&first.auto(&["--json"]), 0);
+    let second = second_node(&etcd, &first, SITE);
+
+    let out = agent_once(&second);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_first = served(&first, "shop.test").fingerprint;
+    assert_eq!(served(&second, "www.shop.test").fingerprint, on_first);
+    assert_eq!(pem_fingerprint(&second.live("shop.test")), on_first);
+    let key = second.dir.path().join("live/shop.test/privkey.pem");
+    let mode = std::fs::metadata(&key).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+
+    let doc = expect_exit(&first.command(&["status", "--cluster", "--json"]), 0);
+    let nodes = doc["certificates"][0]["nodes"].as_array().unwrap().clone();
+    let states: Vec<(String, String)> = nodes
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().into(),
+                n["state"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("n1".into(), "installed".into()),
+            ("n2".into(), "installed".into())
+        ],
+        "{doc:#}"
+    );
+    // `--once` leaves no liveness behind: no agent runs there now.
+    assert_eq!(doc["nodes"][1]["alive"], false, "{doc:#}");
+
+    // A second pass has nothing to do and changes nothing.
+    let before = every_file(&second.dir.path().join("live"));
+    let out = agent_once(&second);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(every_file(&second.dir.path().join("live")), before);
+}
+
+#[test]
+fn a_node_whose_install_fails_rolls_back_alone_and_reports_why() {
+    let etcd = Etcd::start();
+    let first = cluster_host(&etcd, Faults::default());
+    expect_exit(&first.auto(&["--json"]), 0);
+    let broken = SITE.replace(
+        "server_name shop.test www.shop.test;",
+        "server_name shop.test www.shop.test;\n        ssl_dhparam {prefix}/missing-dhparam.pem;",
+    );
+    let second = second_node(&etcd, &first, &broken);
+    let conf_before = every_file(second.sb.prefix());
+
+    let out = agent_once(&second);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc = json(&first.command(&["status", "--cluster", "--json"]));
+    let n2 = &doc["certificates"][0]["nodes"][1];
+    assert_eq!(n2["node"], "n2", "{doc:#}");
+    assert_eq!(n2["state"], "failed", "{doc:#}");
+    assert!(
+        n2["reason"]
+            .as_str()
+            .unwrap()
+            .contains("missing-dhparam.pem"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["certificates"][0]["nodes"][0]["state"], "installed");
+    // n2's configuration is byte for byte as it was; n1 keeps serving the new certificate.
+    let conf_files = |files: Vec<(PathBuf, Vec<u8>)>| -> Vec<(PathBuf, Vec<u8>)> {
+        files
+            .into_iter()
+            .filter(|(p, _)| p.extension().is_some_and(|e| e == "conf"))
+            .collect()
+    };
+    assert_eq!(
+        conf_files(every_file(second.sb.prefix())),
+        conf_files(conf_before)
+    );
+    assert!(common::https_get(second.https, "shop.test", "/").is_err());
+    assert_eq!(
+        served(&first, "shop.test").fingerprint,
+        pem_fingerprint(&first.live("shop.test"))
+    );
+}
