@@ -285,8 +285,11 @@ fn a_kill_9_of_the_orderer_mid_order_is_finished_by_another_node_with_one_order(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    orderer.kill().unwrap(); // SIGKILL
+    // The ordering node dies: its run is killed with SIGKILL, its nginx is gone (the balancer
+    // sends nothing there).
+    orderer.kill().unwrap();
     orderer.wait().unwrap();
+    cluster.nodes[0].sb.stop();
     cluster.sim.set_faults(Faults::default());
 
     // Once the dead orderer's lease has run out, node 2 takes over and finishes the orders.
@@ -300,7 +303,8 @@ fn a_kill_9_of_the_orderer_mid_order_is_finished_by_another_node_with_one_order(
     );
     let serials = cluster.wait_served_everywhere(&["web2", "web3"]);
 
-    // The node that died catches up from etcd.
+    // The node that died comes back (with its run's leftovers) and catches up from etcd.
+    cluster.nodes[0].sb.start();
     let once = cluster.nodes[0].agent_once();
     assert_eq!(once.status.code(), Some(0), "{}", said(&once));
     assert_eq!(cluster.wait_served_everywhere(&ALL), serials);
