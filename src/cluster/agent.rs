@@ -25,15 +25,18 @@ const RECONNECT: Duration = Duration::from_secs(3);
 pub fn run(ctx: &Context, once: bool, http_port: u16) -> CommandResult {
     let config = ctx.load_config()?;
     let env = node_environment(ctx, &config)?;
-    if Cluster::settings(&config, &env.config_dir)?.is_none() {
-        return Err(Failure::usage(anyhow::anyhow!(
+    let not_a_cluster = || {
+        Failure::usage(anyhow::anyhow!(
             "the agent needs [cluster] backend = \"etcd\" in {}",
             ctx.config_path().display()
-        )));
+        ))
+    };
+    if Cluster::settings(&config, &env.config_dir)?.is_none() {
+        return Err(not_a_cluster());
     }
     crate::store::ensure_state_dir(&env.state_dir).map_err(Failure::usage)?;
     if once {
-        let cluster = Cluster::connect(&config, &env.config_dir)?.expect("checked above");
+        let cluster = Cluster::connect(&config, &env.config_dir)?.ok_or_else(not_a_cluster)?;
         let lease = liveness::announce(&cluster).map_err(Failure::failed)?;
         let ok = pass(&cluster, &env, ctx, (true, http_port));
         let _ = cluster.etcd.revoke(lease);
@@ -52,7 +55,7 @@ pub fn run(ctx: &Context, once: bool, http_port: u16) -> CommandResult {
                     );
                 }
             }
-            Ok(None) => unreachable!("checked above"),
+            Ok(None) => return Err(not_a_cluster()),
             Err(f) if f.status == ExitStatus::Usage => return Err(f),
             Err(f) => eprintln!("{f}; retrying in {} seconds", RECONNECT.as_secs()),
         }

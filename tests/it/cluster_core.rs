@@ -3,7 +3,9 @@
 //! mirrors the order and the sealed key to etcd (never the key in the clear), shares the
 //! certificate at `/certs/<stem>`, `status --cluster --json` shows the node installed; an order
 //! persisted in etcd is resumed by a node that lost it locally (one order); etcd down → exit 1,
-//! saying so, nothing changed. The three-node tests are in h18b's `cluster` module.
+//! saying so, nothing changed; a second node's `agent --once` installs the shared certificate, or
+//! rolls back alone; etcd over TLS with a client certificate. The three-node tests behind a
+//! balancer are in the `cluster` module.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,18 +19,74 @@ use enc365_sim::Faults;
 struct Etcd {
     child: Option<Child>,
     port: u16,
+    scheme: &'static str,
+    client_args: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files in a dir.
+struct TlsFiles {
+    dir: tempfile::TempDir,
+}
+
+impl TlsFiles {
+    fn new() -> TlsFiles {
+        use rcgen::ExtendedKeyUsagePurpose as Eku;
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        for (name, eku) in [("server", Eku::ServerAuth), ("client", Eku::ClientAuth)] {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+            params.extended_key_usages = vec![eku];
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        TlsFiles { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    /// etcdctl's options for a client of this CA.
+    fn client_args(&self) -> Vec<String> {
+        [
+            "--cacert",
+            "ca.pem",
+            "--cert",
+            "client.pem",
+            "--key",
+            "client.key",
+        ]
+        .chunks(2)
+        .flat_map(|p| [p[0].to_string(), self.path(p[1])])
+        .collect()
+    }
 }
 
 impl Etcd {
     fn start() -> Etcd {
+        Etcd::start_with(None)
+    }
+
+    /// With `tls`, clients must use https and present a certificate of its CA.
+    fn start_with(tls: Option<&TlsFiles>) -> Etcd {
         let dir = tempfile::tempdir().unwrap();
         let port = common::free_port();
         let peer = common::free_port();
-        let client = format!("http://127.0.0.1:{port}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).unwrap();
-        let child = Command::new("/usr/bin/etcd")
+        let mut command = Command::new("/usr/bin/etcd");
+        command
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .args([
@@ -40,7 +98,18 @@ impl Etcd {
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &format!("default={peer_url}")])
-            .args(["--log-level", "warn", "--logger", "zap"])
+            .args(["--log-level", "warn", "--logger", "zap"]);
+        if let Some(t) = tls {
+            command
+                .args([
+                    "--cert-file",
+                    &t.path("server.pem"),
+                    "--key-file",
+                    &t.path("server.key"),
+                ])
+                .args(["--trusted-ca-file", &t.path("ca.pem"), "--client-cert-auth"]);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -49,21 +118,31 @@ impl Etcd {
         let etcd = Etcd {
             child: Some(child),
             port,
+            scheme,
+            client_args: tls.map(TlsFiles::client_args).unwrap_or_default(),
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while common::http_get(port, "127.0.0.1", "/health")
-            .map(|r| !r.text().contains("true"))
-            .unwrap_or(true)
-        {
+        while !etcd.healthy() {
             assert!(Instant::now() < deadline, "etcd did not become healthy");
             std::thread::sleep(Duration::from_millis(100));
         }
         etcd
     }
 
+    fn healthy(&self) -> bool {
+        Command::new("/usr/bin/etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(&self.client_args)
+            .args(["--endpoints", &self.endpoint(), "endpoint", "health"])
+            .stderr(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     fn stop(&mut self) {
@@ -77,6 +156,7 @@ impl Etcd {
     fn dump(&self, prefix: &str) -> String {
         let out = Command::new("/usr/bin/etcdctl")
             .env("ETCDCTL_API", "3")
+            .args(&self.client_args)
             .args(["--endpoints", &self.endpoint(), "get", "--prefix", prefix])
             .output()
             .unwrap();
@@ -374,5 +454,32 @@ fn a_node_whose_install_fails_rolls_back_alone_and_reports_why() {
     assert_eq!(
         served(&first, "shop.test").fingerprint,
         pem_fingerprint(&first.live("shop.test"))
+    );
+}
+
+#[test]
+fn etcd_over_tls_with_a_client_certificate_works_as_configured() {
+    let tls = TlsFiles::new();
+    let etcd = Etcd::start_with(Some(&tls));
+    let table = format!(
+        "\n[cluster]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/t\"\nnode = \"n1\"\nca_file = \"{}\"\ncert_file = \"{}\"\ncert_key_file = \"{}\"\n",
+        etcd.endpoint(),
+        tls.path("ca.pem"),
+        tls.path("client.pem"),
+        tls.path("client.key")
+    );
+    let host = Host::with(Faults::default(), SITE, &table);
+    let out = host.command(&["cluster-key", "--generate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    expect_exit(&host.auto(&["--json"]), 0);
+    assert_eq!(etcd.get_json("/t/certs/shop.test")["site"], "shop.test");
+    let doc = expect_exit(&host.command(&["status", "--cluster", "--json"]), 0);
+    assert_eq!(
+        doc["certificates"][0]["nodes"][0]["state"], "installed",
+        "{doc:#}"
     );
 }
