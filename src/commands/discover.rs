@@ -14,6 +14,8 @@ use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::names::Name;
 use crate::nginx::tree::ParseError;
 
+mod fast_json;
+
 /// The `discover --json` document (design §3.2). It borrows from the [`Discovery`] it describes:
 /// on a 10,000-site host, copying every name and path only to print them costs as much as
 /// printing.
@@ -74,9 +76,11 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
     match discovery::discover(&paths.conf, ctx.now(), i64::from(args.days)) {
         Ok(found) => {
             if ctx.global.json {
-                let doc = to_json(nginx_conf, &found);
-                print_json(&doc)?;
-                std::mem::forget(doc);
+                // Written directly (the same bytes serde_json makes of `to_json`'s document).
+                let mut out = std::io::stdout().lock();
+                fast_json::write_document(&nginx_conf, &found, &mut out)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
             } else {
                 print_table(&found)?;
             }
