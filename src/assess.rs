@@ -49,12 +49,13 @@ pub struct Policy<'a> {
     pub renew_within_days: i64,
 }
 
-/// Assesses every server; `names[i]` are the classified names of `servers[i]`, and `locations[i]`
-/// how to refer to it in a reason (`file:line`).
+/// Assesses every server; `names[i]` are the classified names of `servers[i]`, and
+/// `location(i)` how to refer to it in a reason (`file:line`; asked only for the few servers a
+/// reason names).
 pub fn assess_all(
     servers: &[Server],
     names: &[Vec<Name>],
-    locations: &[String],
+    location: impl Fn(usize) -> String,
     policy: &Policy,
 ) -> Vec<Assessment> {
     let mut certs: HashMap<PathBuf, Result<CertSummary, CertReadError>> = HashMap::new();
@@ -98,7 +99,7 @@ pub fn assess_all(
             match twin.and_then(|t| tls_verdicts[t].as_ref().map(|v| (t, v))) {
                 Some((t, verdict)) => Assessment {
                     needs_certificate: verdict.needs_certificate,
-                    reason: format!("HTTPS served by {}: {}", locations[t], verdict.reason),
+                    reason: format!("HTTPS served by {}: {}", location(t), verdict.reason),
                 },
                 None => Assessment::needs("no TLS"),
             }

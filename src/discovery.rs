@@ -35,20 +35,16 @@ pub fn discover(
     let config = Config::load(main_conf)?;
     let servers = sites::servers(&config)?;
     let (names, lines) = classify_names(&config, &servers);
-    let locations: Vec<String> = servers
-        .iter()
-        .zip(&lines)
-        .map(|(s, line)| {
-            let path = config.files[s.place.file].path.as_os_str().to_string_lossy();
-            format!("{path}:{line}")
-        })
-        .collect();
     let policy = Policy {
         conf_dir: &config.conf_dir,
         now,
         renew_within_days,
     };
-    let assessments = assess::assess_all(&servers, &names, &locations, &policy);
+    let location = |i: usize| {
+        let path = config.files[servers[i].place.file].path.as_os_str();
+        format!("{}:{}", path.to_string_lossy(), lines[i])
+    };
+    let assessments = assess::assess_all(&servers, &names, location, &policy);
     Ok(Discovery {
         config,
         servers,
