@@ -71,14 +71,14 @@ pub struct ErrorJson {
 
 /// Runs `discover`.
 pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
+    grow_heap_in_large_steps();
     let paths = ctx.nginx_paths()?;
     let nginx_conf = paths.conf.display().to_string();
     match discovery::discover(&paths.conf, ctx.now(), i64::from(args.days)) {
         Ok(found) => {
             if ctx.global.json {
-                // Written directly (the same bytes serde_json makes of `to_json`'s document).
                 let mut out = std::io::stdout().lock();
-                fast_json::write_document(&nginx_conf, &found, &mut out)
+                write_json(&nginx_conf, &found, &mut out)
                     .and_then(|()| out.flush())
                     .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
             } else {
@@ -109,6 +109,24 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
                 "{error}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."
             )))
         }
+    }
+}
+
+/// Writes the `discover --json` document of a discovery (and a final newline) to `out`: the
+/// same bytes serde_json's pretty printer makes of [`to_json`]'s document, written directly
+/// (several times faster on a host with thousands of sites).
+pub fn write_json(nginx_conf: &str, found: &Discovery, out: &mut impl Write) -> std::io::Result<()> {
+    fast_json::write_document(nginx_conf, found, out)
+}
+
+/// Lets the C library's allocator grow its heaps 16 MiB at a time instead of a page at a time:
+/// reading a 10,000-site host otherwise costs thousands of `mprotect` calls from the reader
+/// threads' heaps. Only `discover` sets it (the process ends right after), so it changes
+/// nothing for long runs.
+fn grow_heap_in_large_steps() {
+    // SAFETY: mallopt only changes allocator parameters; M_TOP_PAD takes any size.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_TOP_PAD, 16 << 20);
     }
 }
 
