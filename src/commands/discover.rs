@@ -225,19 +225,21 @@ fn print_table(found: &Discovery) -> Result<(), Failure> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 18, std::io::stdout().lock());
+    // Each cell padded with spaces to its column's width in characters (as `{:w$}` pads), the
+    // line's trailing blanks trimmed; built by hand, one buffer for every line.
+    let mut text = String::new();
     let mut line = |cells: [&str; 4]| {
-        let text = format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        writeln!(out, "{}", text.trim_end())
+        text.clear();
+        for (cell, width) in cells.iter().zip(widths).take(3) {
+            text.push_str(cell);
+            let shown = cell.chars().count();
+            text.extend(std::iter::repeat_n(' ', width.saturating_sub(shown)));
+            text.push_str("  ");
+        }
+        text.push_str(cells[3]);
+        out.write_all(text.trim_end().as_bytes())?;
+        out.write_all(b"\n")
     };
     let io = |e: std::io::Error| Failure::failed(anyhow::anyhow!(e));
     line(headers).map_err(io)?;
@@ -270,6 +272,10 @@ const NAMES_WIDTH: usize = 48;
 /// the rest of the names (other cells empty), so every column stays aligned. A single name
 /// longer than the width keeps a line of its own.
 fn wrap_names(row: [String; 4]) -> Vec<[String; 4]> {
+    // Names that fit stay as they are (packing them would give back the same line).
+    if row[2].chars().count() <= NAMES_WIDTH {
+        return vec![row];
+    }
     let [server, listen, names, verdict] = row;
     let mut lines: Vec<String> = Vec::new();
     for name in names.split(' ') {
