@@ -93,11 +93,7 @@ pub fn assess_all(
     std::thread::scope(|scope| {
         let second = scope.spawn(|| judge(half..servers.len()));
         let mut all = judge(0..half);
-        all.extend(
-            second
-                .join()
-                .unwrap_or_else(|_| judge(half..servers.len())),
-        );
+        all.extend(second.join().unwrap_or_else(|_| judge(half..servers.len())));
         all
     })
 }
@@ -141,11 +137,7 @@ impl<F: Fn(usize) -> String> Known<'_, F> {
         match twin.and_then(|t| self.tls_verdicts[t].as_ref().map(|v| (t, v))) {
             Some((t, verdict)) => Assessment {
                 needs_certificate: verdict.needs_certificate,
-                reason: format!(
-                    "HTTPS served by {}: {}",
-                    (self.location)(t),
-                    verdict.reason
-                ),
+                reason: format!("HTTPS served by {}: {}", (self.location)(t), verdict.reason),
             },
             None => Assessment::needs("no TLS"),
         }

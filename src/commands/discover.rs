@@ -115,7 +115,11 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
 /// Writes the `discover --json` document of a discovery (and a final newline) to `out`: the
 /// same bytes serde_json's pretty printer makes of [`to_json`]'s document, written directly
 /// (several times faster on a host with thousands of sites).
-pub fn write_json(nginx_conf: &str, found: &Discovery, out: &mut impl Write) -> std::io::Result<()> {
+pub fn write_json(
+    nginx_conf: &str,
+    found: &Discovery,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
     fast_json::write_document(nginx_conf, found, out)
 }
 

@@ -92,7 +92,12 @@ fn the_written_json_is_serde_json_byte_for_byte_on_every_fixture() {
         let mut written = Vec::new();
         write_json(&name, &found, &mut written).unwrap();
         let expected = serde_json::to_string_pretty(&to_json(name, &found)).unwrap() + "\n";
-        assert_eq!(String::from_utf8(written).unwrap(), expected, "{}", dir.display());
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            expected,
+            "{}",
+            dir.display()
+        );
         checked += 1;
     }
     assert!(checked > 10, "only {checked} fixtures");

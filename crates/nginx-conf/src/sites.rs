@@ -336,9 +336,7 @@ impl ServerReader<'_> {
                 }
                 b"server_name" => {
                     server.server_names.reserve(args.len());
-                    server
-                        .server_names
-                        .extend(args.iter().map(|w| w.text(src)));
+                    server.server_names.extend(args.iter().map(|w| w.text(src)));
                 }
                 b"root" if server.root.is_none() => server.root = first().map(Cow::into_owned),
                 b"ssl_certificate" => {

@@ -758,7 +758,7 @@ impl Loader {
         let read = match ready {
             Some(Ok(parsed)) => return self.load_parsed(parsed?),
             Some(Err(e)) => Err(e),
-            None => read_config_file(&path),
+            None => read_config_file(path),
         };
         let bytes = match read {
             Ok(bytes) => bytes,

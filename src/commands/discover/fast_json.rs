@@ -134,11 +134,7 @@ fn server(out: &mut Vec<u8>, found: &Discovery, i: usize) {
 fn list<'a>(out: &mut Vec<u8>, items: impl Iterator<Item = &'a str>) {
     let mut any = false;
     for item in items {
-        out.extend_from_slice(if any {
-            b",\n        "
-        } else {
-            b"[\n        "
-        });
+        out.extend_from_slice(if any { b",\n        " } else { b"[\n        " });
         string(out, item);
         any = true;
     }
@@ -256,7 +252,9 @@ fn needs_escape(word: u64) -> bool {
     let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
     // A byte below 0x20 borrows when 0x20 is taken from it (and had its high bit clear).
     let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    control | zero_byte(word ^ (ONES * u64::from(b'"'))) | zero_byte(word ^ (ONES * u64::from(b'\\')))
+    control
+        | zero_byte(word ^ (ONES * u64::from(b'"')))
+        | zero_byte(word ^ (ONES * u64::from(b'\\')))
         != 0
 }
 
@@ -285,7 +283,10 @@ mod tests {
         let mut slow =
             serde_json::to_vec_pretty(&super::super::to_json(nginx_conf, &found)).unwrap();
         slow.push(b'\n');
-        assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(slow).unwrap());
+        assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(slow).unwrap()
+        );
     }
 
     #[test]
