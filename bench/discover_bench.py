@@ -28,13 +28,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_once(argv):
     """Runs argv with stdout discarded; returns (wall seconds, peak RSS KiB, exit status, the
-    last line of stderr)."""
+    line of stderr that says why it failed: nginx's last `[emerg]`, else the last line)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    last = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
+    lines = err.decode(errors="replace").strip().splitlines() or [""]
+    # nginx's reason is its `[emerg]` line; its last line only says the test failed.
+    last = next((l for l in reversed(lines) if "[emerg]" in l), lines[-1])
     return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status), last
 
 
