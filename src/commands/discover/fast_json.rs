@@ -14,7 +14,7 @@ use crate::discovery::Discovery;
 use crate::names::Name;
 
 /// Bytes buffered before they go to the writer: large writes, bounded memory.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 1 << 18;
 
 /// Writes the document for `found` (and a final newline) to `sink`.
 pub(super) fn write_document(
@@ -52,7 +52,7 @@ pub(super) fn write_document(
 /// Every server object, in order: a second thread renders every other run of servers while
 /// this one renders the rest and writes them all out in order (memory stays a few runs).
 fn servers(out: &mut Vec<u8>, found: &Discovery, sink: &mut impl Write) -> io::Result<()> {
-    const RUN: usize = 512;
+    const RUN: usize = 128;
     let runs = found.servers.len().div_ceil(RUN);
     let render = |run: usize, out: &mut Vec<u8>| {
         for i in run * RUN..((run + 1) * RUN).min(found.servers.len()) {
@@ -67,7 +67,7 @@ fn servers(out: &mut Vec<u8>, found: &Discovery, sink: &mut impl Write) -> io::R
         }
         return Ok(());
     }
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(2);
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             for run in (1..runs).step_by(2) {
