@@ -21,6 +21,8 @@ pub struct Discovery {
     pub names: Vec<Vec<Name>>,
     /// Whether each server needs a certificate (same index).
     pub assessments: Vec<Assessment>,
+    /// The 1-based line of each server's `server` keyword (same index).
+    lines: Vec<u32>,
 }
 
 /// Reads the configuration at `main_conf` and assesses every server block. `now` is the current
@@ -32,52 +34,53 @@ pub fn discover(
 ) -> Result<Discovery, ParseError> {
     let config = Config::load(main_conf)?;
     let servers = sites::servers(&config)?;
-    let names = classify_names(&servers);
-    let locations: Vec<String> = servers
-        .iter()
-        .map(|s| {
-            let file = &config.files[s.place.file];
-            let mut at = file.path.as_os_str().to_string_lossy().into_owned();
-            at.push(':');
-            at.push_str(&file.line_col(s.place.span.start).0.to_string());
-            at
-        })
-        .collect();
+    let (names, lines) = classify_names(&config, &servers);
     let policy = Policy {
         conf_dir: &config.conf_dir,
         now,
         renew_within_days,
     };
-    let assessments = assess::assess_all(&servers, &names, &locations, &policy);
+    let location = |i: usize| {
+        let path = config.files[servers[i].place.file].path.as_os_str();
+        format!("{}:{}", path.to_string_lossy(), lines[i])
+    };
+    let assessments = assess::assess_all(&servers, &names, location, &policy);
     Ok(Discovery {
         config,
         servers,
         names,
         assessments,
+        lines,
     })
 }
 
-/// The classified names of every server, in order: on two threads when there are many servers
-/// (a 10,000-site host has some 50,000 names).
-fn classify_names(servers: &[Server]) -> Vec<Vec<Name>> {
-    let classify = |part: &[Server]| -> Vec<Vec<Name>> {
+/// The classified names of every server and the line of its `server` keyword, in order: on two
+/// threads when there are many servers (a 10,000-site host has some 50,000 names).
+fn classify_names(config: &Config, servers: &[Server]) -> (Vec<Vec<Name>>, Vec<u32>) {
+    let classify = |part: &[Server]| -> Vec<(Vec<Name>, u32)> {
         part.iter()
-            .map(|s| names::classify_all(s.server_names.iter().map(String::as_str)))
+            .map(|s| {
+                let names = names::classify_all(s.server_names.iter().map(String::as_str));
+                let line = config.files[s.place.file].line_col(s.place.span.start).0;
+                (names, line)
+            })
             .collect()
     };
-    if servers.len() < 1000 {
-        return classify(servers);
-    }
-    let (first, second) = servers.split_at(servers.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| classify(second));
-        let mut names = classify(first);
-        match other.join() {
-            Ok(rest) => names.extend(rest),
-            Err(_) => names.extend(classify(second)),
-        }
-        names
-    })
+    let both = if servers.len() < 1000 {
+        classify(servers)
+    } else {
+        let (first, second) = servers.split_at(servers.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(|| classify(second));
+            let mut both = classify(first);
+            match other.join() {
+                Ok(rest) => both.extend(rest),
+                Err(_) => both.extend(classify(second)),
+            }
+            both
+        })
+    };
+    both.into_iter().unzip()
 }
 
 impl Discovery {
@@ -85,6 +88,6 @@ impl Discovery {
     pub fn location(&self, index: usize) -> (&Path, u32) {
         let s = &self.servers[index];
         let file = &self.config.files[s.place.file];
-        (&file.path, file.line_col(s.place.span.start).0)
+        (&file.path, self.lines[index])
     }
 }

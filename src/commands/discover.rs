@@ -14,6 +14,8 @@ use crate::exit::{CommandResult, ExitStatus, Failure};
 use crate::names::Name;
 use crate::nginx::tree::ParseError;
 
+mod fast_json;
+
 /// The `discover --json` document (design §3.2). It borrows from the [`Discovery`] it describes:
 /// on a 10,000-site host, copying every name and path only to print them costs as much as
 /// printing.
@@ -69,14 +71,16 @@ pub struct ErrorJson {
 
 /// Runs `discover`.
 pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
+    grow_heap_in_large_steps();
     let paths = ctx.nginx_paths()?;
     let nginx_conf = paths.conf.display().to_string();
     match discovery::discover(&paths.conf, ctx.now(), i64::from(args.days)) {
         Ok(found) => {
             if ctx.global.json {
-                let doc = to_json(nginx_conf, &found);
-                print_json(&doc)?;
-                std::mem::forget(doc);
+                let mut out = std::io::stdout().lock();
+                write_json(&nginx_conf, &found, &mut out)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::failed(anyhow::anyhow!(e)))?;
             } else {
                 print_table(&found)?;
             }
@@ -105,6 +109,28 @@ pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
                 "{error}\nNothing was changed. Fix the configuration, then check it with `nginx -t`."
             )))
         }
+    }
+}
+
+/// Writes the `discover --json` document of a discovery (and a final newline) to `out`: the
+/// same bytes serde_json's pretty printer makes of [`to_json`]'s document, written directly
+/// (several times faster on a host with thousands of sites).
+pub fn write_json(
+    nginx_conf: &str,
+    found: &Discovery,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    fast_json::write_document(nginx_conf, found, out)
+}
+
+/// Lets the C library's allocator grow its heaps 16 MiB at a time instead of a page at a time:
+/// reading a 10,000-site host otherwise costs thousands of `mprotect` calls from the reader
+/// threads' heaps. Only `discover` sets it (the process ends right after), so it changes
+/// nothing for long runs.
+fn grow_heap_in_large_steps() {
+    // SAFETY: mallopt only changes allocator parameters; M_TOP_PAD takes any size.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_TOP_PAD, 16 << 20);
     }
 }
 
@@ -203,19 +229,21 @@ fn print_table(found: &Discovery) -> Result<(), Failure> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(1 << 18, std::io::stdout().lock());
+    // Each cell padded with spaces to its column's width in characters (as `{:w$}` pads), the
+    // line's trailing blanks trimmed; built by hand, one buffer for every line.
+    let mut text = String::new();
     let mut line = |cells: [&str; 4]| {
-        let text = format!(
-            "{:w0$}  {:w1$}  {:w2$}  {}",
-            cells[0],
-            cells[1],
-            cells[2],
-            cells[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        writeln!(out, "{}", text.trim_end())
+        text.clear();
+        for (cell, width) in cells.iter().zip(widths).take(3) {
+            text.push_str(cell);
+            let shown = cell.chars().count();
+            text.extend(std::iter::repeat_n(' ', width.saturating_sub(shown)));
+            text.push_str("  ");
+        }
+        text.push_str(cells[3]);
+        out.write_all(text.trim_end().as_bytes())?;
+        out.write_all(b"\n")
     };
     let io = |e: std::io::Error| Failure::failed(anyhow::anyhow!(e));
     line(headers).map_err(io)?;
@@ -248,6 +276,10 @@ const NAMES_WIDTH: usize = 48;
 /// the rest of the names (other cells empty), so every column stays aligned. A single name
 /// longer than the width keeps a line of its own.
 fn wrap_names(row: [String; 4]) -> Vec<[String; 4]> {
+    // Names that fit stay as they are (packing them would give back the same line).
+    if row[2].chars().count() <= NAMES_WIDTH {
+        return vec![row];
+    }
     let [server, listen, names, verdict] = row;
     let mut lines: Vec<String> = Vec::new();
     for name in names.split(' ') {

@@ -11,7 +11,7 @@ use crate::common;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use enc365_nginx::commands::discover::to_json;
+use enc365_nginx::commands::discover::{to_json, write_json};
 use enc365_nginx::discovery;
 use enc365_nginx::nginx::tree::Config;
 
@@ -78,6 +78,29 @@ fn discovery_of_every_valid_fixture_matches_its_expected_json() {
         "discovery differs from expected.json:\n{}",
         failures.join("\n")
     );
+}
+
+/// `discover --json` writes its document by hand; on every fixture it is serde_json's pretty
+/// printing of the same document, byte for byte.
+#[test]
+fn the_written_json_is_serde_json_byte_for_byte_on_every_fixture() {
+    let mut checked = 0;
+    for dir in cases().into_iter().filter(|d| !is_malformed(d)) {
+        let conf = dir.join("nginx.conf");
+        let found = discovery::discover(&conf, NOW, 30).unwrap();
+        let name = conf.display().to_string();
+        let mut written = Vec::new();
+        write_json(&name, &found, &mut written).unwrap();
+        let expected = serde_json::to_string_pretty(&to_json(name, &found)).unwrap() + "\n";
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            expected,
+            "{}",
+            dir.display()
+        );
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} fixtures");
 }
 
 #[test]

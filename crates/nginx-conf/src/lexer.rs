@@ -219,6 +219,18 @@ fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 
+/// The bytes an unquoted word must look at: blanks, `;`, `{`, `\\` and `$`.
+const WORD_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let special = *b" \t\r\n;{\\$";
+    let mut i = 0;
+    while i < special.len() {
+        table[special[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
 impl<'a> Lexer<'a> {
     /// A lexer at the start of `src`.
     pub fn new(src: &'a [u8]) -> Lexer<'a> {
@@ -248,7 +260,12 @@ impl<'a> Lexer<'a> {
             let at = self.pos;
             match ch {
                 b' ' | b'\t' | b'\r' | b'\n' => {
-                    self.pos += 1;
+                    // A run of blanks (indentation) in one tight loop.
+                    let mut end = at + 1;
+                    while end < src.len() && is_space(src[end]) {
+                        end += 1;
+                    }
+                    self.pos = end;
                 }
                 b';' | b'{' => {
                     self.pos += 1;
@@ -335,6 +352,12 @@ impl<'a> Lexer<'a> {
         let mut variable = false;
         while i < src.len() {
             let ch = src[i];
+            // Most bytes of a word are none of the five that matter here.
+            if !WORD_SPECIAL[usize::from(ch)] {
+                variable = false;
+                i += 1;
+                continue;
+            }
             if ch == b'\\' {
                 escaped = true;
                 variable = false;

@@ -19,7 +19,8 @@ use std::ffi::{CStr, CString, OsStr};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{OnceLock, mpsc};
 
 use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
 use crate::reader::{ReadError, read_config_file};
@@ -534,7 +535,7 @@ impl Config {
             files: Vec::new(),
             by_path: HashMap::default(),
             stack: Vec::new(),
-            last_include: None,
+            plain_includes: HashMap::default(),
         };
         let bytes = read_config_file(main).map_err(|e| ParseError {
             file: main.to_path_buf(),
@@ -573,8 +574,9 @@ struct Loader {
     by_path: HashMap<PathBuf, FileId, BuildHasherDefault<PathHasher>>,
     /// Files being read right now, outermost first (for loop detection).
     stack: Vec<FileId>,
-    /// The argument of the last plain (not glob) `include` and the file it named.
-    last_include: Option<(Vec<u8>, FileId)>,
+    /// The argument of every plain (not glob) `include` resolved so far and the file it named
+    /// (the argument always names the same file: includes resolve against `conf_dir`).
+    plain_includes: HashMap<Vec<u8>, FileId, BuildHasherDefault<PathHasher>>,
 }
 
 impl Loader {
@@ -634,16 +636,11 @@ impl Loader {
             } else {
                 vec![pattern]
             };
-            let mut prefetched = self.prefetch(&paths);
-            let mut ids = Vec::with_capacity(paths.len());
-            for (i, path) in paths.into_iter().enumerate() {
-                let ready = prefetched.as_mut().and_then(|p| p[i].take());
-                ids.push(self.include(file, at, path, ready)?);
-            }
+            let ids = self.include_all(file, at, &paths)?;
             if let [id] = ids[..]
                 && !arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'$'))
             {
-                self.last_include = Some((arg, id));
+                self.plain_includes.insert(arg, id);
             }
             file.nodes[index].included = Run {
                 start: file.includes.len() as u32,
@@ -654,73 +651,93 @@ impl Loader {
         Ok(())
     }
 
-    /// The file of an `include` whose argument is the same as the last plain `include` resolved
-    /// (every site of a panel includes the same snippets), when that file is fully read (not an
-    /// include loop): no path to join or look up again.
+    /// The file of an `include` whose argument is the same as a plain `include` resolved before
+    /// (every site of a panel includes the same few snippets), when that file is fully read (not
+    /// an include loop): no path to join or look up again.
     fn recent_include(&self, file: &ConfigFile, arg: &Word) -> Option<FileId> {
-        let (last, id) = self.last_include.as_ref()?;
-        let same = match arg.value(&file.bytes) {
-            std::borrow::Cow::Borrowed(v) => v == last.as_slice(),
-            std::borrow::Cow::Owned(v) => v == *last,
-        };
-        (same && self.files[*id].is_some() && !self.stack.contains(id)).then_some(*id)
+        let id = *self.plain_includes.get(arg.value(&file.bytes).as_ref())?;
+        (self.files[id].is_some() && !self.stack.contains(&id)).then_some(id)
     }
 
-    /// Reads and parses many files of one glob at once, on every core: a host with thousands of
-    /// sites spends most of discovery opening and lexing `sites-enabled/*`. Includes inside them
-    /// are still resolved one by one, in nginx's order, by [`Loader::include`].
-    fn prefetch(&self, paths: &[PathBuf]) -> Option<Vec<Option<Prefetched>>> {
+    /// Reads the files of one `include` (in nginx's order) and returns their ids.
+    ///
+    /// Many files (a glob over `sites-enabled/*`) are read and parsed ahead on every core, a
+    /// chunk at a time, while this thread takes each finished chunk in order and resolves the
+    /// includes inside its files: reading, lexing and linking overlap.
+    fn include_all(
+        &mut self,
+        from: &ConfigFile,
+        at: u32,
+        paths: &[PathBuf],
+    ) -> Result<Vec<FileId>, ParseError> {
         const MIN_BATCH: usize = 64;
-        if paths.len() < MIN_BATCH {
-            return None;
+        const CHUNK: usize = 128;
+        let mut ids = Vec::with_capacity(paths.len());
+        let known: Vec<bool> = paths.iter().map(|p| self.by_path.contains_key(p)).collect();
+        let todo = known.iter().filter(|&&k| !k).count();
+        if todo < MIN_BATCH {
+            for path in paths {
+                ids.push(self.include(from, at, path, None)?);
+            }
+            return Ok(ids);
         }
-        let todo: Vec<usize> = (0..paths.len())
-            .filter(|&i| !self.by_path.contains_key(&paths[i]))
-            .collect();
-        if todo.len() < MIN_BATCH {
-            return None;
-        }
+        self.by_path.reserve(todo);
+        self.files.reserve(todo);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(8);
-        let chunk = todo.len().div_ceil(threads);
-        let mut out: Vec<Option<Prefetched>> = (0..paths.len()).map(|_| None).collect();
+        let chunks = paths.len().div_ceil(CHUNK);
+        let next = AtomicUsize::new(0);
+        let (sender, receiver) = mpsc::channel::<(usize, Vec<Option<Prefetched>>)>();
         std::thread::scope(|scope| {
-            let handles: Vec<_> = todo
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|&i| {
-                                let read = read_config_file(&paths[i])
-                                    .map(|bytes| ConfigFile::parse(paths[i].clone(), bytes));
-                                (i, read)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            for handle in handles {
-                if let Ok(results) = handle.join() {
-                    for (i, read) in results {
-                        out[i] = Some(read);
+            for _ in 0..threads {
+                let (sender, next, known) = (sender.clone(), &next, &known);
+                scope.spawn(move || {
+                    loop {
+                        let c = next.fetch_add(1, Ordering::Relaxed);
+                        if c >= chunks {
+                            break;
+                        }
+                        let part = c * CHUNK..((c + 1) * CHUNK).min(paths.len());
+                        let read = part
+                            .map(|i| (!known[i]).then(|| prefetch_one(&paths[i])))
+                            .collect();
+                        if sender.send((c, read)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(sender);
+            let mut arrived: Vec<Option<Vec<Option<Prefetched>>>> =
+                (0..chunks).map(|_| None).collect();
+            for c in 0..chunks {
+                while arrived[c].is_none() {
+                    match receiver.recv() {
+                        Ok((k, read)) => arrived[k] = Some(read),
+                        // A reader died: this thread reads what is missing itself.
+                        Err(_) => break,
                     }
                 }
+                let mut read = arrived[c].take().unwrap_or_default().into_iter();
+                for path in &paths[c * CHUNK..((c + 1) * CHUNK).min(paths.len())] {
+                    ids.push(self.include(from, at, path, read.next().flatten())?);
+                }
             }
-        });
-        Some(out)
+            Ok(ids)
+        })
     }
 
     /// Reads one included file (or reuses it when already read), refusing include loops.
-    /// `ready` is the file already read and parsed by [`Loader::prefetch`], if it was.
+    /// `ready` is the file already read and parsed ahead by [`Loader::include_all`], if it was.
     fn include(
         &mut self,
         from: &ConfigFile,
         at: u32,
-        path: PathBuf,
+        path: &Path,
         ready: Option<Prefetched>,
     ) -> Result<FileId, ParseError> {
-        if let Some(&id) = self.by_path.get(&path) {
+        if let Some(&id) = self.by_path.get(path) {
             if self.stack.contains(&id) {
                 let mut chain: Vec<String> = self.stack
                     [self.stack.iter().position(|&s| s == id).unwrap_or(0)..]
@@ -741,7 +758,7 @@ impl Loader {
         let read = match ready {
             Some(Ok(parsed)) => return self.load_parsed(parsed?),
             Some(Err(e)) => Err(e),
-            None => read_config_file(&path),
+            None => read_config_file(path),
         };
         let bytes = match read {
             Ok(bytes) => bytes,
@@ -759,7 +776,7 @@ impl Loader {
                 ));
             }
         };
-        self.load_file(path, bytes)
+        self.load_file(path.to_path_buf(), bytes)
     }
 
     fn path_of(&self, id: FileId) -> PathBuf {
@@ -769,6 +786,11 @@ impl Loader {
             .map(|(k, _)| k.clone())
             .unwrap_or_default()
     }
+}
+
+/// Reads and parses one file ahead of its turn.
+fn prefetch_one(path: &Path) -> Prefetched {
+    read_config_file(path).map(|bytes| ConfigFile::parse(path.to_path_buf(), bytes))
 }
 
 /// A fast hash for the paths of one configuration (no attacker chooses them to collide, and a
