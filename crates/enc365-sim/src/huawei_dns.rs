@@ -1,5 +1,5 @@
 //! Huawei Cloud DNS record sets, enough for a DNS-validation publisher: list public zones by
-//! name, list/create record sets of a zone, delete one. Every request must carry a valid
+//! name, list/create record sets of a zone, replace one's values, delete one. Every request must carry a valid
 //! `SDK-HMAC-SHA256` signature (providers.md §3.2), checked here from the request as received;
 //! a bad one gets the gateway's 401 `APIGW.0301`.
 //!
@@ -379,6 +379,46 @@ pub(crate) async fn delete_recordset(
             Some(r) if Some(&r.zone) == zone.as_ref() => {
                 let gone = store.remove(&id).map(|r| set_json(&r));
                 (StatusCode::ACCEPTED, Json(gone.unwrap_or(Value::Null))).into_response()
+            }
+            _ => refuse(
+                StatusCode::NOT_FOUND,
+                "DNS.0305",
+                "record set not found".into(),
+            ),
+        }
+    })
+}
+
+/// `PUT /v2/zones/{zone_id}/recordsets/{recordset_id}`: replaces the set's `records` (and `ttl`
+/// when given); the name and type stay.
+pub(crate) async fn update_recordset(
+    State(shared): State<Arc<Shared>>,
+    Path((zone, id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    signed(&shared, (&method, &uri, &headers, &body), |options| {
+        let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "DNS.0303",
+                "body is not JSON".into(),
+            );
+        };
+        let records: Vec<String> = (req["records"].as_array().into_iter().flatten())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if records.is_empty() {
+            return refuse(StatusCode::BAD_REQUEST, "DNS.0308", "bad record set".into());
+        }
+        let mut store = lock(&shared.huawei_records);
+        let zone = zone_name(options, &zone);
+        match store.get_mut(&id) {
+            Some(r) if Some(&r.zone) == zone.as_ref() => {
+                r.records = records;
+                (StatusCode::ACCEPTED, Json(set_json(r))).into_response()
             }
             _ => refuse(
                 StatusCode::NOT_FOUND,
