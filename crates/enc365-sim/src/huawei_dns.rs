@@ -363,8 +363,9 @@ pub(crate) async fn recordsets(
     })
 }
 
-/// `DELETE /v2/zones/{zone_id}/recordsets/{recordset_id}`.
-pub(crate) async fn delete_recordset(
+/// `DELETE` / `PUT /v2/zones/{zone_id}/recordsets/{recordset_id}`: deletes the set, or replaces
+/// its `records` (the name, type and TTL stay).
+pub(crate) async fn recordset(
     State(shared): State<Arc<Shared>>,
     Path((zone, id)): Path<(String, String)>,
     method: Method,
@@ -373,58 +374,39 @@ pub(crate) async fn delete_recordset(
     body: Bytes,
 ) -> Response {
     signed(&shared, (&method, &uri, &headers, &body), |options| {
-        let mut store = lock(&shared.huawei_records);
-        let zone = zone_name(options, &zone);
-        match store.get(&id) {
-            Some(r) if Some(&r.zone) == zone.as_ref() => {
-                let gone = store.remove(&id).map(|r| set_json(&r));
-                (StatusCode::ACCEPTED, Json(gone.unwrap_or(Value::Null))).into_response()
+        let replacement = if method == Method::PUT {
+            let records: Option<Vec<String>> =
+                serde_json::from_slice::<Value>(&body).ok().and_then(|req| {
+                    (req["records"].as_array())
+                        .map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_string)))
+                        .map(Iterator::collect)
+                });
+            match records {
+                Some(records) if !records.is_empty() => Some(records),
+                _ => return refuse(StatusCode::BAD_REQUEST, "DNS.0308", "bad record set".into()),
             }
-            _ => refuse(
-                StatusCode::NOT_FOUND,
-                "DNS.0305",
-                "record set not found".into(),
-            ),
-        }
-    })
-}
-
-/// `PUT /v2/zones/{zone_id}/recordsets/{recordset_id}`: replaces the set's `records` (and `ttl`
-/// when given); the name and type stay.
-pub(crate) async fn update_recordset(
-    State(shared): State<Arc<Shared>>,
-    Path((zone, id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    signed(&shared, (&method, &uri, &headers, &body), |options| {
-        let Ok(req) = serde_json::from_slice::<Value>(&body) else {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "DNS.0303",
-                "body is not JSON".into(),
-            );
+        } else {
+            None
         };
-        let records: Vec<String> = (req["records"].as_array().into_iter().flatten())
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
-        if records.is_empty() {
-            return refuse(StatusCode::BAD_REQUEST, "DNS.0308", "bad record set".into());
-        }
         let mut store = lock(&shared.huawei_records);
         let zone = zone_name(options, &zone);
-        match store.get_mut(&id) {
-            Some(r) if Some(&r.zone) == zone.as_ref() => {
-                r.records = records;
-                (StatusCode::ACCEPTED, Json(set_json(r))).into_response()
-            }
-            _ => refuse(
+        if !store
+            .get(&id)
+            .is_some_and(|r| Some(&r.zone) == zone.as_ref())
+        {
+            return refuse(
                 StatusCode::NOT_FOUND,
                 "DNS.0305",
                 "record set not found".into(),
-            ),
+            );
         }
+        let answer = match replacement {
+            Some(records) => store.get_mut(&id).map(|r| {
+                r.records = records;
+                set_json(r)
+            }),
+            None => store.remove(&id).map(|r| set_json(&r)),
+        };
+        (StatusCode::ACCEPTED, Json(answer.unwrap_or(Value::Null))).into_response()
     })
 }
