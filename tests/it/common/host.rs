@@ -179,6 +179,12 @@ impl Host {
     /// The binary with `args` and this host's global options (config, state, nginx, HTTPS port,
     /// hosts file), not yet run.
     pub fn base_command(&self, args: &[&str]) -> Command {
+        self.command_with_nginx(args, &self.sb.nginx_bin())
+    }
+
+    /// [`Host::base_command`] with another nginx binary (a test's wrapper that hangs or fails
+    /// on purpose), not yet run.
+    pub fn command_with_nginx(&self, args: &[&str], nginx_bin: &std::path::Path) -> Command {
         let d = self.dir.path();
         let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
         command
@@ -188,7 +194,7 @@ impl Host {
             .arg("--state-dir")
             .arg(d.join("state"))
             .arg("--nginx-bin")
-            .arg(self.sb.nginx_bin())
+            .arg(nginx_bin)
             .arg("--nginx-conf")
             .arg(self.sb.conf_path())
             .arg("--nginx-prefix")
