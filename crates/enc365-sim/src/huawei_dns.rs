@@ -390,9 +390,9 @@ pub(crate) async fn recordset(
         };
         let mut store = lock(&shared.huawei_records);
         let zone = zone_name(options, &zone);
-        if !store
+        if store
             .get(&id)
-            .is_some_and(|r| Some(&r.zone) == zone.as_ref())
+            .is_none_or(|r| Some(&r.zone) != zone.as_ref())
         {
             return refuse(
                 StatusCode::NOT_FOUND,
