@@ -179,7 +179,7 @@ impl Host {
     /// The binary with `args` and this host's global options (config, state, nginx, HTTPS port,
     /// hosts file), not yet run.
     pub fn base_command(&self, args: &[&str]) -> Command {
-        self.command_with_nginx(args, &self.sb.nginx_bin())
+        self.command_with_nginx(args, self.sb.nginx_bin())
     }
 
     /// [`Host::base_command`] with another nginx binary (a test's wrapper that hangs or fails
