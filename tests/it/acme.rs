@@ -210,7 +210,19 @@ impl Pebble {
     }
 
     /// How many orders Pebble has created.
+    /// The orders Pebble logged, once its log has been quiet for 300 ms (the log is read by
+    /// another thread and trails the requests a little on a loaded machine).
     fn orders(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = self.log.lock().unwrap().len();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = self.log.lock().unwrap().len();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
         self.log.lock().unwrap().matches("Added order").count()
     }
 }

@@ -341,8 +341,29 @@ fn the_huaweicloud_publisher_manages_signed_record_sets_at_the_simulator() {
     let e = publisher("SKWRONG").remove(&cname).unwrap_err().to_string();
     assert!(e.contains("HTTP 401 APIGW.0301"), "{e}");
     assert_eq!(sim.huawei_records().len(), 2);
-    dns.remove(&cname).unwrap();
+    // A wildcard and its apex share one TXT owner: the second value joins the set, and each
+    // removal takes out only its own value.
+    let apex_txt = DnsRecord {
+        name: "wild.test".into(),
+        value: "token-2".into(),
+        ..txt.clone()
+    };
+    dns.create(&apex_txt).unwrap();
+    dns.create(&apex_txt).unwrap();
+    let txt_values = |sim: &enc365_sim::SimHandle| -> Vec<Vec<String>> {
+        (sim.huawei_records().into_iter())
+            .filter(|r| r.rtype == "TXT")
+            .map(|r| r.records)
+            .collect()
+    };
+    assert_eq!(
+        txt_values(&sim),
+        vec![vec!["\"token-1\"".to_string(), "\"token-2\"".to_string()]]
+    );
     dns.remove(&txt).unwrap();
+    assert_eq!(txt_values(&sim), vec![vec!["\"token-2\"".to_string()]]);
+    dns.remove(&cname).unwrap();
+    dns.remove(&apex_txt).unwrap();
     assert!(sim.huawei_records().is_empty());
 }
 

@@ -424,24 +424,11 @@ fn kill_in_install(host: &Host, command: &str, step: &str) -> bool {
         "renew" => &["--force"],
         _ => &[],
     };
-    let d = host.dir.path();
-    let child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
-        .arg(command)
+    let child = host
+        .command_with_nginx(&[command], &wrapper)
         .args(extra)
         .args(["--poll-interval", "0.1", "--timeout", "30"])
-        .arg("--config")
-        .arg(d.join("config.toml"))
-        .arg("--state-dir")
-        .arg(d.join("state"))
-        .arg("--nginx-bin")
-        .arg(&wrapper)
-        .arg("--nginx-conf")
-        .arg(host.sb.conf_path())
-        .arg("--nginx-prefix")
-        .arg(host.sb.prefix())
-        .args(["--https-port", &host.https.to_string()])
         .args(["--http-port", &host.http.to_string()])
-        .env("ENC365_HOSTS_FILE", d.join("hosts"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -493,19 +480,8 @@ fn kill_at(mut child: std::process::Child, marker: &Path, limit: Duration) -> bo
 /// Runs `rollback undo` with an nginx whose `-t` hangs, and kill -9s it there.
 fn kill_rollback(host: &Host, undo: &str) {
     let (wrapper, marker) = hanging_nginx(host, "-t", "", "");
-    let d = host.dir.path();
-    let child = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
-        .args(["rollback", undo])
-        .arg("--config")
-        .arg(d.join("config.toml"))
-        .arg("--state-dir")
-        .arg(d.join("state"))
-        .arg("--nginx-bin")
-        .arg(&wrapper)
-        .arg("--nginx-conf")
-        .arg(host.sb.conf_path())
-        .arg("--nginx-prefix")
-        .arg(host.sb.prefix())
+    let child = host
+        .command_with_nginx(&["rollback", undo], &wrapper)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -526,29 +502,9 @@ fn renew_with_failing_nginx(host: &Host, on: &str) -> Output {
     )
     .unwrap();
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let d = host.dir.path();
-    Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
-        .args([
-            "renew",
-            "--force",
-            "--poll-interval",
-            "0.1",
-            "--timeout",
-            "20",
-        ])
-        .arg("--config")
-        .arg(d.join("config.toml"))
-        .arg("--state-dir")
-        .arg(d.join("state"))
-        .arg("--nginx-bin")
-        .arg(&wrapper)
-        .arg("--nginx-conf")
-        .arg(host.sb.conf_path())
-        .arg("--nginx-prefix")
-        .arg(host.sb.prefix())
-        .args(["--https-port", &host.https.to_string()])
+    host.command_with_nginx(&["renew", "--force"], &wrapper)
+        .args(["--poll-interval", "0.1", "--timeout", "20"])
         .args(["--http-port", &host.http.to_string()])
-        .env("ENC365_HOSTS_FILE", d.join("hosts"))
         .output()
         .unwrap()
 }

@@ -195,22 +195,9 @@ fn a_hung_nginx_t_is_stopped_and_the_lock_released() {
     let conf_before = std::fs::read(host.sb.conf_path()).unwrap();
     let run = || {
         let started = Instant::now();
-        let d = host.dir.path();
-        let out = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"))
-            .args(["auto", "--json"])
-            .arg("--config")
-            .arg(d.join("config.toml"))
-            .arg("--state-dir")
-            .arg(d.join("state"))
-            .arg("--nginx-bin")
-            .arg(&wrapper)
-            .arg("--nginx-conf")
-            .arg(host.sb.conf_path())
-            .arg("--nginx-prefix")
-            .arg(host.sb.prefix())
-            .args(["--https-port", &host.https.to_string()])
+        let out = host
+            .command_with_nginx(&["auto", "--json"], &wrapper)
             .args(["--http-port", &host.http.to_string()])
-            .env("ENC365_HOSTS_FILE", d.join("hosts"))
             .env("ENC365_NGINX_TIMEOUT", "1")
             .output()
             .unwrap();

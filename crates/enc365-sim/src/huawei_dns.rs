@@ -1,5 +1,5 @@
 //! Huawei Cloud DNS record sets, enough for a DNS-validation publisher: list public zones by
-//! name, list/create record sets of a zone, delete one. Every request must carry a valid
+//! name, list/create record sets of a zone, replace one's values, delete one. Every request must carry a valid
 //! `SDK-HMAC-SHA256` signature (providers.md §3.2), checked here from the request as received;
 //! a bad one gets the gateway's 401 `APIGW.0301`.
 //!
@@ -363,8 +363,9 @@ pub(crate) async fn recordsets(
     })
 }
 
-/// `DELETE /v2/zones/{zone_id}/recordsets/{recordset_id}`.
-pub(crate) async fn delete_recordset(
+/// `DELETE` / `PUT /v2/zones/{zone_id}/recordsets/{recordset_id}`: deletes the set, or replaces
+/// its `records` (the name, type and TTL stay).
+pub(crate) async fn recordset(
     State(shared): State<Arc<Shared>>,
     Path((zone, id)): Path<(String, String)>,
     method: Method,
@@ -373,18 +374,39 @@ pub(crate) async fn delete_recordset(
     body: Bytes,
 ) -> Response {
     signed(&shared, (&method, &uri, &headers, &body), |options| {
+        let replacement = if method == Method::PUT {
+            let records: Option<Vec<String>> =
+                serde_json::from_slice::<Value>(&body).ok().and_then(|req| {
+                    (req["records"].as_array())
+                        .map(|v| v.iter().filter_map(|x| x.as_str().map(str::to_string)))
+                        .map(Iterator::collect)
+                });
+            match records {
+                Some(records) if !records.is_empty() => Some(records),
+                _ => return refuse(StatusCode::BAD_REQUEST, "DNS.0308", "bad record set".into()),
+            }
+        } else {
+            None
+        };
         let mut store = lock(&shared.huawei_records);
         let zone = zone_name(options, &zone);
-        match store.get(&id) {
-            Some(r) if Some(&r.zone) == zone.as_ref() => {
-                let gone = store.remove(&id).map(|r| set_json(&r));
-                (StatusCode::ACCEPTED, Json(gone.unwrap_or(Value::Null))).into_response()
-            }
-            _ => refuse(
+        if store
+            .get(&id)
+            .is_none_or(|r| Some(&r.zone) != zone.as_ref())
+        {
+            return refuse(
                 StatusCode::NOT_FOUND,
                 "DNS.0305",
                 "record set not found".into(),
-            ),
+            );
         }
+        let answer = match replacement {
+            Some(records) => store.get_mut(&id).map(|r| {
+                r.records = records;
+                set_json(r)
+            }),
+            None => store.remove(&id).map(|r| set_json(&r)),
+        };
+        (StatusCode::ACCEPTED, Json(answer.unwrap_or(Value::Null))).into_response()
     })
 }

@@ -335,7 +335,7 @@ pub async fn start(options: SimOptions) -> Result<SimHandle, SimError> {
         )
         .route(
             "/v2/zones/{zone}/recordsets/{id}",
-            axum::routing::delete(huawei_dns::delete_recordset),
+            axum::routing::delete(huawei_dns::recordset).put(huawei_dns::recordset),
         )
         .fallback(ca_endpoint)
         .with_state(shared.clone());

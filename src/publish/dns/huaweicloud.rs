@@ -1,5 +1,5 @@
 //! Huawei Cloud DNS as a publisher: record sets of a public zone, over the v2 API
-//! (`GET /v2/zones?name=`, `POST`/`GET /v2/zones/{id}/recordsets`, `DELETE
+//! (`GET /v2/zones?name=`, `POST`/`GET /v2/zones/{id}/recordsets`, `PUT`/`DELETE
 //! /v2/zones/{id}/recordsets/{id}`), every request signed with AK/SK by
 //! [`crate::huawei_sign::AkSk`] through the transport's signing hook.
 //!
@@ -98,15 +98,64 @@ impl HuaweiDns {
         }
     }
 
-    /// Creates a record set holding `record`.
+    /// The record sets at `record`'s owner and type (at most one, as Huawei Cloud DNS keeps
+    /// one set per name and type), with the zone's id.
+    async fn sets_at(&self, record: &DnsRecord) -> anyhow::Result<(String, Vec<Value>)> {
+        let zone = self.zone_id(&record.zone).await?;
+        let mut request = Request::get(&format!("/v2/zones/{zone}/recordsets"));
+        request.query = vec![
+            ("name".into(), format!("{}.", record.owner)),
+            ("type".into(), record.record_type.clone()),
+        ];
+        let body = self.call(request).await?;
+        let owner = format!("{}.", record.owner);
+        let sets = (body["recordsets"].as_array().into_iter().flatten())
+            .filter(|r| {
+                r["name"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&owner))
+            })
+            .filter(|r| r["type"].as_str() == Some(record.record_type.as_str()))
+            .cloned()
+            .collect();
+        Ok((zone, sets))
+    }
+
+    /// The values a record set holds.
+    fn values(set: &Value) -> Vec<String> {
+        (set["records"].as_array().into_iter().flatten())
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// Replaces the values of the record set `id` (`PUT /v2/zones/{zone}/recordsets/{id}`).
+    async fn update(&self, zone: &str, id: &str, records: Vec<String>) -> anyhow::Result<()> {
+        let endpoint = format!("/v2/zones/{zone}/recordsets/{id}");
+        let body = json!({ "records": records });
+        let request = Request::new(reqwest::Method::PUT, &endpoint, Body::Json(body));
+        self.call(request).await.map(drop)
+    }
+
+    /// Publishes `record`: a new record set, or — when its owner already has a set of that type
+    /// (a wildcard and its apex share one TXT owner) — one more value in that set.
     pub fn add(&self, record: &DnsRecord, ttl: u32) -> anyhow::Result<()> {
         self.block(async {
-            let zone = self.zone_id(&record.zone).await?;
+            let want = Self::stored(record);
+            let (zone, sets) = self.sets_at(record).await?;
+            if let Some(set) = sets.first() {
+                let mut records = Self::values(set);
+                if records.contains(&want) {
+                    return Ok(());
+                }
+                records.push(want);
+                let id = set["id"].as_str().unwrap_or_default();
+                return self.update(&zone, id, records).await;
+            }
             let body = json!({
                 "name": format!("{}.", record.owner),
                 "type": record.record_type,
                 "ttl": ttl,
-                "records": [Self::stored(record)],
+                "records": [want],
                 "description": "enc365-nginx domain validation",
             });
             let endpoint = format!("/v2/zones/{zone}/recordsets");
@@ -116,32 +165,25 @@ impl HuaweiDns {
         })
     }
 
-    /// Deletes the record set holding exactly `record`.
+    /// Takes `record`'s value out: the record set goes when it held nothing else, otherwise
+    /// only that value leaves it (the other values, ours or not, stay).
     pub fn remove(&self, record: &DnsRecord) -> anyhow::Result<()> {
         self.block(async {
-            let zone = self.zone_id(&record.zone).await?;
-            let endpoint = format!("/v2/zones/{zone}/recordsets");
-            let mut request = Request::get(&endpoint);
-            request.query = vec![
-                ("name".into(), format!("{}.", record.owner)),
-                ("type".into(), record.record_type.clone()),
-            ];
-            let body = self.call(request).await?;
             let want = Self::stored(record);
-            let ids: Vec<String> = (body["recordsets"].as_array().into_iter().flatten())
-                .filter(|r| {
-                    r["records"]
-                        .as_array()
-                        .is_some_and(|v| v.iter().any(|x| x.as_str() == Some(want.as_str())))
-                })
-                .filter_map(|r| r["id"].as_str().map(str::to_string))
-                .collect();
-            for id in ids {
-                let delete = Request::new(
-                    reqwest::Method::DELETE,
-                    &format!("{endpoint}/{id}"),
-                    Body::Empty,
-                );
+            let (zone, sets) = self.sets_at(record).await?;
+            for set in sets {
+                let mut records = Self::values(&set);
+                if !records.contains(&want) {
+                    continue;
+                }
+                records.retain(|v| *v != want);
+                let id = set["id"].as_str().unwrap_or_default();
+                if !records.is_empty() {
+                    self.update(&zone, id, records).await?;
+                    continue;
+                }
+                let endpoint = format!("/v2/zones/{zone}/recordsets/{id}");
+                let delete = Request::new(reqwest::Method::DELETE, &endpoint, Body::Empty);
                 self.call(delete).await?;
             }
             Ok(())

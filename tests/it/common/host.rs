@@ -166,6 +166,12 @@ impl Host {
         base_command_at(&self.sb, self.dir.path(), self.https, args)
     }
 
+    /// [`Host::base_command`] with another nginx binary (a test's wrapper that hangs or fails
+    /// on purpose), not yet run.
+    pub fn command_with_nginx(&self, args: &[&str], nginx_bin: &Path) -> Command {
+        command_at(&self.sb, nginx_bin, self.dir.path(), self.https, args)
+    }
+
     /// A command taking auto's pipeline options (`auto`, `plan`, `renew`, `reissue`) against this
     /// host, not yet run.
     pub fn pipeline_command(&self, sub: &str, extra: &[&str]) -> Command {
@@ -216,6 +222,17 @@ pub fn write_config(dir: &Path, text: &str) {
 /// directory `dir` (`config.toml`, `state/`, `hosts` as the hosts file), adding TLS on `https`;
 /// not yet run.
 pub fn base_command_at(sb: &NginxSandbox, dir: &Path, https: u16, args: &[&str]) -> Command {
+    command_at(sb, sb.nginx_bin(), dir, https, args)
+}
+
+/// [`base_command_at`] with another nginx binary than the sandbox's.
+fn command_at(
+    sb: &NginxSandbox,
+    nginx_bin: &Path,
+    dir: &Path,
+    https: u16,
+    args: &[&str],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
     command
         .args(args)
@@ -224,7 +241,7 @@ pub fn base_command_at(sb: &NginxSandbox, dir: &Path, https: u16, args: &[&str])
         .arg("--state-dir")
         .arg(dir.join("state"))
         .arg("--nginx-bin")
-        .arg(sb.nginx_bin())
+        .arg(nginx_bin)
         .arg("--nginx-conf")
         .arg(sb.conf_path())
         .arg("--nginx-prefix")
