@@ -1,0 +1,70 @@
+//! Bounded concurrency for blocking network checks: [`map`] runs a function over many items on at
+//! most a given number of threads and gives the results back in the items' order, so a caller
+//! that reports per item reports exactly as it would have one at a time.
+//!
+//! Not here: what the checks are (the preflight probes, DNS lookups) or any async runtime.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// `f` applied to every item, on at most `limit` threads at once (at least one; none are
+/// started for fewer than two items); the results in the items' order.
+pub fn map<T, R, F>(items: &[T], limit: usize, f: F) -> Vec<R>
+where
+    T: Sync,
+    R: Send,
+    F: Fn(&T) -> R + Sync,
+{
+    if items.len() < 2 || limit < 2 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(items.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..limit.min(items.len()) {
+            scope.spawn(|| {
+                let mut mine = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(i) else { break };
+                    mine.push((i, f(item)));
+                }
+                done.lock().expect("not poisoned").extend(mine);
+            });
+        }
+    });
+    let mut done = done.into_inner().expect("not poisoned");
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_come_back_in_the_items_order_with_at_most_limit_at_once() {
+        let running = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let items: Vec<u32> = (0..200).collect();
+        let out = map(&items, 7, |&i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(u64::from(i % 3)));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 2
+        });
+        assert_eq!(out, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((2..=7).contains(&most), "{most} at once");
+    }
+
+    #[test]
+    fn no_items_or_a_limit_of_one_runs_in_order_on_the_caller() {
+        let none: Vec<u8> = map(&[] as &[u8], 32, |&b| b);
+        assert!(none.is_empty());
+        let caller = std::thread::current().id();
+        let out = map(&[1, 2, 3], 1, |&i| (i, std::thread::current().id() == caller));
+        assert_eq!(out, vec![(1, true), (2, true), (3, true)]);
+    }
+}
