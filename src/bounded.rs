@@ -1,8 +1,9 @@
-//! Bounded concurrency for blocking network checks: [`map`] runs a function over many items on at
-//! most a given number of threads and gives the results back in the items' order, so a caller
-//! that reports per item reports exactly as it would have one at a time.
+//! Bounded concurrency for per-site work that waits (network round trips, file flushes): [`map`]
+//! runs a function over many items on at most a given number of threads, [`each`] does the same
+//! for async work; both give the results back in the items' order, so a caller that reports per
+//! item reports exactly as it would have one at a time.
 //!
-//! Not here: what the checks are (the preflight probes, DNS lookups) or any async runtime.
+//! Not here: what the work is (preflight probes, DNS lookups, CA calls, file writes).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,6 +37,28 @@ where
     let mut done = done.into_inner().expect("not poisoned");
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The async side of [`map`], by index: `f(i)` for every `i` below `count`, at most `limit` at
+/// once when the caller runs on a multi-thread runtime (each on a thread of its own, blocking
+/// file writes included), one after the other on any other runtime; the results in index order.
+pub async fn each<R, F, Fut>(count: usize, limit: usize, f: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(usize) -> Fut + Sync,
+    Fut: std::future::Future<Output = R>,
+{
+    let handle = tokio::runtime::Handle::current();
+    let flavor = handle.runtime_flavor();
+    if flavor != tokio::runtime::RuntimeFlavor::MultiThread || limit < 2 || count < 2 {
+        let mut out = Vec::with_capacity(count);
+        for i in 0..count {
+            out.push(f(i).await);
+        }
+        return out;
+    }
+    let indices: Vec<usize> = (0..count).collect();
+    tokio::task::block_in_place(|| map(&indices, limit, |&i| handle.block_on(f(i))))
 }
 
 #[cfg(test)]

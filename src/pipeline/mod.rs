@@ -257,7 +257,10 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     }
     check_nginx(&mut run)?;
     let ca = run.ctx.certificate_authority(&run.config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: several sites' CA calls and record writes run at once (see
+    // `order::ca_concurrency`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;

@@ -212,7 +212,7 @@ pub fn probe_all(
 
 /// The outermost directory on the way to `dir` that does not exist (`dir` itself at the
 /// deepest); `None` when `dir` exists.
-fn outermost_missing(dir: &Path) -> Option<PathBuf> {
+pub fn outermost_missing(dir: &Path) -> Option<PathBuf> {
     let mut missing = None;
     let mut at = Some(dir);
     while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && d.symlink_metadata().is_err()) {
