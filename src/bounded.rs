@@ -83,11 +83,45 @@ mod tests {
     }
 
     #[test]
+    fn each_overlaps_waits_on_a_multi_thread_runtime_and_goes_in_order_on_any_other() {
+        use std::time::{Duration, Instant};
+        let items: Vec<u64> = (0..16).collect();
+        let timed = |runtime: tokio::runtime::Runtime| {
+            runtime.block_on(async {
+                let start = Instant::now();
+                let items = &items;
+                let out = each(items.len(), 8, |i| async move {
+                    tokio::time::sleep(Duration::from_millis(60)).await;
+                    items[i] * 3
+                })
+                .await;
+                (out, start.elapsed())
+            })
+        };
+        let builder = || {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(1).enable_all();
+            b
+        };
+        let (out, took) = timed(builder().build().unwrap());
+        assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
+        assert!(took < Duration::from_millis(16 * 60 / 2), "{took:?}");
+        let current = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        let (out, took) = timed(current.unwrap());
+        assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
+        assert!(took >= Duration::from_millis(16 * 60), "{took:?}");
+    }
+
+    #[test]
     fn no_items_or_a_limit_of_one_runs_in_order_on_the_caller() {
         let none: Vec<u8> = map(&[] as &[u8], 32, |&b| b);
         assert!(none.is_empty());
         let caller = std::thread::current().id();
-        let out = map(&[1, 2, 3], 1, |&i| (i, std::thread::current().id() == caller));
+        let out = map(&[1, 2, 3], 1, |&i| {
+            (i, std::thread::current().id() == caller)
+        });
         assert_eq!(out, vec![(1, true), (2, true), (3, true)]);
     }
 }

@@ -3,7 +3,7 @@
 //! blocks, `nginx -t`, ONE reload, then prove by a TLS handshake with SNI that every name serves
 //! the new leaf. Any failure puts every touched file back byte for byte and reloads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -198,10 +198,11 @@ fn apply_and_prove(
 
     let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
     let sites = site::group(&found);
+    let by_name = index_by_name(&sites);
     let chosen: Vec<Site> = batch
         .iter()
         .map(|item| {
-            site_for(&sites, item)
+            site_for(&sites, &by_name, item)
                 .map(|mut site| {
                     // What this install serves: the names the certificate covers.
                     site.names.retain(|n| item.names.contains(n));
@@ -222,12 +223,10 @@ fn apply_and_prove(
         }
     }
     txn.backup_all(&changed.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
-    for (f, new) in &changed {
-        let mode = std::fs::metadata(&f.path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-            .unwrap_or(0o644);
-        write_atomic(&f.path, new, mode)?;
-    }
+    let writes: Vec<(&Path, &[u8], u32)> = (changed.iter())
+        .map(|(f, new)| (f.path.as_path(), &new[..], file_mode(&f.path)))
+        .collect();
+    crate::store::write_atomic_all(&writes)?;
 
     drop(prep);
     let phase = crate::timings::Phase::start("nginx_t");
@@ -262,6 +261,13 @@ fn apply_and_prove(
         );
     }
     Ok(())
+}
+
+/// The permission bits of the file at `path` (0644 when it cannot be read).
+pub fn file_mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o644)
 }
 
 /// Writes every certificate's four lineage files (cert, chain, fullchain, key: see
@@ -342,10 +348,34 @@ fn handshake_checks(
     Ok(checks)
 }
 
+/// Per name (a site's own name and each of its names), the sites carrying it, in order.
+fn index_by_name(sites: &[Site]) -> HashMap<&str, Vec<usize>> {
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, site) in sites.iter().enumerate() {
+        for name in std::iter::once(&site.name).chain(&site.names) {
+            let list = index.entry(name.as_str()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    index
+}
+
 /// The server blocks a certificate goes into: every site carrying one of its names (one
 /// certificate may cover several sites), named as the certificate is, so the live paths are its.
-fn site_for(sites: &[Site], item: &Issued) -> Option<Site> {
-    let mut matching = sites.iter().filter(|s| {
+/// `by_name`: [`index_by_name`] of `sites`.
+fn site_for(sites: &[Site], by_name: &HashMap<&str, Vec<usize>>, item: &Issued) -> Option<Site> {
+    let mut found: Vec<usize> = std::iter::once(&item.site)
+        .chain(&item.names)
+        .filter_map(|n| by_name.get(n.as_str()))
+        .flatten()
+        .copied()
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    // The site named `item.site` counts only when it is that site's name or one of its names.
+    let mut matching = found.into_iter().map(|i| &sites[i]).filter(|s| {
         s.name == item.site
             || s.names.contains(&item.site)
             || s.names.iter().any(|n| item.names.contains(n))

@@ -61,7 +61,10 @@ pub async fn place_all(
                 Ok(Start::Resume(record)) => place(run, ca, record.clone()).await,
                 Ok(Start::New(index)) => {
                     let waited = Phase::start("keys_wait");
-                    let key = keys.lock().map_err(|_| anyhow!("the key pool stopped"))?.take(*index);
+                    let key = keys
+                        .lock()
+                        .map_err(|_| anyhow!("the key pool stopped"))?
+                        .take(*index);
                     drop(waited);
                     new_order(run, ca, site, key.map_err(|e| anyhow!(e))?).await
                 }

@@ -97,7 +97,13 @@ pub fn run(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), (round, probed));
+        let unserved = probe_names(
+            run,
+            publication,
+            &mut site,
+            worker.as_ref(),
+            (round, probed),
+        );
         if !passes(run, &site, unserved) {
             continue;
         }
@@ -168,7 +174,13 @@ fn temporary_round(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), (round, probed));
+        let unserved = probe_names(
+            run,
+            publication,
+            &mut site,
+            worker.as_ref(),
+            (round, probed),
+        );
         if passes(run, &site, unserved || unserved_before) {
             kept_names.insert(site.name.clone());
             kept.push(site);
@@ -249,9 +261,7 @@ fn resolve_names(run: &Run, sites: &mut [Site]) {
     let resolved = crate::bounded::map(&lookups, http::PROBE_CONCURRENCY, |name| {
         !dcv::resolve(name).is_empty()
     });
-    let resolves: BTreeMap<String, bool> = (lookups.into_iter().cloned())
-        .zip(resolved)
-        .collect();
+    let resolves: BTreeMap<String, bool> = (lookups.into_iter().cloned()).zip(resolved).collect();
     for site in sites {
         let mut names = Vec::new();
         for name in std::mem::take(&mut site.names) {
@@ -287,7 +297,11 @@ fn probe_round<'s>(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        for name in site.names.iter().filter(|n| probed_in(run, publication, site, n, round)) {
+        for name in site
+            .names
+            .iter()
+            .filter(|n| probed_in(run, publication, site, n, round))
+        {
             jobs.push(http::ProbeJob { publication, name });
             owner.push(i);
         }

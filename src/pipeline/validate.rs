@@ -123,7 +123,11 @@ fn webroot_groups(
         let tops: Vec<PathBuf> = (routes.unwrap_or_default().iter())
             .filter_map(|r| crate::publish::http::outermost_missing(&r.dir))
             .collect();
-        let mut mine: Vec<usize> = tops.iter().filter_map(|t| group_of.get(t)).copied().collect();
+        let mut mine: Vec<usize> = tops
+            .iter()
+            .filter_map(|t| group_of.get(t))
+            .copied()
+            .collect();
         mine.sort_unstable();
         mine.dedup();
         let g = match mine.split_first() {
@@ -136,7 +140,10 @@ fn webroot_groups(
                 for &other in others {
                     let moved = std::mem::take(&mut groups[other]);
                     groups[first].extend(moved);
-                    group_of.values_mut().filter(|v| **v == other).for_each(|v| *v = first);
+                    group_of
+                        .values_mut()
+                        .filter(|v| **v == other)
+                        .for_each(|v| *v = first);
                 }
                 groups[first].sort_unstable();
                 first

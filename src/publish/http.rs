@@ -201,7 +201,10 @@ pub fn probe_all(
         (group.iter())
             .map(|&i| {
                 let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
-                (i, probe(jobs[i].publication, jobs[i].name, &token, skip_dns_check))
+                (
+                    i,
+                    probe(jobs[i].publication, jobs[i].name, &token, skip_dns_check),
+                )
             })
             .collect::<Vec<_>>()
     });

@@ -16,8 +16,16 @@ const SHARED_ROOT: usize = 8;
 /// The failing names, each with its site and what its reason must say.
 const FAILING: [(&str, &str, &str); 4] = [
     ("wrong.many.test", "wrong.many.test", "served other content"),
-    ("missing.many.test", "missing.many.test", "answered HTTP 404"),
-    ("www.half.many.test", "half.many.test", "could not be fetched through 127.0.0.2"),
+    (
+        "missing.many.test",
+        "missing.many.test",
+        "answered HTTP 404",
+    ),
+    (
+        "www.half.many.test",
+        "half.many.test",
+        "could not be fetched through 127.0.0.2",
+    ),
     ("nodns.many.test", "nodns.many.test", "does not resolve"),
 ];
 
@@ -44,7 +52,11 @@ fn many_sites_host() -> Host {
     }
     let wrong = r#"location ^~ /.well-known/ { return 200 "not the file"; }"#;
     body += &server("wrong.many.test", "wrong", wrong);
-    body += &server("missing.many.test", "missing", "location ^~ /.well-known/ { return 404; }");
+    body += &server(
+        "missing.many.test",
+        "missing",
+        "location ^~ /.well-known/ { return 404; }",
+    );
     // www.half resolves to an address this nginx does not listen on.
     body += &server("half.many.test www.half.many.test", "half", "");
     body += &server("nodns.many.test", "nodns", "");
@@ -59,9 +71,9 @@ fn many_sites_host() -> Host {
     // Every name resolves here but nodns.many.test.
     let hosts = host.dir.path().join("hosts");
     let mut text = std::fs::read_to_string(&hosts).unwrap();
-    let resolving = good_names().into_iter().chain(
-        ["wrong", "missing", "half"].map(|n| format!("{n}.many.test")),
-    );
+    let resolving = good_names()
+        .into_iter()
+        .chain(["wrong", "missing", "half"].map(|n| format!("{n}.many.test")));
     for name in resolving {
         text += &format!("127.0.0.1 {name}\n");
     }
@@ -89,7 +101,11 @@ fn many_sites_probed_at_once_report_each_failing_name_once_and_fail_only_themsel
             let site = s["site"].as_str().unwrap().to_string();
             (s["names_left_out"].as_array().unwrap().iter()).map(move |l| {
                 let name = l["name"].as_str().unwrap().to_string();
-                (site.clone(), name, l["reason"].as_str().unwrap().to_string())
+                (
+                    site.clone(),
+                    name,
+                    l["reason"].as_str().unwrap().to_string(),
+                )
             })
         })
         .collect();
@@ -102,7 +118,10 @@ fn many_sites_probed_at_once_report_each_failing_name_once_and_fail_only_themsel
         assert!(reason.contains(says), "{name}: {reason}");
         if name != "nodns.many.test" {
             // Its own probe's URL, not another name's.
-            assert!(reason.contains(&format!("http://{name}/")), "{name}: {reason}");
+            assert!(
+                reason.contains(&format!("http://{name}/")),
+                "{name}: {reason}"
+            );
         }
     }
     for failed in ["wrong.many.test", "missing.many.test"] {
@@ -112,16 +131,28 @@ fn many_sites_probed_at_once_report_each_failing_name_once_and_fail_only_themsel
         assert_eq!(told, 1, "{failed} told once:\n{stderr}");
         assert!(!host.live(failed).exists());
     }
-    assert!(site(&doc, "nodns.many.test")["names_issued"].as_array().unwrap().is_empty());
+    assert!(
+        site(&doc, "nodns.many.test")["names_issued"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
 
     // Every other site (and the name of the half-served one that is served) is issued, served.
     let mut issued = good_names();
     issued.push("half.many.test".into());
     for name in &issued {
         let result = site(&doc, name);
-        assert_eq!(result["error"], serde_json::Value::Null, "{name}: {result:#}");
+        assert_eq!(
+            result["error"],
+            serde_json::Value::Null,
+            "{name}: {result:#}"
+        );
         assert_eq!(result["names_issued"], serde_json::json!([name]), "{name}");
-        assert_eq!(served(&host, name).fingerprint, pem_fingerprint(&host.live(name)));
+        assert_eq!(
+            served(&host, name).fingerprint,
+            pem_fingerprint(&host.live(name))
+        );
     }
     assert_eq!(host.sim.request_count("/cert/create"), issued.len() as u64);
     assert_eq!(doc["reloads"], 1, "{doc:#}");
