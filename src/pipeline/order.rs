@@ -38,7 +38,7 @@ pub async fn place_all(
         .into_iter()
         .map(|site| {
             let start = resumable(run, &site.name).map(|record| match record {
-                Some(record) => Start::Resume(record),
+                Some(record) => Start::Resume(Box::new(record)),
                 None => {
                     jobs.push(site.names.clone());
                     Start::New(jobs.len() - 1)
@@ -57,8 +57,8 @@ pub async fn place_all(
         crate::bounded::each(starts.len(), ca_concurrency(ca), |i| async move {
             let (site, start) = &starts[i];
             match start {
-                Ok(Start::Resume(record)) if next(record) == Next::Placed => Ok(record.clone()),
-                Ok(Start::Resume(record)) => place(run, ca, record.clone()).await,
+                Ok(Start::Resume(record)) if next(record) == Next::Placed => Ok(*record.clone()),
+                Ok(Start::Resume(record)) => place(run, ca, *record.clone()).await,
                 Ok(Start::New(index)) => {
                     let waited = Phase::start("keys_wait");
                     let key = keys
@@ -93,7 +93,9 @@ pub async fn place_all(
 /// How a site's order starts: an unfinished order resumed, or a new one with the key of that
 /// job of the [`KeyPool`].
 enum Start {
-    Resume(OrderRecord),
+    /// The earlier run's record.
+    Resume(Box<OrderRecord>),
+    /// The index of its key in the pool.
     New(usize),
 }
 
