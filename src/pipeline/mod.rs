@@ -268,6 +268,9 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     let preflight = crate::timings::Phase::start("preflight");
     let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
+    // Nothing reads this configuration any more (the install reads it afresh): on a host with
+    // thousands of sites it is most of the run's memory.
+    drop(found);
     let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
     let issued = runtime.block_on(validate::run(
         &mut run,
@@ -275,6 +278,7 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
         ordered,
         &ready.publications,
     ));
+    drop(ready.publications);
     if let Some(mut txn) = ready.temporary {
         txn.restore().map_err(|e| {
             Failure::failed(anyhow!(
