@@ -230,7 +230,9 @@ fn apply_and_prove(
 
     drop(prep);
     let phase = crate::timings::Phase::start("nginx_t");
+    let tested = Instant::now();
     let test = env.nginx.test(&env.paths)?;
+    let test_took = tested.elapsed();
     drop(phase);
     let _reload_verify = crate::timings::Phase::start("reload_verify");
     tracing::info!(ok = test.ok, "nginx -t on the installed configuration");
@@ -246,7 +248,7 @@ fn apply_and_prove(
             &env.paths,
             &env.reload,
             &env.pid_file,
-            Duration::from_secs(20),
+            reload_wait(test_took),
         )
         .context("the reload failed")?;
 
@@ -261,6 +263,13 @@ fn apply_and_prove(
         );
     }
     Ok(())
+}
+
+/// How long to wait for a reload to take: 20 s, or more where `nginx -t` on the same
+/// configuration took long (its master reads what `nginx -t` read — every certificate of
+/// thousands of sites — and then starts its workers).
+pub fn reload_wait(test_took: Duration) -> Duration {
+    Duration::from_secs(20).max(test_took.saturating_mul(4))
 }
 
 /// The permission bits of the file at `path` (0644 when it cannot be read).
