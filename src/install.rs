@@ -244,11 +244,11 @@ fn apply_and_prove(
     }
     tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
-        .reload(
+        .reload_within(
             &env.paths,
             &env.reload,
             &env.pid_file,
-            reload_wait(test_took),
+            reload_waits(test_took),
         )
         .context("the reload failed")?;
 
@@ -265,11 +265,15 @@ fn apply_and_prove(
     Ok(())
 }
 
-/// How long to wait for a reload to take: 20 s, or more where `nginx -t` on the same
-/// configuration took long (its master reads what `nginx -t` read — every certificate of
-/// thousands of sites — and then starts its workers).
-pub fn reload_wait(test_took: Duration) -> Duration {
-    Duration::from_secs(20).max(test_took.saturating_mul(4))
+/// How long a reload may take — its command (60 s), then nginx to apply it (20 s) — or more
+/// where `nginx -t` on the same configuration took long: `nginx -s reload` and the master read
+/// what `nginx -t` read (every certificate of thousands of sites).
+pub fn reload_waits(test_took: Duration) -> (Duration, Duration) {
+    let scaled = test_took.saturating_mul(4);
+    (
+        Duration::from_secs(60).max(scaled),
+        Duration::from_secs(20).max(scaled),
+    )
 }
 
 /// The permission bits of the file at `path` (0644 when it cannot be read).

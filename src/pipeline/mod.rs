@@ -82,6 +82,8 @@ pub struct Run<'a> {
     /// run, or this run's temporary locations, were put back): the next reload is owed, and
     /// the end of the run makes it when no install did.
     pub reload_owed: bool,
+    /// How long the last `nginx -t` took: a reload reads as much ([`crate::install::reload_waits`]).
+    pub nginx_t_took: Duration,
     _lock: Option<RunLock>,
 }
 
@@ -89,11 +91,11 @@ impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
         tracing::info!(method = ?self.env.reload, "reloading nginx");
-        self.env.nginx.reload(
+        self.env.nginx.reload_within(
             &self.env.paths,
             &self.env.reload,
             &self.env.pid_file,
-            Duration::from_secs(20),
+            crate::install::reload_waits(self.nginx_t_took),
         )?;
         self.report.reloads += 1;
         self.reload_owed = false;
@@ -176,6 +178,7 @@ pub fn prepare<'a>(
         hooks,
         report: Report::default(),
         reload_owed: false,
+        nginx_t_took: Duration::ZERO,
         _lock: None,
     };
     if !args.dry_run {
@@ -200,7 +203,9 @@ pub fn prepare<'a>(
 /// parse, which already refused a configuration it cannot read.
 pub fn check_nginx(run: &mut Run) -> Result<(), Failure> {
     let phase = crate::timings::Phase::start("nginx_t");
+    let started = std::time::Instant::now();
     let test = run.env.nginx.test(&run.env.paths).map_err(Failure::usage)?;
+    run.nginx_t_took = started.elapsed();
     drop(phase);
     run.report.nginx_tests += 1;
     if !test.ok {

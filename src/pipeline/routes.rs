@@ -89,7 +89,9 @@ pub fn apply_temporary<'s>(
             })
             .collect();
         crate::store::write_atomic_all(&writes)?;
+        let started = std::time::Instant::now();
         let test = run.env.nginx.test(&run.env.paths)?;
+        run.nginx_t_took = started.elapsed();
         run.report.nginx_tests += 1;
         tracing::info!(
             ok = test.ok,
