@@ -226,7 +226,8 @@ fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::R
 }
 
 /// Removes the file at `path` (`directory`: the empty directory) relative to a handle on its
-/// parent, opened as [`write_file`] opens it: a link on the way means nothing is removed.
+/// parent, opened as [`write_file`] opens it: a link on the way means nothing is removed. A path
+/// already gone (itself or a directory on the way) is no error.
 pub fn remove(path: &Path, directory: bool) -> anyhow::Result<()> {
     let (anchor, rel) = split(path);
     let Some((name, dirs)) = rel.split_last() else {
@@ -236,7 +237,11 @@ pub fn remove(path: &Path, directory: bool) -> anyhow::Result<()> {
     let mut at = anchor;
     for component in dirs {
         at.push(component);
-        dir = open_dir_at(&dir, component).map_err(|e| not_a_directory(&dir, component, &at, e))?;
+        dir = match open_dir_at(&dir, component) {
+            // Its directory is gone, and it with it (another order's clean-up took both).
+            Err(Errno::ENOENT) => return Ok(()),
+            opened => opened.map_err(|e| not_a_directory(&dir, component, &at, e))?,
+        };
     }
     let flag = if directory {
         UnlinkatFlags::RemoveDir

@@ -3,7 +3,7 @@
 //! blocks, `nginx -t`, ONE reload, then prove by a TLS handshake with SNI that every name serves
 //! the new leaf. Any failure puts every touched file back byte for byte and reloads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use crate::nginx::https::{self, HttpsTarget};
 use crate::site::{self, Site};
 use crate::store::{Transaction, TxnKind, write_atomic};
 use crate::verify;
+
+/// How many certificates' files are written (and flushed) at once.
+pub const WRITE_CONCURRENCY: usize = 16;
 
 /// The shared TLS settings written to `<config-dir>/nginx/ssl-params.conf`.
 pub const TLS_SNIPPET: &str = include_str!("../templates/ssl-params.conf");
@@ -195,10 +198,11 @@ fn apply_and_prove(
 
     let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
     let sites = site::group(&found);
+    let by_name = index_by_name(&sites);
     let chosen: Vec<Site> = batch
         .iter()
         .map(|item| {
-            site_for(&sites, item)
+            site_for(&sites, &by_name, item)
                 .map(|mut site| {
                     // What this install serves: the names the certificate covers.
                     site.names.retain(|n| item.names.contains(n));
@@ -219,16 +223,16 @@ fn apply_and_prove(
         }
     }
     txn.backup_all(&changed.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
-    for (f, new) in &changed {
-        let mode = std::fs::metadata(&f.path)
-            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-            .unwrap_or(0o644);
-        write_atomic(&f.path, new, mode)?;
-    }
+    let writes: Vec<(&Path, &[u8], u32)> = (changed.iter())
+        .map(|(f, new)| (f.path.as_path(), &new[..], file_mode(&f.path)))
+        .collect();
+    crate::store::write_atomic_all(&writes)?;
 
     drop(prep);
     let phase = crate::timings::Phase::start("nginx_t");
+    let tested = Instant::now();
     let test = env.nginx.test(&env.paths)?;
+    let test_took = tested.elapsed();
     drop(phase);
     let _reload_verify = crate::timings::Phase::start("reload_verify");
     tracing::info!(ok = test.ok, "nginx -t on the installed configuration");
@@ -240,11 +244,11 @@ fn apply_and_prove(
     }
     tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
-        .reload(
+        .reload_within(
             &env.paths,
             &env.reload,
             &env.pid_file,
-            Duration::from_secs(20),
+            reload_waits(test_took),
         )
         .context("the reload failed")?;
 
@@ -259,6 +263,24 @@ fn apply_and_prove(
         );
     }
     Ok(())
+}
+
+/// How long a reload may take — its command (60 s), then nginx to apply it (20 s) — or more
+/// where `nginx -t` on the same configuration took long: `nginx -s reload` and the master read
+/// what `nginx -t` read (every certificate of thousands of sites).
+pub fn reload_waits(test_took: Duration) -> (Duration, Duration) {
+    let scaled = test_took.saturating_mul(4);
+    (
+        Duration::from_secs(60).max(scaled),
+        Duration::from_secs(20).max(scaled),
+    )
+}
+
+/// The permission bits of the file at `path` (0644 when it cannot be read).
+pub fn file_mode(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
+        .unwrap_or(0o644)
 }
 
 /// Writes every certificate's four lineage files (cert, chain, fullchain, key: see
@@ -279,9 +301,13 @@ fn write_live_files(
         f.ensure_dir()?;
     }
     txn.backup_all(&files.iter().flat_map(|f| f.all()).collect::<Vec<_>>())?;
-    for (item, f) in batch.iter().zip(&files) {
-        f.write(&item.fullchain_pem, &item.key_pem)?;
-    }
+    // Each file is written atomically and flushed on its own; many at once, so the flushes of
+    // a large batch overlap instead of queueing one behind the other.
+    let pairs: Vec<_> = batch.iter().zip(&files).collect();
+    let written = crate::bounded::map(&pairs, WRITE_CONCURRENCY, |(item, f)| {
+        f.write(&item.fullchain_pem, &item.key_pem)
+    });
+    written.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     ensure_snippet(&env.config_dir)
 }
 
@@ -335,10 +361,34 @@ fn handshake_checks(
     Ok(checks)
 }
 
+/// Per name (a site's own name and each of its names), the sites carrying it, in order.
+fn index_by_name(sites: &[Site]) -> HashMap<&str, Vec<usize>> {
+    let mut index: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, site) in sites.iter().enumerate() {
+        for name in std::iter::once(&site.name).chain(&site.names) {
+            let list = index.entry(name.as_str()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    index
+}
+
 /// The server blocks a certificate goes into: every site carrying one of its names (one
 /// certificate may cover several sites), named as the certificate is, so the live paths are its.
-fn site_for(sites: &[Site], item: &Issued) -> Option<Site> {
-    let mut matching = sites.iter().filter(|s| {
+/// `by_name`: [`index_by_name`] of `sites`.
+fn site_for(sites: &[Site], by_name: &HashMap<&str, Vec<usize>>, item: &Issued) -> Option<Site> {
+    let mut found: Vec<usize> = std::iter::once(&item.site)
+        .chain(&item.names)
+        .filter_map(|n| by_name.get(n.as_str()))
+        .flatten()
+        .copied()
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    // The site named `item.site` counts only when it is that site's name or one of its names.
+    let mut matching = found.into_iter().map(|i| &sites[i]).filter(|s| {
         s.name == item.site
             || s.names.contains(&item.site)
             || s.names.iter().any(|n| item.names.contains(n))

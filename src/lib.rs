@@ -8,6 +8,7 @@
 //! crate of its own (`enc365-sim`), not part of this library.
 
 pub mod assess;
+pub mod bounded;
 pub mod ca;
 pub mod certificates;
 pub mod cli;

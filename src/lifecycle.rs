@@ -11,7 +11,7 @@
 //!
 //! Not here: talking to the CA, editing nginx configuration, or printing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
@@ -358,42 +358,85 @@ pub fn config_points_at_live(found: &Discovery, site: &Site, config_dir: &Path) 
 /// The site that a lineage belongs to: the one named after it, else the one carrying its name —
 /// merged with every other site whose TLS blocks serve the same live certificate (one
 /// certificate for several sites, `auto --one-certificate`), so a renewal keeps covering them all.
-/// The returned site is named as the lineage is, so its live paths stay the same.
+/// The returned site is named as the lineage is, so its live paths stay the same. For many
+/// lineages, build a [`SiteIndex`] once instead.
 pub fn site_of(
     lineage_site: &str,
     sites: &[Site],
     found: &Discovery,
     config_dir: &Path,
 ) -> Option<Site> {
-    let primary = sites.iter().find(|s| s.name == lineage_site).or_else(|| {
-        sites
-            .iter()
-            .find(|s| s.names.iter().any(|n| n == lineage_site))
-    })?;
-    let mut site = primary.clone();
-    site.name = lineage_site.to_string();
-    let (cert, _) = install::live_paths(config_dir, lineage_site);
-    let serves_ours = |i: usize| {
-        let server = &found.servers[i];
-        server.tls
-            && server
-                .ssl_certificates
+    SiteIndex::new(sites, found).site_of(lineage_site, config_dir)
+}
+
+/// [`site_of`] for many lineages: the sites indexed by name and by the certificate files their
+/// TLS blocks serve, so each lookup costs what that lineage's sites cost, not all sites.
+pub struct SiteIndex<'a> {
+    sites: &'a [Site],
+    named: HashMap<&'a str, usize>,
+    carrying: HashMap<&'a str, usize>,
+    serving: HashMap<PathBuf, Vec<usize>>,
+}
+
+impl<'a> SiteIndex<'a> {
+    /// Indexes `sites` (grouped from `found`).
+    pub fn new(sites: &'a [Site], found: &Discovery) -> SiteIndex<'a> {
+        let mut index = SiteIndex {
+            sites,
+            named: HashMap::new(),
+            carrying: HashMap::new(),
+            serving: HashMap::new(),
+        };
+        for (j, site) in sites.iter().enumerate() {
+            index.named.entry(&site.name).or_insert(j);
+            for n in &site.names {
+                index.carrying.entry(n).or_insert(j);
+            }
+            let tls = site
+                .servers
                 .iter()
-                .any(|f| found.config.conf_dir.join(f) == cert)
-    };
-    for other in sites {
-        if other.servers == primary.servers || !other.servers.iter().any(|&i| serves_ours(i)) {
-            continue;
-        }
-        for n in &other.names {
-            if !site.names.contains(n) {
-                site.names.push(n.clone());
+                .map(|&i| &found.servers[i])
+                .filter(|s| s.tls);
+            for file in tls.flat_map(|s| &s.ssl_certificates) {
+                let list = index
+                    .serving
+                    .entry(found.config.conf_dir.join(file))
+                    .or_default();
+                if list.last() != Some(&j) {
+                    list.push(j);
+                }
             }
         }
-        site.servers.extend(&other.servers);
-        site.left_out.extend(other.left_out.iter().cloned());
+        index
     }
-    Some(site)
+
+    /// [`site_of`] for `lineage_site`.
+    pub fn site_of(&self, lineage_site: &str, config_dir: &Path) -> Option<Site> {
+        let first = (self.named.get(lineage_site)).or_else(|| self.carrying.get(lineage_site));
+        let primary = &self.sites[*first?];
+        let mut site = primary.clone();
+        site.name = lineage_site.to_string();
+        let (cert, _) = install::live_paths(config_dir, lineage_site);
+        for &j in self
+            .serving
+            .get(&cert)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let other = &self.sites[j];
+            if other.servers == primary.servers {
+                continue;
+            }
+            for n in &other.names {
+                if !site.names.contains(n) {
+                    site.names.push(n.clone());
+                }
+            }
+            site.servers.extend(&other.servers);
+            site.left_out.extend(other.left_out.iter().cloned());
+        }
+        Some(site)
+    }
 }
 
 /// What to do with one selected site.

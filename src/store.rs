@@ -37,6 +37,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::Failure;
 
+/// How many backup copies (or files of [`write_atomic_all`]) are written and flushed at once.
+const COPY_CONCURRENCY: usize = 16;
+
+/// [`write_atomic`] for many files (path, bytes, mode) at once — each atomic and flushed on its
+/// own, their flushes overlapping; the first error in the files' order, after every write ended.
+pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> anyhow::Result<()> {
+    let written = crate::bounded::map(files, COPY_CONCURRENCY, |(path, bytes, mode)| {
+        write_atomic(path, bytes, *mode)
+    });
+    written.into_iter().collect()
+}
+
 /// Writes `bytes` to `path` atomically with permission bits `mode`.
 ///
 /// A symlink at `path` is resolved first, so the rename replaces the file it points at and the link
@@ -683,7 +695,7 @@ impl Transaction {
             reason: format!("{e:#}"),
         };
         let mut seen = std::collections::HashSet::new();
-        let mut batch = Vec::new();
+        let mut todo = Vec::new();
         for path in paths {
             let path = path.as_ref();
             let path = std::path::absolute(path).map_err(|e| io("find", path, &e))?;
@@ -697,9 +709,14 @@ impl Transaction {
             if self.targets.contains(&target) || !seen.insert(target.clone()) {
                 continue;
             }
-            let index = self.manifest.entries.len() + batch.len();
-            batch.push(self.copy_entry(path, target, index)?);
+            let index = self.manifest.entries.len() + todo.len();
+            todo.push((path, target, index));
         }
+        // The copies are independent files, each flushed on its own: many at once.
+        let copies = crate::bounded::map(&todo, COPY_CONCURRENCY, |(path, target, index)| {
+            self.copy_entry(path.clone(), target.clone(), *index)
+        });
+        let batch = copies.into_iter().collect::<Result<Vec<_>, _>>()?;
         if batch.is_empty() {
             return Ok(());
         }

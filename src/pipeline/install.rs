@@ -40,8 +40,13 @@ pub fn run(
             // Its reload also took out what was put back before (temporary locations, a
             // killed run's edits). A failed install may not have reloaded: the debt stays.
             run.reload_owed = false;
-            for item in &batch {
-                installed(run, item, wanted);
+            // The records of many certificates at once (each is flushed on its own).
+            let (state_dir, now) = (&run.state_dir, run.ctx.now());
+            let stored = crate::bounded::map(&batch, install::WRITE_CONCURRENCY, |item| {
+                record_install(state_dir, item, wanted, now)
+            });
+            for (item, stored) in batch.iter().zip(stored) {
+                installed(run, item, stored);
             }
             hooks_after(run, &batch);
         }
@@ -99,16 +104,25 @@ fn issued_batch(run: &mut Run, issued: &[(Site, OrderRecord)]) -> Vec<Issued> {
     batch
 }
 
-/// Records one proven install: the order record, the lineage, the site's result.
-fn installed(run: &mut Run, item: &Issued, wanted: &BTreeMap<String, Vec<String>>) {
-    let now = run.ctx.now();
-    if let Ok(Some(mut record)) = OrderRecord::load(&run.state_dir, &item.site) {
+/// Records one proven install on disk: the order record, the lineage.
+fn record_install(
+    state_dir: &Path,
+    item: &Issued,
+    wanted: &BTreeMap<String, Vec<String>>,
+    now: i64,
+) -> anyhow::Result<()> {
+    if let Ok(Some(mut record)) = OrderRecord::load(state_dir, &item.site) {
         record.state = RecordState::Installed;
         record.last_error = None;
-        let _ = record.save(&run.state_dir);
+        let _ = record.save(state_dir);
     }
     let names = wanted.get(&item.site).cloned().unwrap_or_default();
-    if let Err(e) = lifecycle::note_installed(&run.state_dir, item, &names, now) {
+    lifecycle::note_installed(state_dir, item, &names, now)
+}
+
+/// Reports one proven install (`stored`: how recording it went) in the site's result.
+fn installed(run: &mut Run, item: &Issued, stored: anyhow::Result<()>) {
+    if let Err(e) = stored {
         run.say(format!(
             "  {}: could not record the install: {e:#}",
             item.site

@@ -84,6 +84,8 @@ pub struct Run<'a> {
     pub reload_owed: bool,
     /// In cluster mode, the run's hold on the cluster (lock, mirror); `None` with local state.
     pub cluster: Option<crate::cluster::Orderer>,
+    /// How long the last `nginx -t` took: a reload reads as much ([`crate::install::reload_waits`]).
+    pub nginx_t_took: Duration,
     _lock: Option<RunLock>,
 }
 
@@ -91,11 +93,11 @@ impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
         tracing::info!(method = ?self.env.reload, "reloading nginx");
-        self.env.nginx.reload(
+        self.env.nginx.reload_within(
             &self.env.paths,
             &self.env.reload,
             &self.env.pid_file,
-            Duration::from_secs(20),
+            crate::install::reload_waits(self.nginx_t_took),
         )?;
         self.report.reloads += 1;
         self.reload_owed = false;
@@ -179,6 +181,7 @@ pub fn prepare<'a>(
         report: Report::default(),
         reload_owed: false,
         cluster: None,
+        nginx_t_took: Duration::ZERO,
         _lock: None,
     };
     if !args.dry_run {
@@ -206,7 +209,9 @@ pub fn prepare<'a>(
 /// parse, which already refused a configuration it cannot read.
 pub fn check_nginx(run: &mut Run) -> Result<(), Failure> {
     let phase = crate::timings::Phase::start("nginx_t");
+    let started = std::time::Instant::now();
     let test = run.env.nginx.test(&run.env.paths).map_err(Failure::usage)?;
+    run.nginx_t_took = started.elapsed();
     drop(phase);
     run.report.nginx_tests += 1;
     if !test.ok {
@@ -263,7 +268,10 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     }
     check_nginx(&mut run)?;
     let ca = run.ctx.certificate_authority(&run.config)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Multi-threaded: several sites' CA calls and record writes run at once (see
+    // `order::ca_concurrency`).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
@@ -271,6 +279,9 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     let preflight = crate::timings::Phase::start("preflight");
     let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
+    // Nothing reads this configuration any more (the install reads it afresh): on a host with
+    // thousands of sites it is most of the run's memory.
+    drop(found);
     let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
     let issued = runtime.block_on(validate::run(
         &mut run,
@@ -278,6 +289,7 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
         ordered,
         &ready.publications,
     ));
+    drop(ready.publications);
     if let Some(mut txn) = ready.temporary {
         txn.restore().map_err(|e| {
             Failure::failed(anyhow!(

@@ -25,44 +25,57 @@ use crate::timings::Phase;
 
 /// Orders (or resumes) every site; failures are reported and the site dropped. The keys of the
 /// new orders are made on every core ([`KeyPool`]) while the orders before them are placed, so
-/// key generation is off the critical path; the CA sees one call at a time, as before.
+/// key generation is off the critical path. Several sites' orders are placed at once
+/// ([`ca_concurrency`]); results are reported in the sites' order.
 pub async fn place_all(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     sites: Vec<Site>,
 ) -> Vec<(Site, OrderRecord)> {
     // Which sites resume and which need a new key, decided first so the keys can be made ahead.
-    let starts: Vec<(Site, anyhow::Result<Option<OrderRecord>>)> = sites
+    let mut jobs = Vec::new();
+    let starts: Vec<(Site, anyhow::Result<Start>)> = sites
         .into_iter()
         .map(|site| {
-            let start = resumable(run, &site.name);
+            let start = resumable(run, &site.name).map(|record| match record {
+                Some(record) => Start::Resume(Box::new(record)),
+                None => {
+                    jobs.push(site.names.clone());
+                    Start::New(jobs.len() - 1)
+                }
+            });
             (site, start)
         })
         .collect();
-    let jobs = (starts.iter())
-        .filter(|(_, start)| matches!(start, Ok(None)))
-        .map(|(site, _)| site.names.clone())
-        .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut keys = KeyPool::start(run.config.key_type, jobs, threads);
-    let mut next_key = 0;
-    let mut pending = Vec::new();
-    for (site, start) in starts {
-        let outcome = match start {
-            Ok(Some(record)) if next(&record) == Next::Placed => Ok(record),
-            Ok(Some(record)) => timed_place(run, ca, record).await,
-            Ok(None) => {
-                let waited = Phase::start("keys_wait");
-                let key = keys.take(next_key);
-                drop(waited);
-                next_key += 1;
-                match key {
-                    Ok(key) => new_order(run, ca, &site, key).await,
-                    Err(e) => Err(anyhow!(e)),
+    let keys = std::sync::Mutex::new(KeyPool::start(run.config.key_type, jobs, threads));
+    let ordering = Phase::start("ordering");
+    let placed = {
+        let run: &Run = run;
+        let keys = &keys;
+        let starts = &starts;
+        crate::bounded::each(starts.len(), ca_concurrency(ca), |i| async move {
+            let (site, start) = &starts[i];
+            match start {
+                Ok(Start::Resume(record)) if next(record) == Next::Placed => Ok(*record.clone()),
+                Ok(Start::Resume(record)) => place(run, ca, *record.clone()).await,
+                Ok(Start::New(index)) => {
+                    let waited = Phase::start("keys_wait");
+                    let key = keys
+                        .lock()
+                        .map_err(|_| anyhow!("the key pool stopped"))?
+                        .take(*index);
+                    drop(waited);
+                    new_order(run, ca, site, key.map_err(|e| anyhow!(e))?).await
                 }
+                Err(e) => Err(anyhow!("{e:#}")),
             }
-            Err(e) => Err(e),
-        };
+        })
+        .await
+    };
+    drop(ordering);
+    let mut pending = Vec::new();
+    for ((site, _), outcome) in starts.into_iter().zip(placed) {
         match outcome {
             Ok(record) => {
                 run.result(&site.name).order_id = record.order_id.clone();
@@ -72,8 +85,28 @@ pub async fn place_all(
             Err(e) => run.fail(&site.name, format!("{e:#}")),
         }
     }
+    let keys = keys.into_inner().unwrap_or_else(|e| e.into_inner());
     crate::timings::add("keys", keys.generation_time());
     pending
+}
+
+/// How a site's order starts: an unfinished order resumed, or a new one with the key of that
+/// job of the [`KeyPool`].
+enum Start {
+    /// The earlier run's record.
+    Resume(Box<OrderRecord>),
+    /// The index of its key in the pool.
+    New(usize),
+}
+
+/// How many sites' orders (and later validations and status polls) are in flight at once:
+/// several for Encryption365; one at a time for the others (HowSSL checks the balance before
+/// each commit, ACME orders share one account's nonces).
+pub fn ca_concurrency(ca: &dyn CertificateAuthority) -> usize {
+    match ca.name() {
+        "encryption365" => 8,
+        _ => 1,
+    }
 }
 
 /// A new order for `site` with the key made for it: the record saved first, then placed.
@@ -103,16 +136,6 @@ async fn new_order(
     record.renews = renews;
     record.dns_names = site.dns_names.clone();
     record.save(&run.state_dir)?;
-    timed_place(run, ca, record).await
-}
-
-/// [`place`], its time counted as the `ordering` phase.
-async fn timed_place(
-    run: &Run<'_>,
-    ca: &dyn CertificateAuthority,
-    record: OrderRecord,
-) -> anyhow::Result<OrderRecord> {
-    let _phase = Phase::start("ordering");
     place(run, ca, record).await
 }
 

@@ -76,9 +76,9 @@ pub fn run(
                 site.prove_by_dns(&name);
             }
         }
-        resolve_names(run, &mut site);
         to_probe.push(site);
     }
+    resolve_names(run, &mut to_probe);
     let publications = routes::plan_routes(run, found, kept.iter().chain(&to_probe))?;
     for (site, publication) in &publications {
         for note in routes::note_fallbacks(run, site, publication) {
@@ -91,12 +91,19 @@ pub fn run(
         .filter(|s| !settled.contains(&s.name))
         .map(|s| (s.clone(), false))
         .collect();
-    for mut site in to_probe {
+    let round = Round::AsConfigured;
+    let probed = probe_round(run, &publications, to_probe.iter(), round);
+    for (mut site, probed) in to_probe.into_iter().zip(probed) {
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let round = Round::AsConfigured;
-        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), round);
+        let unserved = probe_names(
+            run,
+            publication,
+            &mut site,
+            worker.as_ref(),
+            (round, probed),
+        );
         if !passes(run, &site, unserved) {
             continue;
         }
@@ -154,16 +161,28 @@ fn temporary_round(
     }
     let temporary = routes::apply_temporary(run, found, narrowed.iter())?;
     let worker = worker_access::worker_user(&found.config);
+    let mut kept_names: BTreeSet<String> = kept.iter().map(|k| k.name.clone()).collect();
+    let round = Round::Temporary;
+    let to_probe = (need.iter()).filter(|(site, _)| !kept_names.contains(&site.name));
+    let mut probed = probe_round(run, publications, to_probe.map(|(site, _)| site), round);
+    probed.reverse();
     for (mut site, unserved_before) in need {
-        if kept.iter().any(|k| k.name == site.name) {
+        if kept_names.contains(&site.name) {
             continue;
         }
+        let probed = probed.pop().unwrap_or_default();
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let round = Round::Temporary;
-        let unserved = probe_names(run, publication, &mut site, worker.as_ref(), round);
+        let unserved = probe_names(
+            run,
+            publication,
+            &mut site,
+            worker.as_ref(),
+            (round, probed),
+        );
         if passes(run, &site, unserved || unserved_before) {
+            kept_names.insert(site.name.clone());
             kept.push(site);
         }
     }
@@ -178,8 +197,9 @@ fn leave_out_location_names(
     need: Vec<(Site, bool)>,
     kept: &mut Vec<Site>,
 ) {
+    let mut kept_names: BTreeSet<String> = kept.iter().map(|k| k.name.clone()).collect();
     for (mut site, unserved) in need {
-        if kept.iter().any(|k| k.name == site.name) {
+        if kept_names.contains(&site.name) {
             continue;
         }
         let Some(publication) = publications.get(&site.name) else {
@@ -197,6 +217,7 @@ fn leave_out_location_names(
         if site.names.is_empty() {
             run.result(&site.name).dry_run = Some(format!("not exercised: {why}"));
         } else if passes(run, &site, unserved) {
+            kept_names.insert(site.name.clone());
             kept.push(site);
         }
     }
@@ -228,39 +249,97 @@ fn name_after_a_covered_name(
     }
 }
 
-/// Leaves out the names that do not resolve (unless `--skip-dns-check`).
-fn resolve_names(run: &Run, site: &mut Site) {
-    let mut names = Vec::new();
-    for name in std::mem::take(&mut site.names) {
-        // A name proven by DNS needs no address (a wildcard has none).
-        if run.args.skip_dns_check
-            || site.dns_names.contains(&name)
-            || !dcv::resolve(&name).is_empty()
-        {
-            names.push(name);
-        } else {
-            let why = "does not resolve in DNS";
-            site.left_out
-                .push(LeftOut::new(LeftOutKind::Unresolved, name, why));
+/// Leaves out the names that do not resolve (unless `--skip-dns-check`); the lookups of every
+/// site run at once, bounded ([`http::PROBE_CONCURRENCY`]).
+fn resolve_names(run: &Run, sites: &mut [Site]) {
+    // A name proven by DNS needs no address (a wildcard has none).
+    let lookups: BTreeSet<&String> = (sites.iter())
+        .flat_map(|site| site.names.iter().filter(|n| !site.dns_names.contains(n)))
+        .filter(|_| !run.args.skip_dns_check)
+        .collect();
+    let lookups: Vec<&String> = lookups.into_iter().collect();
+    let resolved = crate::bounded::map(&lookups, http::PROBE_CONCURRENCY, |name| {
+        !dcv::resolve(name).is_empty()
+    });
+    let resolves: BTreeMap<String, bool> = (lookups.into_iter().cloned()).zip(resolved).collect();
+    for site in sites {
+        let mut names = Vec::new();
+        for name in std::mem::take(&mut site.names) {
+            if resolves.get(&name).is_none_or(|ok| *ok) {
+                names.push(name);
+            } else {
+                let why = "does not resolve in DNS";
+                site.left_out
+                    .push(LeftOut::new(LeftOutKind::Unresolved, name, why));
+            }
         }
+        site.names = names;
     }
-    site.names = names;
 }
 
-/// Leaves out the names whose probe file is not served back; when nginx's workers (running as
-/// `worker`) cannot enter the directory, the reason says so with the fix. Returns whether a
-/// probe really failed (a name whose path the configuration claims is not probed).
+/// The outcome of each name's HTTP probe, per site.
+type Probed = BTreeMap<String, Result<(), String>>;
+
+/// Probes, for every site at once (bounded, [`http::probe_all`]), the names this `round`
+/// fetches over HTTP; per site in the order given, each probed name's outcome (none for a site
+/// without routes).
+fn probe_round<'s>(
+    run: &Run,
+    publications: &BTreeMap<String, Publication>,
+    sites: impl Iterator<Item = &'s Site>,
+    round: Round,
+) -> Vec<Probed> {
+    let mut jobs = Vec::new();
+    let mut owner = Vec::new();
+    let mut count = 0;
+    for (i, site) in sites.enumerate() {
+        count = i + 1;
+        let Some(publication) = publications.get(&site.name) else {
+            continue;
+        };
+        for name in site
+            .names
+            .iter()
+            .filter(|n| probed_in(run, publication, site, n, round))
+        {
+            jobs.push(http::ProbeJob { publication, name });
+            owner.push(i);
+        }
+    }
+    let outcomes = http::probe_all(&jobs, run.args.skip_dns_check, http::PROBE_CONCURRENCY);
+    let mut out = vec![Probed::new(); count];
+    for ((i, job), outcome) in owner.into_iter().zip(&jobs).zip(outcomes) {
+        out[i].insert(job.name.to_string(), outcome);
+    }
+    out
+}
+
+/// Whether `name` of `site` is fetched over HTTP in `round`: not proven by DNS, and served as
+/// configured (first round) or through a temporary location (second round).
+fn probed_in(run: &Run, publication: &Publication, site: &Site, name: &str, round: Round) -> bool {
+    if site.dns_names.iter().any(|n| n == name) {
+        return false;
+    }
+    let route = (publication.routes.iter()).find(|r| r.name == name);
+    let through_location = route.is_some_and(|r| routes::needs_location(run, r));
+    match round {
+        Round::AsConfigured => !through_location,
+        Round::Temporary => through_location,
+    }
+}
+
+/// Leaves out the names whose probe file was not served back (`probed`: the outcomes of this
+/// round's probes, [`probe_round`]); when nginx's workers (running as `worker`) cannot enter
+/// the directory, the reason says so with the fix. Returns whether a probe really failed (a
+/// name whose path the configuration claims is not probed).
 fn probe_names(
     run: &mut Run,
     publication: &Publication,
     site: &mut Site,
     worker: Option<&WorkerUser>,
-    round: Round,
+    (round, probed): (Round, Probed),
 ) -> bool {
     let mut unserved = false;
-    // Unpredictable, so no one who can write into a webroot can plant a file (or a link)
-    // under the name before we write it.
-    let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
     let dns = run.config.dns.as_ref().is_some_and(|d| d.configured());
     let mut names = Vec::new();
     for name in std::mem::take(&mut site.names) {
@@ -290,7 +369,8 @@ fn probe_names(
                 names.push(name);
                 continue;
             }
-            _ => http::probe(publication, &name, &token, run.args.skip_dns_check),
+            _ => (probed.get(&name).cloned())
+                .unwrap_or_else(|| Err("validation probe failed: it was not probed".into())),
         };
         match outcome {
             Ok(()) => names.push(name),

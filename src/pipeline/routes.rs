@@ -79,13 +79,19 @@ pub fn apply_temporary<'s>(
         }
         // Every backup on disk (one journal append) before the first file is written.
         txn.backup_all(&edited.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
-        for (f, new) in edited {
-            let mode = std::fs::metadata(&f.path)
-                .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777)
-                .unwrap_or(0o644);
-            crate::store::write_atomic(&f.path, &new, mode)?;
-        }
+        let writes: Vec<(&std::path::Path, &[u8], u32)> = (edited.iter())
+            .map(|(f, new)| {
+                (
+                    f.path.as_path(),
+                    &new[..],
+                    crate::install::file_mode(&f.path),
+                )
+            })
+            .collect();
+        crate::store::write_atomic_all(&writes)?;
+        let started = std::time::Instant::now();
         let test = run.env.nginx.test(&run.env.paths)?;
+        run.nginx_t_took = started.elapsed();
         run.report.nginx_tests += 1;
         tracing::info!(
             ok = test.ok,

@@ -42,9 +42,9 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
             .map_err(Failure::failed)?;
     }
     if !explicit {
+        let index = lifecycle::SiteIndex::new(&all_sites, found);
         for lineage in Lineage::all(&run.state_dir).map_err(Failure::failed)? {
-            if let Some(site) =
-                lifecycle::site_of(&lineage.site, &all_sites, found, &run.env.config_dir)
+            if let Some(site) = index.site_of(&lineage.site, &run.env.config_dir)
                 && !selected.iter().any(|s| s.servers == site.servers)
                 && lifecycle::config_points_at_live(found, &site, &run.env.config_dir).is_some()
             {
@@ -204,11 +204,12 @@ pub fn renewals(
             .is_none_or(|o| o.iter().any(|s| s.servers == site.servers))
     };
     let config_dir = &run.env.config_dir;
+    let index = lifecycle::SiteIndex::new(&all_sites, found);
     let mut out = Renewals::default();
     // Pending orders first: they are resumed, never placed again.
     let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
     for record in records.iter().filter(|r| r.state.is_open()) {
-        match lifecycle::site_of(&record.site, &all_sites, found, config_dir) {
+        match index.site_of(&record.site, config_dir) {
             Some(site) if chosen(&site) => {
                 let why = format!(
                     "order {} left pending by an earlier run",
@@ -231,7 +232,7 @@ pub fn renewals(
         if out.selection.iter().any(|p| p.site.name == lineage.site) {
             continue;
         }
-        let Some(site) = lifecycle::site_of(&lineage.site, &all_sites, found, config_dir) else {
+        let Some(site) = index.site_of(&lineage.site, config_dir) else {
             out.not_due.push(NotDue {
                 site: lineage.site.clone(),
                 days_left: lineage.days_left(now),

@@ -43,28 +43,57 @@ pub async fn run(
         DnsPublisher::default()
     });
     let mut published = PublishedBySite::new();
-    let mut created_dirs: Vec<PathBuf> = Vec::new();
     let mut waiting = Vec::new();
     let validation = crate::timings::Phase::start("validation");
-    for (site, mut record) in ordered {
-        if record.state != RecordState::Pending {
-            waiting.push((site, record));
-            continue;
+    let limit = super::order::ca_concurrency(ca);
+    let groups = webroot_groups(&ordered, publications, limit);
+    let done = {
+        let (run, dns, ordered): (&Run, _, _) = (run, &dns, &ordered);
+        let groups = &groups;
+        crate::bounded::each(groups.len(), limit, |g| async move {
+            let mut created_dirs: Vec<PathBuf> = Vec::new();
+            let mut out = Vec::new();
+            for &i in &groups[g] {
+                let (site, record) = &ordered[i];
+                let mut record = record.clone();
+                if record.state != RecordState::Pending {
+                    out.push((i, record, None, Ok(())));
+                    continue;
+                }
+                let publication = publications.get(&site.name).cloned().unwrap_or_default();
+                let mut files = Published::default();
+                let outcome = publish_and_check(
+                    run,
+                    ca,
+                    &mut record,
+                    &publication,
+                    &mut files,
+                    &created_dirs,
+                    dns,
+                )
+                .await;
+                created_dirs.extend(files.dirs.iter().cloned());
+                if outcome.is_err() {
+                    dns_records::remove_all(run, dns, &mut record);
+                }
+                out.push((i, record, Some(files), outcome));
+            }
+            out
+        })
+        .await
+    };
+    let mut done: Vec<_> = done.into_iter().flatten().collect();
+    done.sort_unstable_by_key(|(i, ..)| *i);
+    for ((site, _), (_, record, files, outcome)) in ordered.into_iter().zip(done) {
+        if let Some(files) = files {
+            published.insert(site.name.clone(), files);
         }
-        let publication = publications.get(&site.name).cloned().unwrap_or_default();
-        let out = published.entry(site.name.clone()).or_default();
-        let outcome =
-            publish_and_check(run, ca, &mut record, &publication, out, &created_dirs, &dns).await;
-        created_dirs.extend(out.dirs.iter().cloned());
         match outcome {
             Ok(()) => waiting.push((site, record)),
-            Err(e) => {
-                dns_records::remove_all(run, &dns, &mut record);
-                run.fail(
-                    &site.name,
-                    format!("{e:#}; the order is kept and the next run resumes it"),
-                )
-            }
+            Err(e) => run.fail(
+                &site.name,
+                format!("{e:#}; the order is kept and the next run resumes it"),
+            ),
         }
     }
     drop(validation);
@@ -73,6 +102,60 @@ pub async fn run(
     drop(polling);
     clean_up(run, &published);
     issued
+}
+
+/// The sites of `ordered` (by index) in groups validated one after the other, the groups at
+/// once: sites whose validation files would make the same directory (it does not exist yet)
+/// share a group, so each knows the directories the others made for it (see
+/// [`journal_files`]). One group of every site, in order, when `limit` is one.
+fn webroot_groups(
+    ordered: &[(Site, OrderRecord)],
+    publications: &BTreeMap<String, Publication>,
+    limit: usize,
+) -> Vec<Vec<usize>> {
+    if limit < 2 {
+        return vec![(0..ordered.len()).collect()];
+    }
+    let mut group_of: BTreeMap<PathBuf, usize> = BTreeMap::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, (site, _)) in ordered.iter().enumerate() {
+        let routes = publications.get(&site.name).map(|p| &p.routes[..]);
+        let tops: Vec<PathBuf> = (routes.unwrap_or_default().iter())
+            .filter_map(|r| crate::publish::http::outermost_missing(&r.dir))
+            .collect();
+        let mut mine: Vec<usize> = tops
+            .iter()
+            .filter_map(|t| group_of.get(t))
+            .copied()
+            .collect();
+        mine.sort_unstable();
+        mine.dedup();
+        let g = match mine.split_first() {
+            None => {
+                groups.push(Vec::new());
+                groups.len() - 1
+            }
+            Some((&first, others)) => {
+                // A site whose directories join groups: they become one (in site order).
+                for &other in others {
+                    let moved = std::mem::take(&mut groups[other]);
+                    groups[first].extend(moved);
+                    group_of
+                        .values_mut()
+                        .filter(|v| **v == other)
+                        .for_each(|v| *v = first);
+                }
+                groups[first].sort_unstable();
+                first
+            }
+        };
+        groups[g].push(i);
+        for top in tops {
+            group_of.insert(top, g);
+        }
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
 }
 
 /// Publishes what the CA asks for each name not yet validated, by the method chosen for it
@@ -186,10 +269,10 @@ fn journal_files(
 enum Polled {
     /// Issued and saved.
     Issued,
-    /// Still waiting (or the call failed: asked again next time).
-    Waiting,
-    /// Failed for good (reported).
-    Gone,
+    /// Still waiting (or the call failed, with its error: asked again next time).
+    Waiting(Option<String>),
+    /// Failed for good, with why.
+    Gone(String),
 }
 
 /// Polls every waiting order until issued, failed for good, or `--timeout`. Issued ones are
@@ -227,13 +310,29 @@ async fn wait_for_issuance(
     let mut tick = 0;
     // The last failed status call per site, told when the deadline passes.
     let mut last_error: BTreeMap<String, String> = BTreeMap::new();
+    let limit = super::order::ca_concurrency(ca);
     loop {
+        let polled = {
+            let (run, waiting): (&Run, _) = (run, &waiting);
+            crate::bounded::each(waiting.len(), limit, |i| async move {
+                let (site, record) = &waiting[i];
+                let mut record = record.clone();
+                let polled = poll(run, ca, site, &mut record, dns).await;
+                (record, polled)
+            })
+            .await
+        };
         let mut still = Vec::new();
-        for (site, mut record) in waiting {
-            match poll(run, ca, &site, &mut record, &mut last_error, dns).await {
+        for ((site, _), (record, polled)) in waiting.into_iter().zip(polled) {
+            match polled {
                 Polled::Issued => issued.push((site, record)),
-                Polled::Waiting => still.push((site, record)),
-                Polled::Gone => {}
+                Polled::Waiting(None) => still.push((site, record)),
+                Polled::Waiting(Some(e)) => {
+                    run.say(format!("  {}: {e} (will ask again)", site.name));
+                    last_error.insert(site.name.clone(), e);
+                    still.push((site, record));
+                }
+                Polled::Gone(why) => run.fail(&site.name, why),
             }
         }
         waiting = still;
@@ -272,11 +371,10 @@ fn poll_policy(run: &Run, ca: &dyn CertificateAuthority) -> PollPolicy {
 
 /// Asks the CA once where one order stands; saves it when issued, forgets it when failed.
 async fn poll(
-    run: &mut Run<'_>,
+    run: &Run<'_>,
     ca: &dyn CertificateAuthority,
     site: &Site,
     record: &mut OrderRecord,
-    last_error: &mut BTreeMap<String, String>,
     dns: &DnsPublisher,
 ) -> Polled {
     let id = OrderId(record.order_id.clone().unwrap_or_default());
@@ -288,8 +386,7 @@ async fn poll(
                 record.state = RecordState::Issued;
                 record.fullchain_pem = Some(cert.fullchain_pem());
                 if let Err(e) = record.save(&run.state_dir) {
-                    run.fail(&site.name, format!("{e:#}"));
-                    return Polled::Gone;
+                    return Polled::Gone(format!("{e:#}"));
                 }
                 leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
                 Polled::Issued
@@ -303,19 +400,13 @@ async fn poll(
                     record.state = RecordState::Cancelled;
                     let _ = record.save(&run.state_dir);
                 }
-                run.fail(
-                    &site.name,
-                    format!("the CA ended order {id} without a certificate: {reason}"),
-                );
-                Polled::Gone
+                Polled::Gone(format!(
+                    "the CA ended order {id} without a certificate: {reason}"
+                ))
             }
-            OrderState::Pending { .. } => Polled::Waiting,
+            OrderState::Pending { .. } => Polled::Waiting(None),
         },
-        Err(e) => {
-            run.say(format!("  {}: {e} (will ask again)", site.name));
-            last_error.insert(site.name.clone(), e.to_string());
-            Polled::Waiting
-        }
+        Err(e) => Polled::Waiting(Some(e.to_string())),
     }
 }
 

@@ -159,6 +159,72 @@ pub fn probe(
     })
 }
 
+/// How many preflight probes are in flight at once.
+pub const PROBE_CONCURRENCY: usize = 32;
+
+/// One probe for [`probe_all`]: a name, with its site's routes.
+#[derive(Debug, Clone, Copy)]
+pub struct ProbeJob<'a> {
+    /// The site's routes.
+    pub publication: &'a Publication,
+    /// The name to probe.
+    pub name: &'a str,
+}
+
+/// [`probe`] for every job, at most `concurrency` at once, each with a probe file of its own;
+/// the outcomes in the jobs' order, each exactly what [`probe`] gives alone. Probes that would
+/// create the same directory (it does not exist yet; each probe removes what it created) run
+/// one after the other, so none removes a directory another is writing into.
+pub fn probe_all(
+    jobs: &[ProbeJob],
+    skip_dns_check: bool,
+    concurrency: usize,
+) -> Vec<Result<(), String>> {
+    // Jobs grouped by the outermost directory their probe would create; jobs whose directory
+    // exists create none and go alone.
+    let mut shared: std::collections::BTreeMap<PathBuf, usize> = Default::default();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let dir = (job.publication.routes.iter()).find(|r| r.name == job.name);
+        match dir.and_then(|r| outermost_missing(&r.dir)) {
+            Some(top) => match shared.get(&top) {
+                Some(&g) => groups[g].push(i),
+                None => {
+                    shared.insert(top, groups.len());
+                    groups.push(vec![i]);
+                }
+            },
+            None => groups.push(vec![i]),
+        }
+    }
+    let done = crate::bounded::map(&groups, concurrency, |group| {
+        (group.iter())
+            .map(|&i| {
+                let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
+                (
+                    i,
+                    probe(jobs[i].publication, jobs[i].name, &token, skip_dns_check),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut outcomes: Vec<(usize, Result<(), String>)> = done.into_iter().flatten().collect();
+    outcomes.sort_unstable_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, o)| o).collect()
+}
+
+/// The outermost directory on the way to `dir` that does not exist (`dir` itself at the
+/// deepest); `None` when `dir` exists.
+pub fn outermost_missing(dir: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    let mut at = Some(dir);
+    while let Some(d) = at.filter(|d| !d.as_os_str().is_empty() && d.symlink_metadata().is_err()) {
+        missing = Some(d.to_path_buf());
+        at = d.parent();
+    }
+    missing
+}
+
 /// Where an HTTP fetch for `name` connects: the address it resolves to (loopback when the DNS
 /// check is skipped), on the port of the listen that answers for it.
 pub fn connect_address(skip_dns_check: bool, name: &str, port: u16) -> SocketAddr {

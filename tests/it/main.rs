@@ -43,6 +43,7 @@ mod newcomer_certbot;
 mod newcomer_runs;
 mod order_steps;
 mod package_template;
+mod preflight_many;
 mod providers;
 mod renew;
 mod scm;

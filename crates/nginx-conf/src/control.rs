@@ -583,6 +583,20 @@ impl NginxBinary {
         pid_file: &Path,
         apply_timeout: Duration,
     ) -> Result<(), ControlError> {
+        let timeouts = (RELOAD_COMMAND_TIMEOUT, apply_timeout);
+        self.reload_within(paths, method, pid_file, timeouts)
+    }
+
+    /// [`NginxBinary::reload`] with the reload command stopped after `command_timeout` (60 s
+    /// there): `nginx -s reload` reads the whole configuration, every certificate included,
+    /// which on a host with thousands of sites takes as long as `nginx -t`.
+    pub fn reload_within(
+        &self,
+        paths: &NginxPaths,
+        method: &ReloadMethod,
+        pid_file: &Path,
+        (command_timeout, apply_timeout): (Duration, Duration),
+    ) -> Result<(), ControlError> {
         let master = master_pid(pid_file);
         if master.is_none() && !matches!(method, ReloadMethod::Command(_)) {
             return Err(ControlError::NotRunning {
@@ -591,7 +605,7 @@ impl NginxBinary {
         }
         let before = master.map(children_of).unwrap_or_default();
         let mut command = self.reload_command(paths, method)?;
-        run_checked(&mut command, RELOAD_COMMAND_TIMEOUT)?;
+        run_checked(&mut command, command_timeout)?;
         match master {
             Some(master) => wait_for_new_workers(pid_file, master, &before, apply_timeout),
             None => Ok(()),
