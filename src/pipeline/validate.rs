@@ -21,7 +21,7 @@ use crate::ca::{CertificateAuthority, OrderId, OrderState, PollPolicy};
 use crate::dcv::{self, Publication};
 use crate::orders::{OrderRecord, RecordState};
 use crate::publish::dns::DnsPublisher;
-use crate::publish::http::HttpPublisher;
+use crate::publish::http::{HttpPublisher, Written};
 use crate::publish::{self, Published};
 
 mod dns_records;
@@ -57,7 +57,7 @@ pub async fn run(
                 let (site, record) = &ordered[i];
                 let mut record = record.clone();
                 if record.state != RecordState::Pending {
-                    out.push((i, record, None, Ok(())));
+                    out.push((i, record, None, Ok(None)));
                     continue;
                 }
                 let publication = publications.get(&site.name).cloned().unwrap_or_default();
@@ -84,16 +84,22 @@ pub async fn run(
     };
     let mut done: Vec<_> = done.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, ..)| *i);
-    for ((site, _), (_, record, files, outcome)) in ordered.into_iter().zip(done) {
+    let asked = share_and_ask(ca, &done, limit).await;
+    for (((site, _), (_, mut record, files, outcome)), asked) in
+        ordered.into_iter().zip(done).zip(asked)
+    {
         if let Some(files) = files {
             published.insert(site.name.clone(), files);
         }
-        match outcome {
-            Ok(()) => waiting.push((site, record)),
-            Err(e) => run.fail(
-                &site.name,
-                format!("{e:#}; the order is kept and the next run resumes it"),
-            ),
+        match outcome.and(asked) {
+            Ok(_) => waiting.push((site, record)),
+            Err(e) => {
+                dns_records::remove_all(run, &dns, &mut record);
+                run.fail(
+                    &site.name,
+                    format!("{e:#}; the order is kept and the next run resumes it"),
+                )
+            }
         }
     }
     drop(validation);
@@ -159,8 +165,9 @@ fn webroot_groups(
 }
 
 /// Publishes what the CA asks for each name not yet validated, by the method chosen for it
-/// (switching the method at the CA first where it differs), journals every file written, checks
-/// it is served, and asks the CA to look (when the provider's policy re-checks).
+/// (switching the method at the CA first where it differs), journals every file written and
+/// checks it is served. Returns the files written (the CA is to be asked to look at them, by
+/// [`ask_ca`]), or `None` when the order is no longer pending.
 async fn publish_and_check(
     run: &Run<'_>,
     ca: &dyn CertificateAuthority,
@@ -169,7 +176,7 @@ async fn publish_and_check(
     out: &mut Published,
     created_dirs: &[PathBuf],
     dns: &DnsPublisher,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Vec<Written>>> {
     let id = OrderId(
         record
             .order_id
@@ -180,7 +187,7 @@ async fn publish_and_check(
     ca.attach_dns_names(&id, &record.dns_names);
     let order = ca.order_status(&id, &record.names).await?;
     if !matches!(order.state, OrderState::Pending { .. }) {
-        return Ok(());
+        return Ok(None);
     }
     let request = super::order::request_for(run, record);
     ca.use_methods(&id, &request).await?;
@@ -226,8 +233,6 @@ async fn publish_and_check(
     for w in &written {
         http.check(w)?;
     }
-    // In cluster mode, every other live node serves them too before the CA is asked.
-    crate::cluster::current().dcv_published(&record.site, &written)?;
     if pushed {
         run.say(format!(
             "  {}: {} publishes the DNS validation records itself (auto_dns_auth); none are \
@@ -239,8 +244,55 @@ async fn publish_and_check(
     if !by_dns.is_empty() {
         dns_records::publish(run, dns, record, &by_dns)?;
     }
-    if ca.poll_policy().rechecks_per_run > 0 {
-        ca.request_validation(&id).await?;
+    Ok(Some(written))
+}
+
+/// One site's outcome of [`publish_and_check`]: its index, record, files and result.
+type Outcome = (
+    usize,
+    OrderRecord,
+    Option<Published>,
+    anyhow::Result<Option<Vec<Written>>>,
+);
+
+/// For the published sites of `done`: in cluster mode every other node serves their files first
+/// (all sites' files published, then one wait); then the CA is asked to look, `limit` sites at
+/// once. Returns, in `done`'s order, what asking gave (`Ok` where nothing was to be asked).
+async fn share_and_ask(
+    ca: &dyn CertificateAuthority,
+    done: &[Outcome],
+    limit: usize,
+) -> Vec<anyhow::Result<()>> {
+    let batch: Vec<(String, Vec<Written>)> = (done.iter())
+        .filter_map(|(_, record, _, outcome)| match outcome {
+            Ok(Some(written)) => Some((record.site.clone(), written.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut refused = crate::cluster::current().dcv_published(&batch);
+    let refusals: Vec<std::sync::Mutex<Option<anyhow::Error>>> = (done.iter())
+        .map(|(_, record, ..)| std::sync::Mutex::new(refused.remove(&record.site)))
+        .collect();
+    crate::bounded::each(done.len(), limit, |k| {
+        let refusal = refusals[k].lock().ok().and_then(|mut r| r.take());
+        async move {
+            match (&done[k].3, refusal) {
+                (_, Some(e)) => Err(e),
+                (Ok(Some(_)), None) => ask_ca(ca, &done[k].1).await,
+                _ => Ok(()),
+            }
+        }
+    })
+    .await
+}
+
+/// Asks the CA to look at what was published for `record` (when the provider's policy
+/// re-checks).
+async fn ask_ca(ca: &dyn CertificateAuthority, record: &OrderRecord) -> anyhow::Result<()> {
+    if ca.poll_policy().rechecks_per_run > 0
+        && let Some(id) = &record.order_id
+    {
+        ca.request_validation(&OrderId(id.clone())).await?;
     }
     Ok(())
 }
