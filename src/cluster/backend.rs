@@ -121,7 +121,7 @@ pub struct Orderer {
 
 impl Orderer {
     /// For a config with `backend = "etcd"`: connects (etcd down: exit 1), takes the lock (held:
-    /// exit 3), pulls the orders and installs the shared certificates this node lacks. `None`
+    /// exit 3), withdraws the validation files a dead orderer left, pulls the orders and installs the shared certificates this node lacks. `None`
     /// for the local backend.
     pub fn start(
         config: &crate::config::Config,
@@ -133,6 +133,11 @@ impl Orderer {
             return Ok(None);
         };
         let lock_lease = super::lock::take(&cluster)?;
+        // Only the lock's holder publishes validation files: any entry still there was left by
+        // an orderer that died, and nothing will ever withdraw it but us.
+        for prefix in [super::keys::DCV, super::keys::DCV_ACK] {
+            cluster.etcd.delete(prefix, true).map_err(Failure::failed)?;
+        }
         let active = Arc::new(Active {
             cluster,
             state_dir: env.state_dir.clone(),
