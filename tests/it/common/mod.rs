@@ -458,15 +458,23 @@ impl NginxSandbox {
     }
 
     /// Waits until a reload signalled by someone else (e.g. the product's own reload) has taken
-    /// effect: none of the workers in `before` remain and new ones are running. nginx keeps the old
-    /// workers when it rejects the new configuration, so a refused reload ends in an error that
-    /// quotes the error log.
+    /// effect: new workers are running (nginx starts them only once the new configuration
+    /// loaded) and, for up to two seconds more, the workers in `before` are gone — an old worker
+    /// may stay longer finishing a connection, as nginx's graceful shutdown allows. nginx keeps
+    /// the old workers when it rejects the new configuration, so a refused reload ends in an
+    /// error that quotes the error log.
     pub fn wait_for_reload(&self, before: &[i32]) -> Result<(), String> {
         let deadline = Instant::now() + NGINX_TIMEOUT;
+        let mut new_since: Option<Instant> = None;
         loop {
             let now = self.workers();
-            if !now.is_empty() && now.iter().all(|pid| !before.contains(pid)) {
-                return Ok(());
+            if now.iter().any(|pid| !before.contains(pid)) {
+                let since = *new_since.get_or_insert_with(Instant::now);
+                if now.iter().all(|pid| !before.contains(pid))
+                    || since.elapsed() > Duration::from_secs(2)
+                {
+                    return Ok(());
+                }
             }
             if self.master_pid().is_none_or(|pid| !process_exists(pid)) {
                 return Err(format!("nginx died during reload:\n{}", self.diagnostics()));
