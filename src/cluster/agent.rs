@@ -24,7 +24,7 @@ const RECONNECT: Duration = Duration::from_secs(3);
 /// Runs the agent.
 pub fn run(ctx: &Context, once: bool, http_port: u16) -> CommandResult {
     let config = ctx.load_config()?;
-    let env = node_environment(ctx, &config)?;
+    let env = ctx.environment(&config)?;
     let not_a_cluster = || {
         Failure::usage(anyhow::anyhow!(
             "the agent needs [cluster] backend = \"etcd\" in {}",
@@ -101,28 +101,4 @@ fn pass(
     let certs = super::certs::install_missing(cluster, env, now, retry_failed, &say)
         .map_err(Failure::failed)?;
     Ok(served && certs.ok)
-}
-
-/// Where this node's nginx and files are, as the pipeline finds them (`redirect` and `hsts`
-/// off).
-pub fn node_environment(
-    ctx: &Context,
-    config: &crate::config::Config,
-) -> Result<Environment, Failure> {
-    let paths = ctx.nginx_paths()?;
-    let reload_argv = crate::nginx::control::parse_reload_command(&config.reload_command)
-        .map_err(Failure::usage)?;
-    let pid_file = ctx.pid_file(&paths);
-    Ok(Environment {
-        nginx: ctx.nginx_binary(),
-        reload: ctx.reload_method(&reload_argv, &pid_file),
-        paths,
-        pid_file,
-        config_dir: ctx.config_dir(),
-        state_dir: ctx.state_dir(),
-        https_port: ctx.global.https_port.unwrap_or(config.https_port),
-        verify_timeout: Duration::from_secs(15),
-        redirect: false,
-        hsts: false,
-    })
 }

@@ -2,20 +2,18 @@
 //! byte, then `nginx -t` and a reload (the work is [`crate::uninstall`]); `--remove-files` also
 //! removes its certificate files. Like `certbot delete`, journaled: `rollback` undoes it.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 
 use crate::cli::DeleteArgs;
 use crate::commands::Context;
 use crate::exit::{CommandResult, ExitStatus, Failure};
-use crate::install::Environment;
-use crate::nginx::control::parse_reload_command;
 use crate::store::RunLock;
 
 /// Runs `delete`.
 pub fn run(args: &DeleteArgs, ctx: &Context) -> CommandResult {
-    let env = environment(ctx)?;
+    let config =
+        crate::config::Config::load_or_default(&ctx.config_path()).map_err(Failure::usage)?;
+    let env = ctx.environment(&config)?;
     let _lock = RunLock::acquire(&env.state_dir)?;
     let found = crate::discovery::discover(&env.paths.conf, ctx.now(), 30)
         .map_err(|e| Failure::usage(anyhow!("{e}\nNothing was changed.")))?;
@@ -49,25 +47,4 @@ pub fn run(args: &DeleteArgs, ctx: &Context) -> CommandResult {
     }
     println!("To undo: enc365-nginx rollback {}", done.transaction);
     Ok(ExitStatus::Success)
-}
-
-/// Where nginx and our files are, and how to reload, from the global options and the config.
-pub fn environment(ctx: &Context) -> Result<Environment, Failure> {
-    let config =
-        crate::config::Config::load_or_default(&ctx.config_path()).map_err(Failure::usage)?;
-    let paths = ctx.nginx_paths()?;
-    let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
-    let pid_file = ctx.pid_file(&paths);
-    Ok(Environment {
-        nginx: ctx.nginx_binary(),
-        reload: ctx.reload_method(&reload_argv, &pid_file),
-        paths,
-        pid_file,
-        config_dir: ctx.config_dir(),
-        state_dir: ctx.state_dir(),
-        https_port: ctx.global.https_port.unwrap_or(config.https_port),
-        verify_timeout: Duration::from_secs(15),
-        redirect: false,
-        hsts: false,
-    })
 }

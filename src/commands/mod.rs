@@ -29,6 +29,7 @@ use crate::ca::factory::{self, ProviderError};
 use crate::cli::{Cli, Command, GlobalOpts};
 use crate::config::{Config, Provider};
 use crate::exit::{CommandResult, Failure};
+use crate::install::Environment;
 use crate::nginx::control::{NginxBinary, NginxPaths, ReloadMethod};
 
 /// What every command is given: the global options, resolved.
@@ -173,6 +174,28 @@ impl Context {
 }
 
 impl Context {
+    /// Where nginx and our files are and how to reload, from the global options and `config`
+    /// (`reload_command`, `https_port`); `redirect` and `hsts` off — a command that offers them
+    /// sets them.
+    pub fn environment(&self, config: &Config) -> Result<Environment, Failure> {
+        let paths = self.nginx_paths()?;
+        let reload_argv = crate::nginx::control::parse_reload_command(&config.reload_command)
+            .map_err(Failure::usage)?;
+        let pid_file = self.pid_file(&paths);
+        Ok(Environment {
+            nginx: self.nginx_binary(),
+            reload: self.reload_method(&reload_argv, &pid_file),
+            paths,
+            pid_file,
+            config_dir: self.config_dir(),
+            state_dir: self.state_dir(),
+            https_port: self.global.https_port.unwrap_or(config.https_port),
+            verify_timeout: std::time::Duration::from_secs(15),
+            redirect: false,
+            hsts: false,
+        })
+    }
+
     /// The running master's pid file: `--nginx-pid-file`, else the configuration's `pid`
     /// directive (relative to the prefix), else nginx's compiled-in `--pid-path`, else
     /// `PREFIX/logs/nginx.pid`.
@@ -180,7 +203,7 @@ impl Context {
         if let Some(given) = &self.global.nginx_pid_file {
             return given.clone();
         }
-        let prefix = paths.prefix.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let prefix = paths.prefix_or_root();
         if let Ok(config) = crate::nginx::tree::Config::load(&paths.conf) {
             let main = config.main();
             if let Some(d) = main.directives().iter().find(|d| d.is("pid", &main.bytes))

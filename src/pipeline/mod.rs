@@ -51,7 +51,6 @@ use crate::discovery::{self, Discovery};
 use crate::exit::{CommandResult, Failure};
 use crate::install::Environment;
 use crate::lifecycle::Planned;
-use crate::nginx::control::parse_reload_command;
 use crate::store::{RunLock, Transaction, TxnState};
 
 pub use report::{AutoJson, Report, SiteResult};
@@ -148,20 +147,10 @@ pub fn prepare<'a>(
     for (dir, option) in [(&config_dir, "--config"), (&state_dir, "--state-dir")] {
         check_dir_for_nginx(dir, option)?;
     }
-    let paths = ctx.nginx_paths()?;
-    let reload_argv = parse_reload_command(&config.reload_command).map_err(Failure::usage)?;
-    let pid_file = ctx.pid_file(&paths);
     let env = Environment {
-        nginx: ctx.nginx_binary(),
-        reload: ctx.reload_method(&reload_argv, &pid_file),
-        paths,
-        pid_file,
-        config_dir,
-        state_dir: state_dir.clone(),
-        https_port: ctx.global.https_port.unwrap_or(config.https_port),
-        verify_timeout: Duration::from_secs(15),
         redirect: args.redirect,
         hsts: args.hsts,
+        ..ctx.environment(&config)?
     };
     let hooks = crate::hooks::Hooks {
         pre: args.hooks.pre_hook.clone().or(config.pre_hook.clone()),
