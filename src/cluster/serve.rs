@@ -188,11 +188,7 @@ fn well_known(entry: &DcvEntry) -> &str {
 /// The routes of a wanted entry's site for the entry's URL path prefix.
 fn plan(env: &Environment, found: &Discovery, w: &Wanted, http_port: u16) -> Publication {
     let well_known = well_known(&w.entry);
-    let prefix = env
-        .paths
-        .prefix
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let prefix = env.paths.prefix_or_root();
     let dcv_dir = crate::paths::dcv_dir(&env.state_dir);
     crate::dcv::plan_at(found, &w.site, (&prefix, &dcv_dir, http_port), well_known)
 }
@@ -217,11 +213,7 @@ fn set_locations(
     let chosen: Vec<Site> = (crate::site::group(&found).into_iter())
         .filter(|s| sites.contains_key(&s.name))
         .collect();
-    let prefix = env
-        .paths
-        .prefix
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let prefix = env.paths.prefix_or_root();
     let dcv_dir = crate::paths::dcv_dir(&env.state_dir);
     crate::store::ensure_dir(&dcv_dir, 0o755)?;
     let mut splices = Vec::new();

@@ -5,7 +5,6 @@
 //! published by [`crate::publish::http`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::anyhow;
 
@@ -34,7 +33,7 @@ pub fn plan_routes<'s>(
     found: &Discovery,
     sites: impl Iterator<Item = &'s Site>,
 ) -> Result<BTreeMap<String, Publication>, Failure> {
-    let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
+    let prefix = run.env.paths.prefix_or_root();
     let mut publications = BTreeMap::new();
     for site in sites {
         let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
@@ -58,7 +57,7 @@ pub fn apply_temporary<'s>(
     found: &Discovery,
     sites: impl Iterator<Item = &'s Site>,
 ) -> Result<Option<Transaction>, Failure> {
-    let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| PathBuf::from("/"));
+    let prefix = run.env.paths.prefix_or_root();
     let mut splices = Vec::new();
     for site in sites {
         let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);

@@ -56,6 +56,14 @@ pub struct NginxPaths {
     pub prefix: Option<PathBuf>,
 }
 
+impl NginxPaths {
+    /// The prefix relative paths in the configuration resolve against: the known prefix, else
+    /// `/`.
+    pub fn prefix_or_root(&self) -> PathBuf {
+        self.prefix.clone().unwrap_or_else(|| PathBuf::from("/"))
+    }
+}
+
 /// What `nginx -V` says about how the binary was built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompiledPaths {
