@@ -25,13 +25,7 @@ pub fn share(cluster: &Cluster, item: &Issued) -> anyhow::Result<()> {
         at: super::now(),
     };
     cluster.etcd.put(&rel, records::to_json(&entry), None)?;
-    status::write(
-        cluster,
-        &entry.site,
-        NodeState::Installed,
-        &entry.serial,
-        None,
-    )
+    status::write(cluster, &entry, NodeState::Installed, None)
 }
 
 /// How a pass over `/certs/` went.
@@ -89,25 +83,13 @@ pub fn install_missing(
             Ok(k) => String::from_utf8_lossy(&k).into_owned(),
             Err(e) => {
                 let reason = format!("{e:#}");
-                status::write(
-                    cluster,
-                    &entry.site,
-                    NodeState::Failed,
-                    &entry.serial,
-                    Some(reason),
-                )?;
+                status::write(cluster, &entry, NodeState::Failed, Some(reason))?;
                 pass.failed += 1;
                 pass.ok = false;
                 continue;
             }
         };
-        status::write(
-            cluster,
-            &entry.site,
-            NodeState::Verifying,
-            &entry.serial,
-            None,
-        )?;
+        status::write(cluster, &entry, NodeState::Verifying, None)?;
         let item = Issued {
             site: entry.site.clone(),
             names: entry.names.clone(),
@@ -158,13 +140,7 @@ fn installed(
     pass: &mut Pass,
 ) -> anyhow::Result<()> {
     crate::lifecycle::note_installed(&env.state_dir, item, &entry.names, now)?;
-    status::write(
-        cluster,
-        &entry.site,
-        NodeState::Installed,
-        &entry.serial,
-        None,
-    )?;
+    status::write(cluster, entry, NodeState::Installed, None)?;
     say(format!(
         "  {}: HTTPS verified (serial {} from the cluster)",
         entry.site, entry.serial
@@ -186,7 +162,7 @@ fn failed(
         entry.site
     ));
     let why = Some(reason.to_string());
-    status::write(cluster, &entry.site, NodeState::Failed, &entry.serial, why)?;
+    status::write(cluster, entry, NodeState::Failed, why)?;
     pass.failed += 1;
     pass.ok = false;
     Ok(())

@@ -13,23 +13,22 @@ use serde::Serialize;
 use super::records::{self, CertEntry, NodeState, NodeStatus};
 use super::{Cluster, keys, liveness};
 
-/// Writes this node's status for `site`.
+/// Writes this node's status for the site of `entry` and its serial.
 pub fn write(
     cluster: &Cluster,
-    site: &str,
+    entry: &CertEntry,
     state: NodeState,
-    serial: &str,
     reason: Option<String>,
 ) -> anyhow::Result<()> {
     let status = NodeStatus {
         node: cluster.node().to_string(),
-        site: site.to_string(),
+        site: entry.site.clone(),
         state,
-        serial: serial.to_string(),
+        serial: entry.serial.clone(),
         reason,
         at: super::now(),
     };
-    let rel = keys::status(site, cluster.node());
+    let rel = keys::status(&entry.site, cluster.node());
     cluster.etcd.put(&rel, records::to_json(&status), None)
 }
 
@@ -43,13 +42,7 @@ pub fn ensure_installed(cluster: &Cluster, entry: &CertEntry) -> anyhow::Result<
     if current.is_some_and(|s| s.state == NodeState::Installed && s.serial == entry.serial) {
         return Ok(());
     }
-    write(
-        cluster,
-        &entry.site,
-        NodeState::Installed,
-        &entry.serial,
-        None,
-    )
+    write(cluster, entry, NodeState::Installed, None)
 }
 
 /// Whether this node already failed to install this entry's serial.
