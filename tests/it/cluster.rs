@@ -80,6 +80,21 @@ fn status_serial(status: &serde_json::Value, site: &str) -> Option<String> {
         .map(normalize_serial)
 }
 
+/// Runs `auto --json` on web1 and asserts it exits 0 with one order per site, that every node
+/// serves every site's certificate (by handshake) and that `status --cluster` shows them
+/// installed everywhere.
+fn auto_orders_once_and_every_node_installs(cluster: &Cluster) {
+    let out = cluster.nodes[0].auto(&["--json"]);
+    let doc = cluster.expect_exit(&out, 0);
+    assert_eq!(
+        cluster.sim.request_count("/cert/create"),
+        SITES.len() as u64,
+        "one order per site: {doc:#}"
+    );
+    let serials = cluster.wait_served_everywhere(&ALL);
+    wait_installed(cluster, &serials, &ALL);
+}
+
 /// Waits until `status --cluster` on web1 shows every site's certificate installed on every node
 /// of `nodes` (an agent writes `verifying` while it checks, then `installed`), then asserts it
 /// with `serials` — the ones the nodes were seen serving — as the certificates' serials.
@@ -179,17 +194,8 @@ fn auto_on_one_node_orders_once_per_site_and_every_node_serves_the_certificate()
     cluster.nodes[2].start_agent();
     cluster.wait_live(&["web2", "web3"]);
 
-    let out = cluster.nodes[0].auto(&["--json"]);
-    let doc = cluster.expect_exit(&out, 0);
-    assert_eq!(
-        cluster.sim.request_count("/cert/create"),
-        SITES.len() as u64,
-        "one order per site: {doc:#}"
-    );
-
     // Every node serves every name with the same certificate, proven by a handshake with it.
-    let serials = cluster.wait_served_everywhere(&ALL);
-    wait_installed(&cluster, &serials, &ALL);
+    auto_orders_once_and_every_node_installs(&cluster);
 
     // The CA's checks went through the balancer (which serves the sites over HTTP as before),
     // which spread them over the nodes, and every node it picked served the file.
@@ -449,14 +455,7 @@ fn with_etcd_down_auto_exits_1_saying_so_and_changes_nothing() {
     // Once etcd is back, the agents reconnect and the same command works everywhere.
     cluster.etcd.restart_all();
     cluster.wait_live(&["web2", "web3"]);
-    let out = cluster.nodes[0].auto(&["--json"]);
-    cluster.expect_exit(&out, 0);
-    assert_eq!(
-        cluster.sim.request_count("/cert/create"),
-        SITES.len() as u64
-    );
-    let serials = cluster.wait_served_everywhere(&ALL);
-    wait_installed(&cluster, &serials, &ALL);
+    auto_orders_once_and_every_node_installs(&cluster);
 }
 
 #[test]
@@ -469,14 +468,7 @@ fn with_one_etcd_member_down_the_cluster_orders_and_installs_as_usual() {
     cluster.nodes[1].start_agent();
     cluster.nodes[2].start_agent();
     cluster.wait_live(&["web2", "web3"]);
-    let out = cluster.nodes[0].auto(&["--json"]);
-    cluster.expect_exit(&out, 0);
-    assert_eq!(
-        cluster.sim.request_count("/cert/create"),
-        SITES.len() as u64
-    );
-    let serials = cluster.wait_served_everywhere(&ALL);
-    wait_installed(&cluster, &serials, &ALL);
+    auto_orders_once_and_every_node_installs(&cluster);
 }
 
 #[test]
