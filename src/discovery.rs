@@ -3,12 +3,14 @@
 //!
 //! Glue between [`crate::nginx`], [`crate::names`] and [`crate::assess`]; knows nothing of CAs.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use crate::assess::{self, Assessment, Policy};
 use crate::names::{self, Name};
 use crate::nginx::sites::{self, Server};
 use crate::nginx::tree::{Config, ParseError};
+use crate::tlsinfo::{CertReadError, CertSummary};
 
 /// Everything known about the host's sites.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Discovery {
     pub assessments: Vec<Assessment>,
     /// The 1-based line of each server's `server` keyword (same index).
     lines: Vec<u32>,
+    /// Every certificate file the TLS blocks name, as read for the assessments, by path.
+    certificates: HashMap<PathBuf, Result<CertSummary, CertReadError>>,
 }
 
 /// Reads the configuration at `main_conf` and assesses every server block. `now` is the current
@@ -44,13 +48,15 @@ pub fn discover(
         let path = config.files[servers[i].place.file].path.as_os_str();
         format!("{}:{}", path.to_string_lossy(), lines[i])
     };
-    let assessments = assess::assess_all(&servers, &names, location, &policy);
+    let mut certificates = HashMap::new();
+    let assessments = assess::assess_all(&servers, &names, location, &policy, &mut certificates);
     Ok(Discovery {
         config,
         servers,
         names,
         assessments,
         lines,
+        certificates,
     })
 }
 
@@ -89,5 +95,12 @@ impl Discovery {
         let s = &self.servers[index];
         let file = &self.config.files[s.place.file];
         (&file.path, self.lines[index])
+    }
+
+    /// The certificate file at `path` as read while assessing the servers (a TLS block names
+    /// it; `None` when none does): `Some(None)` when it could not be read or parsed. Saves
+    /// reading it again in the same run.
+    pub fn certificate(&self, path: &Path) -> Option<Option<&CertSummary>> {
+        (self.certificates.get(path)).map(|read| read.as_ref().ok())
     }
 }
