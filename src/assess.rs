@@ -52,18 +52,18 @@ pub struct Policy<'a> {
 
 /// Assesses every server; `names[i]` are the classified names of `servers[i]`, and
 /// `location(i)` how to refer to it in a reason (`file:line`; asked only for the few servers a
-/// reason names).
+/// reason names). Every certificate file read is left in `certs`, by path.
 pub fn assess_all(
     servers: &[Server],
     names: &[Vec<Name>],
     location: impl Fn(usize) -> String + Sync,
     policy: &Policy,
+    certs: &mut HashMap<PathBuf, Result<CertSummary, CertReadError>>,
 ) -> Vec<Assessment> {
-    let mut certs: HashMap<PathBuf, Result<CertSummary, CertReadError>> = HashMap::new();
     let tls_verdicts: Vec<Option<Assessment>> = servers
         .iter()
         .zip(names)
-        .map(|(s, n)| s.tls.then(|| assess_tls(s, n, policy, &mut certs)))
+        .map(|(s, n)| s.tls.then(|| assess_tls(s, n, policy, certs)))
         .collect();
 
     // Which TLS blocks carry each certifiable name.

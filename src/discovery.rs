@@ -3,12 +3,14 @@
 //!
 //! Glue between [`crate::nginx`], [`crate::names`] and [`crate::assess`]; knows nothing of CAs.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use crate::assess::{self, Assessment, Policy};
 use crate::names::{self, Name};
 use crate::nginx::sites::{self, Server};
 use crate::nginx::tree::{Config, ParseError};
+use crate::tlsinfo::{CertReadError, CertSummary};
 
 /// Everything known about the host's sites.
 #[derive(Debug, Clone)]
@@ -23,6 +25,8 @@ pub struct Discovery {
     pub assessments: Vec<Assessment>,
     /// The 1-based line of each server's `server` keyword (same index).
     lines: Vec<u32>,
+    /// Every certificate file the TLS blocks name, as read for the assessments, by path.
+    certificates: HashMap<PathBuf, Result<CertSummary, CertReadError>>,
 }
 
 /// Reads the configuration at `main_conf` and assesses every server block. `now` is the current
@@ -44,13 +48,46 @@ pub fn discover(
         let path = config.files[servers[i].place.file].path.as_os_str();
         format!("{}:{}", path.to_string_lossy(), lines[i])
     };
-    let assessments = assess::assess_all(&servers, &names, location, &policy);
+    let mut certificates = read_certificates(&servers, &config.conf_dir);
+    let assessments = assess::assess_all(&servers, &names, location, &policy, &mut certificates);
     Ok(Discovery {
         config,
         servers,
         names,
         assessments,
         lines,
+        certificates,
+    })
+}
+
+/// Every certificate file the TLS blocks name (as the assessment reads them: not one chosen by
+/// a variable, inline or by an engine), read and summarized by path — on two threads when there
+/// are many (a 10,000-site host has as many certificates).
+fn read_certificates(
+    servers: &[Server],
+    conf_dir: &Path,
+) -> HashMap<PathBuf, Result<CertSummary, CertReadError>> {
+    let mut paths: Vec<PathBuf> = (servers.iter().filter(|s| s.tls))
+        .flat_map(|s| &s.ssl_certificates)
+        .filter(|f| !f.contains('$') && !f.starts_with("data:") && !f.starts_with("engine:"))
+        .map(|f| conf_dir.join(f))
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    let read = |part: &[PathBuf]| -> Vec<(PathBuf, Result<CertSummary, CertReadError>)> {
+        (part.iter())
+            .map(|p| (p.clone(), crate::tlsinfo::read_certificate(p)))
+            .collect()
+    };
+    if paths.len() < 256 {
+        return read(&paths).into_iter().collect();
+    }
+    let (first, second) = paths.split_at(paths.len() / 2);
+    std::thread::scope(|scope| {
+        let other = scope.spawn(|| read(second));
+        let mut all: HashMap<_, _> = read(first).into_iter().collect();
+        all.extend(other.join().unwrap_or_else(|_| read(second)));
+        all
     })
 }
 
@@ -89,5 +126,12 @@ impl Discovery {
         let s = &self.servers[index];
         let file = &self.config.files[s.place.file];
         (&file.path, self.lines[index])
+    }
+
+    /// The certificate file at `path` as read while assessing the servers (a TLS block names
+    /// it; `None` when none does): `Some(None)` when it could not be read or parsed. Saves
+    /// reading it again in the same run.
+    pub fn certificate(&self, path: &Path) -> Option<Option<&CertSummary>> {
+        (self.certificates.get(path)).map(|read| read.as_ref().ok())
     }
 }

@@ -99,6 +99,28 @@ impl Lineage {
         Ok(out)
     }
 
+    /// The site of every lineage, sorted, read from the file names where they tell it (a name
+    /// without `_` is the site's own: [`crate::paths::stem`] changed nothing) and from the
+    /// record otherwise — so a host with thousands of lineages lists them without reading them.
+    pub fn sites(state_dir: &Path) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for name in crate::store::record_names(&certs_dir(state_dir))? {
+            let stem = name.to_str().and_then(|n| n.strip_suffix(".json"));
+            match stem {
+                Some(site) if !site.contains('_') && !site.is_empty() => out.push(site.to_string()),
+                _ => {
+                    let path = certs_dir(state_dir).join(&name);
+                    let what_to_do = "move it away and run `enc365-nginx auto` to manage its \
+                                      site again";
+                    let read: Option<Lineage> = crate::store::read_record(&path, what_to_do)?;
+                    out.extend(read.map(|l| l.site));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Every lineage `certonly` saved (`<state-dir>/certonly/`), sorted by name.
     pub fn all_certonly(state_dir: &Path) -> anyhow::Result<Vec<Lineage>> {
         let mut out: Vec<Lineage> = crate::store::read_records(
@@ -172,7 +194,7 @@ pub fn adopt_installed(
     now: i64,
 ) -> anyhow::Result<Vec<String>> {
     let mut adopted = Vec::new();
-    for record in OrderRecord::all(state_dir)? {
+    for record in unmanaged_records(state_dir)? {
         if record.state != RecordState::Installed
             || Lineage::load(state_dir, &record.site)?.is_some()
         {
@@ -199,6 +221,29 @@ pub fn adopt_installed(
         adopted.push(record.site.clone());
     }
     Ok(adopted)
+}
+
+/// The order records of sites with no lineage, sorted by site: only they can be adopted. A
+/// managed site's record is not read (on a host with thousands of sites, all of them are).
+fn unmanaged_records(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
+    let managed: std::collections::HashSet<_> = crate::store::record_names(&certs_dir(state_dir))?
+        .into_iter()
+        .collect();
+    let orders = crate::paths::orders_dir(state_dir);
+    let mut out = Vec::new();
+    for name in crate::store::record_names(&orders)? {
+        if managed.contains(&name) {
+            continue;
+        }
+        let what_to_do = "move it away to start its site over (check the CA console first: the \
+                          CA may hold the order it recorded)";
+        out.extend(crate::store::read_record::<OrderRecord>(
+            &orders.join(name),
+            what_to_do,
+        )?);
+    }
+    out.sort_by(|a, b| a.site.cmp(&b.site));
+    Ok(out)
 }
 
 /// Whether a managed certificate is due, and why.
@@ -321,11 +366,23 @@ pub fn live_summary(config_dir: &Path, site: &str) -> Option<CertSummary> {
     tlsinfo::read_certificate(&cert).ok()
 }
 
+/// [`live_summary`], from what `found` read of it when a TLS block names the live file (the
+/// usual case: it was read moments ago, in this run), else from the file.
+pub fn live_summary_in(found: &Discovery, config_dir: &Path, site: &str) -> Option<CertSummary> {
+    let (cert, _) = install::live_paths(config_dir, site);
+    match found.certificate(&cert) {
+        Some(read) => read.cloned(),
+        None => tlsinfo::read_certificate(&cert).ok(),
+    }
+}
+
 /// Why a managed site's configuration does not serve our live certificate, or `None` when every
 /// TLS block of the site points at it.
 pub fn config_points_at_live(found: &Discovery, site: &Site, config_dir: &Path) -> Option<String> {
     let (cert, _) = install::live_paths(config_dir, &site.name);
-    let canonical = std::fs::canonicalize(&cert).ok();
+    // Resolved only when a block names the file by another path (rarely: it is usually ours).
+    let canonical = std::cell::OnceCell::new();
+    let canonical = || canonical.get_or_init(|| std::fs::canonicalize(&cert).ok());
     let tls: Vec<usize> = site
         .servers
         .iter()
@@ -341,7 +398,7 @@ pub fn config_points_at_live(found: &Discovery, site: &Site, config_dir: &Path) 
             && server.ssl_certificates.iter().all(|file| {
                 let path = found.config.conf_dir.join(file);
                 path == cert
-                    || canonical.is_some() && std::fs::canonicalize(&path).ok() == canonical
+                    || canonical().is_some() && std::fs::canonicalize(&path).ok() == *canonical()
             });
         if !ours {
             let (file, line) = found.location(i);
@@ -484,7 +541,7 @@ pub fn plan(
             },
             (None, None) => Action::Order { renews: None },
             (None, Some(lineage)) => {
-                let live = live_summary(config_dir, &site.name);
+                let live = live_summary_in(found, config_dir, &site.name);
                 match verdict(&lineage, &site, live.as_ref(), now, days, false) {
                     Verdict::Due(_) => Action::Order {
                         renews: lineage.renewable_order(),
@@ -586,6 +643,33 @@ pub fn note_runs(state_dir: &Path, runs: BTreeMap<String, LastRun>) -> anyhow::R
 mod tests {
     use super::*;
     use crate::ca::acme::RenewalWindow;
+
+    #[test]
+    fn lineage_sites_come_from_the_file_names_or_the_records_when_a_name_was_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Lineage::sites(dir.path()).unwrap().is_empty());
+        for site in ["b.test", "*.a.test", "x_y.test"] {
+            let lineage = Lineage {
+                site: site.into(),
+                names: vec![site.into()],
+                wanted: vec![site.into()],
+                provider: "encryption365".into(),
+                order_id: None,
+                not_after: 0,
+                fingerprint: String::new(),
+                installed_at: 0,
+                previous: None,
+                revoked_at: None,
+            };
+            lineage.save(dir.path()).unwrap();
+        }
+        let sites = Lineage::sites(dir.path()).unwrap();
+        assert_eq!(sites, ["*.a.test", "b.test", "x_y.test"]);
+        let all: Vec<String> = (Lineage::all(dir.path()).unwrap().into_iter())
+            .map(|l| l.site)
+            .collect();
+        assert_eq!(sites, all);
+    }
 
     #[test]
     fn the_cas_window_decides_renewal_at_the_chosen_point_and_at_once_once_past() {

@@ -132,12 +132,155 @@ impl OrderRecord {
 
     /// Every record in the state directory, sorted by site.
     pub fn all(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
-        let mut out: Vec<OrderRecord> = crate::store::read_records(
+        Self::all_if(state_dir, |_| true)
+    }
+
+    /// Every record still open ([`RecordState::is_open`]), sorted by site. A record whose
+    /// bytes say it is installed or cancelled ([`says_closed`]) is not parsed: on a host with
+    /// thousands of certificates nearly all are.
+    pub fn open(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
+        let mut out = Self::all_if(state_dir, |bytes| !says_closed(bytes))?;
+        out.retain(|r| r.state.is_open());
+        Ok(out)
+    }
+
+    /// Every record that journals something published for validation (files, directories or
+    /// DNS records), sorted by site; a record whose bytes name none of those fields is not
+    /// parsed (they are left out of a record while empty).
+    pub fn journaling(state_dir: &Path) -> anyhow::Result<Vec<OrderRecord>> {
+        // Not UTF-8: parsed, to be told as damaged.
+        let names_one = |bytes: &[u8]| {
+            std::str::from_utf8(bytes).map_or(true, |text| {
+                [
+                    "\"published_files\"",
+                    "\"published_dirs\"",
+                    "\"dns_records\"",
+                ]
+                .iter()
+                .any(|key| text.contains(key))
+            })
+        };
+        let mut out = Self::all_if(state_dir, names_one)?;
+        out.retain(|r| {
+            !(r.published_files.is_empty()
+                && r.published_dirs.is_empty()
+                && r.dns_records.is_empty())
+        });
+        Ok(out)
+    }
+
+    fn all_if(
+        state_dir: &Path,
+        wanted: impl Fn(&[u8]) -> bool + Sync,
+    ) -> anyhow::Result<Vec<Self>> {
+        let mut out: Vec<OrderRecord> = crate::store::read_records_if(
             &orders_dir(state_dir),
             "move it away to start its site over (check the CA console first: the CA may hold \
              the order it recorded)",
+            wanted,
         )?;
         out.sort_by(|a, b| a.site.cmp(&b.site));
         Ok(out)
+    }
+}
+
+/// Whether a record's bytes say it is installed or cancelled, on the top-level `"state"` line
+/// [`OrderRecord::save`] writes (pretty JSON: a top-level key is the only one indented by two
+/// spaces at the start of a line, and no string holds a raw line break). `false` when there is
+/// no such line: the record is parsed then.
+pub fn says_closed(bytes: &[u8]) -> bool {
+    const KEY: &[u8] = b"\n  \"state\": \"";
+    let Some(at) = bytes.windows(KEY.len()).position(|w| w == KEY) else {
+        return false;
+    };
+    let value = &bytes[at + KEY.len()..];
+    value.starts_with(b"installed\"") || value.starts_with(b"cancelled\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(site: &str, state: RecordState) -> OrderRecord {
+        OrderRecord {
+            site: site.into(),
+            names: vec![site.into()],
+            provider: "encryption365".into(),
+            order_id: Some("1".into()),
+            draft_id: None,
+            state,
+            csr_pem: "-----BEGIN CERTIFICATE REQUEST-----\n".into(),
+            fullchain_pem: None,
+            created_at: 0,
+            // A string holding the very words of a closed state line, escaped as JSON writes it.
+            last_error: Some("\n  \"state\": \"installed\",\n".into()),
+            published_files: Vec::new(),
+            published_dirs: Vec::new(),
+            renews: None,
+            dns_names: Vec::new(),
+            dns_records: Vec::new(),
+        }
+    }
+
+    const STATES: [RecordState; 8] = [
+        RecordState::Creating,
+        RecordState::Created,
+        RecordState::Committing,
+        RecordState::Reissuing,
+        RecordState::Pending,
+        RecordState::Issued,
+        RecordState::Installed,
+        RecordState::Cancelled,
+    ];
+
+    #[test]
+    fn a_record_says_closed_exactly_when_its_state_is_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, state) in STATES.into_iter().enumerate() {
+            let site = format!("s{i}.test");
+            let path = OrderRecord::path(dir.path(), &site);
+            crate::store::write_record(&path, &record(&site, state)).unwrap();
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(says_closed(&bytes), !state.is_open(), "{state:?}");
+            // Written another way (compact), the record is parsed instead.
+            assert!(!says_closed(
+                &serde_json::to_vec(&record(&site, state)).unwrap()
+            ));
+        }
+        let open: Vec<RecordState> = (OrderRecord::open(dir.path()).unwrap().iter())
+            .map(|r| r.state)
+            .collect();
+        assert_eq!(open, &STATES[..6]);
+        assert_eq!(OrderRecord::all(dir.path()).unwrap().len(), STATES.len());
+    }
+
+    #[test]
+    fn journaling_lists_every_record_with_something_published_to_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = record("files.test", RecordState::Installed);
+        files.published_files = vec![PathBuf::from("/srv/a/.well-known/x")];
+        let mut dirs = record("dirs.test", RecordState::Cancelled);
+        dirs.published_dirs = vec![PathBuf::from("/srv/a/.well-known")];
+        let mut dns = record("dns.test", RecordState::Issued);
+        dns.dns_records = vec![crate::publish::dns::DnsRecord {
+            name: "dns.test".into(),
+            zone: "dns.test".into(),
+            owner: "_x.dns.test".into(),
+            record_type: "TXT".into(),
+            value: "v".into(),
+            created: true,
+        }];
+        let plain = record("plain.test", RecordState::Installed);
+        for r in [&files, &dirs, &dns, &plain] {
+            crate::store::write_record(&OrderRecord::path(dir.path(), &r.site), r).unwrap();
+        }
+        let sites: Vec<String> = (OrderRecord::journaling(dir.path()).unwrap().into_iter())
+            .map(|r| r.site)
+            .collect();
+        assert_eq!(sites, ["dirs.test", "dns.test", "files.test"]);
+        // A damaged record that could journal something is told, as before.
+        std::fs::write(OrderRecord::path(dir.path(), "bad.test"), b"\xff\xfe").unwrap();
+        let e = OrderRecord::journaling(dir.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("is damaged"), "{e:#}");
     }
 }

@@ -7,7 +7,7 @@
 //! <state-dir>/orders/<site>.json, <site>.key            orders in flight and their keys
 //! <state-dir>/certs/<site>.json                         lineages (managed certificates)
 //! <state-dir>/last-run.json                             the last run's outcome per site
-//! <state-dir>/backups/<txn>/manifest.json, journal, files/  transactions
+//! <state-dir>/backups/<txn>/manifest.json, journal, files/, finished  transactions
 //! <state-dir>/dcv/                                      files behind the temporary location
 //! <state-dir>/lock                                      one run at a time
 //! ```
@@ -30,6 +30,9 @@ pub const CHAIN: &str = "chain.pem";
 pub const MANIFEST: &str = "manifest.json";
 /// A transaction's append-only journal of entries (folded into the manifest when it ends).
 pub const JOURNAL: &str = "journal";
+/// A transaction's marker that its manifest says it is finished (committed or restored), so a
+/// run looking for open transactions need not read the manifest.
+pub const TXN_FINISHED: &str = "finished";
 /// The byte copies, inside a transaction's directory.
 pub const BACKUP_FILES: &str = "files";
 /// The lock file's name inside the state directory.

@@ -57,7 +57,8 @@ pub fn read_certificate(path: &Path) -> Result<CertSummary, CertReadError> {
     if !meta.is_file() {
         return Err(unreadable("it is not a regular file".into()));
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and one byte more: one read, and one that finds the end.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_CERT_FILE) as usize + 1);
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_CERT_FILE + 1).read_to_end(&mut bytes))
         .map_err(|e| unreadable(e.to_string()))?;

@@ -204,13 +204,15 @@ impl Context {
             return given.clone();
         }
         let prefix = paths.prefix_or_root();
-        if let Ok(config) = crate::nginx::tree::Config::load(&paths.conf) {
-            let main = config.main();
-            if let Some(d) = main.directives().iter().find(|d| d.is("pid", &main.bytes))
-                && let Some(arg) = main.args(d).first()
-            {
-                return prefix.join(arg.text(&main.bytes));
-            }
+        // `pid` is read from the main file alone: its includes are not needed (a 10,000-site
+        // host's would be read twice per run).
+        let main = crate::nginx::reader::read_config_file(&paths.conf).ok();
+        if let Some(Ok(main)) =
+            main.map(|b| crate::nginx::tree::ConfigFile::parse(paths.conf.clone(), b))
+            && let Some(d) = main.directives().iter().find(|d| d.is("pid", &main.bytes))
+            && let Some(arg) = main.args(d).first()
+        {
+            return prefix.join(arg.text(&main.bytes));
         }
         self.nginx_binary()
             .compiled_paths()

@@ -71,7 +71,7 @@ pub fn remove_under(state_dir: &Path, dir: &Path, record: &mut OrderRecord) {
 /// (a run killed before its clean-up, or a removal that failed) is removed now. Orders still
 /// waiting keep what they published: the CA may look again.
 pub fn sweep(state_dir: &Path, dns: &DnsPublisher, say: &dyn Fn(String)) {
-    let Ok(records) = OrderRecord::all(state_dir) else {
+    let Ok(records) = OrderRecord::journaling(state_dir) else {
         return;
     };
     for mut record in records {

@@ -227,7 +227,8 @@ fn check_dir_for_nginx(dir: &std::path::Path, option: &str) -> Result<(), Failur
 
 /// Restores every transaction an earlier run left open, so we start from the user's files.
 fn recover(run: &mut Run) -> Result<(), Failure> {
-    let manifests = Transaction::list(&run.state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
+    let manifests =
+        Transaction::list_open(&run.state_dir).map_err(|e| Failure::failed(anyhow!(e)))?;
     let mut restored = false;
     for m in manifests.iter().filter(|m| m.state == TxnState::Open) {
         run.say(format!(

@@ -23,7 +23,13 @@ use crate::site::{self, Site};
 pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> {
     let args = run.args;
     let mut all_sites = site::group(found);
-    site::keep_known_names(&mut all_sites, |name| known(run, name));
+    let records = known_records(&run.state_dir).map_err(Failure::failed)?;
+    site::keep_known_names(&mut all_sites, |name| {
+        records.contains(std::ffi::OsStr::new(&format!(
+            "{}.json",
+            crate::paths::stem(name)
+        )))
+    });
     let mut selected = site::select(found, all_sites.clone(), &args.sites).map_err(|unmatched| {
         Failure::usage(anyhow!(
             "--site {} matches no server block; `enc365-nginx discover` lists the names and files",
@@ -43,8 +49,8 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
     }
     if !explicit {
         let index = lifecycle::SiteIndex::new(&all_sites, found);
-        for lineage in Lineage::all(&run.state_dir).map_err(Failure::failed)? {
-            if let Some(site) = index.site_of(&lineage.site, &run.env.config_dir)
+        for managed in Lineage::sites(&run.state_dir).map_err(Failure::failed)? {
+            if let Some(site) = index.site_of(&managed, &run.env.config_dir)
                 && !selected.iter().any(|s| s.servers == site.servers)
                 && lifecycle::config_points_at_live(found, &site, &run.env.config_dir).is_some()
             {
@@ -53,8 +59,8 @@ pub fn for_auto(run: &mut Run, found: &Discovery) -> Result<Vec<Site>, Failure> 
         }
     }
     // Orders left pending by an earlier run are resumed whether or not they are selected now.
-    let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
-    for record in records.iter().filter(|r| r.state.is_open()) {
+    let records = OrderRecord::open(&run.state_dir).map_err(Failure::failed)?;
+    for record in &records {
         if !selected.iter().any(|s| s.name == record.site)
             && let Some(site) = all_sites.iter().find(|s| s.name == record.site)
         {
@@ -207,8 +213,8 @@ pub fn renewals(
     let index = lifecycle::SiteIndex::new(&all_sites, found);
     let mut out = Renewals::default();
     // Pending orders first: they are resumed, never placed again.
-    let records = OrderRecord::all(&run.state_dir).map_err(Failure::failed)?;
-    for record in records.iter().filter(|r| r.state.is_open()) {
+    let records = OrderRecord::open(&run.state_dir).map_err(Failure::failed)?;
+    for record in &records {
         match index.site_of(&record.site, config_dir) {
             Some(site) if chosen(&site) => {
                 let why = format!(
@@ -268,7 +274,7 @@ fn renewal_of(
     (now, days, force): (i64, i64, bool),
     window: Option<&crate::ca::acme::RenewalWindow>,
 ) {
-    let live = lifecycle::live_summary(config_dir, &lineage.site);
+    let live = lifecycle::live_summary_in(found, config_dir, &lineage.site);
     let timing = (now, days, force);
     let (verdict, rule) = lifecycle::renewal_verdict(lineage, &site, live.as_ref(), timing, window);
     match verdict {
@@ -296,6 +302,18 @@ fn renewal_of(
 pub fn known(run: &Run, name: &str) -> bool {
     crate::paths::lineage(&run.state_dir, name).exists()
         || crate::paths::order_record(&run.state_dir, name).exists()
+}
+
+/// The file names of every lineage and order record (`<stem>.json`): [`known`] for many names
+/// at the cost of two directory listings.
+fn known_records(
+    state_dir: &std::path::Path,
+) -> anyhow::Result<std::collections::HashSet<std::ffi::OsString>> {
+    let mut names = crate::store::record_names(&crate::paths::certs_dir(state_dir))?;
+    names.extend(crate::store::record_names(&crate::paths::orders_dir(
+        state_dir,
+    ))?);
+    Ok(names.into_iter().collect())
 }
 
 /// The managed certificate `reissue --site` names, and the site that serves it. Refused when an
