@@ -7,10 +7,10 @@
 //! HTTPS pair) takes that block's verdict.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 
 use crate::names::Name;
+use crate::nginx::fast_hash::FastMap;
 use crate::nginx::sites::Server;
 use crate::tlsinfo::{self, CertReadError, CertSummary};
 
@@ -100,7 +100,7 @@ pub fn assess_all(
 
 /// The TLS blocks carrying each certifiable name (a fast hash: thousands of names, chosen by
 /// the host's own configuration).
-type ByName<'a> = HashMap<&'a str, Vec<usize>, BuildHasherDefault<NameHasher>>;
+type ByName<'a> = FastMap<&'a str, Vec<usize>>;
 
 /// What the verdict on one block draws on: the names, the TLS blocks' own verdicts and which TLS
 /// blocks carry each name.
@@ -141,28 +141,6 @@ impl<F: Fn(usize) -> String> Known<'_, F> {
             },
             None => Assessment::needs("no TLS"),
         }
-    }
-}
-
-/// A fast hash for host names: eight bytes per multiply.
-#[derive(Default)]
-struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes(c.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod edit;
+pub mod fast_hash;
 pub mod https;
 pub mod lexer;
 pub mod process;

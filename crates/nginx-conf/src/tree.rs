@@ -16,12 +16,12 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{OnceLock, mpsc};
 
+use crate::fast_hash::FastMap;
 use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
 use crate::reader::{ReadError, read_config_file};
 
@@ -571,12 +571,12 @@ struct Loader {
     conf_dir: PathBuf,
     /// Slots in read order; a slot is `None` while its file's includes are being read.
     files: Vec<Option<ConfigFile>>,
-    by_path: HashMap<PathBuf, FileId, BuildHasherDefault<PathHasher>>,
+    by_path: FastMap<PathBuf, FileId>,
     /// Files being read right now, outermost first (for loop detection).
     stack: Vec<FileId>,
     /// The argument of every plain (not glob) `include` resolved so far and the file it named
     /// (the argument always names the same file: includes resolve against `conf_dir`).
-    plain_includes: HashMap<Vec<u8>, FileId, BuildHasherDefault<PathHasher>>,
+    plain_includes: FastMap<Vec<u8>, FileId>,
 }
 
 impl Loader {
@@ -791,29 +791,6 @@ impl Loader {
 /// Reads and parses one file ahead of its turn.
 fn prefetch_one(path: &Path) -> Prefetched {
     read_config_file(path).map(|bytes| ConfigFile::parse(path.to_path_buf(), bytes))
-}
-
-/// A fast hash for the paths of one configuration (no attacker chooses them to collide, and a
-/// 10,000-site host looks each up several times): eight bytes per multiply.
-#[derive(Default)]
-struct PathHasher(u64);
-
-impl Hasher for PathHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes(c.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// Expands a pattern with the C library's `glob(3)`, as nginx does: sorted, no match is fine.
