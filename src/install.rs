@@ -194,40 +194,14 @@ fn apply_and_prove(
     txn: &mut Transaction,
 ) -> anyhow::Result<()> {
     let prep = crate::timings::Phase::start("install_prep");
+    // The configuration first: it is read, edited and dropped before the certificates' files
+    // are written, so the two never weigh on memory at once (nothing reads either before the
+    // `nginx -t` below; every file is backed up before it is written).
+    let addresses = edit_config(env, batch, now, txn)?;
+    crate::pipeline::give_back_freed_memory();
     write_live_files(env, batch, txn)?;
-
-    let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
-    let sites = site::group(&found);
-    let by_name = index_by_name(&sites);
-    let chosen: Vec<Site> = batch
-        .iter()
-        .map(|item| {
-            site_for(&sites, &by_name, item)
-                .map(|mut site| {
-                    // What this install serves: the names the certificate covers.
-                    site.names.retain(|n| item.names.contains(n));
-                    site
-                })
-                .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let refs: Vec<&Site> = chosen.iter().collect();
-    let edits = plan_edits(&found, &refs, env)?;
-    let mut changed = Vec::new();
-    for (file, splices) in &edits {
-        let f = &found.config.files[*file];
-        let new = edit::apply(&f.bytes, splices)?;
-        // Unchanged: a renewal or reinstall into a block that already points at the live files.
-        if new != f.bytes {
-            changed.push((f, new));
-        }
-    }
-    txn.backup_all(&changed.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
-    let writes: Vec<(&Path, &[u8], u32)> = (changed.iter())
-        .map(|(f, new)| (f.path.as_path(), &new[..], file_mode(&f.path)))
-        .collect();
-    crate::store::write_atomic_all(&writes)?;
-
+    let checks = handshake_checks(batch, &addresses)?;
+    drop(addresses);
     drop(prep);
     let phase = crate::timings::Phase::start("nginx_t");
     let tested = Instant::now();
@@ -251,8 +225,6 @@ fn apply_and_prove(
             reload_waits(test_took),
         )
         .context("the reload failed")?;
-
-    let checks = handshake_checks(env, &found, batch, &chosen)?;
     // The deadline grows with the batch; the checks run concurrently, bounded.
     let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
     let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
@@ -261,6 +233,76 @@ fn apply_and_prove(
             "after the reload, the new certificate is not served: {}",
             wrong.join("; ")
         );
+    }
+    Ok(())
+}
+
+/// How many configuration files are edited, backed up and written per step of
+/// [`write_edits`]: the new bytes of a step are all that is held at once.
+const EDIT_CHUNK: usize = 256;
+
+/// Reads the configuration afresh, points every server block of the batch at its live files
+/// (each changed file backed up before it is written) and returns, per certificate, the TLS
+/// addresses its handshake checks go to ([`check_addresses`]).
+fn edit_config(
+    env: &Environment,
+    batch: &[Issued],
+    now: i64,
+    txn: &mut Transaction,
+) -> anyhow::Result<Vec<Vec<SocketAddr>>> {
+    let found = discovery::discover(&env.paths.conf, now, 30).map_err(|e| anyhow!("{e}"))?;
+    let sites = site::group(&found);
+    let by_name = index_by_name(&sites);
+    let chosen: Vec<Site> = batch
+        .iter()
+        .map(|item| {
+            site_for(&sites, &by_name, item)
+                .map(|mut site| {
+                    // What this install serves: the names the certificate covers.
+                    site.names.retain(|n| item.names.contains(n));
+                    site
+                })
+                .ok_or_else(|| anyhow!("{}: no server block carries this name any more", item.site))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    drop(by_name);
+    drop(sites);
+    let refs: Vec<&Site> = chosen.iter().collect();
+    let edits = plan_edits(&found, &refs, env)?;
+    let addresses = check_addresses(env, &found, &chosen);
+    drop(refs);
+    drop(chosen);
+    let files = (edits.iter()).map(|(file, splices)| {
+        let f = &found.config.files[*file];
+        (f.path.as_path(), &f.bytes[..], &splices[..])
+    });
+    write_edits(files, EDIT_CHUNK, txn)?;
+    Ok(addresses)
+}
+
+/// Splices every file's edits into its bytes (path, bytes as read, edits) and writes the files that changed, `chunk` files
+/// at a time: each step's files are backed up in `txn` (one journal append), then written (each
+/// atomically); only one step's new bytes are held at once. A file its edits leave as it was
+/// (a renewal into a block already pointing at the live files) is neither backed up nor written.
+fn write_edits<'a>(
+    files: impl Iterator<Item = (&'a Path, &'a [u8], &'a [edit::Splice])>,
+    chunk: usize,
+    txn: &mut Transaction,
+) -> anyhow::Result<()> {
+    let mut files = files.peekable();
+    while files.peek().is_some() {
+        let mut changed = Vec::new();
+        for (path, bytes, splices) in files.by_ref().take(chunk.max(1)) {
+            let new = edit::apply(bytes, splices)?;
+            if new != bytes {
+                changed.push((path, new));
+            }
+        }
+        txn.backup_all(&changed.iter().map(|(path, _)| path).collect::<Vec<_>>())?;
+        let writes: Vec<(&Path, &[u8], u32)> = (changed.iter())
+            .map(|(path, new)| (*path, &new[..], file_mode(path)))
+            .collect();
+        crate::store::write_atomic_all(&writes)?;
     }
     Ok(())
 }
@@ -321,20 +363,13 @@ pub fn ensure_snippet(config_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One handshake check per name (a concrete name under a wildcard) and per TLS address the
-/// site's blocks listen on, each expecting the new leaf.
-fn handshake_checks(
-    env: &Environment,
-    found: &Discovery,
-    batch: &[Issued],
-    chosen: &[Site],
-) -> anyhow::Result<Vec<verify::LeafCheck>> {
+/// Per chosen site (same order), the TLS addresses its blocks listen on: where its handshake
+/// checks go.
+fn check_addresses(env: &Environment, found: &Discovery, chosen: &[Site]) -> Vec<Vec<SocketAddr>> {
     let bound = https::bound_hosts(&found.servers, env.https_port);
     let dual_stack_bound = https::dual_stack_on(&found.servers, env.https_port);
-    let mut checks = Vec::new();
-    for (item, site) in batch.iter().zip(chosen) {
-        let fingerprint =
-            verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
+    let mut all = Vec::with_capacity(chosen.len());
+    for site in chosen {
         let has_tls = site.servers.iter().any(|&i| found.servers[i].tls);
         let mut addresses: Vec<SocketAddr> = Vec::new();
         for &i in &site.servers {
@@ -348,7 +383,22 @@ fn handshake_checks(
                 }
             }
         }
-        for addr in addresses {
+        all.push(addresses);
+    }
+    all
+}
+
+/// One handshake check per name (a concrete name under a wildcard) and per TLS address of the
+/// certificate's sites (`addresses`, same order as `batch`), each expecting the new leaf.
+fn handshake_checks(
+    batch: &[Issued],
+    addresses: &[Vec<SocketAddr>],
+) -> anyhow::Result<Vec<verify::LeafCheck>> {
+    let mut checks = Vec::new();
+    for (item, addresses) in batch.iter().zip(addresses) {
+        let fingerprint =
+            verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
+        for &addr in addresses {
             for name in item.names.iter().map(|n| handshake_name(n)) {
                 checks.push(verify::LeafCheck {
                     addr,
@@ -434,5 +484,68 @@ pub fn handshake_name(name: &str) -> String {
     match name.strip_prefix("*.") {
         Some(base) => format!("enc365-check.{base}"),
         None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edit::Splice;
+
+    /// `n` files under `dir`, each with an insertion; the third one's edit changes nothing.
+    fn tree(dir: &Path, n: usize) -> Vec<(PathBuf, Vec<u8>, Vec<Splice>)> {
+        (0..n)
+            .map(|i| {
+                let path = dir.join(format!("site{i}.conf"));
+                let bytes = format!("server {{ server_name s{i}.example; }}\n").into_bytes();
+                std::fs::write(&path, &bytes).unwrap();
+                let splices = if i == 2 {
+                    vec![Splice::remove(0..0)]
+                } else {
+                    vec![Splice::insert(9, format!("listen 443 ssl; # {i}\n"))]
+                };
+                (path, bytes, splices)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn edits_written_in_chunks_are_the_spliced_bytes_and_restore_byte_for_byte() {
+        for chunk in [1, 2, 3, EDIT_CHUNK] {
+            let dir = tempfile::tempdir().unwrap();
+            let files = tree(dir.path(), 7);
+            let mut txn = Transaction::begin(&dir.path().join("state"), "test").unwrap();
+            let items = (files.iter()).map(|(p, b, s)| (p.as_path(), &b[..], &s[..]));
+            write_edits(items, chunk, &mut txn).unwrap();
+            for (path, bytes, splices) in &files {
+                let want = edit::apply(bytes, splices).unwrap();
+                assert_eq!(std::fs::read(path).unwrap(), want, "chunk {chunk}");
+            }
+            // The file its edit leaves as it was is neither backed up nor written.
+            let backed_up: Vec<&PathBuf> = txn.manifest().entries.iter().map(|e| &e.path).collect();
+            assert_eq!(backed_up.len(), 6, "chunk {chunk}");
+            assert!(!backed_up.contains(&&files[2].0));
+            txn.restore().unwrap();
+            for (path, bytes, _) in &files {
+                assert_eq!(&std::fs::read(path).unwrap(), bytes, "chunk {chunk}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_edit_failing_in_a_later_chunk_leaves_every_earlier_file_restorable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = tree(dir.path(), 5);
+        files[4].2 = vec![Splice::insert(10_000, "out of bounds")];
+        let mut txn = Transaction::begin(&dir.path().join("state"), "test").unwrap();
+        let items = (files.iter()).map(|(p, b, s)| (p.as_path(), &b[..], &s[..]));
+        assert!(write_edits(items, 2, &mut txn).is_err());
+        // The first two chunks were written, each backed up first.
+        assert_ne!(std::fs::read(&files[0].0).unwrap(), files[0].1);
+        assert_eq!(txn.manifest().entries.len(), 3);
+        txn.restore().unwrap();
+        for (path, bytes, _) in &files {
+            assert_eq!(&std::fs::read(path).unwrap(), bytes);
+        }
     }
 }

@@ -65,6 +65,16 @@ pub fn write_atomic_no_follow(path: &Path, bytes: &[u8], mode: u32) -> anyhow::R
 }
 
 fn write_atomic_at(target: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    write_atomic_with(target, mode, &mut |file| file.write_all(bytes))
+}
+
+/// [`write_atomic_at`] with the content written by `write` (into a buffered temporary file):
+/// a large document is written as it is produced, never whole in memory.
+fn write_atomic_with(
+    target: &Path,
+    mode: u32,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let dir = target
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -97,8 +107,11 @@ fn write_atomic_at(target: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()>
         // The umask may have narrowed the mode given to open(); set it exactly.
         file.set_permissions(fs::Permissions::from_mode(mode))
             .with_context(|| format!("could not set the mode of {}", tmp.display()))?;
-        file.write_all(bytes)
+        let mut buffered = std::io::BufWriter::new(&mut file);
+        write(&mut buffered)
+            .and_then(|()| buffered.flush())
             .with_context(|| format!("could not write {}", tmp.display()))?;
+        drop(buffered);
         file.sync_all()
             .with_context(|| format!("could not flush {} to disk", tmp.display()))?;
         fs::rename(&tmp, target)
@@ -937,10 +950,14 @@ impl Transaction {
             path: path.clone(),
             reason,
         };
-        let mut json = serde_json::to_vec_pretty(&self.manifest)
-            .map_err(|e| manifest_error(format!("{e} (paths must be UTF-8)")))?;
-        json.push(b'\n');
-        write_atomic(&path, &json, 0o600).map_err(|e| manifest_error(format!("{e:#}")))
+        // Written as it is serialized: a 10,000-site install's manifest is tens of megabytes.
+        let mut write = |file: &mut dyn Write| {
+            serde_json::to_writer_pretty(&mut *file, &self.manifest)
+                .map_err(|e| std::io::Error::other(format!("{e} (paths must be UTF-8)")))?;
+            file.write_all(b"\n")
+        };
+        let target = resolve_symlinks(&path).map_err(|e| manifest_error(format!("{e:#}")))?;
+        write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
     }
 }
 
@@ -1477,6 +1494,20 @@ mod tests {
             .restore()
             .unwrap();
         assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+    }
+
+    #[test]
+    fn the_manifest_is_written_as_it_is_serialized_with_the_same_bytes_and_mode() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "streamed").unwrap();
+        txn.backup(&t.plain).unwrap();
+        txn.commit().unwrap();
+        let path = txn.dir().join(crate::paths::MANIFEST);
+        let mut want = serde_json::to_vec_pretty(txn.manifest()).unwrap();
+        want.push(b'\n');
+        assert_eq!(fs::read(&path).unwrap(), want);
+        assert_eq!(mode_of(&path), 0o600);
+        assert_eq!(read_manifest(&path).unwrap().entries.len(), 1);
     }
 
     #[test]

@@ -16,11 +16,12 @@ use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
 
 /// Installs what is ready: `reinstall` sites get their live certificate back, `issued` orders
-/// theirs. `wanted` is, per site, the names it wants (for the lineage).
+/// theirs (taken: each certificate is held once, in the batch). `wanted` is, per site, the names
+/// it wants (for the lineage).
 pub fn run(
     run: &mut Run,
     reinstall: &[Site],
-    issued: &[(Site, OrderRecord)],
+    issued: Vec<(Site, OrderRecord)>,
     wanted: &BTreeMap<String, Vec<String>>,
 ) {
     let mut batch = reinstalls(run, reinstall);
@@ -33,6 +34,8 @@ pub fn run(
     run.say(format!("Installing {} certificate(s) …", batch.len()));
     run_hook(run, HookKind::Pre, None, &[]);
     let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
+    // What the install read and planned is dropped; recording it starts from a small footprint.
+    super::give_back_freed_memory();
     run.report.reloads += 1;
     run.report.nginx_tests += 1;
     match outcome {
@@ -81,17 +84,18 @@ fn reinstalls(run: &mut Run, sites: &[Site]) -> Vec<Issued> {
     batch
 }
 
-/// The issued certificates with their pending keys.
-fn issued_batch(run: &mut Run, issued: &[(Site, OrderRecord)]) -> Vec<Issued> {
-    let mut batch = Vec::new();
+/// The issued certificates with their pending keys. The rest of each record (CSR, validation
+/// details) is dropped here: the install reloads the record from disk when it records itself.
+fn issued_batch(run: &mut Run, issued: Vec<(Site, OrderRecord)>) -> Vec<Issued> {
+    let mut batch = Vec::with_capacity(issued.len());
     for (site, record) in issued {
         let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &site.name))
             .with_context(|| format!("{}: the pending private key is missing", site.name));
-        match (key, &record.fullchain_pem) {
-            (Ok(key_pem), Some(chain)) => batch.push(Issued {
-                site: site.name.clone(),
-                names: record.names.clone(),
-                fullchain_pem: chain.clone(),
+        match (key, record.fullchain_pem) {
+            (Ok(key_pem), Some(fullchain_pem)) => batch.push(Issued {
+                site: site.name,
+                names: record.names,
+                fullchain_pem,
                 key_pem,
             }),
             (Err(e), _) => run.fail(&site.name, format!("{e:#}")),

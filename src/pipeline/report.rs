@@ -71,6 +71,31 @@ pub struct AutoJson {
     pub hooks: Vec<HookRun>,
 }
 
+/// The `--json` document at the end of a run: [`AutoJson`]'s fields (its keys sorted, as
+/// always), the extra fields, `nginx_tests` and `timings` — written from the report as it is,
+/// with no copy of the per-site results (tens of megabytes on a 10,000-site host).
+#[derive(Serialize)]
+struct FinalJson<'a> {
+    dry_run: bool,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    hooks: &'a [HookRun],
+    nginx_tests: u32,
+    reloads: u32,
+    #[serde(serialize_with = "results_in_order")]
+    sites: &'a BTreeMap<String, SiteResult>,
+    timings: serde_json::Value,
+    #[serde(flatten)]
+    extra: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// The per-site results as a JSON array, in site order.
+fn results_in_order<S: serde::Serializer>(
+    results: &&BTreeMap<String, SiteResult>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(results.values())
+}
+
 /// What a run did so far.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -138,20 +163,15 @@ pub fn finish(run: &mut Run) -> CommandResult {
     }
     let report = &run.report;
     if run.ctx.global.json {
-        let doc = AutoJson {
+        print_json(&FinalJson {
             dry_run: run.args.dry_run,
-            sites: report.results.values().cloned().collect(),
+            hooks: &report.hook_runs,
+            nginx_tests: report.nginx_tests,
             reloads: report.reloads,
-            diffs: Vec::new(),
-            hooks: report.hook_runs.clone(),
-        };
-        let mut value = serde_json::to_value(&doc).map_err(|e| Failure::failed(anyhow!(e)))?;
-        if let Some(object) = value.as_object_mut() {
-            object.extend(report.extra_json.clone());
-            object.insert("nginx_tests".into(), report.nginx_tests.into());
-            object.insert("timings".into(), crate::timings::to_json());
-        }
-        print_json(&value)?;
+            sites: &report.results,
+            timings: crate::timings::to_json(),
+            extra: &report.extra_json,
+        })?;
     } else {
         for r in report.results.values() {
             println!("{:<32} {}", r.site, summary_line(r));
@@ -187,13 +207,14 @@ fn summary_line(r: &SiteResult) -> String {
     }
 }
 
-/// Prints one pretty JSON value on stdout.
+/// Prints one pretty JSON value on stdout, written as it is serialized (never whole in memory).
 fn print_json(value: &impl Serialize) -> Result<(), Failure> {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).map_err(|e| Failure::failed(anyhow!(e)))?
-    );
-    Ok(())
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, value)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| writeln!(out).and_then(|()| out.flush()).map_err(Into::into))
+        .map_err(|e| Failure::failed(anyhow!("could not write the JSON document: {e}")))
 }
 
 /// `plan` / `--dry-run`: prints what would happen (see [`Preview`]).
@@ -318,5 +339,75 @@ fn note_results(run: &Run) {
         .collect();
     if let Err(e) = lifecycle::note_runs(&run.state_dir, runs) {
         run.say(format!("could not record the results for `status`: {e:#}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hooks::HookKind;
+
+    /// The document as it was built before it was streamed: [`AutoJson`] as a JSON value, the
+    /// extra fields, `nginx_tests` and `timings` added.
+    fn as_built_before(report: &Report, timings: &serde_json::Value) -> serde_json::Value {
+        let doc = AutoJson {
+            dry_run: false,
+            sites: report.results.values().cloned().collect(),
+            reloads: report.reloads,
+            diffs: Vec::new(),
+            hooks: report.hook_runs.clone(),
+        };
+        let mut value = serde_json::to_value(&doc).unwrap();
+        let object = value.as_object_mut().unwrap();
+        object.extend(report.extra_json.clone());
+        object.insert("nginx_tests".into(), report.nginx_tests.into());
+        object.insert("timings".into(), timings.clone());
+        value
+    }
+
+    #[test]
+    fn the_streamed_document_is_the_one_built_before() {
+        let mut report = Report {
+            reloads: 2,
+            nginx_tests: 3,
+            ..Report::default()
+        };
+        for name in ["b.test", "a.test"] {
+            let result = SiteResult {
+                site: name.into(),
+                names_issued: vec![name.into(), format!("www.{name}")],
+                ..SiteResult::default()
+            };
+            report.results.insert(name.into(), result);
+        }
+        report
+            .extra_json
+            .insert("due".into(), serde_json::json!(["a.test"]));
+        let timings = serde_json::json!({"install_prep_ms": 5, "peak_rss_kib": 1024});
+        for hooks in [
+            Vec::new(),
+            vec![HookRun {
+                hook: HookKind::Pre,
+                site: None,
+                ok: true,
+                exit_code: Some(0),
+                error: None,
+            }],
+        ] {
+            report.hook_runs = hooks;
+            let streamed = FinalJson {
+                dry_run: false,
+                hooks: &report.hook_runs,
+                nginx_tests: report.nginx_tests,
+                reloads: report.reloads,
+                sites: &report.results,
+                timings: timings.clone(),
+                extra: &report.extra_json,
+            };
+            let text = serde_json::to_string_pretty(&streamed).unwrap();
+            let read: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(read, as_built_before(&report, &timings));
+            assert!(text.find("a.test").unwrap() < text.find("b.test").unwrap());
+        }
     }
 }

@@ -84,10 +84,10 @@ pub async fn run(
     };
     let mut done: Vec<_> = done.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, ..)| *i);
+    // Each record goes on as its copy in `done`: only the sites are kept of `ordered`.
+    let sites: Vec<Site> = ordered.into_iter().map(|(site, _)| site).collect();
     let asked = share_and_ask(ca, &done, limit).await;
-    for (((site, _), (_, mut record, files, outcome)), asked) in
-        ordered.into_iter().zip(done).zip(asked)
-    {
+    for ((site, (_, mut record, files, outcome)), asked) in sites.into_iter().zip(done).zip(asked) {
         if let Some(files) = files {
             published.insert(site.name.clone(), files);
         }
