@@ -397,7 +397,7 @@ mod tests {
             lens.push(len);
             left -= len;
         }
-        assert_eq!(lens, [500, 250, 125, 63, 31, 31]);
+        assert_eq!(lens, [500, 250, 125, 62, 31, 16, 16]);
         assert_eq!(batch_len(1000, false), 1000);
         assert_eq!(
             batch_len(2 * SMALLEST_BATCH - 1, true),

@@ -105,7 +105,7 @@ fn rsa_keys_made_ahead_go_one_to_each_certificate_over_several_batches() {
             .find(|s| s["site"] == name.as_str())
             .unwrap_or_else(|| panic!("no result for {name}: {doc:#}"));
         assert_eq!(site["names_issued"][0], name.as_str(), "{doc:#}");
-        let key = std::fs::read_to_string(host.live(&name).join("privkey.pem")).unwrap();
+        let key = std::fs::read_to_string(host.live(&name).with_file_name("privkey.pem")).unwrap();
         let parsed = rcgen::KeyPair::from_pem(&key).expect("a private key");
         assert!(
             parsed.is_compatible(&rcgen::PKCS_RSA_SHA256),
