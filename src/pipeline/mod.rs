@@ -107,6 +107,21 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// [`Run::reload`] right after `nginx -t` passed on the configuration: nginx reads it once,
+    /// in the master ([`crate::nginx::control::NginxBinary::reload_tested_within`]).
+    pub fn reload_tested(&mut self) -> anyhow::Result<()> {
+        tracing::info!(method = ?self.env.reload, "reloading nginx");
+        self.env.nginx.reload_tested_within(
+            &self.env.paths,
+            &self.env.reload,
+            &self.env.pid_file,
+            crate::install::reload_waits(self.nginx_t_took),
+        )?;
+        self.report.reloads += 1;
+        self.reload_owed = false;
+        Ok(())
+    }
+
     /// Makes the reload owed, if any (see [`Run::reload_owed`]).
     pub fn settle_reload(&mut self) {
         if self.reload_owed

@@ -105,7 +105,7 @@ pub fn apply_temporary<'s>(
         }
         // The configuration as found passes too: the edit only adds locations to it.
         run.nginx_checked = true;
-        run.reload()
+        run.reload_tested()
     })();
     if let Err(e) = outcome {
         let _ = txn.restore();
