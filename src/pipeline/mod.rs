@@ -95,23 +95,26 @@ pub struct Run<'a> {
 impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
-        tracing::info!(method = ?self.env.reload, "reloading nginx");
-        self.env.nginx.reload_within(
-            &self.env.paths,
-            &self.env.reload,
-            &self.env.pid_file,
-            crate::install::reload_waits(self.nginx_t_took),
-        )?;
-        self.report.reloads += 1;
-        self.reload_owed = false;
-        Ok(())
+        self.reload_as(false)
     }
 
     /// [`Run::reload`] right after `nginx -t` passed on the configuration: nginx reads it once,
     /// in the master ([`crate::nginx::control::NginxBinary::reload_tested_within`]).
     pub fn reload_tested(&mut self) -> anyhow::Result<()> {
+        self.reload_as(true)
+    }
+
+    /// [`Run::reload`] (`tested`: [`Run::reload_tested`]).
+    fn reload_as(&mut self, tested: bool) -> anyhow::Result<()> {
         tracing::info!(method = ?self.env.reload, "reloading nginx");
-        self.env.nginx.reload_tested_within(
+        let nginx = &self.env.nginx;
+        let reload = if tested {
+            crate::nginx::control::NginxBinary::reload_tested_within
+        } else {
+            crate::nginx::control::NginxBinary::reload_within
+        };
+        reload(
+            nginx,
             &self.env.paths,
             &self.env.reload,
             &self.env.pid_file,
