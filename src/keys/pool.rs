@@ -24,11 +24,6 @@ use super::{CsrRequest, KeyAndCsr, KeyError, KeyType};
 /// How many keys the workers make ahead of the orders, at most.
 pub const AHEAD: usize = 256;
 
-/// The nice value the workers add to their own: keys are background work. The run's latency-
-/// bound steps (probes through nginx, CA calls, the reload) and the host's nginx, which serves
-/// real traffic, go first; the keys take every cycle left over.
-pub const KEY_NICE: i32 = 10;
-
 /// Keys being generated in the background, taken one per new order with [`KeyPool::take`].
 pub struct KeyPool {
     key_type: KeyType,
@@ -115,14 +110,8 @@ struct Worker {
 }
 
 impl Worker {
-    /// Makes keys until as many as wanted are made or the pool is dropped, yielding the CPU to
-    /// everything else ([`KEY_NICE`]).
+    /// Makes keys until as many as wanted are made or the pool is dropped.
     fn run(self) {
-        // SAFETY: nice(2) only lowers the scheduling priority of the calling thread (on Linux
-        // the nice value is per thread); its result needs no check (a failure keeps priority).
-        unsafe {
-            nix::libc::nice(KEY_NICE);
-        }
         while self.next.fetch_add(1, Ordering::Relaxed) < self.wanted.load(Ordering::Relaxed) {
             let start = thread_cpu_time();
             let made = super::new_key(self.key_type);
