@@ -218,7 +218,7 @@ fn apply_and_prove(
     }
     tracing::info!(method = ?env.reload, "reloading nginx");
     env.nginx
-        .reload_within(
+        .reload_tested_within(
             &env.paths,
             &env.reload,
             &env.pid_file,

@@ -142,37 +142,61 @@ pub struct KeyAndCsr {
 /// Makes a key of `key_type` and a CSR for `names` (DNS names, `*.` wildcards, IPv4/IPv6 addresses),
 /// SANs in the given order; the CN is the first name, or [`IP_CN_PLACEHOLDER`] when that is an IP.
 pub fn generate(key_type: KeyType, names: &[String]) -> Result<KeyAndCsr, KeyError> {
-    let first = names.first().ok_or(KeyError::NoNames)?;
-    let mut sans = Vec::with_capacity(names.len());
-    for name in names {
-        sans.push(san_for(name)?);
-    }
-    let key_pair = match key_type {
+    let request = CsrRequest::new(names)?;
+    request.sign(key_type, new_key(key_type)?)
+}
+
+/// Makes a fresh private key of `key_type` (the slow part of [`generate`]: an RSA key takes tens
+/// of milliseconds; it names nothing, so it can be made before the names are known).
+pub fn new_key(key_type: KeyType) -> Result<KeyPair, KeyError> {
+    Ok(match key_type {
         KeyType::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_2048)?,
         KeyType::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_3072)?,
         KeyType::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, RsaKeySize::_4096)?,
         KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?,
         KeyType::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?,
-    };
-    let common_name = if first.parse::<IpAddr>().is_ok() {
-        IP_CN_PLACEHOLDER.to_string()
-    } else {
-        first.clone()
-    };
-    let mut params = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name.clone());
-    params.distinguished_name = dn;
-    params.subject_alt_names = sans;
-    let csr = params.serialize_request(&key_pair)?;
-    let csr_pem = csr.pem()?;
-    Ok(KeyAndCsr {
-        key_type,
-        key: PrivateKeyPem(key_pair.serialize_pem()),
-        csr_der: csr.der().to_vec(),
-        csr_pem,
-        common_name,
     })
+}
+
+/// The names of a CSR, checked (see [`generate`]): signed with a key by [`CsrRequest::sign`].
+pub struct CsrRequest {
+    sans: Vec<SanType>,
+    common_name: String,
+}
+
+impl CsrRequest {
+    /// Checks `names` can go into a CSR (at least one; each a host name, wildcard or address).
+    pub fn new(names: &[String]) -> Result<CsrRequest, KeyError> {
+        let first = names.first().ok_or(KeyError::NoNames)?;
+        let sans = names
+            .iter()
+            .map(|n| san_for(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        let common_name = if first.parse::<IpAddr>().is_ok() {
+            IP_CN_PLACEHOLDER.to_string()
+        } else {
+            first.clone()
+        };
+        Ok(CsrRequest { sans, common_name })
+    }
+
+    /// The CSR for these names signed with `key_pair` (a `key_type` key), and the key.
+    pub fn sign(self, key_type: KeyType, key_pair: KeyPair) -> Result<KeyAndCsr, KeyError> {
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, self.common_name.clone());
+        params.distinguished_name = dn;
+        params.subject_alt_names = self.sans;
+        let csr = params.serialize_request(&key_pair)?;
+        let csr_pem = csr.pem()?;
+        Ok(KeyAndCsr {
+            key_type,
+            key: PrivateKeyPem(key_pair.serialize_pem()),
+            csr_der: csr.der().to_vec(),
+            csr_pem,
+            common_name: self.common_name,
+        })
+    }
 }
 
 /// The SAN entry for one name, refusing anything that is not a plain ASCII host name, a `*.`

@@ -297,17 +297,27 @@ pub fn check_all(checks: &[LeafCheck], deadline: Instant, concurrency: usize) ->
     failures.into_iter().map(|(_, m)| m).collect()
 }
 
-/// The client configuration: aws-lc-rs, TLS 1.2 and 1.3, any server certificate accepted.
+/// The client configuration: aws-lc-rs, TLS 1.2 and 1.3, any server certificate accepted, no
+/// session resumption (a resumed handshake would show the certificate of an earlier one, not
+/// what the server holds now). Built once and shared by every handshake of the process.
 fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+    static CONFIG: std::sync::OnceLock<Result<Arc<ClientConfig>, rustls::Error>> =
+        std::sync::OnceLock::new();
+    CONFIG.get_or_init(build_client_config).clone()
+}
+
+/// [`client_config`], built.
+fn build_client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     });
-    let config = ClientConfig::builder_with_provider(provider)
+    let mut config = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(rustls::ALL_VERSIONS)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
     Ok(Arc::new(config))
 }
 

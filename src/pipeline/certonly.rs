@@ -183,6 +183,7 @@ fn new_run<'a>(args: &'a AutoArgs, ctx: &'a Context) -> Result<Run<'a>, Failure>
         _lock: Some(lock),
         reload_owed: false,
         nginx_t_took: std::time::Duration::ZERO,
+        nginx_checked: false,
     })
 }
 

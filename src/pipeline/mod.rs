@@ -85,14 +85,35 @@ pub struct Run<'a> {
     pub cluster: Option<crate::cluster::Orderer>,
     /// How long the last `nginx -t` took: a reload reads as much ([`crate::install::reload_waits`]).
     pub nginx_t_took: Duration,
+    /// `nginx -t` passed on the configuration as the run found it ([`check_nginx`]), or on it
+    /// with this run's temporary validation locations ([`routes::apply_temporary`]).
+    pub nginx_checked: bool,
     _lock: Option<RunLock>,
 }
 
 impl Run<'_> {
     /// Reloads nginx, counting the reload for the report.
     pub fn reload(&mut self) -> anyhow::Result<()> {
+        self.reload_as(false)
+    }
+
+    /// [`Run::reload`] right after `nginx -t` passed on the configuration: nginx reads it once,
+    /// in the master ([`crate::nginx::control::NginxBinary::reload_tested_within`]).
+    pub fn reload_tested(&mut self) -> anyhow::Result<()> {
+        self.reload_as(true)
+    }
+
+    /// [`Run::reload`] (`tested`: [`Run::reload_tested`]).
+    fn reload_as(&mut self, tested: bool) -> anyhow::Result<()> {
         tracing::info!(method = ?self.env.reload, "reloading nginx");
-        self.env.nginx.reload_within(
+        let nginx = &self.env.nginx;
+        let reload = if tested {
+            crate::nginx::control::NginxBinary::reload_tested_within
+        } else {
+            crate::nginx::control::NginxBinary::reload_within
+        };
+        reload(
+            nginx,
             &self.env.paths,
             &self.env.reload,
             &self.env.pid_file,
@@ -172,6 +193,7 @@ pub fn prepare<'a>(
         reload_owed: false,
         cluster: None,
         nginx_t_took: Duration::ZERO,
+        nginx_checked: false,
         _lock: None,
     };
     if !args.dry_run {
@@ -210,6 +232,7 @@ pub fn check_nginx(run: &mut Run) -> Result<(), Failure> {
             test.output.trim()
         )));
     }
+    run.nginx_checked = true;
     Ok(())
 }
 
@@ -257,7 +280,15 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     if work.order.is_empty() && work.reinstall.is_empty() {
         return report::finish(&mut run);
     }
-    check_nginx(&mut run)?;
+    // The keys of the new orders are made from now on, on every core, while nginx is checked,
+    // the sites probed and the orders before them placed and validated.
+    let keys = order::start_keys(&run, &work.order);
+    // When the preflight adds temporary validation locations, their own `nginx -t` (before any
+    // order) checks the configuration too, and tells a configuration that failed before it was
+    // touched from one our edit broke (`routes::apply_temporary`): one `nginx -t` less.
+    if !preflight::may_add_locations(&run, &found, &work.order) {
+        check_nginx(&mut run)?;
+    }
     let ca = run.ctx.certificate_authority(&run.config)?;
     // Multi-threaded: several sites' CA calls and record writes run at once (see
     // `order::ca_concurrency`).
@@ -270,17 +301,25 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     let preflight = crate::timings::Phase::start("preflight");
     let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
+    if !run.nginx_checked {
+        // No temporary location was added after all: the check the run owes before ordering.
+        check_nginx(&mut run)?;
+    }
     // Nothing reads this configuration any more (the install reads it afresh): on a host with
     // thousands of sites it is most of the run's memory.
     drop(found);
     give_back_freed_memory();
-    let ordered = runtime.block_on(order::place_all(&mut run, ca.as_ref(), ready.sites));
-    let issued = runtime.block_on(validate::run(
-        &mut run,
-        ca.as_ref(),
-        ordered,
-        &ready.publications,
-    ));
+    // Sites the preflight refused need no key.
+    keys.limit(order::new_orders(&run, &ready.sites));
+    let orders = Orders {
+        ca: ca.as_ref(),
+        runtime: &runtime,
+        keys: &keys,
+        publications: &ready.publications,
+    };
+    let issued = orders.order_and_validate(&mut run, ready.sites);
+    crate::timings::add("keys", keys.generation_time());
+    drop(keys);
     drop(ready.publications);
     if let Some(mut txn) = ready.temporary {
         txn.restore().map_err(|e| {
@@ -319,10 +358,85 @@ pub fn give_back_freed_memory() {
     }
 }
 
+/// Sites in a batch of orders below which slow keys are no longer worth splitting the batch.
+const SMALLEST_BATCH: usize = 16;
+
+/// How many of `left` sites the next batch of orders takes: half of them while `batches` (and
+/// both halves would hold [`SMALLEST_BATCH`] sites), else all.
+fn batch_len(left: usize, batches: bool) -> usize {
+    if batches && left >= 2 * SMALLEST_BATCH {
+        left / 2
+    } else {
+        left
+    }
+}
+
+/// What ordering and validating needs besides the run.
+struct Orders<'r> {
+    ca: &'r dyn crate::ca::CertificateAuthority,
+    runtime: &'r tokio::runtime::Runtime,
+    keys: &'r crate::keys::pool::KeyPool,
+    publications: &'r BTreeMap<String, crate::dcv::Publication>,
+}
+
+impl Orders<'_> {
+    /// Orders and validates `sites`; returns the issued orders, in the sites' order. With keys
+    /// that are slow to make (RSA), in batches, each half of what is left: while one batch is
+    /// validated and polled, the key pool makes the next batch's keys, so only the last (small)
+    /// batch's validation waits on its own. Batches stop once a batch's validation took longer
+    /// than its ordering (a CA slow to validate: there, more batches would only wait on it more
+    /// often).
+    fn order_and_validate(
+        &self,
+        run: &mut Run,
+        mut sites: Vec<crate::site::Site>,
+    ) -> Vec<(crate::site::Site, crate::orders::OrderRecord)> {
+        use crate::keys::KeyType;
+        let slow_keys = !matches!(run.config.key_type, KeyType::EcdsaP256 | KeyType::EcdsaP384);
+        let mut batches = slow_keys;
+        let mut issued = Vec::new();
+        while !sites.is_empty() {
+            let later = sites.split_off(batch_len(sites.len(), batches));
+            let started = std::time::Instant::now();
+            let ordered =
+                (self.runtime).block_on(order::place_with(run, self.ca, sites, self.keys));
+            let ordering = started.elapsed();
+            let started = std::time::Instant::now();
+            let batch = validate::run(run, self.ca, ordered, self.publications);
+            issued.extend(self.runtime.block_on(batch));
+            batches &= started.elapsed() < ordering;
+            sites = later;
+        }
+        issued
+    }
+}
+
 /// Removes what finished or abandoned orders left published (a killed run's files, DNS records
 /// whose removal failed): every run tries, whether or not it has anything to order.
 fn sweep_leftovers(run: &Run) {
     let dns = crate::publish::dns::DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server)
         .unwrap_or_default();
     leftovers::sweep(&run.state_dir, &dns, &|m| run.say(m));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_halve_what_is_left_down_to_the_smallest_and_one_batch_without_them() {
+        let mut left = 1000;
+        let mut lens = Vec::new();
+        while left > 0 {
+            let len = batch_len(left, true);
+            lens.push(len);
+            left -= len;
+        }
+        assert_eq!(lens, [500, 250, 125, 62, 31, 16, 16]);
+        assert_eq!(batch_len(1000, false), 1000);
+        assert_eq!(
+            batch_len(2 * SMALLEST_BATCH - 1, true),
+            2 * SMALLEST_BATCH - 1
+        );
+    }
 }

@@ -18,53 +18,77 @@ use crate::ca::{
     CaError, CertificateAuthority, Created, OrderId, OrderRequest, OrderState, ValidationMethod,
 };
 use crate::keys::KeyAndCsr;
-use crate::keys::pool::KeyPool;
+use crate::keys::pool::{AHEAD, KeyPool};
 use crate::orders::{OrderRecord, RecordState};
 use crate::site::Site;
 use crate::timings::Phase;
 
-/// Orders (or resumes) every site; failures are reported and the site dropped. The keys of the
-/// new orders are made on every core ([`KeyPool`]) while the orders before them are placed, so
-/// key generation is off the critical path. Several sites' orders are placed at once
-/// ([`ca_concurrency`]); results are reported in the sites' order.
+/// Orders (or resumes) every site with keys made for them now ([`place_with`]).
 pub async fn place_all(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     sites: Vec<Site>,
 ) -> Vec<(Site, OrderRecord)> {
-    // Which sites resume and which need a new key, decided first so the keys can be made ahead.
-    let mut jobs = Vec::new();
+    let keys = start_keys(run, &sites);
+    let placed = place_with(run, ca, sites, &keys).await;
+    crate::timings::add("keys", keys.generation_time());
+    placed
+}
+
+/// Starts making the keys of the new orders among `sites` (those without an order to resume) on
+/// every core, so they are ready when the orders are placed: a run starts it as soon as it knows
+/// its sites, before the checks and probes that come first.
+pub fn start_keys(run: &Run, sites: &[Site]) -> KeyPool {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    KeyPool::start(run.config.key_type, new_orders(run, sites), threads, AHEAD)
+}
+
+/// How many of `sites` may need a new key: all but those with an order [`resumable`] resumes
+/// (placed, or a draft to commit). Never fewer than [`place_with`] takes; a few more only where
+/// an interrupted step stops the site first.
+pub fn new_orders(run: &Run, sites: &[Site]) -> usize {
+    let resumed = |site: &Site| {
+        let record = OrderRecord::load(&run.state_dir, &site.name).ok().flatten();
+        record.is_some_and(|r| r.state.is_open() && matches!(next(&r), Next::Placed | Next::Commit))
+    };
+    sites.iter().filter(|s| !resumed(s)).count()
+}
+
+/// Orders (or resumes) every site; failures are reported and the site dropped. The keys of the
+/// new orders come from `keys`, made on every core while the run did what came before, so key
+/// generation is off the critical path. Several sites' orders are placed at once
+/// ([`ca_concurrency`]); results are reported in the sites' order.
+pub async fn place_with(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    sites: Vec<Site>,
+    keys: &KeyPool,
+) -> Vec<(Site, OrderRecord)> {
+    // Which sites resume and which need a new key, decided first.
     let starts: Vec<(Site, anyhow::Result<Start>)> = sites
         .into_iter()
         .map(|site| {
             let start = resumable(run, &site.name).map(|record| match record {
                 Some(record) => Start::Resume(Box::new(record)),
-                None => {
-                    jobs.push(site.names.clone());
-                    Start::New(jobs.len() - 1)
-                }
+                None => Start::New,
             });
             (site, start)
         })
         .collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let keys = std::sync::Mutex::new(KeyPool::start(run.config.key_type, jobs, threads));
     let ordering = Phase::start("ordering");
     let placed = {
         let run: &Run = run;
-        let keys = &keys;
         let starts = &starts;
         crate::bounded::each(starts.len(), ca_concurrency(ca), |i| async move {
             let (site, start) = &starts[i];
             match start {
                 Ok(Start::Resume(record)) if next(record) == Next::Placed => Ok(*record.clone()),
                 Ok(Start::Resume(record)) => place(run, ca, *record.clone()).await,
-                Ok(Start::New(index)) => {
+                Ok(Start::New) => {
                     let waited = Phase::start("keys_wait");
-                    let key = keys
-                        .lock()
-                        .map_err(|_| anyhow!("the key pool stopped"))?
-                        .take(*index);
+                    // Each site runs on a thread of its own (`bounded::each`): waiting for a
+                    // key blocks only this one.
+                    let key = keys.take(&site.names);
                     drop(waited);
                     new_order(run, ca, site, key.map_err(|e| anyhow!(e))?).await
                 }
@@ -85,18 +109,16 @@ pub async fn place_all(
             Err(e) => run.fail(&site.name, format!("{e:#}")),
         }
     }
-    let keys = keys.into_inner().unwrap_or_else(|e| e.into_inner());
-    crate::timings::add("keys", keys.generation_time());
     pending
 }
 
-/// How a site's order starts: an unfinished order resumed, or a new one with the key of that
-/// job of the [`KeyPool`].
+/// How a site's order starts: an unfinished order resumed, or a new one with the next key of
+/// the [`KeyPool`].
 enum Start {
     /// The earlier run's record.
     Resume(Box<OrderRecord>),
-    /// The index of its key in the pool.
-    New(usize),
+    /// A new order.
+    New,
 }
 
 /// How many sites' orders (and later validations and status polls) are in flight at once:

@@ -125,6 +125,21 @@ pub fn run(
     })
 }
 
+/// Whether the preflight may add temporary validation locations for `sites`: a guess made
+/// before any check (some name would be served only through one), so the run can leave
+/// checking the configuration to their own `nginx -t`. Never for a dry run, which adds none.
+pub fn may_add_locations(run: &Run, found: &Discovery, sites: &[Site]) -> bool {
+    if run.args.dry_run {
+        return false;
+    }
+    let prefix = (run.env.paths.prefix.clone()).unwrap_or_else(|| "/".into());
+    let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
+    sites.iter().any(|site| {
+        let publication = dcv::plan_at(found, site, at, routes::validation_prefix(&run.config));
+        !served_through_location(run, &publication, site).is_empty()
+    })
+}
+
 /// The names of `site` served only through a temporary location.
 fn served_through_location(run: &Run, publication: &Publication, site: &Site) -> Vec<String> {
     (publication.routes.iter())

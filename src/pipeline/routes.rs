@@ -102,11 +102,20 @@ pub fn apply_temporary<'s>(
                 test.output.trim()
             );
         }
-        run.reload()
+        // The configuration as found passes too: the edit only adds locations to it.
+        run.nginx_checked = true;
+        run.reload_tested()
     })();
     if let Err(e) = outcome {
         let _ = txn.restore();
-        let _ = run.reload();
+        if !run.nginx_checked {
+            // The run left checking the configuration to this `nginx -t`: was it failing
+            // before we touched it? Then say so, as the check before any change does. (Nothing
+            // was reloaded: there is nothing to take back from the running nginx.)
+            super::check_nginx(run)?;
+        } else {
+            let _ = run.reload();
+        }
         return Err(Failure::failed(anyhow!(
             "{e:#}; every file was put back as it was"
         )));

@@ -53,6 +53,54 @@ fn reload_by_signal_applies_the_new_configuration() {
 }
 
 #[test]
+fn a_tested_reload_signals_by_the_pid_file_alone_and_applies_the_configuration() {
+    let (nginx, port) = started("old");
+    nginx.write_http_conf(&site("new"));
+    // An nginx that records the configuration file each run is given.
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let wrapper = dir.path().join("nginx");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nprev=\nfor a; do [ \"$prev\" = -c ] && cat \"$a\" >> {}; prev=$a; done\nexec {} \"$@\"\n",
+            seen.display(),
+            nginx.nginx_bin().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    NginxBinary::locate(Some(wrapper))
+        .reload_tested_within(
+            &paths(&nginx),
+            &ReloadMethod::Signal,
+            &nginx.pid_file(),
+            (APPLY, APPLY),
+        )
+        .expect("the reload is applied");
+    assert_eq!(http_get(port, "a.test", "/").unwrap().text(), "new");
+    // `nginx -s reload` read a file naming the pid file, not the configuration with its sites.
+    let read = std::fs::read_to_string(&seen).unwrap();
+    assert_eq!(
+        read,
+        format!("pid \"{}\";\nevents {{}}\n", nginx.pid_file().display())
+    );
+    let left = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(&format!("enc365-nginx-signal-{}-", std::process::id()))
+        })
+        .count();
+    assert_eq!(left, 0, "the signal configuration was left behind");
+}
+
+#[test]
 fn reload_reports_nginx_words_when_the_config_is_broken() {
     let (nginx, port) = started("old");
     nginx.write_http_conf("server { listen 127.0.0.1:{port.0}; bogus_directive 1; }");

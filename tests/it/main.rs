@@ -23,6 +23,7 @@ mod control;
 mod discover_cli;
 mod dns;
 mod dns_cases;
+mod early_work;
 mod enc365_contract;
 mod fault_matrix;
 mod fixtures;

@@ -13,7 +13,9 @@
 //! (an argv list, run without a shell); else `systemctl reload nginx` when systemd runs this
 //! nginx (`/run/systemd/system` exists, `systemctl is-active nginx` says `active`, and the unit's
 //! MainPID is our master — otherwise a hand-started nginx would be missed and a different one
-//! reloaded); else `nginx -s reload` with the same `-p`/`-c`.
+//! reloaded); else `nginx -s reload` with the same `-p`/`-c` — or, for a configuration that
+//! just passed `nginx -t` ([`NginxBinary::reload_tested_within`]), with a `-c` naming only the
+//! pid file ([`crate::signal_conf`]), so the certificates are read once, by the master.
 //!
 //! **Did it take?** A reload only *asks* nginx; the master reads the configuration afterwards and,
 //! if it cannot apply it (a port in use, an unreadable key), logs the error and keeps the old
@@ -29,6 +31,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+
+use crate::signal_conf::SignalConf;
 
 /// The nginx binary we run.
 #[derive(Debug, Clone)]
@@ -619,9 +623,49 @@ impl NginxBinary {
             None => Ok(()),
         }
     }
+
+    /// [`NginxBinary::reload_within`] for a configuration that passed `nginx -t` just before:
+    /// `nginx -s reload` (the [`ReloadMethod::Signal`] method) is pointed at a file naming only
+    /// the pid file ([`SignalConf`]), so it does not read every certificate and key once more
+    /// before the master reads them itself. A configuration the master cannot apply keeps the
+    /// old workers and fails as [`ControlError::NotApplied`] after the wait (nginx's own words
+    /// are in its error log); the other methods run as in `reload_within`.
+    pub fn reload_tested_within(
+        &self,
+        paths: &NginxPaths,
+        method: &ReloadMethod,
+        pid_file: &Path,
+        (command_timeout, apply_timeout): (Duration, Duration),
+    ) -> Result<(), ControlError> {
+        let master = master_pid(pid_file);
+        let signal_conf = (matches!(method, ReloadMethod::Signal) && master.is_some())
+            .then(|| SignalConf::write(pid_file))
+            .flatten();
+        let (Some(master), Some(conf)) = (master, &signal_conf) else {
+            return self.reload_within(paths, method, pid_file, (command_timeout, apply_timeout));
+        };
+        let before = children_of(master);
+        run_checked(
+            &mut self.signal_command(paths, conf.path()),
+            command_timeout,
+        )?;
+        drop(signal_conf);
+        wait_for_new_workers(pid_file, master, &before, apply_timeout)
+    }
 }
 
 impl NginxBinary {
+    /// `nginx -s reload` with the same prefix, pointed at `signal_conf` ([`SignalConf`]) for the
+    /// pid file instead of the full configuration.
+    fn signal_command(&self, paths: &NginxPaths, signal_conf: &Path) -> Command {
+        let mut command = self.command(&self.path);
+        if let Some(prefix) = &paths.prefix {
+            command.arg("-p").arg(prefix);
+        }
+        command.arg("-c").arg(signal_conf).args(["-s", "reload"]);
+        command
+    }
+
     /// The command that asks nginx to reload by `method`, with the environment every child of
     /// ours gets ([`NginxBinary::command`]).
     pub fn reload_command(
@@ -688,8 +732,10 @@ fn wait_for_new_workers(
         if started.elapsed() >= timeout {
             return Err(ControlError::NotApplied { waited: timeout });
         }
+        // Short pauses: the new workers start the moment the master has read the configuration,
+        // and every check after the reload waits for this one.
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(200));
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -10,6 +10,7 @@ pub mod https;
 pub mod lexer;
 pub mod process;
 pub mod reader;
+pub mod signal_conf;
 pub mod sites;
 pub mod tree;
 pub mod unmanage;
