@@ -86,8 +86,11 @@ pub fn serve(
     let live: BTreeSet<String> = (entries.iter())
         .filter_map(|(k, _)| k.strip_prefix(keys::DCV).map(str::to_string))
         .collect();
+    let acked = acked_here(cluster)?;
+    // An entry served here whose ack is gone was withdrawn and published again between two
+    // passes (an orderer that took over withdraws what a dead one left): it is served anew.
     ledger.served.retain(|id, w| {
-        let keep = live.contains(id);
+        let keep = live.contains(id) && acked.contains(id);
         if !keep {
             crate::dcv::remove_files(&w.files, &w.dirs);
         }
@@ -152,6 +155,17 @@ pub fn serve(
         }
     }
     Ok(ok)
+}
+
+/// The ids of the `/dcv/` entries this node has acked.
+fn acked_here(cluster: &Cluster) -> anyhow::Result<BTreeSet<String>> {
+    let acks = cluster.etcd.list(keys::DCV_ACK)?;
+    Ok((acks.into_iter())
+        .filter_map(|(k, _)| {
+            let (id, node) = k.strip_prefix(keys::DCV_ACK)?.split_once('/')?;
+            (node == cluster.node()).then(|| id.to_string())
+        })
+        .collect())
 }
 
 fn discover(env: &Environment, now: i64) -> anyhow::Result<Discovery> {
