@@ -101,8 +101,10 @@ pub enum Command {
     /// Give every site that needs it a verified HTTPS certificate: order, validate, install, reload,
     /// prove by handshake; roll back on any failure.
     ///
-    /// `nginx -t` runs before anything is changed, and only then: with nothing to do it is
-    /// skipped (reading the configuration already refuses one that does not parse).
+    /// `nginx -t` passes before anything is ordered: when temporary validation locations are
+    /// needed, their own `nginx -t` is that check (if it fails, the original configuration is
+    /// tested to tell which is at fault); with nothing to do it is skipped (reading the
+    /// configuration already refuses one that does not parse).
     #[command(after_help = AUTO_EXAMPLES)]
     Auto(AutoArgs),
     /// Show what `auto` would do — sites, names kept and left out, the exact config diff — touching
