@@ -86,8 +86,14 @@ pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
     )]);
     let ca = ctx.certificate_authority(&run.config)?;
     let ordered = crate::commands::block_on(order::place_all(&mut run, ca.as_ref(), vec![site]))?;
-    let issued =
-        crate::commands::block_on(validate::run(&mut run, ca.as_ref(), ordered, &publications))?;
+    let dns = validate::dns_publisher(&run);
+    let issued = crate::commands::block_on(validate::run(
+        &mut run,
+        ca.as_ref(),
+        ordered,
+        &publications,
+        &dns,
+    ))?;
     for (site, record) in issued {
         if let Err(e) = save(&mut run, &files, &record, previous.clone()) {
             run.fail(&site.name, format!("{e:#}"));

@@ -115,11 +115,13 @@ fn full_cycle(
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
     let ordered = runtime.block_on(order::place_all(run, ca.as_ref(), ready.sites));
+    let dns = validate::dns_publisher(run);
     let issued = runtime.block_on(validate::run(
         run,
         ca.as_ref(),
         ordered,
         &ready.publications,
+        &dns,
     ));
     seen.done.push(format!(
         "key and CSR, order, validation files published and checked by the CA, issuance, at \

@@ -311,11 +311,13 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     give_back_freed_memory();
     // Sites the preflight refused need no key.
     keys.limit(order::new_orders(&run, &ready.sites));
+    let dns = validate::dns_publisher(&run);
     let orders = Orders {
         ca: ca.as_ref(),
         runtime: &runtime,
         keys: &keys,
         publications: &ready.publications,
+        dns: &dns,
     };
     let issued = orders.order_and_validate(&mut run, ready.sites);
     crate::timings::add("keys", keys.generation_time());
@@ -377,6 +379,7 @@ struct Orders<'r> {
     runtime: &'r tokio::runtime::Runtime,
     keys: &'r crate::keys::pool::KeyPool,
     publications: &'r BTreeMap<String, crate::dcv::Publication>,
+    dns: &'r crate::publish::dns::DnsPublisher,
 }
 
 impl Orders<'_> {
@@ -402,7 +405,7 @@ impl Orders<'_> {
                 (self.runtime).block_on(order::place_with(run, self.ca, sites, self.keys));
             let ordering = started.elapsed();
             let started = std::time::Instant::now();
-            let batch = validate::run(run, self.ca, ordered, self.publications);
+            let batch = validate::run(run, self.ca, ordered, self.publications, self.dns);
             issued.extend(self.runtime.block_on(batch));
             batches &= started.elapsed() < ordering;
             sites = later;

@@ -31,24 +31,31 @@ use crate::site::Site;
 /// Per site: what this run published for it.
 type PublishedBySite = BTreeMap<String, Published>;
 
-/// Publishes, asks the CA to check, polls, and cleans up; returns the issued orders.
+/// The run's DNS publisher, made once per run (a run that validates in batches shares it): a
+/// `[dns]` table it cannot use is said once, and DNS validation is off for the run.
+pub fn dns_publisher(run: &Run<'_>) -> DnsPublisher {
+    DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server).unwrap_or_else(|e| {
+        run.say(format!("  {e:#}; DNS validation is off for this run"));
+        DnsPublisher::default()
+    })
+}
+
+/// Publishes (DNS records through `dns`, from [`dns_publisher`]), asks the CA to check, polls,
+/// and cleans up; returns the issued orders.
 pub async fn run(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     ordered: Vec<(Site, OrderRecord)>,
     publications: &BTreeMap<String, Publication>,
+    dns: &DnsPublisher,
 ) -> Vec<(Site, OrderRecord)> {
-    let dns = DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server).unwrap_or_else(|e| {
-        run.say(format!("  {e:#}; DNS validation is off for this run"));
-        DnsPublisher::default()
-    });
     let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
     let validation = crate::timings::Phase::start("validation");
     let limit = super::order::ca_concurrency(ca);
     let groups = webroot_groups(&ordered, publications, limit);
     let done = {
-        let (run, dns, ordered): (&Run, _, _) = (run, &dns, &ordered);
+        let (run, ordered): (&Run, _) = (run, &ordered);
         let groups = &groups;
         crate::bounded::each(groups.len(), limit, |g| async move {
             let mut created_dirs: Vec<PathBuf> = Vec::new();
@@ -94,7 +101,7 @@ pub async fn run(
         match outcome.and(asked) {
             Ok(_) => waiting.push((site, record)),
             Err(e) => {
-                dns_records::remove_all(run, &dns, &mut record);
+                dns_records::remove_all(run, dns, &mut record);
                 run.fail(
                     &site.name,
                     format!("{e:#}; the order is kept and the next run resumes it"),
@@ -104,7 +111,7 @@ pub async fn run(
     }
     drop(validation);
     let polling = crate::timings::Phase::start("polling");
-    let issued = wait_for_issuance(run, ca, waiting, &dns).await;
+    let issued = wait_for_issuance(run, ca, waiting, dns).await;
     drop(polling);
     clean_up(run, &published);
     issued
