@@ -615,13 +615,8 @@ impl NginxBinary {
                 pid_file: pid_file.to_path_buf(),
             });
         }
-        let before = master.map(children_of).unwrap_or_default();
-        let mut command = self.reload_command(paths, method)?;
-        run_checked(&mut command, command_timeout)?;
-        match master {
-            Some(master) => wait_for_new_workers(pid_file, master, &before, apply_timeout),
-            None => Ok(()),
-        }
+        let command = self.reload_command(paths, method)?;
+        reload_and_wait(command, pid_file, master, (command_timeout, apply_timeout))
     }
 
     /// [`NginxBinary::reload_within`] for a configuration that passed `nginx -t` just before:
@@ -644,13 +639,29 @@ impl NginxBinary {
         let (Some(master), Some(conf)) = (master, &signal_conf) else {
             return self.reload_within(paths, method, pid_file, (command_timeout, apply_timeout));
         };
-        let before = children_of(master);
-        run_checked(
-            &mut self.signal_command(paths, conf.path()),
-            command_timeout,
-        )?;
-        drop(signal_conf);
-        wait_for_new_workers(pid_file, master, &before, apply_timeout)
+        let command = self.signal_command(paths, conf.path());
+        reload_and_wait(
+            command,
+            pid_file,
+            Some(master),
+            (command_timeout, apply_timeout),
+        )
+    }
+}
+
+/// Runs a reload `command` (stopped after `command_timeout`) and, when a `master` ran before,
+/// waits up to `apply_timeout` for workers that were not there before it.
+fn reload_and_wait(
+    mut command: Command,
+    pid_file: &Path,
+    master: Option<i32>,
+    (command_timeout, apply_timeout): (Duration, Duration),
+) -> Result<(), ControlError> {
+    let before = master.map(children_of).unwrap_or_default();
+    run_checked(&mut command, command_timeout)?;
+    match master {
+        Some(master) => wait_for_new_workers(pid_file, master, &before, apply_timeout),
+        None => Ok(()),
     }
 }
 
