@@ -41,7 +41,45 @@ def timed(argv, **kw):
     start = time.perf_counter()
     proc = subprocess.Popen(argv, **kw)
     _, status, usage = os.wait4(proc.pid, 0)
+    timed.cpu = usage.ru_utime + usage.ru_stime
     return time.perf_counter() - start, usage.ru_maxrss, os.waitstatus_to_exitcode(status), proc
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy():
+    """Seconds of CPU the whole machine has spent busy (all cores, not idle or waiting on I/O)."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+
+
+def nginx_cpu(pid_file):
+    """CPU seconds of nginx so far: its master, the workers it reaped and the workers alive."""
+    try:
+        master = int(open(pid_file).read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(stat[1])
+        if pid == master:
+            total += sum(int(x) for x in stat[11:15])  # utime stime cutime cstime
+        elif ppid == master:
+            total += int(stat[11]) + int(stat[12])
+    return total / TICK
+
+
+def process_cpu(pid):
+    """CPU seconds of one process so far (user + system)."""
+    stat = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / TICK
 
 
 def main():
@@ -112,8 +150,13 @@ def main():
         # ENC365_BENCH_WRAP="perf record -g -o FILE" profiles the first run (not the others).
         wrap = os.environ.get("ENC365_BENCH_WRAP", "").split()
         out_path = os.path.join(base, "auto.json")
+        pid_file = os.path.join(tree, "run", "nginx.pid")
+        before = (machine_busy(), nginx_cpu(pid_file), process_cpu(sim.pid))
         with open(out_path, "w") as out, open(os.path.join(base, "auto.log"), "w") as log:
             wall, rss, code, _ = timed(wrap + argv, stdout=out, stderr=log)
+        tool_cpu = timed.cpu
+        cpu = {"machine": machine_busy() - before[0], "nginx": nginx_cpu(pid_file) - before[1],
+               "simulator": process_cpu(sim.pid) - before[2], "the tool": tool_cpu}
         doc = json.load(open(out_path))
         # The runs a timer makes afterwards: nothing is due, nothing to do.
         again = {}
@@ -152,6 +195,9 @@ def main():
         print(f"  {name:<20} {ms/1000:8.2f} s   {ms/max(wall*1000, 1)*100:5.1f} %")
     print(f"  {'keys (CPU, all cores)':<20} {t.get('keys_ms', 0)/1000:8.2f} s   "
           f"(overlapped with ordering; {t.get('keys_ms', 0)/max(len(issued), 1):.1f} ms per key)")
+    print(f"CPU:       the machine was busy {cpu['machine']:.2f} s of {wall * os.cpu_count():.2f} s "
+          f"({os.cpu_count()} cores x wall): the tool {cpu['the tool']:.2f} s (its nginx -t runs "
+          f"included), nginx {cpu['nginx']:.2f} s, the simulator {cpu['simulator']:.2f} s")
     for sub, (w, _, c, _) in again.items():
         print(f"nothing to do: {sub:<6} {w:6.2f} s   exit {c}   ({w/t_test:.2f} x nginx -t)")
     print(f"issued:    {len(issued)} certificates covering {names} names; {len(failed)} failed; "
