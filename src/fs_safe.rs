@@ -5,8 +5,8 @@
 //! webroot goes through directory handles: the webroot itself is opened once (its path is the
 //! admin's, from the nginx configuration), every component below it is opened with
 //! `O_NOFOLLOW|O_DIRECTORY` (created with `mkdirat`, its mode and owner set on the handle with
-//! `fchmod`/`fchown`), a file is created under a temporary name with
-//! `O_CREAT|O_EXCL|O_NOFOLLOW` and renamed into place, and removal is `unlinkat` relative to the
+//! `fchmod`/`fchown`), a file is created with `O_CREAT|O_EXCL|O_NOFOLLOW` (under its own name when
+//! nothing is there, else under a temporary name renamed into place), and removal is `unlinkat` relative to the
 //! handle. A link planted — or swapped in mid-run — below the webroot is never followed: the
 //! write fails instead. Restoring a backed-up file (`rollback`) works the same way from `/` down.
 //!
@@ -195,9 +195,39 @@ pub fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<Vec<
     Ok(created)
 }
 
-/// Creates `name` in `dir`: a new file under a temporary name (`O_CREAT|O_EXCL|O_NOFOLLOW`),
-/// mode set, written, flushed, then renamed over `name` (a link there is replaced, not followed).
+/// Creates `name` in `dir` with `content` (mode `mode`). Nothing there yet (the usual case): the
+/// file is made under its own name (`O_CREAT|O_EXCL|O_NOFOLLOW`), mode set, written. Something
+/// there (a killed run's file, a link): a new file under a temporary name, renamed over it (a
+/// link is replaced, not followed). Not flushed to disk: a validation file lives for seconds,
+/// nobody fetches it before this returns, and a run after a crash writes it again — a flush per
+/// file would only make each of thousands of validations wait on the disk.
 fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::Result<()> {
+    let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+    let new = |at: &OsStr| {
+        openat(
+            dir,
+            at,
+            create | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+    };
+    let fill = |fd: OwnedFd| -> anyhow::Result<()> {
+        // The umask may have narrowed the mode given to open(); set it exactly.
+        fchmod(&fd, Mode::from_bits_truncate(mode))?;
+        File::from(fd).write_all(content)?;
+        Ok(())
+    };
+    match new(name) {
+        Ok(fd) => {
+            let written = fill(fd);
+            if written.is_err() {
+                let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+            }
+            return written;
+        }
+        Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut tmp = OsString::from(".");
     tmp.push(name);
     tmp.push(format!(
@@ -205,20 +235,10 @@ fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::R
         std::process::id(),
         rand::random::<u32>()
     ));
-    let fd = openat(
-        dir,
-        tmp.as_os_str(),
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(mode),
-    )?;
-    let written = (|| -> anyhow::Result<()> {
-        fchmod(&fd, Mode::from_bits_truncate(mode))?;
-        let mut file = File::from(fd);
-        file.write_all(content)?;
-        file.sync_all()?;
-        renameat(dir, tmp.as_os_str(), dir, name)?;
-        Ok(())
-    })();
+    let written = new(tmp.as_os_str())
+        .map_err(anyhow::Error::from)
+        .and_then(fill)
+        .and_then(|()| Ok(renameat(dir, tmp.as_os_str(), dir, name)?));
     if written.is_err() {
         let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     }
