@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use crate::discovery::Discovery;
 use crate::site::Site;
-use crate::store::write_atomic;
 
 /// The four files of a lineage, in `<config-dir>/live/<name>/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +48,17 @@ impl LineageFiles {
         }
     }
 
-    /// Writes all four (each atomically: the key 0600 first, the fullchain last). Back them up
-    /// in the transaction first ([`LineageFiles::all`]).
+    /// Writes all four (each atomically: the key 0600 first, the fullchain last, once all four
+    /// are flushed; the directory flushed once). Back them up in the transaction first
+    /// ([`LineageFiles::all`]).
     pub fn write(&self, fullchain_pem: &str, key_pem: &str) -> anyhow::Result<()> {
         let (leaf, chain) = split_chain(fullchain_pem);
-        write_atomic(&self.privkey, key_pem.as_bytes(), 0o600)?;
-        write_atomic(&self.cert, leaf.as_bytes(), 0o644)?;
-        write_atomic(&self.chain, chain.as_bytes(), 0o644)?;
-        write_atomic(&self.fullchain, fullchain_pem.as_bytes(), 0o644)
+        crate::store::write_atomic_group(&[
+            (&self.privkey, key_pem.as_bytes(), 0o600),
+            (&self.cert, leaf.as_bytes(), 0o644),
+            (&self.chain, chain.as_bytes(), 0o644),
+            (&self.fullchain, fullchain_pem.as_bytes(), 0o644),
+        ])
     }
 }
 

@@ -116,9 +116,11 @@ impl OrderRecord {
         )
     }
 
-    /// Writes the record atomically (0600, directory 0700).
+    /// Writes the record atomically (0600, directory 0700). An open record keeps a spare file
+    /// for its next write ([`crate::store::rewrite_record`]); a closed one drops it.
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
-        crate::store::write_record(&Self::path(state_dir, &self.site), self)?;
+        let path = Self::path(state_dir, &self.site);
+        crate::store::rewrite_record(&path, self, self.state.is_open())?;
         // In cluster mode, mirrored to etcd before the side effect the save announces.
         crate::cluster::current().order_saved(state_dir, self)
     }
@@ -126,6 +128,7 @@ impl OrderRecord {
     /// Removes the record and its pending key (after a failure that created nothing at the CA).
     pub fn discard(state_dir: &Path, site: &str) {
         let _ = std::fs::remove_file(Self::path(state_dir, site));
+        crate::store::remove_spare(&Self::path(state_dir, site));
         let _ = std::fs::remove_file(Self::key_path(state_dir, site));
         crate::cluster::current().order_discarded(site);
     }
