@@ -424,7 +424,9 @@ fn passes(run: &mut Run, site: &Site, unserved: bool) -> bool {
             run.fail(&site.name, format!("{why}: {}: {}", l.name, l.reason));
             return false;
         }
-        if run.args.sites.is_empty() && !run.renews.contains_key(&site.name) {
+        // Asked for by name (`--site`, or `-d` naming its names) or renewed: a failure.
+        let asked = !run.args.sites.is_empty() || !run.args.domains.is_empty();
+        if !asked && !run.renews.contains_key(&site.name) {
             run.say(format!("  {}: skipped: {why}", site.name));
             run.result(&site.name).skipped = Some(why.to_string());
         } else {

@@ -221,6 +221,22 @@ fn plan_shows_the_diff_and_touches_nothing() {
 }
 
 #[test]
+fn a_name_asked_for_with_d_that_fails_the_preflight_fails_the_run_not_skipped() {
+    let host = Host::new(Faults::default());
+    let out = host.auto(&["--json", "-d", "nodns.test"]);
+    let doc = json(&out);
+    assert_eq!(out.status.code(), Some(1), "asked for by name: {doc:#}");
+    let site = &doc["sites"][0];
+    assert_eq!(site["site"], "nodns.test", "{doc:#}");
+    assert!(site["skipped"].is_null(), "{site}");
+    assert!(
+        site["error"].as_str().unwrap().contains("no name passed"),
+        "{site}"
+    );
+    assert_eq!(host.sim.request_count("/cert/create"), 0);
+}
+
+#[test]
 fn a_site_with_only_wildcard_and_regex_names_is_reported_never_planned_or_ordered() {
     let sites = format!(
         "{}\n    server {{\n        listen 127.0.0.1:{{port.0}};\n        server_name ~^(?<u>.+)\\.only\\.test$ *.only.test;\n        root {{prefix}}/www/shop;\n    }}\n",
