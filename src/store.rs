@@ -594,12 +594,30 @@ pub enum TxnError {
 
 /// The backup journal of one change: back up every file before touching it, then commit or
 /// restore. See the module doc.
+///
+/// Its entries stay on disk (the journal, the manifest): only their count and a 128-bit digest
+/// of each target are held, so a 10,000-site install's tens of thousands of entries do not
+/// weigh on memory while the configuration is edited and checked; [`Transaction::entries`],
+/// restoring and finishing read them back.
 #[derive(Debug)]
 pub struct Transaction {
     dir: PathBuf,
+    /// The manifest's header (its `entries` always empty: see [`Transaction::entries`]).
     manifest: Manifest,
-    /// The targets of the manifest's entries, so a backup finds a repeat in O(1).
-    targets: std::collections::HashSet<PathBuf>,
+    /// A digest of each entry's target, so a backup finds a repeat in O(1).
+    targets: std::collections::HashSet<u128>,
+    /// How many entries the transaction has (the next copy's index).
+    count: usize,
+}
+
+/// A 128-bit digest of a backup target (first half of its SHA-256): two paths share one by
+/// chance with probability 2^-128, so a repeat is recognised without holding the path.
+fn target_digest(target: &Path) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(target.as_os_str().as_encoded_bytes());
+    let mut half = [0u8; 16];
+    half.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(half)
 }
 
 impl Transaction {
@@ -676,13 +694,13 @@ impl Transaction {
             state: TxnState::Open,
             entries: Vec::new(),
         };
-        let txn = Transaction {
+        write_manifest(&dir, &manifest)?;
+        Ok(Transaction {
             dir,
             manifest,
             targets: Default::default(),
-        };
-        txn.save()?;
-        Ok(txn)
+            count: 0,
+        })
     }
 
     /// Opens an existing transaction by id (e.g. one a crashed run left open).
@@ -696,12 +714,14 @@ impl Transaction {
                 dir: backups,
             });
         }
-        let manifest = load(&dir)?;
-        let targets = manifest.entries.iter().map(|e| e.target.clone()).collect();
+        let mut manifest = load(&dir)?;
+        let entries = std::mem::take(&mut manifest.entries);
+        let targets = entries.iter().map(|e| target_digest(&e.target)).collect();
         Ok(Transaction {
             dir,
             manifest,
             targets,
+            count: entries.len(),
         })
     }
 
@@ -784,9 +804,16 @@ impl Transaction {
         &self.dir
     }
 
-    /// The manifest as last written.
+    /// The manifest's header as last written: id, label, kind, state. Its `entries` are empty:
+    /// they stay on disk ([`Transaction::entries`]).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Every entry so far, in the order they were backed up, read from disk (the manifest and
+    /// the journal).
+    pub fn entries(&self) -> Result<Vec<BackupEntry>, TxnError> {
+        load(&self.dir).map(|m| m.entries)
     }
 
     /// Saves `path` as it is now — bytes, mode, owner, or the fact that it does not exist — and
@@ -817,10 +844,11 @@ impl Transaction {
                 (Some(Ok(dir)), Some(name)) => dir.join(name),
                 _ => target,
             };
-            if self.targets.contains(&target) || !seen.insert(target.clone()) {
+            let digest = target_digest(&target);
+            if self.targets.contains(&digest) || !seen.insert(digest) {
                 continue;
             }
-            let index = self.manifest.entries.len() + todo.len();
+            let index = self.count + todo.len();
             todo.push((path, target, index));
         }
         // The copies are independent files, each flushed on its own: many at once.
@@ -838,7 +866,7 @@ impl Transaction {
         }
         append_journal(&self.dir, &batch)?;
         self.targets.extend(seen);
-        self.manifest.entries.extend(batch);
+        self.count += batch.len();
         Ok(())
     }
 
@@ -906,7 +934,8 @@ impl Transaction {
     pub fn restore(&mut self) -> Result<Vec<PathBuf>, TxnError> {
         let mut changed = Vec::new();
         let mut failures = Vec::new();
-        for entry in self.manifest.entries.iter().rev() {
+        let entries = self.entries()?;
+        for entry in entries.iter().rev() {
             match restore_entry(&self.dir, entry) {
                 Ok(true) => changed.push(entry.path.clone()),
                 Ok(false) => {}
@@ -929,12 +958,13 @@ impl Transaction {
     }
 
     fn set_state(&mut self, state: TxnState) -> Result<(), TxnError> {
-        let before = self.manifest.state;
+        // The manifest is written whole once, with every entry folded in: read back from disk
+        // for this write only.
+        let mut whole = load(&self.dir)?;
+        whole.state = state;
+        write_manifest(&self.dir, &whole)?;
+        drop(whole);
         self.manifest.state = state;
-        if let Err(e) = self.save() {
-            self.manifest.state = before;
-            return Err(e);
-        }
         // Every entry is in the manifest now; a journal left behind (a crash right here) only
         // repeats entries, which reading skips.
         let _ = fs::remove_file(self.dir.join(crate::paths::JOURNAL));
@@ -943,22 +973,23 @@ impl Transaction {
         }
         Ok(())
     }
+}
 
-    fn save(&self) -> Result<(), TxnError> {
-        let path = self.dir.join(crate::paths::MANIFEST);
-        let manifest_error = |reason: String| TxnError::Manifest {
-            path: path.clone(),
-            reason,
-        };
-        // Written as it is serialized: a 10,000-site install's manifest is tens of megabytes.
-        let mut write = |file: &mut dyn Write| {
-            serde_json::to_writer_pretty(&mut *file, &self.manifest)
-                .map_err(|e| std::io::Error::other(format!("{e} (paths must be UTF-8)")))?;
-            file.write_all(b"\n")
-        };
-        let target = resolve_symlinks(&path).map_err(|e| manifest_error(format!("{e:#}")))?;
-        write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
-    }
+/// Writes `manifest` as a transaction directory's `manifest.json` (0600, atomically).
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), TxnError> {
+    let path = dir.join(crate::paths::MANIFEST);
+    let manifest_error = |reason: String| TxnError::Manifest {
+        path: path.clone(),
+        reason,
+    };
+    // Written as it is serialized: a 10,000-site install's manifest is tens of megabytes.
+    let mut write = |file: &mut dyn Write| {
+        serde_json::to_writer_pretty(&mut *file, manifest)
+            .map_err(|e| std::io::Error::other(format!("{e} (paths must be UTF-8)")))?;
+        file.write_all(b"\n")
+    };
+    let target = resolve_symlinks(&path).map_err(|e| manifest_error(format!("{e:#}")))?;
+    write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
 }
 
 /// Restores one file; `Ok(true)` when something on disk changed. Nothing is followed: each
@@ -1372,7 +1403,7 @@ mod tests {
         write_atomic(&t.real, b"first change\n", 0o644).unwrap();
         txn.backup(&t.real).unwrap(); // same file through its real path
         txn.backup(&t.link).unwrap();
-        assert_eq!(txn.manifest().entries.len(), 1);
+        assert_eq!(txn.entries().unwrap().len(), 1);
         txn.restore().unwrap();
         assert_eq!(fs::read(&t.real).unwrap(), SITE);
     }
@@ -1503,7 +1534,11 @@ mod tests {
         txn.backup(&t.plain).unwrap();
         txn.commit().unwrap();
         let path = txn.dir().join(crate::paths::MANIFEST);
-        let mut want = serde_json::to_vec_pretty(txn.manifest()).unwrap();
+        let whole = Manifest {
+            entries: txn.entries().unwrap(),
+            ..txn.manifest().clone()
+        };
+        let mut want = serde_json::to_vec_pretty(&whole).unwrap();
         want.push(b'\n');
         assert_eq!(fs::read(&path).unwrap(), want);
         assert_eq!(mode_of(&path), 0o600);
@@ -1519,7 +1554,7 @@ mod tests {
         change_everything(&t);
         let copy = txn
             .dir()
-            .join(txn.manifest().entries[0].copy.as_ref().unwrap());
+            .join(txn.entries().unwrap()[0].copy.as_ref().unwrap());
         fs::write(&copy, b"bit rot").unwrap();
         let err = txn.restore().unwrap_err();
         assert!(matches!(&err, TxnError::Incomplete { failures, .. } if failures.len() == 1));
@@ -1660,8 +1695,8 @@ mod tests {
         assert_eq!(
             Transaction::open(&t.state, &id)
                 .unwrap()
-                .manifest()
-                .entries
+                .entries()
+                .unwrap()
                 .len(),
             2
         );
@@ -1670,7 +1705,7 @@ mod tests {
         nuls.push(b'\n');
         fs::write(&journal, &nuls).unwrap();
         let mut txn = Transaction::open(&t.state, &id).unwrap();
-        assert_eq!(txn.manifest().entries.len(), 2);
+        assert_eq!(txn.entries().unwrap().len(), 2);
         txn.restore().unwrap();
         assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
         assert_eq!(fs::read(&t.real).unwrap(), SITE);
@@ -1708,7 +1743,7 @@ mod tests {
         txn.backup_all(&[&t.plain, &t.link, &t.created, &t.real])
             .unwrap();
         assert_eq!(
-            txn.manifest().entries.len(),
+            txn.entries().unwrap().len(),
             3,
             "the link and its target are one file"
         );
@@ -1729,6 +1764,32 @@ mod tests {
         );
         Transaction::open(&t.state, &id).unwrap().restore().unwrap();
         assert_original(&t);
+    }
+
+    #[test]
+    fn entries_are_held_on_disk_only_and_still_restore_byte_for_byte_and_fold_into_the_manifest() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup_all(&[&t.plain, &t.link]).unwrap();
+        // A repeat through another path to the same file is still recognised.
+        txn.backup_all(&[&t.real, &t.created]).unwrap();
+        assert!(txn.manifest().entries.is_empty(), "nothing held in memory");
+        let entries = txn.entries().unwrap();
+        let copies: Vec<_> = entries.iter().map(|e| e.copy.clone()).collect();
+        assert_eq!(entries.len(), 3, "the link and its target are one file");
+        assert_eq!(
+            copies,
+            [Some("files/0".into()), Some("files/1".into()), None],
+            "copy indexes follow the entries"
+        );
+        change_everything(&t);
+        txn.restore().unwrap();
+        assert_original(&t);
+        let manifest = read_manifest(&txn.dir().join(crate::paths::MANIFEST)).unwrap();
+        assert_eq!(
+            (manifest.state, manifest.entries),
+            (TxnState::Restored, entries)
+        );
     }
 
     #[test]

@@ -246,8 +246,7 @@ fn save(
 ) -> anyhow::Result<()> {
     let name = record.site.clone();
     let chain = record
-        .fullchain_pem
-        .clone()
+        .issued_chain(&run.state_dir)
         .ok_or_else(|| anyhow!("the record says issued but holds no certificate"))?;
     let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &name))
         .map_err(|e| anyhow!("the pending private key is missing: {e}"))?;

@@ -384,7 +384,8 @@ async fn wait_for_issuance(
         let mut still = Vec::new();
         for ((site, _), (record, polled)) in waiting.into_iter().zip(polled) {
             match polled {
-                Polled::Issued => issued.push((site, record)),
+                // Saved with its chain: held without it until the install reads it back.
+                Polled::Issued => issued.push((site, record.without_chain())),
                 Polled::Waiting(None) => still.push((site, record)),
                 Polled::Waiting(Some(e)) => {
                     run.say(format!("  {}: {e} (will ask again)", site.name));
