@@ -281,6 +281,8 @@ fn save(
         &lineage,
     )?;
     let mut done = record.clone();
+    // The run held the record without its chain (`OrderRecord::without_chain`): saved with it.
+    done.fullchain_pem = Some(chain);
     done.state = RecordState::Installed;
     done.last_error = None;
     done.save(&run.state_dir)?;
