@@ -958,12 +958,18 @@ impl Transaction {
     }
 
     fn set_state(&mut self, state: TxnState) -> Result<(), TxnError> {
-        // The manifest is written whole once, with every entry folded in: read back from disk
-        // for this write only.
-        let mut whole = load(&self.dir)?;
-        whole.state = state;
-        write_manifest(&self.dir, &whole)?;
-        drop(whole);
+        // The manifest is written whole once, with every entry folded in, each streamed from
+        // the journal as it is written (tens of thousands after a large install).
+        let listed = read_manifest(&self.dir.join(crate::paths::MANIFEST))?;
+        let header = Manifest { state, ..listed };
+        let journal = self.dir.join(crate::paths::JOURNAL);
+        write_manifest(
+            &self.dir,
+            &Streamed {
+                header: &header,
+                journal,
+            },
+        )?;
         self.manifest.state = state;
         // Every entry is in the manifest now; a journal left behind (a crash right here) only
         // repeats entries, which reading skips.
@@ -975,8 +981,81 @@ impl Transaction {
     }
 }
 
+/// A manifest written with its journal's entries folded in, each read from the journal as it is
+/// written: the bytes of the whole [`Manifest`] ([`load`]'s entries), never all held at once.
+struct Streamed<'a> {
+    /// The manifest file's header and its own entries.
+    header: &'a Manifest,
+    /// The journal whose entries follow (a repeat of a target skipped; a torn tail ignored).
+    journal: PathBuf,
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let h = self.header;
+        let mut out = s.serialize_struct("Manifest", 7)?;
+        out.serialize_field("version", &h.version)?;
+        out.serialize_field("id", &h.id)?;
+        out.serialize_field("created", &h.created)?;
+        out.serialize_field("label", &h.label)?;
+        match &h.kind {
+            Some(kind) => out.serialize_field("kind", kind)?,
+            None => out.skip_field("kind")?,
+        }
+        out.serialize_field("state", &h.state)?;
+        out.serialize_field("entries", &StreamedEntries(self))?;
+        out.end()
+    }
+}
+
+/// The `entries` of a [`Streamed`] manifest.
+struct StreamedEntries<'a>(&'a Streamed<'a>);
+
+impl Serialize for StreamedEntries<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        use std::io::BufRead as _;
+        let mut seq = s.serialize_seq(None)?;
+        let mut seen = std::collections::HashSet::new();
+        for entry in &self.0.header.entries {
+            seen.insert(target_digest(&entry.target));
+            seq.serialize_element(entry)?;
+        }
+        let file = match File::open(&self.0.journal) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return seq.end(),
+            Err(e) => return Err(S::Error::custom(format!("journal: {e}"))),
+        };
+        let mut reader = std::io::BufReader::new(file);
+        let (mut line, mut line_no, mut damaged) = (Vec::new(), 0, None);
+        loop {
+            line.clear();
+            let read = (reader.read_until(b'\n', &mut line))
+                .map_err(|e| S::Error::custom(format!("journal: {e}")))?;
+            // The end, or a torn tail (the append never finished).
+            if read == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            line_no += 1;
+            // A bad line is damage only when a whole line follows it (as `read_journal` says).
+            if let Some(reason) = damaged.take() {
+                return Err(S::Error::custom(format!("journal: {reason}")));
+            }
+            match serde_json::from_slice::<BackupEntry>(&line[..line.len() - 1]) {
+                Ok(entry) if seen.insert(target_digest(&entry.target)) => {
+                    seq.serialize_element(&entry)?
+                }
+                Ok(_) => {}
+                Err(e) => damaged = Some(format!("line {line_no} is damaged: {e}")),
+            }
+        }
+        seq.end()
+    }
+}
+
 /// Writes `manifest` as a transaction directory's `manifest.json` (0600, atomically).
-fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), TxnError> {
+fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), TxnError> {
     let path = dir.join(crate::paths::MANIFEST);
     let manifest_error = |reason: String| TxnError::Manifest {
         path: path.clone(),
