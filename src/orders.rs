@@ -116,6 +116,23 @@ impl OrderRecord {
         )
     }
 
+    /// The issued chain: the one this record holds, else (an issued record's chain is dropped
+    /// from memory once saved: see [`OrderRecord::without_chain`]) the one its saved record
+    /// on disk holds.
+    pub fn issued_chain(&self, state_dir: &Path) -> Option<String> {
+        (self.fullchain_pem.clone()).or_else(|| {
+            let saved = Self::load(state_dir, &self.site).ok().flatten()?;
+            (saved.state == RecordState::Issued).then_some(saved.fullchain_pem)?
+        })
+    }
+
+    /// The record without its issued chain (already saved with it): what a run holds of an
+    /// issued order until it installs it, the chain read back by [`OrderRecord::issued_chain`].
+    pub fn without_chain(mut self) -> OrderRecord {
+        self.fullchain_pem = None;
+        self
+    }
+
     /// Writes the record atomically (0600, directory 0700). An open record keeps a spare file
     /// for its next write ([`crate::store::rewrite_record`]); a closed one drops it.
     pub fn save(&self, state_dir: &Path) -> anyhow::Result<()> {
@@ -203,6 +220,25 @@ pub fn says_closed(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issued_record_held_without_its_chain_reads_it_back_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut issued = record("shop.test", RecordState::Issued);
+        issued.fullchain_pem = Some("-----BEGIN CERTIFICATE-----\nchain\n".into());
+        issued.save(dir.path()).unwrap();
+        let held = issued.clone().without_chain();
+        assert_eq!(held.fullchain_pem, None);
+        assert_eq!(held.issued_chain(dir.path()), issued.fullchain_pem);
+        // A record not issued on disk gives no chain.
+        let pending = record("pending.test", RecordState::Pending);
+        pending.save(dir.path()).unwrap();
+        assert_eq!(pending.issued_chain(dir.path()), None);
+        assert_eq!(
+            record("gone.test", RecordState::Issued).issued_chain(dir.path()),
+            None
+        );
+    }
 
     fn record(site: &str, state: RecordState) -> OrderRecord {
         OrderRecord {

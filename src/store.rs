@@ -783,12 +783,30 @@ pub enum TxnError {
 
 /// The backup journal of one change: back up every file before touching it, then commit or
 /// restore. See the module doc.
+///
+/// Its entries stay on disk (the journal, the manifest): only their count and a 128-bit digest
+/// of each target are held, so a 10,000-site install's tens of thousands of entries do not
+/// weigh on memory while the configuration is edited and checked; [`Transaction::entries`],
+/// restoring and finishing read them back.
 #[derive(Debug)]
 pub struct Transaction {
     dir: PathBuf,
+    /// The manifest's header (its `entries` always empty: see [`Transaction::entries`]).
     manifest: Manifest,
-    /// The targets of the manifest's entries, so a backup finds a repeat in O(1).
-    targets: std::collections::HashSet<PathBuf>,
+    /// A digest of each entry's target, so a backup finds a repeat in O(1).
+    targets: std::collections::HashSet<u128>,
+    /// How many entries the transaction has (the next copy's index).
+    count: usize,
+}
+
+/// A 128-bit digest of a backup target (first half of its SHA-256): two paths share one by
+/// chance with probability 2^-128, so a repeat is recognised without holding the path.
+fn target_digest(target: &Path) -> u128 {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(target.as_os_str().as_encoded_bytes());
+    let mut half = [0u8; 16];
+    half.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(half)
 }
 
 impl Transaction {
@@ -865,13 +883,13 @@ impl Transaction {
             state: TxnState::Open,
             entries: Vec::new(),
         };
-        let txn = Transaction {
+        write_manifest(&dir, &manifest)?;
+        Ok(Transaction {
             dir,
             manifest,
             targets: Default::default(),
-        };
-        txn.save()?;
-        Ok(txn)
+            count: 0,
+        })
     }
 
     /// Opens an existing transaction by id (e.g. one a crashed run left open).
@@ -885,12 +903,14 @@ impl Transaction {
                 dir: backups,
             });
         }
-        let manifest = load(&dir)?;
-        let targets = manifest.entries.iter().map(|e| e.target.clone()).collect();
+        let mut manifest = load(&dir)?;
+        let entries = std::mem::take(&mut manifest.entries);
+        let targets = entries.iter().map(|e| target_digest(&e.target)).collect();
         Ok(Transaction {
             dir,
             manifest,
             targets,
+            count: entries.len(),
         })
     }
 
@@ -973,9 +993,16 @@ impl Transaction {
         &self.dir
     }
 
-    /// The manifest as last written.
+    /// The manifest's header as last written: id, label, kind, state. Its `entries` are empty:
+    /// they stay on disk ([`Transaction::entries`]).
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// Every entry so far, in the order they were backed up, read from disk (the manifest and
+    /// the journal).
+    pub fn entries(&self) -> Result<Vec<BackupEntry>, TxnError> {
+        load(&self.dir).map(|m| m.entries)
     }
 
     /// Saves `path` as it is now — bytes, mode, owner, or the fact that it does not exist — and
@@ -1006,10 +1033,11 @@ impl Transaction {
                 (Some(Ok(dir)), Some(name)) => dir.join(name),
                 _ => target,
             };
-            if self.targets.contains(&target) || !seen.insert(target.clone()) {
+            let digest = target_digest(&target);
+            if self.targets.contains(&digest) || !seen.insert(digest) {
                 continue;
             }
-            let index = self.manifest.entries.len() + todo.len();
+            let index = self.count + todo.len();
             todo.push((path, target, index));
         }
         // The copies are independent files, each flushed on its own: many at once.
@@ -1027,7 +1055,7 @@ impl Transaction {
         }
         append_journal(&self.dir, &batch)?;
         self.targets.extend(seen);
-        self.manifest.entries.extend(batch);
+        self.count += batch.len();
         Ok(())
     }
 
@@ -1095,7 +1123,8 @@ impl Transaction {
     pub fn restore(&mut self) -> Result<Vec<PathBuf>, TxnError> {
         let mut changed = Vec::new();
         let mut failures = Vec::new();
-        for entry in self.manifest.entries.iter().rev() {
+        let entries = self.entries()?;
+        for entry in entries.iter().rev() {
             match restore_entry(&self.dir, entry) {
                 Ok(true) => changed.push(entry.path.clone()),
                 Ok(false) => {}
@@ -1118,12 +1147,19 @@ impl Transaction {
     }
 
     fn set_state(&mut self, state: TxnState) -> Result<(), TxnError> {
-        let before = self.manifest.state;
+        // The manifest is written whole once, with every entry folded in, each streamed from
+        // the journal as it is written (tens of thousands after a large install).
+        let listed = read_manifest(&self.dir.join(crate::paths::MANIFEST))?;
+        let header = Manifest { state, ..listed };
+        let journal = self.dir.join(crate::paths::JOURNAL);
+        write_manifest(
+            &self.dir,
+            &Streamed {
+                header: &header,
+                journal,
+            },
+        )?;
         self.manifest.state = state;
-        if let Err(e) = self.save() {
-            self.manifest.state = before;
-            return Err(e);
-        }
         // Every entry is in the manifest now; a journal left behind (a crash right here) only
         // repeats entries, which reading skips.
         let _ = fs::remove_file(self.dir.join(crate::paths::JOURNAL));
@@ -1132,22 +1168,96 @@ impl Transaction {
         }
         Ok(())
     }
+}
 
-    fn save(&self) -> Result<(), TxnError> {
-        let path = self.dir.join(crate::paths::MANIFEST);
-        let manifest_error = |reason: String| TxnError::Manifest {
-            path: path.clone(),
-            reason,
-        };
-        // Written as it is serialized: a 10,000-site install's manifest is tens of megabytes.
-        let mut write = |file: &mut dyn Write| {
-            serde_json::to_writer_pretty(&mut *file, &self.manifest)
-                .map_err(|e| std::io::Error::other(format!("{e} (paths must be UTF-8)")))?;
-            file.write_all(b"\n")
-        };
-        let target = resolve_symlinks(&path).map_err(|e| manifest_error(format!("{e:#}")))?;
-        write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
+/// A manifest written with its journal's entries folded in, each read from the journal as it is
+/// written: the bytes of the whole [`Manifest`] ([`load`]'s entries), never all held at once.
+struct Streamed<'a> {
+    /// The manifest file's header and its own entries.
+    header: &'a Manifest,
+    /// The journal whose entries follow (a repeat of a target skipped; a torn tail ignored).
+    journal: PathBuf,
+}
+
+impl Serialize for Streamed<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let h = self.header;
+        let mut out = s.serialize_struct("Manifest", 7)?;
+        out.serialize_field("version", &h.version)?;
+        out.serialize_field("id", &h.id)?;
+        out.serialize_field("created", &h.created)?;
+        out.serialize_field("label", &h.label)?;
+        match &h.kind {
+            Some(kind) => out.serialize_field("kind", kind)?,
+            None => out.skip_field("kind")?,
+        }
+        out.serialize_field("state", &h.state)?;
+        out.serialize_field("entries", &StreamedEntries(self))?;
+        out.end()
     }
+}
+
+/// The `entries` of a [`Streamed`] manifest.
+struct StreamedEntries<'a>(&'a Streamed<'a>);
+
+impl Serialize for StreamedEntries<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq as _};
+        use std::io::BufRead as _;
+        let mut seq = s.serialize_seq(None)?;
+        let mut seen = std::collections::HashSet::new();
+        for entry in &self.0.header.entries {
+            seen.insert(target_digest(&entry.target));
+            seq.serialize_element(entry)?;
+        }
+        let file = match File::open(&self.0.journal) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return seq.end(),
+            Err(e) => return Err(S::Error::custom(format!("journal: {e}"))),
+        };
+        let mut reader = std::io::BufReader::new(file);
+        let (mut line, mut line_no, mut damaged) = (Vec::new(), 0, None);
+        loop {
+            line.clear();
+            let read = (reader.read_until(b'\n', &mut line))
+                .map_err(|e| S::Error::custom(format!("journal: {e}")))?;
+            // The end, or a torn tail (the append never finished).
+            if read == 0 || line.last() != Some(&b'\n') {
+                break;
+            }
+            line_no += 1;
+            // A bad line is damage only when a whole line follows it (as `read_journal` says).
+            if let Some(reason) = damaged.take() {
+                return Err(S::Error::custom(format!("journal: {reason}")));
+            }
+            match serde_json::from_slice::<BackupEntry>(&line[..line.len() - 1]) {
+                Ok(entry) if seen.insert(target_digest(&entry.target)) => {
+                    seq.serialize_element(&entry)?
+                }
+                Ok(_) => {}
+                Err(e) => damaged = Some(format!("line {line_no} is damaged: {e}")),
+            }
+        }
+        seq.end()
+    }
+}
+
+/// Writes `manifest` as a transaction directory's `manifest.json` (0600, atomically).
+fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), TxnError> {
+    let path = dir.join(crate::paths::MANIFEST);
+    let manifest_error = |reason: String| TxnError::Manifest {
+        path: path.clone(),
+        reason,
+    };
+    // Written as it is serialized: a 10,000-site install's manifest is tens of megabytes.
+    let mut write = |file: &mut dyn Write| {
+        serde_json::to_writer_pretty(&mut *file, manifest)
+            .map_err(|e| std::io::Error::other(format!("{e} (paths must be UTF-8)")))?;
+        file.write_all(b"\n")
+    };
+    let target = resolve_symlinks(&path).map_err(|e| manifest_error(format!("{e:#}")))?;
+    write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
 }
 
 /// Restores one file; `Ok(true)` when something on disk changed. Nothing is followed: each
@@ -1640,7 +1750,7 @@ mod tests {
         write_atomic(&t.real, b"first change\n", 0o644).unwrap();
         txn.backup(&t.real).unwrap(); // same file through its real path
         txn.backup(&t.link).unwrap();
-        assert_eq!(txn.manifest().entries.len(), 1);
+        assert_eq!(txn.entries().unwrap().len(), 1);
         txn.restore().unwrap();
         assert_eq!(fs::read(&t.real).unwrap(), SITE);
     }
@@ -1771,7 +1881,11 @@ mod tests {
         txn.backup(&t.plain).unwrap();
         txn.commit().unwrap();
         let path = txn.dir().join(crate::paths::MANIFEST);
-        let mut want = serde_json::to_vec_pretty(txn.manifest()).unwrap();
+        let whole = Manifest {
+            entries: txn.entries().unwrap(),
+            ..txn.manifest().clone()
+        };
+        let mut want = serde_json::to_vec_pretty(&whole).unwrap();
         want.push(b'\n');
         assert_eq!(fs::read(&path).unwrap(), want);
         assert_eq!(mode_of(&path), 0o600);
@@ -1787,7 +1901,7 @@ mod tests {
         change_everything(&t);
         let copy = txn
             .dir()
-            .join(txn.manifest().entries[0].copy.as_ref().unwrap());
+            .join(txn.entries().unwrap()[0].copy.as_ref().unwrap());
         fs::write(&copy, b"bit rot").unwrap();
         let err = txn.restore().unwrap_err();
         assert!(matches!(&err, TxnError::Incomplete { failures, .. } if failures.len() == 1));
@@ -1928,8 +2042,8 @@ mod tests {
         assert_eq!(
             Transaction::open(&t.state, &id)
                 .unwrap()
-                .manifest()
-                .entries
+                .entries()
+                .unwrap()
                 .len(),
             2
         );
@@ -1938,7 +2052,7 @@ mod tests {
         nuls.push(b'\n');
         fs::write(&journal, &nuls).unwrap();
         let mut txn = Transaction::open(&t.state, &id).unwrap();
-        assert_eq!(txn.manifest().entries.len(), 2);
+        assert_eq!(txn.entries().unwrap().len(), 2);
         txn.restore().unwrap();
         assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
         assert_eq!(fs::read(&t.real).unwrap(), SITE);
@@ -1976,7 +2090,7 @@ mod tests {
         txn.backup_all(&[&t.plain, &t.link, &t.created, &t.real])
             .unwrap();
         assert_eq!(
-            txn.manifest().entries.len(),
+            txn.entries().unwrap().len(),
             3,
             "the link and its target are one file"
         );
@@ -1997,6 +2111,32 @@ mod tests {
         );
         Transaction::open(&t.state, &id).unwrap().restore().unwrap();
         assert_original(&t);
+    }
+
+    #[test]
+    fn entries_are_held_on_disk_only_and_still_restore_byte_for_byte_and_fold_into_the_manifest() {
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup_all(&[&t.plain, &t.link]).unwrap();
+        // A repeat through another path to the same file is still recognised.
+        txn.backup_all(&[&t.real, &t.created]).unwrap();
+        assert!(txn.manifest().entries.is_empty(), "nothing held in memory");
+        let entries = txn.entries().unwrap();
+        let copies: Vec<_> = entries.iter().map(|e| e.copy.clone()).collect();
+        assert_eq!(entries.len(), 3, "the link and its target are one file");
+        assert_eq!(
+            copies,
+            [Some("files/0".into()), Some("files/1".into()), None],
+            "copy indexes follow the entries"
+        );
+        change_everything(&t);
+        txn.restore().unwrap();
+        assert_original(&t);
+        let manifest = read_manifest(&txn.dir().join(crate::paths::MANIFEST)).unwrap();
+        assert_eq!(
+            (manifest.state, manifest.entries),
+            (TxnState::Restored, entries)
+        );
     }
 
     #[test]

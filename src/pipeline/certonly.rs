@@ -246,8 +246,7 @@ fn save(
 ) -> anyhow::Result<()> {
     let name = record.site.clone();
     let chain = record
-        .fullchain_pem
-        .clone()
+        .issued_chain(&run.state_dir)
         .ok_or_else(|| anyhow!("the record says issued but holds no certificate"))?;
     let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &name))
         .map_err(|e| anyhow!("the pending private key is missing: {e}"))?;
@@ -282,6 +281,8 @@ fn save(
         &lineage,
     )?;
     let mut done = record.clone();
+    // The run held the record without its chain (`OrderRecord::without_chain`): saved with it.
+    done.fullchain_pem = Some(chain);
     done.state = RecordState::Installed;
     done.last_error = None;
     done.save(&run.state_dir)?;

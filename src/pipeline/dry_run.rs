@@ -130,7 +130,7 @@ fn full_cycle(
     let mut certs = Vec::new();
     for (site, record) in issued {
         let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &site.name));
-        let (Ok(key_pem), Some(chain)) = (key, record.fullchain_pem.clone()) else {
+        let (Ok(key_pem), Some(chain)) = (key, record.issued_chain(&run.state_dir)) else {
             run.fail(&site.name, "the test certificate or its key went missing");
             continue;
         };

@@ -33,7 +33,11 @@ pub fn run(
     }
     run.say(format!("Installing {} certificate(s) …", batch.len()));
     run_hook(run, HookKind::Pre, None, &[]);
-    let outcome = install::install_batch(&run.env, &batch, run.ctx.now());
+    // The install takes the batch: each certificate's PEMs go once its files are written.
+    let certs: Vec<(String, Vec<String>)> = (batch.iter())
+        .map(|item| (item.site.clone(), item.names.clone()))
+        .collect();
+    let outcome = install::install_owned(&run.env, batch, run.ctx.now());
     // What the install read and planned is dropped; recording it starts from a small footprint.
     super::give_back_freed_memory();
     run.report.reloads += 1;
@@ -43,19 +47,23 @@ pub fn run(
             // Its reload also took out what was put back before (temporary locations, a
             // killed run's edits). A failed install may not have reloaded: the debt stays.
             run.reload_owed = false;
-            // The records of many certificates at once (each is flushed on its own).
-            let (state_dir, now) = (&run.state_dir, run.ctx.now());
-            let stored = crate::bounded::map(&batch, install::WRITE_CONCURRENCY, |item| {
-                record_install(state_dir, item, wanted, now)
-            });
-            for (item, stored) in batch.iter().zip(stored) {
-                installed(run, item, stored);
+            // The records of many certificates at once (each is flushed on its own), each
+            // certificate read back from the live files the install wrote and proved.
+            let (state_dir, config_dir, now) = (&run.state_dir, &run.env.config_dir, run.ctx.now());
+            let stored =
+                crate::bounded::map(&certs, install::WRITE_CONCURRENCY, |(site, names)| {
+                    let item = install::read_live(config_dir, site, names)?;
+                    record_install(state_dir, &item, wanted, now)?;
+                    Ok(Recorded::of(item))
+                });
+            for ((site, names), stored) in certs.iter().zip(stored) {
+                installed(run, site, names, stored);
             }
-            hooks_after(run, &batch);
+            hooks_after(run, &certs);
         }
         Err(e) => {
-            for item in &batch {
-                run.fail(&item.site, format!("{e:#}"));
+            for (site, _) in &certs {
+                run.fail(site, format!("{e:#}"));
             }
             run_hook(run, HookKind::Post, None, &[]);
         }
@@ -84,14 +92,20 @@ fn reinstalls(run: &mut Run, sites: &[Site]) -> Vec<Issued> {
     batch
 }
 
-/// The issued certificates with their pending keys. The rest of each record (CSR, validation
-/// details) is dropped here: the install reloads the record from disk when it records itself.
+/// The issued certificates with their pending keys, read from disk (the run holds an issued
+/// record without its chain: [`OrderRecord::without_chain`]), many at once. The rest of each
+/// record (CSR, validation details) is dropped here: the install reloads the record from disk
+/// when it records itself.
 fn issued_batch(run: &mut Run, issued: Vec<(Site, OrderRecord)>) -> Vec<Issued> {
-    let mut batch = Vec::with_capacity(issued.len());
-    for (site, record) in issued {
-        let key = std::fs::read_to_string(OrderRecord::key_path(&run.state_dir, &site.name))
+    let state_dir = &run.state_dir;
+    let read = crate::bounded::map(&issued, install::WRITE_CONCURRENCY, |(site, record)| {
+        let key = std::fs::read_to_string(OrderRecord::key_path(state_dir, &site.name))
             .with_context(|| format!("{}: the pending private key is missing", site.name));
-        match (key, record.fullchain_pem) {
+        (key, record.issued_chain(state_dir))
+    });
+    let mut batch = Vec::with_capacity(issued.len());
+    for ((site, record), read) in issued.into_iter().zip(read) {
+        match read {
             (Ok(key_pem), Some(fullchain_pem)) => batch.push(Issued {
                 site: site.name,
                 names: record.names,
@@ -124,33 +138,55 @@ fn record_install(
     lifecycle::note_installed(state_dir, item, &names, now)
 }
 
-/// Reports one proven install (`stored`: how recording it went) in the site's result.
-fn installed(run: &mut Run, item: &Issued, stored: anyhow::Result<()>) {
-    if let Err(e) = stored {
-        run.say(format!(
-            "  {}: could not record the install: {e:#}",
-            item.site
-        ));
+/// What recording one proven install keeps for its report: the leaf's expiry, and the
+/// certificate itself only when a cluster must be told of it.
+struct Recorded {
+    not_after: Option<String>,
+    for_cluster: Option<Issued>,
+}
+
+impl Recorded {
+    fn of(item: Issued) -> Recorded {
+        let not_after = crate::tlsinfo::summarize_pem(item.fullchain_pem.as_bytes())
+            .ok()
+            .map(|s| rfc3339(s.not_after));
+        let local = matches!(
+            crate::cluster::current(),
+            crate::cluster::StateBackend::Local
+        );
+        Recorded {
+            not_after,
+            for_cluster: (!local).then_some(item),
+        }
     }
-    if let Err(e) = crate::cluster::current().installed(item) {
+}
+
+/// Reports one proven install of `site` for `names` (`stored`: how recording it went) in the
+/// site's result.
+fn installed(run: &mut Run, site: &str, names: &[String], stored: anyhow::Result<Recorded>) {
+    let recorded = stored.unwrap_or_else(|e| {
+        run.say(format!("  {site}: could not record the install: {e:#}"));
+        Recorded {
+            not_after: None,
+            for_cluster: None,
+        }
+    });
+    let shared = match &recorded.for_cluster {
+        Some(item) => crate::cluster::current().installed(item),
+        None => Ok(()),
+    };
+    if let Err(e) = shared {
         run.fail(
-            &item.site,
+            site,
             format!("installed and verified here, but not shared with the cluster: {e:#}"),
         );
     }
-    let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
-    let not_after = crate::tlsinfo::summarize_pem(item.fullchain_pem.as_bytes())
-        .ok()
-        .map(|s| rfc3339(s.not_after));
-    let result = run.result(&item.site);
-    result.names_issued = item.names.clone();
+    let (cert, _) = install::live_paths(&run.env.config_dir, site);
+    let result = run.result(site);
+    result.names_issued = names.to_vec();
     result.cert_path = Some(cert.display().to_string());
-    result.not_after = not_after;
-    run.say(format!(
-        "  {}: HTTPS verified for {}",
-        item.site,
-        item.names.join(", ")
-    ));
+    result.not_after = recorded.not_after;
+    run.say(format!("  {site}: HTTPS verified for {}", names.join(", ")));
 }
 
 /// Unix seconds as RFC 3339 (empty when out of range).
@@ -165,17 +201,17 @@ fn rfc3339(at: i64) -> String {
 }
 
 /// The deploy hook per certificate, then the post hook with every live directory.
-fn hooks_after(run: &mut Run, batch: &[Issued]) {
-    for item in batch {
-        let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+fn hooks_after(run: &mut Run, certs: &[(String, Vec<String>)]) {
+    for (site, names) in certs {
+        let (cert, _) = install::live_paths(&run.env.config_dir, site);
         let live_dir = cert.parent().map(Path::to_path_buf).unwrap_or_default();
-        let env = crate::hooks::deploy_env(&live_dir, &item.names);
-        run_hook(run, HookKind::Deploy, Some(&item.site), &env);
+        let env = crate::hooks::deploy_env(&live_dir, names);
+        run_hook(run, HookKind::Deploy, Some(site), &env);
     }
-    let lineages: Vec<String> = batch
+    let lineages: Vec<String> = certs
         .iter()
-        .filter_map(|item| {
-            let (cert, _) = install::live_paths(&run.env.config_dir, &item.site);
+        .filter_map(|(site, _)| {
+            let (cert, _) = install::live_paths(&run.env.config_dir, site);
             cert.parent().map(|d| d.display().to_string())
         })
         .collect();

@@ -12,7 +12,6 @@ use super::Run;
 use crate::dcv::{self, Publication};
 use crate::discovery::Discovery;
 use crate::exit::Failure;
-use crate::nginx::edit;
 use crate::site::Site;
 use crate::store::{Transaction, TxnKind};
 
@@ -71,23 +70,15 @@ pub fn apply_temporary<'s>(
     let mut txn = Transaction::begin_kind(&run.state_dir, TxnKind::Validation)
         .map_err(|e| Failure::failed(anyhow!(e)))?;
     let outcome = (|| -> anyhow::Result<()> {
-        let mut edited = Vec::new();
-        for (file, list) in crate::nginx::https::by_file(splices) {
-            let f = &found.config.files[file];
-            edited.push((f, edit::apply(&f.bytes, &list)?));
-        }
-        // Every backup on disk (one journal append) before the first file is written.
-        txn.backup_all(&edited.iter().map(|(f, _)| &f.path).collect::<Vec<_>>())?;
-        let writes: Vec<(&std::path::Path, &[u8], u32)> = (edited.iter())
-            .map(|(f, new)| {
-                (
-                    f.path.as_path(),
-                    &new[..],
-                    crate::install::file_mode(&f.path),
-                )
-            })
-            .collect();
-        crate::store::write_atomic_all(&writes)?;
+        // In chunks, each backed up (one journal append) before its files are written: only
+        // one chunk's new bytes are held, never all of them through the `nginx -t` below.
+        let by_file = crate::nginx::https::by_file(splices);
+        let files = (by_file.iter()).map(|(file, list)| {
+            let f = &found.config.files[*file];
+            (f.path.as_path(), &f.bytes[..], &list[..])
+        });
+        crate::install::write_edits(files, crate::install::EDIT_CHUNK, &mut txn)?;
+        drop(by_file);
         let started = std::time::Instant::now();
         let test = run.env.nginx.test(&run.env.paths)?;
         run.nginx_t_took = started.elapsed();

@@ -54,15 +54,16 @@ pub async fn run(
     let validation = crate::timings::Phase::start("validation");
     let limit = super::order::ca_concurrency(ca);
     let groups = webroot_groups(&ordered, publications, limit);
+    let (sites, records) = takeable(ordered);
     let done = {
-        let (run, ordered): (&Run, _) = (run, &ordered);
+        let (run, sites, records): (&Run, _, _) = (run, &sites, &records);
         let groups = &groups;
         crate::bounded::each(groups.len(), limit, |g| async move {
             let mut created_dirs: Vec<PathBuf> = Vec::new();
             let mut out = Vec::new();
             for &i in &groups[g] {
-                let (site, record) = &ordered[i];
-                let mut record = record.clone();
+                let site = &sites[i];
+                let mut record = take(&records[i]);
                 if record.state != RecordState::Pending {
                     out.push((i, record, None, Ok(None)));
                     continue;
@@ -91,8 +92,8 @@ pub async fn run(
     };
     let mut done: Vec<_> = done.into_iter().flatten().collect();
     done.sort_unstable_by_key(|(i, ..)| *i);
-    // Each record goes on as its copy in `done`: only the sites are kept of `ordered`.
-    let sites: Vec<Site> = ordered.into_iter().map(|(site, _)| site).collect();
+    // Each record goes on as it is in `done`.
+    drop(records);
     let asked = share_and_ask(ca, &done, limit).await;
     for ((site, (_, mut record, files, outcome)), asked) in sites.into_iter().zip(done).zip(asked) {
         if let Some(files) = files {
@@ -371,18 +372,19 @@ async fn wait_for_issuance(
     let mut last_error: BTreeMap<String, String> = BTreeMap::new();
     let limit = super::order::ca_concurrency(ca);
     loop {
+        let (sites, records) = takeable(waiting);
         let polled = {
-            let (run, waiting): (&Run, _) = (run, &waiting);
-            crate::bounded::each(waiting.len(), limit, |i| async move {
-                let (site, record) = &waiting[i];
-                let mut record = record.clone();
-                let polled = poll(run, ca, site, &mut record, dns).await;
+            let (run, sites, records): (&Run, _, _) = (run, &sites, &records);
+            crate::bounded::each(sites.len(), limit, |i| async move {
+                let mut record = take(&records[i]);
+                let polled = poll(run, ca, &sites[i], &mut record, dns).await;
                 (record, polled)
             })
             .await
         };
+        drop(records);
         let mut still = Vec::new();
-        for ((site, _), (record, polled)) in waiting.into_iter().zip(polled) {
+        for (site, (record, polled)) in sites.into_iter().zip(polled) {
             match polled {
                 Polled::Issued => issued.push((site, record)),
                 Polled::Waiting(None) => still.push((site, record)),
@@ -428,6 +430,23 @@ fn poll_policy(run: &Run, ca: &dyn CertificateAuthority) -> PollPolicy {
     policy
 }
 
+/// Each record in a cell of its own, beside its site: concurrent tasks take their record
+/// ([`take`]) instead of cloning it, so one copy of each is held.
+type Cells = Vec<std::sync::Mutex<Option<OrderRecord>>>;
+
+/// Splits `orders` into the sites and their records' cells (same order).
+fn takeable(orders: Vec<(Site, OrderRecord)>) -> (Vec<Site>, Cells) {
+    (orders.into_iter())
+        .map(|(site, record)| (site, std::sync::Mutex::new(Some(record))))
+        .unzip()
+}
+
+/// Takes the record out of its cell; each cell is taken once (one task per index).
+fn take(cell: &std::sync::Mutex<Option<OrderRecord>>) -> OrderRecord {
+    let mut cell = cell.lock().unwrap_or_else(|e| e.into_inner());
+    cell.take().expect("each record is taken once")
+}
+
 /// Asks the CA once where one order stands; saves it when issued, forgets it when failed.
 async fn poll(
     run: &Run<'_>,
@@ -448,6 +467,9 @@ async fn poll(
                     return Polled::Gone(format!("{e:#}"));
                 }
                 leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
+                // Saved with its chain (also by `remove_all`, which may save it again): held
+                // without it until the install reads it back ([`OrderRecord::issued_chain`]).
+                record.fullchain_pem = None;
                 Polled::Issued
             }
             OrderState::Failed { reason } => {

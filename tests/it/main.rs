@@ -37,6 +37,7 @@ mod howssl;
 mod howssl_dns;
 mod https_edit;
 mod install_flow;
+mod install_streamed;
 mod keys;
 mod lifecycle;
 mod newcomer;
