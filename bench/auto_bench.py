@@ -193,6 +193,13 @@ def main():
               ("reload+verify", t.get("reload_verify_ms", 0))]
     for name, ms in phases:
         print(f"  {name:<20} {ms/1000:8.2f} s   {ms/max(wall*1000, 1)*100:5.1f} %")
+    peaks = [(name, t[f"{key}_peak_rss_kib"]) for name, key in
+             [("discover", "discover"), ("preflight", "preflight"), ("ordering", "ordering"),
+              ("validation", "validation"), ("polling", "polling"),
+              ("install prep", "install_prep"), ("nginx -t", "nginx_t"),
+              ("reload+verify", "reload_verify")] if f"{key}_peak_rss_kib" in t]
+    if peaks:
+        print("peak RSS by phase (MiB): " + ", ".join(f"{n} {k/1024:.1f}" for n, k in peaks))
     print(f"  {'keys (CPU, all cores)':<20} {t.get('keys_ms', 0)/1000:8.2f} s   "
           f"(overlapped with ordering; {t.get('keys_ms', 0)/max(len(issued), 1):.1f} ms per key)")
     print(f"CPU:       the machine was busy {cpu['machine']:.2f} s of {wall * os.cpu_count():.2f} s "

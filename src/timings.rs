@@ -37,11 +37,35 @@ impl Phase {
 impl Drop for Phase {
     fn drop(&mut self) {
         add(self.name, self.start.elapsed());
+        if self.name != "keys_wait" {
+            note_phase_peak(self.name);
+        }
     }
 }
 
-/// `{"<phase>_ms": milliseconds, …, "peak_rss_kib": n}`: the phases timed so far and this
-/// process's peak resident set size (its own, from `/proc/self/status`, not its children's).
+/// Per phase, the highest resident set size (KiB) reached since the phase before it ended;
+/// and the highest of all phases so far.
+static PHASE_PEAKS: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+
+/// Notes the process's peak resident set size since the last phase ended as `name`'s, then
+/// starts the count again (writing `5` to `/proc/self/clear_refs` resets `VmHWM`): which phase
+/// holds the run's peak memory. Not for phases timed thousands of times (`keys_wait`).
+fn note_phase_peak(name: &'static str) {
+    let Some(kib) = peak_rss_kib() else {
+        return;
+    };
+    if let Ok(mut peaks) = PHASE_PEAKS.lock() {
+        let peak = peaks.entry(name).or_default();
+        *peak = (*peak).max(kib);
+        let all = peaks.entry("all").or_default();
+        *all = (*all).max(kib);
+    }
+    let _ = std::fs::write("/proc/self/clear_refs", b"5");
+}
+
+/// `{"<phase>_ms": milliseconds, …, "peak_rss_kib": n, "<phase>_peak_rss_kib": n, …}`: the
+/// phases timed so far, this process's peak resident set size (its own, from
+/// `/proc/self/status`, not its children's) and the peak each phase reached.
 pub fn to_json() -> serde_json::Value {
     let mut out = serde_json::Map::new();
     if let Ok(totals) = TOTALS.lock() {
@@ -50,8 +74,13 @@ pub fn to_json() -> serde_json::Value {
             out.insert(format!("{name}_ms"), ms.into());
         }
     }
-    if let Some(kib) = peak_rss_kib() {
+    let mut peaks = PHASE_PEAKS.lock().map(|p| p.clone()).unwrap_or_default();
+    let all = peaks.remove("all").unwrap_or(0);
+    if let Some(kib) = peak_rss_kib().map(|now| now.max(all)) {
         out.insert("peak_rss_kib".into(), kib.into());
+    }
+    for (name, kib) in peaks {
+        out.insert(format!("{name}_peak_rss_kib"), kib.into());
     }
     serde_json::Value::Object(out)
 }
