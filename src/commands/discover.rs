@@ -72,9 +72,9 @@ pub struct ErrorJson {
 /// Runs `discover`.
 pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
     grow_heap_in_large_steps();
-    let paths = ctx.nginx_paths()?;
-    let nginx_conf = paths.conf.display().to_string();
-    match discovery::discover(&paths.conf, ctx.now(), i64::from(args.days)) {
+    let conf = ctx.nginx_conf()?;
+    let nginx_conf = conf.display().to_string();
+    match discovery::discover(&conf, ctx.now(), i64::from(args.days)) {
         Ok(found) => {
             if ctx.global.json {
                 let mut out = std::io::stdout().lock();
