@@ -14,6 +14,7 @@
 //! file re-renders byte for byte and edits splice only the bytes that change. What directives
 //! *mean* (servers, names, TLS) is left to [`crate::sites`].
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -386,6 +387,20 @@ fn unterminated_before_block(src: &[u8], words: &[Word]) -> Option<(u32, String)
     ))
 }
 
+/// The parser's working lists, kept per thread between files (a reader thread parses
+/// thousands): only the lists a file keeps are allocated for it.
+#[derive(Default)]
+struct Scratch {
+    top: Vec<Directive>,
+    stack: Vec<OpenBlock>,
+    spare: Vec<Vec<Directive>>,
+    words: Vec<Word>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
 /// What parsing one file yields.
 struct Parsed {
     /// Indices of the `include` directives in `nodes`, in document order.
@@ -403,11 +418,13 @@ struct Parsed {
 fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
     let mut lexer = Lexer::new(src);
     let mut nodes: Vec<Directive> = Vec::with_capacity(src.len() / 40);
-    let mut top: Vec<Directive> = Vec::new();
-    let mut stack: Vec<OpenBlock> = Vec::new();
-    let mut spare: Vec<Vec<Directive>> = Vec::new();
+    let Scratch {
+        mut top,
+        mut stack,
+        mut spare,
+        mut words,
+    } = SCRATCH.with(Cell::take);
     let mut all_words: Vec<Word> = Vec::with_capacity(src.len() / 24);
-    let mut words: Vec<Word> = Vec::new();
     let mut include_nodes: Vec<u32> = Vec::new();
     loop {
         words.clear();
@@ -496,12 +513,26 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                 nodes.append(&mut top);
                 // Blocks close inner first: back to document order (includes never overlap).
                 include_nodes.sort_unstable_by_key(|&i| nodes[i as usize].span.start);
+                // Only what the file holds stays allocated (a tree of thousands of files).
+                nodes.shrink_to_fit();
+                all_words.shrink_to_fit();
+                let mut comments = lexer.comments;
+                comments.shrink_to_fit();
+                words.clear();
+                SCRATCH.with(|s| {
+                    s.set(Scratch {
+                        top,
+                        stack,
+                        spare,
+                        words,
+                    })
+                });
                 return Ok(Parsed {
                     include_nodes,
                     nodes,
                     top: top_run,
                     words: all_words,
-                    comments: lexer.comments,
+                    comments,
                 });
             }
         };
@@ -906,6 +937,37 @@ mod tests {
         let e = Config::load(&main).unwrap_err();
         assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
         assert!(e.message.contains("s050.fifo.conf: it is a FIFO"), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_to_a_fifo_among_many_sites_is_an_error_at_the_include_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let (available, enabled) = (dir.path().join("available"), dir.path().join("enabled"));
+        std::fs::create_dir(&available).unwrap();
+        std::fs::create_dir(&enabled).unwrap();
+        for i in 0..150 {
+            let name = format!("s{i:03}.conf");
+            std::fs::write(available.join(&name), "server { listen 80; }\n").unwrap();
+            std::os::unix::fs::symlink(available.join(&name), enabled.join(&name)).unwrap();
+        }
+        mkfifo(&available.join("pipe"));
+        std::os::unix::fs::symlink(available.join("pipe"), enabled.join("s120.pipe")).unwrap();
+        let main = main_including(dir.path(), "enabled/*");
+        let e = Config::load(&main).unwrap_err();
+        assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
+        assert!(e.message.contains("s120.pipe: it is a FIFO"), "{e}");
+        // Without it, every file is read, in glob(3)'s order, named by its path in `enabled`.
+        std::fs::remove_file(enabled.join("s120.pipe")).unwrap();
+        let config = Config::load(&main).unwrap();
+        let names: Vec<PathBuf> = config.paths().skip(1).map(Path::to_path_buf).collect();
+        let pattern = dir.path().join("enabled/*");
+        assert_eq!(names, crate::reader::glob::glob3(&pattern).unwrap());
+        assert_eq!(names.len(), 150);
+        assert!(
+            config.files[1..]
+                .iter()
+                .all(|f| f.bytes == b"server { listen 80; }\n")
+        );
     }
 
     #[test]
