@@ -114,7 +114,7 @@ def main():
     conf = os.path.join(tree, "nginx.conf")
     nfiles = sum(len(f) for _, _, f in os.walk(os.path.join(tree, "sites-enabled")))
     print(f"tree: {tree} ({a.sites} sites, {nfiles} files in sites-enabled); "
-          f"{os.cpu_count()} CPUs")
+          f"{os.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f} (1 min) at the start")
 
     # Warm the page cache so every contender reads from memory.
     measure("warm-up (discover)", [ours, "discover", "--json", "--nginx-conf", conf], 1)

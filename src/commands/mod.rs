@@ -148,6 +148,16 @@ impl Context {
             .with_timeout(timeout)
     }
 
+    /// The main config file alone (what `discover` reads): `--nginx-conf` when given — then
+    /// without running `nginx -V`, whose prefix discover does not use — else as
+    /// [`Context::nginx_paths`] finds it.
+    pub fn nginx_conf(&self) -> Result<PathBuf, Failure> {
+        match &self.global.nginx_conf {
+            Some(conf) => Ok(absolute(conf.clone())),
+            None => Ok(self.nginx_paths()?.conf),
+        }
+    }
+
     /// The main config file and prefix, resolved as design §3.1 says. Asks `nginx -V` only for what
     /// the options leave open.
     pub fn nginx_paths(&self) -> Result<NginxPaths, Failure> {

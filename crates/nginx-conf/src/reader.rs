@@ -7,12 +7,18 @@
 //! `open`), checked with one `fstat`, and read with one `read` into a buffer of exactly its size
 //! (a second `read` only when the file changed size under us).
 //!
+//! Files a glob names are opened relative to their directory, opened once ([`glob`]), so the
+//! kernel does not walk the whole path again for each of thousands of files.
+//!
 //! Reads bytes; what they mean is left to [`crate::lexer`] and [`crate::tree`].
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
+
+pub mod glob;
 
 /// The largest configuration file we read (64 MiB): far beyond any real one (a large `geo` or `map`
 /// list is a few MiB), small enough that a wrong include cannot exhaust memory.
@@ -71,6 +77,56 @@ pub fn read_config_file(path: &Path) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge);
     }
     read_all(file, meta.len() as usize)
+}
+
+/// Reads the whole of the regular file `name` (one path component, symlinks followed) in the
+/// open directory `dir`: [`read_config_file`] without walking the directory's path again.
+pub fn read_config_file_at(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Vec<u8>, ReadError> {
+    // A name from a directory listing is at most 255 bytes: NUL-terminated on the stack.
+    let mut c_name = [0u8; 256];
+    if name.len() >= c_name.len() || name.contains(&0) || name.contains(&b'/') {
+        return Err(ReadError::Io(std::io::Error::from(ErrorKind::InvalidInput)));
+    }
+    c_name[..name.len()].copy_from_slice(name);
+    // SAFETY: `c_name` is NUL-terminated; `dir` is an open descriptor for the whole call.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c_name.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(ReadError::Io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    let file = unsafe { File::from_raw_fd(fd) };
+    // SAFETY: an all-zero `stat` is valid; fstat fills it in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open and `st` is writable.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(ReadError::Io(std::io::Error::last_os_error()));
+    }
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFREG {
+        return Err(ReadError::NotRegular(describe_mode(kind)));
+    }
+    if st.st_size as u64 > MAX_CONFIG_FILE {
+        return Err(ReadError::TooLarge);
+    }
+    read_all(file, st.st_size as usize)
+}
+
+/// Words for a file type (`st_mode & S_IFMT`) that is not a regular file.
+fn describe_mode(kind: libc::mode_t) -> &'static str {
+    match kind {
+        libc::S_IFDIR => "a directory",
+        libc::S_IFIFO => "a FIFO (named pipe)",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        _ => "not a file",
+    }
 }
 
 /// Reads `file`, expected to hold `size` bytes: one `read` when it does.

@@ -14,8 +14,9 @@
 //! file re-renders byte for byte and edits splice only the bytes that change. What directives
 //! *mean* (servers, names, TLS) is left to [`crate::sites`].
 
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::ffi::{CStr, CString, OsStr};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +24,7 @@ use std::sync::{OnceLock, mpsc};
 
 use crate::fast_hash::FastMap;
 use crate::lexer::{LexError, Lexer, Span, Terminator, Word};
+use crate::reader::glob::{self, Expansion};
 use crate::reader::{ReadError, read_config_file};
 
 /// Index of a file in [`Config::files`].
@@ -150,6 +152,9 @@ pub struct ConfigFile {
     pub comments: Vec<Span>,
     /// Where lines start, found the first time a position is asked for (most files never are).
     line_starts: OnceLock<Vec<u32>>,
+    /// The `include` directives (indices into `nodes`) in document order, found while parsing
+    /// and taken when the includes are resolved (so that does not walk every directive again).
+    include_nodes: Vec<u32>,
 }
 
 impl ConfigFile {
@@ -164,6 +169,7 @@ impl ConfigFile {
             includes: Vec::new(),
             comments: Vec::new(),
             line_starts: OnceLock::new(),
+            include_nodes: Vec::new(),
         };
         match parse_directives(&file.bytes) {
             Ok(parsed) => {
@@ -171,6 +177,7 @@ impl ConfigFile {
                 file.top = parsed.top;
                 file.words = parsed.words;
                 file.comments = parsed.comments;
+                file.include_nodes = parsed.include_nodes;
                 Ok(file)
             }
             Err((offset, message)) => Err(file.error_at(offset, message)),
@@ -380,8 +387,24 @@ fn unterminated_before_block(src: &[u8], words: &[Word]) -> Option<(u32, String)
     ))
 }
 
+/// The parser's working lists, kept per thread between files (a reader thread parses
+/// thousands): only the lists a file keeps are allocated for it.
+#[derive(Default)]
+struct Scratch {
+    top: Vec<Directive>,
+    stack: Vec<OpenBlock>,
+    spare: Vec<Vec<Directive>>,
+    words: Vec<Word>,
+}
+
+thread_local! {
+    static SCRATCH: Cell<Scratch> = Cell::new(Scratch::default());
+}
+
 /// What parsing one file yields.
 struct Parsed {
+    /// Indices of the `include` directives in `nodes`, in document order.
+    include_nodes: Vec<u32>,
     nodes: Vec<Directive>,
     top: Run,
     words: Vec<Word>,
@@ -395,11 +418,14 @@ struct Parsed {
 fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
     let mut lexer = Lexer::new(src);
     let mut nodes: Vec<Directive> = Vec::with_capacity(src.len() / 40);
-    let mut top: Vec<Directive> = Vec::new();
-    let mut stack: Vec<OpenBlock> = Vec::new();
-    let mut spare: Vec<Vec<Directive>> = Vec::new();
+    let Scratch {
+        mut top,
+        mut stack,
+        mut spare,
+        mut words,
+    } = SCRATCH.with(Cell::take);
     let mut all_words: Vec<Word> = Vec::with_capacity(src.len() / 24);
-    let mut words: Vec<Word> = Vec::new();
+    let mut include_nodes: Vec<u32> = Vec::new();
     loop {
         words.clear();
         let end = lexer
@@ -455,6 +481,7 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                     start: nodes.len() as u32,
                     len: block.children.len() as u32,
                 };
+                note_includes(src, &block.children, children.start, &mut include_nodes);
                 nodes.append(&mut block.children);
                 spare.push(block.children);
                 let mut d = block.directive;
@@ -482,18 +509,45 @@ fn parse_directives(src: &[u8]) -> Result<Parsed, (u32, String)> {
                     start: nodes.len() as u32,
                     len: top.len() as u32,
                 };
+                note_includes(src, &top, top_run.start, &mut include_nodes);
                 nodes.append(&mut top);
+                // Blocks close inner first: back to document order (includes never overlap).
+                include_nodes.sort_unstable_by_key(|&i| nodes[i as usize].span.start);
+                // Only what the file holds stays allocated (a tree of thousands of files).
+                nodes.shrink_to_fit();
+                all_words.shrink_to_fit();
+                let mut comments = lexer.comments;
+                comments.shrink_to_fit();
+                words.clear();
+                SCRATCH.with(|s| {
+                    s.set(Scratch {
+                        top,
+                        stack,
+                        spare,
+                        words,
+                    })
+                });
                 return Ok(Parsed {
+                    include_nodes,
                     nodes,
                     top: top_run,
                     words: all_words,
-                    comments: lexer.comments,
+                    comments,
                 });
             }
         };
         match stack.last_mut() {
             Some(block) => block.children.push(finished),
             None => top.push(finished),
+        }
+    }
+}
+
+/// Notes which of `list` (about to be stored in `nodes` from index `start`) are `include`s.
+fn note_includes(src: &[u8], list: &[Directive], start: u32, out: &mut Vec<u32>) {
+    for (k, d) in list.iter().enumerate() {
+        if matches!(d.body, Body::None) && d.is("include", src) {
+            out.push(start + k as u32);
         }
     }
 }
@@ -591,25 +645,17 @@ impl Loader {
         self.files.push(None);
         self.by_path.insert(file.path.clone(), id);
         self.stack.push(id);
-        let top = file.top;
-        self.resolve_includes(&mut file, top)?;
+        self.resolve_includes(&mut file)?;
         self.stack.pop();
         self.files[id] = Some(file);
         Ok(id)
     }
 
-    /// Resolves every `include` among the directives `run` of `file` (at any depth), in document
-    /// order.
-    fn resolve_includes(&mut self, file: &mut ConfigFile, run: Run) -> Result<(), ParseError> {
-        for index in run.start as usize..(run.start + run.len) as usize {
+    /// Resolves every `include` of `file` (at any depth), in document order.
+    fn resolve_includes(&mut self, file: &mut ConfigFile) -> Result<(), ParseError> {
+        for index in std::mem::take(&mut file.include_nodes) {
+            let index = index as usize;
             let d = file.nodes[index];
-            if let Body::Block { children, .. } = d.body {
-                self.resolve_includes(file, children)?;
-                continue;
-            }
-            if !d.is("include", &file.bytes) {
-                continue;
-            }
             let args = file.args(&d);
             if args.len() != 1 {
                 return Err(file.error_at(
@@ -631,12 +677,12 @@ impl Loader {
             let arg = args[0].value(&file.bytes).into_owned();
             let pattern = self.conf_dir.join(OsStr::from_bytes(&arg));
             let at = args[0].span.start;
-            let paths = if arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
-                glob(&pattern).map_err(|e| file.error_at(at, e))?
+            let found = if arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+                glob::expand(&pattern).map_err(|e| file.error_at(at, e))?
             } else {
-                vec![pattern]
+                Expansion::single(pattern)
             };
-            let ids = self.include_all(file, at, &paths)?;
+            let ids = self.include_all(file, at, &found)?;
             if let [id] = ids[..]
                 && !arg.iter().any(|b| matches!(b, b'*' | b'?' | b'[' | b'$'))
             {
@@ -661,48 +707,50 @@ impl Loader {
 
     /// Reads the files of one `include` (in nginx's order) and returns their ids.
     ///
-    /// Many files (a glob over `sites-enabled/*`) are read and parsed ahead on every core, a
-    /// chunk at a time, while this thread takes each finished chunk in order and resolves the
-    /// includes inside its files: reading, lexing and linking overlap.
+    /// Many files (a glob over `sites-enabled/*`) are read and parsed ahead, a chunk at a time,
+    /// by helper threads and by this thread whenever the next chunk in order is not ready yet;
+    /// this thread takes each finished chunk in order and resolves the includes inside its
+    /// files: reading, lexing and linking overlap on every core.
     fn include_all(
         &mut self,
         from: &ConfigFile,
         at: u32,
-        paths: &[PathBuf],
+        found: &Expansion,
     ) -> Result<Vec<FileId>, ParseError> {
         const MIN_BATCH: usize = 64;
-        const CHUNK: usize = 128;
+        const CHUNK: usize = 64;
+        let paths = &found.paths;
         let mut ids = Vec::with_capacity(paths.len());
         let known: Vec<bool> = paths.iter().map(|p| self.by_path.contains_key(p)).collect();
         let todo = known.iter().filter(|&&k| !k).count();
         if todo < MIN_BATCH {
-            for path in paths {
-                ids.push(self.include(from, at, path, None)?);
+            for (i, path) in paths.iter().enumerate() {
+                let ready = (!self.by_path.contains_key(path)).then(|| prefetch_one(found, i));
+                ids.push(self.include(from, at, path, ready)?);
             }
             return Ok(ids);
         }
         self.by_path.reserve(todo);
         self.files.reserve(todo);
-        let threads = std::thread::available_parallelism()
+        let helpers = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
-            .min(8);
+            .clamp(2, 8)
+            - 1;
         let chunks = paths.len().div_ceil(CHUNK);
         let next = AtomicUsize::new(0);
+        let read_chunk = |c: usize| -> Vec<Option<Prefetched>> {
+            (c * CHUNK..((c + 1) * CHUNK).min(paths.len()))
+                .map(|i| (!known[i]).then(|| prefetch_one(found, i)))
+                .collect()
+        };
         let (sender, receiver) = mpsc::channel::<(usize, Vec<Option<Prefetched>>)>();
         std::thread::scope(|scope| {
-            for _ in 0..threads {
-                let (sender, next, known) = (sender.clone(), &next, &known);
+            for _ in 0..helpers {
+                let (sender, next, read_chunk) = (sender.clone(), &next, &read_chunk);
                 scope.spawn(move || {
                     loop {
                         let c = next.fetch_add(1, Ordering::Relaxed);
-                        if c >= chunks {
-                            break;
-                        }
-                        let part = c * CHUNK..((c + 1) * CHUNK).min(paths.len());
-                        let read = part
-                            .map(|i| (!known[i]).then(|| prefetch_one(&paths[i])))
-                            .collect();
-                        if sender.send((c, read)).is_err() {
+                        if c >= chunks || sender.send((c, read_chunk(c))).is_err() {
                             break;
                         }
                     }
@@ -713,10 +761,22 @@ impl Loader {
                 (0..chunks).map(|_| None).collect();
             for c in 0..chunks {
                 while arrived[c].is_none() {
-                    match receiver.recv() {
+                    match receiver.try_recv() {
                         Ok((k, read)) => arrived[k] = Some(read),
-                        // A reader died: this thread reads what is missing itself.
-                        Err(_) => break,
+                        // Nothing to link yet: read the next unclaimed chunk here.
+                        Err(mpsc::TryRecvError::Empty) => {
+                            let k = next.fetch_add(1, Ordering::Relaxed);
+                            if k < chunks {
+                                arrived[k] = Some(read_chunk(k));
+                            } else {
+                                match receiver.recv() {
+                                    Ok((k, read)) => arrived[k] = Some(read),
+                                    Err(_) => break,
+                                }
+                            }
+                        }
+                        // A helper died: this thread reads what is missing itself.
+                        Err(mpsc::TryRecvError::Disconnected) => break,
                     }
                 }
                 let mut read = arrived[c].take().unwrap_or_default().into_iter();
@@ -788,52 +848,17 @@ impl Loader {
     }
 }
 
-/// Reads and parses one file ahead of its turn.
-fn prefetch_one(path: &Path) -> Prefetched {
-    read_config_file(path).map(|bytes| ConfigFile::parse(path.to_path_buf(), bytes))
-}
-
-/// Expands a pattern with the C library's `glob(3)`, as nginx does: sorted, no match is fine.
-fn glob(pattern: &Path) -> Result<Vec<PathBuf>, String> {
-    let c_pattern = CString::new(pattern.as_os_str().as_bytes()).map_err(|_| {
-        format!(
-            "the include pattern {} contains a NUL byte",
-            pattern.display()
-        )
-    })?;
-    // SAFETY: glob_t is plain data that glob() fills in; it is freed with globfree() below, and the
-    // path strings are copied out before that.
-    unsafe {
-        let mut g: libc::glob_t = std::mem::zeroed();
-        let rc = libc::glob(c_pattern.as_ptr(), libc::GLOB_NOSORT, None, &mut g);
-        let result = match rc {
-            0 => {
-                let mut paths: Vec<&[u8]> = (0..g.gl_pathc)
-                    .map(|i| CStr::from_ptr(*g.gl_pathv.add(i)).to_bytes())
-                    .collect();
-                // glob(3) sorts with strcoll(), which in nginx's C locale is byte order: the
-                // same order, without the C library's slower collation.
-                paths.sort_unstable();
-                Ok(paths
-                    .into_iter()
-                    .map(|p| PathBuf::from(OsStr::from_bytes(p)))
-                    .collect())
-            }
-            libc::GLOB_NOMATCH => Ok(Vec::new()),
-            libc::GLOB_NOSPACE => Err(format!("out of memory expanding {}", pattern.display())),
-            _ => Err(format!(
-                "could not read a directory while expanding {} (check its permissions)",
-                pattern.display()
-            )),
-        };
-        libc::globfree(&mut g);
-        result
-    }
+/// Reads and parses the `i`th file of an expansion ahead of its turn.
+fn prefetch_one(found: &Expansion, i: usize) -> Prefetched {
+    found
+        .read(i)
+        .map(|bytes| ConfigFile::parse(found.paths[i].clone(), bytes))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::CString;
 
     fn parse(src: &str) -> Result<ConfigFile, ParseError> {
         ConfigFile::parse(
@@ -912,6 +937,37 @@ mod tests {
         let e = Config::load(&main).unwrap_err();
         assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
         assert!(e.message.contains("s050.fifo.conf: it is a FIFO"), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_to_a_fifo_among_many_sites_is_an_error_at_the_include_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let (available, enabled) = (dir.path().join("available"), dir.path().join("enabled"));
+        std::fs::create_dir(&available).unwrap();
+        std::fs::create_dir(&enabled).unwrap();
+        for i in 0..150 {
+            let name = format!("s{i:03}.conf");
+            std::fs::write(available.join(&name), "server { listen 80; }\n").unwrap();
+            std::os::unix::fs::symlink(available.join(&name), enabled.join(&name)).unwrap();
+        }
+        mkfifo(&available.join("pipe"));
+        std::os::unix::fs::symlink(available.join("pipe"), enabled.join("s120.pipe")).unwrap();
+        let main = main_including(dir.path(), "enabled/*");
+        let e = Config::load(&main).unwrap_err();
+        assert_eq!((&e.file, e.line, e.column), (&main, 3, 11));
+        assert!(e.message.contains("s120.pipe: it is a FIFO"), "{e}");
+        // Without it, every file is read, in glob(3)'s order, named by its path in `enabled`.
+        std::fs::remove_file(enabled.join("s120.pipe")).unwrap();
+        let config = Config::load(&main).unwrap();
+        let names: Vec<PathBuf> = config.paths().skip(1).map(Path::to_path_buf).collect();
+        let pattern = dir.path().join("enabled/*");
+        assert_eq!(names, crate::reader::glob::glob3(&pattern).unwrap());
+        assert_eq!(names.len(), 150);
+        assert!(
+            config.files[1..]
+                .iter()
+                .all(|f| f.bytes == b"server { listen 80; }\n")
+        );
     }
 
     #[test]
