@@ -298,6 +298,8 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
         .build()
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
     let settled = runtime.block_on(resume::settle(&mut run, ca.as_ref(), &work.order));
+    // What discover and the selection freed goes back before the preflight's own memory.
+    give_back_freed_memory();
     let preflight = crate::timings::Phase::start("preflight");
     let ready = preflight::run(&mut run, &found, work.order, &settled)?;
     drop(preflight);
@@ -338,14 +340,15 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     report::finish(&mut run)
 }
 
-/// Caps glibc's malloc arenas at two (its default is eight per core, one per thread that meets
-/// contention): the runtime's, the key pool's and the write workers' threads would each keep
-/// their own heap, whose freed memory no other thread reuses — on a 10,000-site run that is tens
-/// of megabytes of peak RSS for no speed (the work is bounded by two cores).
+/// Gives every thread glibc's one main heap (its default is eight arenas per core, one more per
+/// thread that meets contention): the runtime's, the key pool's and the write workers' threads
+/// would each keep their own heap, whose freed memory no other thread reuses — on a
+/// 10,000-site run that is tens of megabytes of peak RSS for no speed (the work is bounded by
+/// two cores, and the heavy work, keys and TLS, allocates little).
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator parameters; M_ARENA_MAX takes any positive count.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
 }
 
