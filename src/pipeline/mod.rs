@@ -340,15 +340,15 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     report::finish(&mut run)
 }
 
-/// Gives every thread glibc's one main heap (its default is eight arenas per core, one more per
-/// thread that meets contention): the runtime's, the key pool's and the write workers' threads
-/// would each keep their own heap, whose freed memory no other thread reuses — on a
-/// 10,000-site run that is tens of megabytes of peak RSS for no speed (the work is bounded by
-/// two cores, and the heavy work, keys and TLS, allocates little).
+/// Caps glibc's malloc arenas at two (its default is eight per core, one per thread that meets
+/// contention): the runtime's, the key pool's and the write workers' threads would each keep
+/// their own heap, whose freed memory no other thread reuses — on a 10,000-site run that is tens
+/// of megabytes of peak RSS for no speed (the work is bounded by two cores). One arena was
+/// tried: RSA key threads then wait on its lock (about 10 s more CPU at 1,000 sites).
 fn limit_malloc_arenas() {
     // SAFETY: mallopt only changes allocator parameters; M_ARENA_MAX takes any positive count.
     unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
     }
 }
 
