@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use common::host::ONE_SITE;
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
 use enc365_sim::Faults;
 
@@ -183,20 +184,12 @@ impl Drop for Etcd {
     }
 }
 
-const SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
-
 fn cluster_host(etcd: &Etcd, faults: Faults) -> Host {
     let table = format!(
         "\n[cluster]\nbackend = \"etcd\"\nendpoints = [\"{}\"]\nprefix = \"/t\"\nnode = \"n1\"\nlease_ttl = 5\nack_timeout = 5\n",
         etcd.endpoint()
     );
-    let host = Host::with(faults, SITE, &table);
+    let host = Host::with(faults, ONE_SITE, &table);
     let out = host.command(&["cluster-key", "--generate"]);
     assert!(
         out.status.success(),
@@ -357,7 +350,7 @@ fn agent_once_installs_the_shared_certificate_with_the_same_transaction() {
     let etcd = Etcd::start();
     let first = cluster_host(&etcd, Faults::default());
     expect_exit(&first.auto(&["--json"]), 0);
-    let second = second_node(&etcd, &first, SITE);
+    let second = second_node(&etcd, &first, ONE_SITE);
 
     let out = agent_once(&second);
     assert!(
@@ -413,7 +406,7 @@ fn a_node_whose_install_fails_rolls_back_alone_and_reports_why() {
     let etcd = Etcd::start();
     let first = cluster_host(&etcd, Faults::default());
     expect_exit(&first.auto(&["--json"]), 0);
-    let broken = SITE.replace(
+    let broken = ONE_SITE.replace(
         "server_name shop.test www.shop.test;",
         "server_name shop.test www.shop.test;\n        ssl_dhparam {prefix}/missing-dhparam.pem;",
     );
@@ -468,7 +461,7 @@ fn etcd_over_tls_with_a_client_certificate_works_as_configured() {
         tls.path("client.pem"),
         tls.path("client.key")
     );
-    let host = Host::with(Faults::default(), SITE, &table);
+    let host = Host::with(Faults::default(), ONE_SITE, &table);
     let out = host.command(&["cluster-key", "--generate"]);
     assert!(
         out.status.success(),

@@ -4,6 +4,7 @@
 //! not add up refused before anything is written.
 
 use crate::common;
+use common::host::ONE_SITE;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,14 +12,6 @@ use std::process::{Command, Output, Stdio};
 
 use common::host::Host;
 use enc365_sim::Faults;
-
-const ONE_SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
 
 const PASSWORD: &str = "pw-SENTINEL-7f3a9c";
 

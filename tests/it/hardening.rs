@@ -3,6 +3,7 @@
 //! hung `nginx -t` stopped, and hooks that leave processes behind not holding the run.
 
 use crate::common;
+use common::host::ONE_SITE;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
@@ -12,14 +13,6 @@ use common::host::{Host, json, served};
 use enc365_nginx::lifecycle::Lineage;
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_sim::{BackgroundSim, Faults, SimOptions};
-
-const ONE_SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
 
 fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

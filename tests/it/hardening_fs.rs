@@ -4,6 +4,7 @@
 //! transaction manifests another user could change are refused before anything is written.
 
 use crate::common;
+use common::host::ONE_SITE;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
@@ -12,19 +13,11 @@ use std::path::Path;
 use common::host::{Host, expect_exit, pem_fingerprint, served};
 use enc365_sim::Faults;
 
-const SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
-
 /// A uid that is neither root nor the user running the tests.
 const OTHER_UID: u32 = 65534;
 
 fn host() -> Host {
-    Host::with(Faults::default(), SITE, "")
+    Host::with(Faults::default(), ONE_SITE, "")
 }
 
 fn text(out: &std::process::Output) -> String {

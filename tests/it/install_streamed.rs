@@ -4,17 +4,10 @@
 //! real binary.
 
 use crate::common;
+use common::host::ONE_SITE;
 
 use common::host::{Host, json, pem_fingerprint, served};
 use enc365_sim::Faults;
-
-const ONE_SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
 
 const HOOK_LINE: &[u8] = b"# changed after discover\n";
 

@@ -2,6 +2,7 @@
 //! simulator in process, the real binary.
 
 use crate::common;
+use common::host::ONE_SITE;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -10,14 +11,6 @@ use std::process::Output;
 use common::host::{Host, json, pem_fingerprint, served};
 use enc365_nginx::lifecycle::Lineage;
 use enc365_sim::Faults;
-
-const ONE_SITE: &str = r#"
-    server {
-        listen 127.0.0.1:{port.0};
-        server_name shop.test www.shop.test;
-        root {prefix}/www/shop;
-    }
-"#;
 
 fn ok(out: &Output) -> serde_json::Value {
     let doc = json(out);

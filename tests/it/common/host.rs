@@ -21,6 +21,16 @@ pub struct Host {
     pub https: u16,
 }
 
+/// One static site with two names (`shop.test`, `www.shop.test`) served from its webroot: the
+/// smallest host most end-to-end tests need.
+pub const ONE_SITE: &str = r#"
+    server {
+        listen 127.0.0.1:{port.0};
+        server_name shop.test www.shop.test;
+        root {prefix}/www/shop;
+    }
+"#;
+
 pub const SITES: &str = r#"
     # static site with two names
     server {
