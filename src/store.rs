@@ -217,10 +217,7 @@ pub fn rewrite_record<T: Serialize>(
     value: &T,
     keep_spare: bool,
 ) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     ensure_dir(dir, 0o700)?;
     let bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("could not encode {}", path.display()))?;
