@@ -639,7 +639,7 @@ impl NginxBinary {
         let (Some(master), Some(conf)) = (master, &signal_conf) else {
             return self.reload_within(paths, method, pid_file, (command_timeout, apply_timeout));
         };
-        let command = self.signal_command(paths, conf.path());
+        let command = self.signal_command(paths, conf);
         reload_and_wait(
             command,
             pid_file,
@@ -668,12 +668,16 @@ fn reload_and_wait(
 impl NginxBinary {
     /// `nginx -s reload` with the same prefix, pointed at `signal_conf` ([`SignalConf`]) for the
     /// pid file instead of the full configuration.
-    fn signal_command(&self, paths: &NginxPaths, signal_conf: &Path) -> Command {
+    fn signal_command(&self, paths: &NginxPaths, signal_conf: &SignalConf) -> Command {
         let mut command = self.command(&self.path);
         if let Some(prefix) = &paths.prefix {
             command.arg("-p").arg(prefix);
         }
-        command.arg("-c").arg(signal_conf).args(["-s", "reload"]);
+        command
+            .arg("-c")
+            .arg(signal_conf.path())
+            .args(["-s", "reload"]);
+        signal_conf.pass_to(&mut command);
         command
     }
 
