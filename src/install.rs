@@ -382,21 +382,25 @@ fn write_live_files(
     batch: &[Issued],
     txn: &mut Transaction,
 ) -> anyhow::Result<()> {
-    let files: Vec<crate::certificates::LineageFiles> = batch
-        .iter()
-        .map(|item| crate::certificates::LineageFiles::of(&env.config_dir, &item.site))
-        .collect();
-    for f in &files {
-        f.ensure_dir()?;
+    // A chunk of certificates at a time: backed up (one journal append and fsync per chunk),
+    // then written, so the bookkeeping of a large batch is never held whole.
+    for chunk in batch.chunks(EDIT_CHUNK) {
+        let files: Vec<crate::certificates::LineageFiles> = chunk
+            .iter()
+            .map(|item| crate::certificates::LineageFiles::of(&env.config_dir, &item.site))
+            .collect();
+        for f in &files {
+            f.ensure_dir()?;
+        }
+        txn.backup_all(&files.iter().flat_map(|f| f.all()).collect::<Vec<_>>())?;
+        // Each file is written atomically and flushed on its own; many at once, so the
+        // flushes overlap instead of queueing one behind the other.
+        let pairs: Vec<_> = chunk.iter().zip(&files).collect();
+        let written = crate::bounded::map(&pairs, WRITE_CONCURRENCY, |(item, f)| {
+            f.write(&item.fullchain_pem, &item.key_pem)
+        });
+        written.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     }
-    txn.backup_all(&files.iter().flat_map(|f| f.all()).collect::<Vec<_>>())?;
-    // Each file is written atomically and flushed on its own; many at once, so the flushes of
-    // a large batch overlap instead of queueing one behind the other.
-    let pairs: Vec<_> = batch.iter().zip(&files).collect();
-    let written = crate::bounded::map(&pairs, WRITE_CONCURRENCY, |(item, f)| {
-        f.write(&item.fullchain_pem, &item.key_pem)
-    });
-    written.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
     ensure_snippet(&env.config_dir)
 }
 

@@ -1417,12 +1417,6 @@ fn append_journal(dir: &Path, entries: &[BackupEntry]) -> Result<(), TxnError> {
         path: path.clone(),
         reason,
     };
-    let mut lines = Vec::new();
-    for entry in entries {
-        serde_json::to_writer(&mut lines, entry)
-            .map_err(|e| journal_error(format!("{e} (paths must be UTF-8)")))?;
-        lines.push(b'\n');
-    }
     let created = !path.exists();
     let mut file = OpenOptions::new()
         .append(true)
@@ -1430,14 +1424,34 @@ fn append_journal(dir: &Path, entries: &[BackupEntry]) -> Result<(), TxnError> {
         .mode(0o600)
         .open(&path)
         .map_err(|e| journal_error(e.to_string()))?;
-    file.write_all(&lines)
-        .and_then(|()| file.sync_data())
-        .map_err(|e| journal_error(e.to_string()))?;
+    let before = file
+        .metadata()
+        .map_err(|e| journal_error(e.to_string()))?
+        .len();
+    // Streamed through a small buffer: tens of thousands of entries are never one string.
+    let appended = (|| {
+        let mut out = std::io::BufWriter::with_capacity(JOURNAL_BUFFER, &mut file);
+        for entry in entries {
+            serde_json::to_writer(&mut out, entry)
+                .map_err(|e| format!("{e} (paths must be UTF-8)"))?;
+            out.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+        out.flush().map_err(|e| e.to_string())
+    })();
+    if let Err(reason) = appended {
+        // Nothing is recorded when it fails: the lines written so far are taken back.
+        let _ = file.set_len(before);
+        return Err(journal_error(reason));
+    }
+    file.sync_data().map_err(|e| journal_error(e.to_string()))?;
     if created {
         sync_dir(dir).map_err(|e| journal_error(format!("{e:#}")))?;
     }
     Ok(())
 }
+
+/// The buffer a journal append goes through ([`append_journal`]).
+const JOURNAL_BUFFER: usize = 64 * 1024;
 
 /// Writes a byte copy (0600) and fsyncs it; the caller fsyncs the directory once per batch.
 fn write_copy(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
@@ -2062,6 +2076,38 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn a_batch_that_cannot_be_journaled_records_nothing_and_the_next_one_still_restores() {
+        use std::os::unix::ffi::OsStrExt as _;
+        let t = tree();
+        let mut txn = Transaction::begin(&t.state, "auto").unwrap();
+        txn.backup(&t.plain).unwrap();
+        let journal = txn.dir().join(crate::paths::JOURNAL);
+        let before = fs::read(&journal).unwrap();
+        // The first entry of this batch serializes; the second (a name that is not UTF-8)
+        // does not, after the first was already streamed out.
+        let odd = t
+            .plain
+            .with_file_name(std::ffi::OsStr::from_bytes(b"odd\xff.conf"));
+        fs::write(&odd, b"odd\n").unwrap();
+        let err = txn.backup_all(&[&t.link, &odd]).unwrap_err();
+        assert!(err.to_string().contains("UTF-8"), "{err}");
+        assert_eq!(
+            fs::read(&journal).unwrap(),
+            before,
+            "a failed batch left lines behind"
+        );
+        txn.backup(&t.link).unwrap();
+        let id = txn.id().to_string();
+        drop(txn);
+        change_everything(&t);
+        let mut txn = Transaction::open(&t.state, &id).unwrap();
+        assert_eq!(txn.entries().unwrap().len(), 2);
+        txn.restore().unwrap();
+        assert_eq!(fs::read(&t.plain).unwrap(), PLAIN);
+        assert_eq!(fs::read(&t.real).unwrap(), SITE);
     }
 
     #[test]
