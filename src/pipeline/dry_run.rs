@@ -82,7 +82,9 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
     run.env.state_dir = scratch.path().to_path_buf();
     let mut seen = Exercised::default();
     seen.done.push("nginx -t on the live configuration".into());
-    let ready = preflight::run(&mut run, &found, work.order, &BTreeSet::new())?;
+    let worker = super::worker_access::worker_user(&found.config);
+    let settled = BTreeSet::new();
+    let ready = preflight::run(&mut run, &found, work.order, (&settled, worker.as_ref()))?;
     seen.done.push(
         "preflight: DNS, and a probe file published in each webroot and fetched through nginx"
             .into(),

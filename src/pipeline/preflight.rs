@@ -52,12 +52,14 @@ enum Round {
 
 /// Checks every site's names; plans the validation routes and applies the temporary locations
 /// only for the sites that need them and passed every other check. `settled`: sites whose
-/// order the CA already issued (or validated), which need no route at all.
+/// order the CA already issued (or validated), which need no route at all; `worker`: the user
+/// nginx's workers run as ([`worker_access::worker_user`]). Reads only `found`'s servers and
+/// its files' bytes (its directives may be released).
 pub fn run(
     run: &mut Run,
     found: &Discovery,
     selected: Vec<Site>,
-    settled: &BTreeSet<String>,
+    (settled, worker): (&BTreeSet<String>, Option<&WorkerUser>),
 ) -> Result<Ready, Failure> {
     let mut kept: Vec<Site> = Vec::new();
     let mut to_probe: Vec<Site> = Vec::new();
@@ -85,7 +87,6 @@ pub fn run(
             run.say(format!("  {note}"));
         }
     }
-    let worker = worker_access::worker_user(&found.config);
     // Resumed orders the CA still has to validate need their routes.
     let mut need_location: Vec<(Site, bool)> = (kept.iter())
         .filter(|s| !settled.contains(&s.name))
@@ -97,13 +98,7 @@ pub fn run(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let unserved = probe_names(
-            run,
-            publication,
-            &mut site,
-            worker.as_ref(),
-            (round, probed),
-        );
+        let unserved = probe_names(run, publication, &mut site, worker, (round, probed));
         if !passes(run, &site, unserved) {
             continue;
         }
@@ -113,7 +108,8 @@ pub fn run(
             need_location.push((site, unserved));
         }
     }
-    let temporary = temporary_round(run, found, &publications, need_location, &mut kept)?;
+    let lists = (need_location, &mut kept);
+    let temporary = temporary_round(run, (found, worker), &publications, lists)?;
     let mut publications = publications;
     for site in &mut kept {
         name_after_a_covered_name(run, &mut publications, site);
@@ -154,10 +150,9 @@ fn served_through_location(run: &Run, publication: &Publication, site: &Site) ->
 /// `kept`. Resumed sites (already in `kept`) only get their routes.
 fn temporary_round(
     run: &mut Run,
-    found: &Discovery,
+    (found, worker): (&Discovery, Option<&WorkerUser>),
     publications: &BTreeMap<String, Publication>,
-    need: Vec<(Site, bool)>,
-    kept: &mut Vec<Site>,
+    (need, kept): (Vec<(Site, bool)>, &mut Vec<Site>),
 ) -> Result<Option<Transaction>, Failure> {
     let narrowed: Vec<Site> = (need.iter())
         .filter_map(|(site, _)| {
@@ -175,7 +170,6 @@ fn temporary_round(
         return Ok(None);
     }
     let temporary = routes::apply_temporary(run, found, narrowed.iter())?;
-    let worker = worker_access::worker_user(&found.config);
     let mut kept_names: BTreeSet<String> = kept.iter().map(|k| k.name.clone()).collect();
     let round = Round::Temporary;
     let to_probe = (need.iter()).filter(|(site, _)| !kept_names.contains(&site.name));
@@ -189,13 +183,7 @@ fn temporary_round(
         let Some(publication) = publications.get(&site.name) else {
             continue;
         };
-        let unserved = probe_names(
-            run,
-            publication,
-            &mut site,
-            worker.as_ref(),
-            (round, probed),
-        );
+        let unserved = probe_names(run, publication, &mut site, worker, (round, probed));
         if passes(run, &site, unserved || unserved_before) {
             kept_names.insert(site.name.clone());
             kept.push(site);

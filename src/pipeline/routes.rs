@@ -25,8 +25,9 @@ pub fn validation_prefix(config: &crate::config::Config) -> &'static str {
     }
 }
 
-/// Plans where every site's validation files go (no config change): a route per name, and the
-/// temporary edits the names without a usable webroot would need ([`apply_temporary`]).
+/// Plans where every site's validation files go (no config change): a route per name. The
+/// temporary edits the names without a usable webroot need are left out (empty `splices`):
+/// [`apply_temporary`] plans them for the sites that still need them.
 pub fn plan_routes<'s>(
     run: &Run,
     found: &Discovery,
@@ -36,7 +37,10 @@ pub fn plan_routes<'s>(
     let mut publications = BTreeMap::new();
     for site in sites {
         let at = (prefix.as_path(), run.dcv_dir.as_path(), run.args.http_port);
-        let publication = dcv::plan_at(found, site, at, validation_prefix(&run.config));
+        let mut publication = dcv::plan_at(found, site, at, validation_prefix(&run.config));
+        // Held through validation, which needs only the routes: the temporary edits are planned
+        // again, for the sites that still need them, by `apply_temporary`.
+        publication.splices = Vec::new();
         publications.insert(site.name.clone(), publication);
     }
     crate::store::ensure_dir(&run.dcv_dir, 0o755).map_err(Failure::failed)?;
