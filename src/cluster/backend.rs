@@ -85,10 +85,7 @@ impl StateBackend {
     /// After this node's own validation files for a batch of sites were written and
     /// self-checked, and before the CA is asked: every live node must serve them too. Returns
     /// the sites that cannot go on, with why (none with local state).
-    pub fn dcv_published(
-        &self,
-        batch: &[(String, Vec<Written>)],
-    ) -> BTreeMap<String, anyhow::Error> {
+    pub fn dcv_published(&self, batch: &[(&str, &[Written])]) -> BTreeMap<String, anyhow::Error> {
         match self {
             StateBackend::Local => BTreeMap::new(),
             StateBackend::Etcd(active) => super::dcv::publish_all(active, batch),

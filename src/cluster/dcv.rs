@@ -18,7 +18,7 @@ use crate::publish::http::Written;
 /// the sites that cannot go on, each with why; the others' files are served everywhere.
 pub fn publish_all(
     active: &Active,
-    batch: &[(String, Vec<Written>)],
+    batch: &[(&str, &[Written])],
 ) -> BTreeMap<String, anyhow::Error> {
     let cluster = &active.cluster;
     let mut refused = BTreeMap::new();
@@ -26,10 +26,10 @@ pub fn publish_all(
     for (site, written) in batch.iter().filter(|(_, w)| !w.is_empty()) {
         match put_entries(active, site, written) {
             Ok(made) => {
-                ids.insert(site.clone(), made);
+                ids.insert(site.to_string(), made);
             }
             Err(e) => {
-                refused.insert(site.clone(), e);
+                refused.insert(site.to_string(), e);
             }
         }
     }
