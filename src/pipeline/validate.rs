@@ -55,6 +55,13 @@ pub async fn run(
     let limit = super::order::ca_concurrency(ca);
     let groups = webroot_groups(&ordered, publications, limit);
     let (sites, records) = takeable(ordered);
+    // With local state there is no cluster to wait for: each site's CA check is asked for as
+    // soon as its files are checked, so the files written are never held for every site at
+    // once (at 10,000 sites, megabytes at the run's peak).
+    let ask_at_once = matches!(
+        crate::cluster::current(),
+        crate::cluster::StateBackend::Local
+    );
     let done = {
         let (run, sites, records): (&Run, _, _) = (run, &sites, &records);
         let groups = &groups;
@@ -65,7 +72,7 @@ pub async fn run(
                 let site = &sites[i];
                 let mut record = take(&records[i]);
                 if record.state != RecordState::Pending {
-                    out.push((i, record, None, Ok(None)));
+                    out.push((i, record, None, Ok(Checked::NotPending)));
                     continue;
                 }
                 let publication = publications.get(&site.name).cloned().unwrap_or_default();
@@ -80,6 +87,14 @@ pub async fn run(
                     dns,
                 )
                 .await;
+                let outcome = match outcome {
+                    Ok(None) => Ok(Checked::NotPending),
+                    Ok(Some(_)) if ask_at_once => {
+                        ask_ca(ca, &record).await.map(|()| Checked::Asked)
+                    }
+                    Ok(Some(written)) => Ok(Checked::Published(written)),
+                    Err(e) => Err(e),
+                };
                 created_dirs.extend(files.dirs.iter().cloned());
                 if outcome.is_err() {
                     dns_records::remove_all(run, dns, &mut record);
@@ -260,12 +275,24 @@ type Outcome = (
     usize,
     OrderRecord,
     Option<Published>,
-    anyhow::Result<Option<Vec<Written>>>,
+    anyhow::Result<Checked>,
 );
 
-/// For the published sites of `done`: in cluster mode every other node serves their files first
-/// (all sites' files published, then one wait); then the CA is asked to look, `limit` sites at
-/// once. Returns, in `done`'s order, what asking gave (`Ok` where nothing was to be asked).
+/// Where a site's validation stands once [`publish_and_check`] is done with it.
+enum Checked {
+    /// The order is no longer pending: nothing to ask.
+    NotPending,
+    /// Its files are published and checked: the cluster serves them, then the CA is asked
+    /// ([`share_and_ask`]).
+    Published(Vec<Written>),
+    /// Published, checked and the CA already asked (local state: no cluster to wait for).
+    Asked,
+}
+
+/// For the published sites of `done` not asked yet: in cluster mode every other node serves
+/// their files first (all sites' files published, then one wait); then the CA is asked to look,
+/// `limit` sites at once. Returns, in `done`'s order, what asking gave (`Ok` where nothing was
+/// to be asked).
 async fn share_and_ask(
     ca: &dyn CertificateAuthority,
     done: &[Outcome],
@@ -274,7 +301,7 @@ async fn share_and_ask(
     // Borrowed, not copied: at 10,000 sites the files written are megabytes.
     let batch: Vec<(&str, &[Written])> = (done.iter())
         .filter_map(|(_, record, _, outcome)| match outcome {
-            Ok(Some(written)) => Some((record.site.as_str(), &written[..])),
+            Ok(Checked::Published(written)) => Some((record.site.as_str(), &written[..])),
             _ => None,
         })
         .collect();
@@ -287,7 +314,7 @@ async fn share_and_ask(
         async move {
             match (&done[k].3, refusal) {
                 (_, Some(e)) => Err(e),
-                (Ok(Some(_)), None) => ask_ca(ca, &done[k].1).await,
+                (Ok(Checked::Published(_)), None) => ask_ca(ca, &done[k].1).await,
                 _ => Ok(()),
             }
         }
