@@ -29,6 +29,9 @@ command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
 command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+# protoc's well-known types (google/protobuf/descriptor.proto, struct.proto) that etcd's protocol
+# files import: protobuf-compiler only recommends them, and recommends are not installed here.
+[ -e /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
