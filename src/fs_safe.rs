@@ -196,9 +196,11 @@ pub fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<Vec<
 }
 
 /// Creates `name` in `dir` with `content` (mode `mode`). Nothing there yet (the usual case): the
-/// file is made under its own name (`O_CREAT|O_EXCL|O_NOFOLLOW`), mode set, written. Something
-/// there (a killed run's file, a link): a new file under a temporary name, renamed over it (a
-/// link is replaced, not followed). Not flushed to disk: a validation file lives for seconds,
+/// file is made under its own name (`O_CREAT|O_EXCL|O_NOFOLLOW`), mode set, written. The very
+/// file there already (a regular file of that mode and content: the names of one certificate
+/// share one validation file): left as it is. Anything else there (a killed run's file, a
+/// link): a new file under a temporary name, renamed over it (a link is replaced, not
+/// followed) — so no file is made and freed per name. Not flushed to disk: a validation file lives for seconds,
 /// nobody fetches it before this returns, and a run after a crash writes it again — a flush per
 /// file would only make each of thousands of validations wait on the disk.
 fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::Result<()> {
@@ -225,6 +227,7 @@ fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::R
             }
             return written;
         }
+        Err(Errno::EEXIST) if holds_exactly(dir, name, content, mode) => return Ok(()),
         Err(Errno::EEXIST) => {}
         Err(e) => return Err(e.into()),
     }
@@ -243,6 +246,28 @@ fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::R
         let _ = unlinkat(dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     }
     written
+}
+
+/// Whether `name` in `dir` is a regular file (not a link) of mode `mode` holding exactly
+/// `content`.
+fn holds_exactly(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> bool {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let Ok(fd) = openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
+    let Ok(st) = fstat(&fd) else {
+        return false;
+    };
+    let regular = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG;
+    if !regular || st.st_mode & 0o7777 != mode || usize::try_from(st.st_size) != Ok(content.len()) {
+        return false;
+    }
+    let mut held = Vec::with_capacity(content.len() + 1);
+    use std::io::Read as _;
+    File::from(fd)
+        .take(content.len() as u64 + 1)
+        .read_to_end(&mut held)
+        .is_ok_and(|_| held == content)
 }
 
 /// Removes the file at `path` (`directory`: the empty directory) relative to a handle on its
@@ -439,6 +464,44 @@ mod tests {
             remove(d, true).unwrap();
         }
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_same_file_written_again_is_left_as_it_is_and_any_other_is_replaced() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.txt");
+        write_file(&file, b"token", 0o644).unwrap();
+        let inode = || fs::symlink_metadata(&file).unwrap().ino();
+        let first = inode();
+        // The names of one certificate share its file: the second write keeps the first file.
+        write_file(&file, b"token", 0o644).unwrap();
+        assert_eq!(inode(), first);
+        // Other content or another mode: a new file takes the name.
+        write_file(&file, b"token2", 0o644).unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"token2");
+        assert_ne!(inode(), first);
+        let second = inode();
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        write_file(&file, b"token2", 0o644).unwrap();
+        assert_ne!(inode(), second);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+            0o644
+        );
+        let target = dir.path().join("target.txt");
+        fs::write(&target, b"token2").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::remove_file(&file).unwrap();
+        symlink(&target, &file).unwrap();
+        // A link holding the very bytes is still no file of ours: refused, as any link is.
+        assert!(write_file(&file, b"token2", 0o644).is_err());
+        assert!(
+            fs::symlink_metadata(&file)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]

@@ -113,50 +113,63 @@ fn target<'p>(route_dir: &Path, served: &str, path: &'p str) -> Option<(PathBuf,
     (webroot_dir && is_safe_file_name(file)).then_some((acme_dir, file))
 }
 
-/// Publishes a probe file for `name` the way its validation file will be, and fetches it back.
-pub fn probe(
-    publication: &Publication,
-    name: &str,
-    token: &str,
-    skip_dns_check: bool,
-) -> Result<(), String> {
-    if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == name) {
-        return Err(reason.clone());
-    }
-    let route = publication
-        .routes
-        .iter()
-        .find(|r| r.name == name)
-        .ok_or("no server block answers HTTP for it")?;
-    let file_name = format!("{token}.txt");
-    let created =
-        dcv::write_file(&route.dir, &file_name, token.as_bytes()).map_err(|e| format!("{e:#}"))?;
-    let addr = connect_address(skip_dns_check, name, route.port);
-    tracing::info!(name, %addr, dir = %route.dir.display(), "preflight: probing the validation path");
-    let result = dcv::check_served(
-        addr,
-        name,
-        &format!("{}{file_name}", publication.served_prefix()),
-        token.as_bytes(),
-    );
-    dcv::remove_files(&[route.dir.join(&file_name)], &created);
-    result.map_err(|e| {
-        let resolved = if skip_dns_check {
-            Vec::new()
-        } else {
-            dcv::resolve(name)
+/// The probe of every name one directory serves (under one URL prefix): one probe file, written
+/// the way a validation file will be and fetched back under each name, then removed.
+struct ProbeFile<'a> {
+    /// The directory the file goes into.
+    dir: &'a Path,
+    /// The URL prefix the directory is served under.
+    prefix: &'a str,
+    /// The jobs fetching it: their index, name and port.
+    names: Vec<(usize, &'a str, u16)>,
+}
+
+impl ProbeFile<'_> {
+    /// Writes the file, fetches it under each name and removes it (and the directories it
+    /// made): each name's outcome, by job index.
+    fn run(&self, skip_dns_check: bool) -> Vec<(usize, Result<(), String>)> {
+        let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
+        let file_name = format!("{token}.txt");
+        let created = match dcv::write_file(self.dir, &file_name, token.as_bytes()) {
+            Ok(created) => created,
+            Err(e) => {
+                let why = format!("{e:#}");
+                return (self.names.iter())
+                    .map(|&(i, ..)| (i, Err(why.clone())))
+                    .collect();
+            }
         };
-        let local = dcv::local_addresses();
-        if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
-            let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
-            format!(
-                "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or a CDN or proxy in front?), and the validation probe there failed: {e}",
-                ips.join(", ")
-            )
-        } else {
-            format!("validation probe failed: {e}")
-        }
-    })
+        let path = format!("{}{file_name}", self.prefix);
+        let outcomes = (self.names.iter())
+            .map(|&(i, name, port)| {
+                let addr = connect_address(skip_dns_check, name, port);
+                tracing::info!(name, %addr, dir = %self.dir.display(), "preflight: probing the validation path");
+                let served = dcv::check_served(addr, name, &path, token.as_bytes());
+                (i, served.map_err(|e| probe_failure(name, skip_dns_check, e)))
+            })
+            .collect();
+        dcv::remove_files(&[self.dir.join(&file_name)], &created);
+        outcomes
+    }
+}
+
+/// Why a name's probe failed, told with where the name points when that is not this host.
+fn probe_failure(name: &str, skip_dns_check: bool, e: String) -> String {
+    let resolved = if skip_dns_check {
+        Vec::new()
+    } else {
+        dcv::resolve(name)
+    };
+    let local = dcv::local_addresses();
+    if !resolved.is_empty() && !resolved.iter().any(|ip| dcv::is_local(*ip, &local)) {
+        let ips: Vec<String> = resolved.iter().map(|ip| ip.to_string()).collect();
+        format!(
+            "resolves to {}, which is not an address of this host (DNS pointing elsewhere, or a CDN or proxy in front?), and the validation probe there failed: {e}",
+            ips.join(", ")
+        )
+    } else {
+        format!("validation probe failed: {e}")
+    }
 }
 
 /// How many preflight probes are in flight at once.
@@ -171,44 +184,64 @@ pub struct ProbeJob<'a> {
     pub name: &'a str,
 }
 
-/// [`probe`] for every job, at most `concurrency` at once, each with a probe file of its own;
-/// the outcomes in the jobs' order, each exactly what [`probe`] gives alone. Probes that would
-/// create the same directory (it does not exist yet; each probe removes what it created) run
-/// one after the other, so none removes a directory another is writing into.
+/// Probes every job's name the way its validation file will be published and fetched: a probe
+/// file in the directory its route names, fetched back under the name. The names one
+/// directory serves share one probe file (each still fetches it under its own name, so each
+/// outcome is the name's own), so a host does not make and free a file and its directories per
+/// name. At most `concurrency` files at once; files that would create the same directory (it
+/// does not exist yet; each removes what it created) one after the other, so none removes a
+/// directory another is writing into. The outcomes come in the jobs' order.
 pub fn probe_all(
     jobs: &[ProbeJob],
     skip_dns_check: bool,
     concurrency: usize,
 ) -> Vec<Result<(), String>> {
-    // Jobs grouped by the outermost directory their probe would create; jobs whose directory
-    // exists create none and go alone.
+    let mut outcomes: Vec<(usize, Result<(), String>)> = Vec::with_capacity(jobs.len());
+    let mut files: Vec<ProbeFile> = Vec::new();
+    let mut file_of: std::collections::HashMap<(&Path, &str), usize> = Default::default();
+    for (i, job) in jobs.iter().enumerate() {
+        let publication = job.publication;
+        if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == job.name) {
+            outcomes.push((i, Err(reason.clone())));
+            continue;
+        }
+        let Some(route) = publication.routes.iter().find(|r| r.name == job.name) else {
+            outcomes.push((i, Err("no server block answers HTTP for it".to_string())));
+            continue;
+        };
+        let key = (route.dir.as_path(), publication.served_prefix());
+        let f = *file_of.entry(key).or_insert_with(|| {
+            files.push(ProbeFile {
+                dir: key.0,
+                prefix: key.1,
+                names: Vec::new(),
+            });
+            files.len() - 1
+        });
+        files[f].names.push((i, job.name, route.port));
+    }
+    // Files grouped by the outermost directory they would create; files whose directory exists
+    // create none and go alone.
     let mut shared: std::collections::BTreeMap<PathBuf, usize> = Default::default();
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (i, job) in jobs.iter().enumerate() {
-        let dir = (job.publication.routes.iter()).find(|r| r.name == job.name);
-        match dir.and_then(|r| outermost_missing(&r.dir)) {
+    for (f, file) in files.iter().enumerate() {
+        match outermost_missing(file.dir) {
             Some(top) => match shared.get(&top) {
-                Some(&g) => groups[g].push(i),
+                Some(&g) => groups[g].push(f),
                 None => {
                     shared.insert(top, groups.len());
-                    groups.push(vec![i]);
+                    groups.push(vec![f]);
                 }
             },
-            None => groups.push(vec![i]),
+            None => groups.push(vec![f]),
         }
     }
     let done = crate::bounded::map(&groups, concurrency, |group| {
         (group.iter())
-            .map(|&i| {
-                let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
-                (
-                    i,
-                    probe(jobs[i].publication, jobs[i].name, &token, skip_dns_check),
-                )
-            })
+            .flat_map(|&f| files[f].run(skip_dns_check))
             .collect::<Vec<_>>()
     });
-    let mut outcomes: Vec<(usize, Result<(), String>)> = done.into_iter().flatten().collect();
+    outcomes.extend(done.into_iter().flatten());
     outcomes.sort_unstable_by_key(|(i, _)| *i);
     outcomes.into_iter().map(|(_, o)| o).collect()
 }

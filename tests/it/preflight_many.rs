@@ -48,7 +48,9 @@ fn many_sites_host() -> Host {
         body += &server(&format!("s{i}.many.test"), &format!("s{i}"), "");
     }
     for i in 0..SHARED_ROOT {
-        body += &server(&format!("shared{i}.many.test"), "shared", "");
+        // Each logs its own requests: which probe file it fetched.
+        let log = format!("access_log logs/shared{i}.access.log;");
+        body += &server(&format!("shared{i}.many.test"), "shared", &log);
     }
     let wrong = r#"location ^~ /.well-known/ { return 200 "not the file"; }"#;
     body += &server("wrong.many.test", "wrong", wrong);
@@ -156,6 +158,21 @@ fn many_sites_probed_at_once_report_each_failing_name_once_and_fail_only_themsel
     }
     assert_eq!(host.sim.request_count("/cert/create"), issued.len() as u64);
     assert_eq!(doc["reloads"], 1, "{doc:#}");
+
+    // The names one webroot serves share one probe file, each fetching it under its own name.
+    let probes: std::collections::BTreeSet<String> = (0..SHARED_ROOT)
+        .map(|i| {
+            let log = host.sb.path(&format!("logs/shared{i}.access.log"));
+            let log = std::fs::read_to_string(&log).unwrap();
+            let fetched: Vec<&str> = (log.lines())
+                .filter_map(|l| l.split('"').nth(1))
+                .filter(|request| request.contains("enc365-probe-"))
+                .collect();
+            assert_eq!(fetched.len(), 1, "shared{i}: {log}");
+            fetched[0].to_string()
+        })
+        .collect();
+    assert_eq!(probes.len(), 1, "{probes:#?}");
 
     // No probe file and no directory made for one is left in any webroot.
     let www = host.sb.path("www");
