@@ -306,9 +306,27 @@ fn client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     CONFIG.get_or_init(build_client_config).clone()
 }
 
-/// [`client_config`], built.
+/// [`client_config`], built. Its first key share is X25519 and its first TLS 1.3 suite
+/// AES-128-GCM-SHA256: a check needs no post-quantum secrecy, and the default first share
+/// (X25519MLKEM768, sent beside an X25519 one) made every handshake also generate an ML-KEM key
+/// that nginx without ML-KEM never uses — a 10,000-name batch makes 10,000 handshakes. A server
+/// that takes only ML-KEM groups still completes the handshake: it asks for that share (a
+/// HelloRetryRequest), and the group is offered.
 fn build_client_config() -> Result<Arc<ClientConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    use rustls::crypto::aws_lc_rs::{cipher_suite, default_provider, kx_group};
+    let mut provider = default_provider();
+    provider.kx_groups = vec![
+        kx_group::X25519,
+        kx_group::SECP256R1,
+        kx_group::SECP384R1,
+        kx_group::X25519MLKEM768,
+    ];
+    let first = cipher_suite::TLS13_AES_128_GCM_SHA256;
+    provider
+        .cipher_suites
+        .retain(|s| s.suite() != first.suite());
+    provider.cipher_suites.insert(0, first);
+    let provider = Arc::new(provider);
     let verifier = Arc::new(AcceptAnyCertificate {
         algorithms: provider.signature_verification_algorithms,
     });
@@ -372,6 +390,18 @@ mod tests {
         let base = Duration::from_secs(15);
         assert_eq!(batch_deadline(base, 0), base);
         assert_eq!(batch_deadline(base, 2000), Duration::from_secs(55));
+    }
+
+    #[test]
+    fn checks_share_x25519_first_and_still_offer_ml_kem() {
+        use rustls::NamedGroup;
+        let config = client_config().unwrap();
+        let provider = config.crypto_provider();
+        let groups: Vec<NamedGroup> = provider.kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(groups[0], NamedGroup::X25519);
+        assert!(groups.contains(&NamedGroup::X25519MLKEM768), "{groups:?}");
+        let first = provider.cipher_suites[0].suite();
+        assert_eq!(first, rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
     }
 
     #[test]

@@ -170,3 +170,23 @@ fn handshake_fails_clearly_on_closed_port_and_plain_http() {
         "a plain HTTP port does not hang us"
     );
 }
+
+#[test]
+fn a_server_that_takes_neither_the_first_group_nor_the_first_suite_still_answers() {
+    // The check offers X25519 and AES-128-GCM first; a server taking only P-384 and AES-256-GCM
+    // asks for that share (a HelloRetryRequest) and picks the suite it takes.
+    let mut nginx = NginxSandbox::new();
+    let port = nginx.alloc_port();
+    let cert = TestCert::self_signed(&["strict.test"]);
+    cert.write_into(&nginx, "certs/strict");
+    let site = tls_sites(&[("strict.test", "certs/strict")]).replacen(
+        "ssl_certificate ",
+        "ssl_ecdh_curve secp384r1;\n    \
+         ssl_conf_command Ciphersuites TLS_AES_256_GCM_SHA384;\n    ssl_certificate ",
+        1,
+    );
+    nginx.write_http_conf(&site);
+    nginx.start();
+    let served = handshake(addr(port), "strict.test", Duration::from_secs(5)).unwrap();
+    assert_eq!(served.der, cert.der);
+}
