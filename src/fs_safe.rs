@@ -18,7 +18,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -111,7 +111,12 @@ fn open_dir_at(parent: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
 
 /// Whether a `stat` result is a symbolic link.
 fn is_link(st: nix::sys::stat::FileStat) -> bool {
-    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
+    kind(&st) == SFlag::S_IFLNK
+}
+
+/// What kind of file `st` describes (`S_IFREG`, `S_IFLNK`, …).
+fn kind(st: &nix::sys::stat::FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
 
 /// The error for a component that could not be opened as a directory, saying what it is.
@@ -198,11 +203,11 @@ pub fn write_file(path: &Path, content: &[u8], mode: u32) -> anyhow::Result<Vec<
 /// Creates `name` in `dir` with `content` (mode `mode`). Nothing there yet (the usual case): the
 /// file is made under its own name (`O_CREAT|O_EXCL|O_NOFOLLOW`), mode set, written. The very
 /// file there already (a regular file of that mode and content: the names of one certificate
-/// share one validation file): left as it is. Anything else there (a killed run's file, a
-/// link): a new file under a temporary name, renamed over it (a link is replaced, not
-/// followed) — so no file is made and freed per name. Not flushed to disk: a validation file lives for seconds,
-/// nobody fetches it before this returns, and a run after a crash writes it again — a flush per
-/// file would only make each of thousands of validations wait on the disk.
+/// share one validation file): left as it is, so no file is made and freed per name. Anything
+/// else there (a killed run's file, a link): a new file under a temporary name, renamed over it
+/// (a link is replaced, not followed). Not flushed to disk: a validation file lives for
+/// seconds, nobody fetches it before this returns, and a run after a crash writes it again — a
+/// flush per file would only make each of thousands of validations wait on the disk.
 fn put_file(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> anyhow::Result<()> {
     let create = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
     let new = |at: &OsStr| {
@@ -258,12 +263,11 @@ fn holds_exactly(dir: &OwnedFd, name: &OsStr, content: &[u8], mode: u32) -> bool
     let Ok(st) = fstat(&fd) else {
         return false;
     };
-    let regular = SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG;
+    let regular = kind(&st) == SFlag::S_IFREG;
     if !regular || st.st_mode & 0o7777 != mode || usize::try_from(st.st_size) != Ok(content.len()) {
         return false;
     }
     let mut held = Vec::with_capacity(content.len() + 1);
-    use std::io::Read as _;
     File::from(fd)
         .take(content.len() as u64 + 1)
         .read_to_end(&mut held)
