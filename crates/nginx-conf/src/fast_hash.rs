@@ -2,11 +2,14 @@
 //! bytes per multiply. Not for keys an attacker chooses to collide: the configuration's own
 //! paths and names only.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// A `HashMap` keyed by configuration paths or names, hashed with [`FastHasher`].
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A `HashSet` of configuration paths, names or addresses, hashed with [`FastHasher`].
+pub type FastSet<K> = HashSet<K, BuildHasherDefault<FastHasher>>;
 
 /// The hasher of [`FastMap`].
 #[derive(Default)]

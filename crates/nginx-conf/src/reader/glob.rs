@@ -86,13 +86,13 @@ pub fn expand(pattern: &Path) -> Result<Expansion, String> {
     // SAFETY: `fd` was just opened and is owned by nobody else.
     let dir_fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut names = matching_names(dir_fd.as_fd(), &c_pattern);
-    names.sort_unstable();
+    names.sort();
     let paths = names
-        .into_iter()
+        .iter()
         .map(|name| {
             let mut path = Vec::with_capacity(dir.len() + name.len());
             path.extend_from_slice(dir);
-            path.extend_from_slice(&name);
+            path.extend_from_slice(name);
             PathBuf::from(OsStr::from_bytes(&path))
         })
         .collect();
@@ -103,12 +103,55 @@ pub fn expand(pattern: &Path) -> Result<Expansion, String> {
     })
 }
 
+/// Names listed from a directory, kept in one buffer (a directory of 50,000 sites is one
+/// allocation, not 50,000).
+struct Names {
+    bytes: Vec<u8>,
+    /// Each name: its first eight bytes as a big-endian number (so most comparisons in the sort
+    /// never look at the buffer), and where it is in `bytes`.
+    entries: Vec<(u64, u32, u32)>,
+}
+
+impl Names {
+    fn push(&mut self, name: &[u8]) {
+        let mut head = [0u8; 8];
+        let n = name.len().min(8);
+        head[..n].copy_from_slice(&name[..n]);
+        let at = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(name);
+        self.entries
+            .push((u64::from_be_bytes(head), at, name.len() as u32));
+    }
+
+    /// Puts the names in byte order (the order `glob(3)` gives in the C locale).
+    fn sort(&mut self) {
+        let bytes = &self.bytes;
+        let slice = |at: u32, len: u32| &bytes[at as usize..(at + len) as usize];
+        // Equal heads decide nothing yet; a name shorter than eight bytes is padded with zeros,
+        // so it sorts before the longer names it starts, as the byte comparison says.
+        self.entries.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then_with(|| slice(a.1, a.2).cmp(slice(b.1, b.2)))
+        });
+    }
+
+    /// The names, in their current order.
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (self.entries.iter()).map(|&(_, at, len)| &self.bytes[at as usize..(at + len) as usize])
+    }
+}
+
 /// The names in `dir` that `fnmatch(3)` matches against `pattern` with `FNM_PERIOD`, in the
 /// directory's order; entries of inode 0 are skipped, as `readdir(3)` skips them. A listing
-/// error ends the listing, as it ends `glob(3)`'s.
-fn matching_names(dir: BorrowedFd<'_>, pattern: &CStr) -> Vec<Vec<u8>> {
+/// error ends the listing, as it ends `glob(3)`'s. A lone `*` (`sites-enabled/*`) matches
+/// every name not starting with a dot without asking `fnmatch(3)` for each of thousands.
+fn matching_names(dir: BorrowedFd<'_>, pattern: &CStr) -> Names {
     use std::os::fd::AsRawFd;
-    let mut names = Vec::new();
+    let mut names = Names {
+        bytes: Vec::new(),
+        entries: Vec::new(),
+    };
+    let any_visible = pattern.to_bytes() == b"*";
     let mut buf = vec![0u8; 256 << 10];
     loop {
         // SAFETY: `buf` is writable for its whole length; the kernel fills whole records.
@@ -136,11 +179,14 @@ fn matching_names(dir: BorrowedFd<'_>, pattern: &CStr) -> Vec<Vec<u8>> {
             let Ok(name) = CStr::from_bytes_until_nul(record) else {
                 continue;
             };
-            // SAFETY: both are NUL-terminated strings.
-            let matched =
-                unsafe { libc::fnmatch(pattern.as_ptr(), name.as_ptr(), libc::FNM_PERIOD) } == 0;
+            let matched = if any_visible {
+                name.to_bytes().first().is_some_and(|&b| b != b'.')
+            } else {
+                // SAFETY: both are NUL-terminated strings.
+                unsafe { libc::fnmatch(pattern.as_ptr(), name.as_ptr(), libc::FNM_PERIOD) == 0 }
+            };
             if ino != 0 && matched {
-                names.push(name.to_bytes().to_vec());
+                names.push(name.to_bytes());
             }
         }
     }
@@ -215,6 +261,14 @@ mod tests {
             b"line\nbreak.conf",
             b"star*.conf",
             b"q?.conf",
+            // Names alike in their first eight bytes, and names that start others.
+            b"abcdefg",
+            b"abcdefgh",
+            b"abcdefgh.conf",
+            b"abcdefgi",
+            b"abcdefgh\xff",
+            b"abc",
+            b"abcd\x01",
         ];
         for name in names {
             touch(&dir, name);
