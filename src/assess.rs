@@ -60,14 +60,46 @@ pub fn assess_all(
     policy: &Policy,
     certs: &mut HashMap<PathBuf, Result<CertSummary, CertReadError>>,
 ) -> Vec<Assessment> {
-    let tls_verdicts: Vec<Option<Assessment>> = servers
-        .iter()
-        .zip(names)
-        .map(|(s, n)| s.tls.then(|| assess_tls(s, n, policy, certs)))
-        .collect();
+    // The TLS blocks' own verdicts, on two threads for a large host (a 50,000-site host has
+    // some 20,000 TLS blocks). Certificates the caller has not read yet are read here and left
+    // in `certs` afterwards.
+    let tls_part = |range: std::ops::Range<usize>| {
+        let mut read = Vec::new();
+        let verdicts: Vec<Option<Assessment>> = range
+            .map(|i| {
+                let s = &servers[i];
+                s.tls
+                    .then(|| assess_tls(s, &names[i], policy, certs, &mut read))
+            })
+            .collect();
+        (verdicts, read)
+    };
+    let (tls_verdicts, read) = if servers.len() < 1000 {
+        tls_part(0..servers.len())
+    } else {
+        let half = servers.len() / 2;
+        std::thread::scope(|scope| {
+            let second = scope.spawn(|| tls_part(half..servers.len()));
+            let (mut verdicts, mut read) = tls_part(0..half);
+            let (more, more_read) = second
+                .join()
+                .unwrap_or_else(|_| tls_part(half..servers.len()));
+            verdicts.extend(more);
+            read.extend(more_read);
+            (verdicts, read)
+        })
+    };
+    certs.extend(read);
 
     // Which TLS blocks carry each certifiable name.
     let mut tls_by_name: ByName = HashMap::default();
+    // Sized once: growing it by doubling would rehash every name several times.
+    tls_by_name.reserve(
+        (servers.iter().zip(names))
+            .filter(|(s, _)| s.tls)
+            .map(|(_, n)| n.len())
+            .sum(),
+    );
     for (i, s) in servers.iter().enumerate() {
         if s.tls {
             for n in names[i].iter().filter(|n| n.certifiable) {
@@ -149,7 +181,8 @@ fn assess_tls(
     server: &Server,
     names: &[Name],
     policy: &Policy,
-    certs: &mut HashMap<PathBuf, Result<CertSummary, CertReadError>>,
+    certs: &HashMap<PathBuf, Result<CertSummary, CertReadError>>,
+    read: &mut Vec<(PathBuf, Result<CertSummary, CertReadError>)>,
 ) -> Assessment {
     if server.ssl_certificates.is_empty() {
         return Assessment::needs("TLS without a certificate");
@@ -170,9 +203,17 @@ fn assess_tls(
             return Assessment::fine("certificate given inline or by an engine; not managed");
         }
         let path = policy.conf_dir.join(file);
-        let summary = certs
-            .entry(path.clone())
-            .or_insert_with(|| tlsinfo::read_certificate(&path));
+        let summary = match certs.get(&path) {
+            Some(known) => known,
+            None => match read.iter().position(|(p, _)| *p == path) {
+                Some(k) => &read[k].1,
+                None => {
+                    let summary = tlsinfo::read_certificate(&path);
+                    read.push((path, summary));
+                    &read[read.len() - 1].1
+                }
+            },
+        };
         verdicts.push(match summary {
             Err(e) => Assessment::needs(format!("certificate unreadable: {e}")),
             Ok(cert) => assess_certificate(cert, &wanted, policy),
@@ -205,4 +246,72 @@ fn assess_certificate(cert: &CertSummary, wanted: &[&str], policy: &Policy) -> A
         ));
     }
     Assessment::fine(format!("certificate valid for {days} more days"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nginx::sites;
+    use crate::nginx::tree::Config;
+
+    /// A host with over a thousand blocks has its TLS blocks judged on two threads; a
+    /// certificate the caller had not read is read there and left in `certs`, readable or not,
+    /// and each block gets the verdict of its own certificate.
+    #[test]
+    fn a_large_host_is_judged_on_two_threads_and_every_certificate_read_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["s0.test".to_string()]).unwrap();
+        std::fs::write(dir.path().join("self.pem"), cert.cert.pem()).unwrap();
+        let mut conf = String::from("events {}\nhttp {\n");
+        for i in 0..700 {
+            let file = if i % 3 == 0 {
+                "missing.pem"
+            } else {
+                "self.pem"
+            };
+            conf += &format!(
+                "server {{ listen 443 ssl; server_name s{i}.test; ssl_certificate {file}; \
+                 ssl_certificate_key k.pem; }}\nserver {{ listen 80; server_name s{i}.test; }}\n"
+            );
+        }
+        conf += "}\n";
+        let main = dir.path().join("nginx.conf");
+        std::fs::write(&main, conf).unwrap();
+        let config = Config::load(&main).unwrap();
+        let servers = sites::servers(&config).unwrap();
+        assert_eq!(servers.len(), 1400);
+        let names: Vec<Vec<Name>> = (servers.iter())
+            .map(|s| crate::names::classify_all(s.server_names.iter().map(String::as_str)))
+            .collect();
+        let policy = Policy {
+            conf_dir: dir.path(),
+            now: 0,
+            renew_within_days: 30,
+        };
+        let mut certs = HashMap::new();
+        let verdicts = assess_all(&servers, &names, |i| format!("#{i}"), &policy, &mut certs);
+        assert_eq!(certs.len(), 2, "each certificate read once and kept");
+        assert!(certs[&dir.path().join("missing.pem")].is_err());
+        assert!(certs[&dir.path().join("self.pem")].is_ok());
+        for (k, v) in verdicts.iter().enumerate() {
+            let site = k / 2;
+            assert!(v.needs_certificate, "block {k}: {}", v.reason);
+            if k % 2 == 1 {
+                // The plain-HTTP twin of a TLS block: HTTPS is served there.
+                assert!(
+                    v.reason.starts_with("HTTPS served by"),
+                    "block {k}: {}",
+                    v.reason
+                );
+            } else if site % 3 == 0 {
+                assert!(
+                    v.reason.starts_with("certificate unreadable"),
+                    "block {k}: {}",
+                    v.reason
+                );
+            } else {
+                assert_eq!(v.reason, "self-signed certificate", "block {k}");
+            }
+        }
+    }
 }
