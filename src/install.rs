@@ -506,14 +506,12 @@ fn site_for(
 
 /// The leaf must match the key and cover every name.
 fn check_pair(item: &Issued) -> anyhow::Result<()> {
-    let key =
-        rcgen::KeyPair::from_pem(&item.key_pem).context("the stored private key does not parse")?;
     let pem = x509_parser::pem::Pem::iter_from_buffer(item.fullchain_pem.as_bytes())
         .find_map(|p| p.ok().filter(|p| p.label == "CERTIFICATE"))
         .ok_or_else(|| anyhow!("{}: the issued chain holds no certificate", item.site))?;
     let (_, leaf) = x509_parser::parse_x509_certificate(&pem.contents)
         .map_err(|e| anyhow!("{}: the issued certificate does not parse: {e}", item.site))?;
-    if leaf.public_key().raw != rcgen::PublicKeyData::subject_public_key_info(&key).as_slice() {
+    if !crate::keys::pair::holds_public_key(&item.key_pem, leaf.public_key().raw)? {
         bail!(
             "{}: the issued certificate does not match our private key; it is not installed",
             item.site

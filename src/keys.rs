@@ -14,6 +14,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::str::FromStr;
 
+pub mod pair;
 pub mod pool;
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, RsaKeySize, SanType};
