@@ -74,21 +74,12 @@ pub fn assess_all(
             .collect();
         (verdicts, read)
     };
-    let (tls_verdicts, read) = if servers.len() < 1000 {
-        tls_part(0..servers.len())
-    } else {
-        let half = servers.len() / 2;
-        std::thread::scope(|scope| {
-            let second = scope.spawn(|| tls_part(half..servers.len()));
-            let (mut verdicts, mut read) = tls_part(0..half);
-            let (more, more_read) = second
-                .join()
-                .unwrap_or_else(|_| tls_part(half..servers.len()));
-            verdicts.extend(more);
-            read.extend(more_read);
-            (verdicts, read)
-        })
-    };
+    let mut tls_verdicts = Vec::with_capacity(servers.len());
+    let mut read = Vec::new();
+    for (verdicts, more) in crate::bounded::halves(servers.len(), 1000, tls_part) {
+        tls_verdicts.extend(verdicts);
+        read.extend(more);
+    }
     certs.extend(read);
 
     // Which TLS blocks carry each certifiable name.
@@ -118,16 +109,10 @@ pub fn assess_all(
         range.map(|i| known.verdict(i)).collect()
     };
     // A 10,000-site host: half the blocks on another thread.
-    if servers.len() < 1000 {
-        return judge(0..servers.len());
-    }
-    let half = servers.len() / 2;
-    std::thread::scope(|scope| {
-        let second = scope.spawn(|| judge(half..servers.len()));
-        let mut all = judge(0..half);
-        all.extend(second.join().unwrap_or_else(|_| judge(half..servers.len())));
-        all
-    })
+    (crate::bounded::halves(servers.len(), 1000, judge))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The TLS blocks carrying each certifiable name (a fast hash: thousands of names, chosen by

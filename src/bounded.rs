@@ -1,9 +1,11 @@
 //! Bounded concurrency for per-site work that waits (network round trips, file flushes): [`map`]
 //! runs a function over many items on at most a given number of threads, [`each`] does the same
 //! for async work; both give the results back in the items' order, so a caller that reports per
-//! item reports exactly as it would have one at a time.
+//! item reports exactly as it would have one at a time. [`halves`] splits CPU work over many
+//! server blocks in two, for the two threads a reading of a large host uses.
 //!
-//! Not here: what the work is (preflight probes, DNS lookups, CA calls, file writes).
+//! Not here: what the work is (preflight probes, DNS lookups, CA calls, file writes, judging
+//! server blocks).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,6 +41,27 @@ where
     done.into_iter().map(|(_, r)| r).collect()
 }
 
+/// `part` over the first and the second half of `0..count` on two threads when `count` is at
+/// least `min` (a large host's thousands of server blocks, each judged on its own), else over
+/// all of it on this thread: the parts' results, in order. A half whose thread panicked is
+/// done again on this one.
+pub fn halves<R, F>(count: usize, min: usize, part: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(std::ops::Range<usize>) -> R + Sync,
+{
+    if count < min.max(2) {
+        return vec![part(0..count)];
+    }
+    let half = count / 2;
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| part(half..count));
+        let first = part(0..half);
+        let second = second.join().unwrap_or_else(|_| part(half..count));
+        vec![first, second]
+    })
+}
+
 /// The async side of [`map`], by index: `f(i)` for every `i` below `count`, at most `limit` at
 /// once when the caller runs on a multi-thread runtime (each on a thread of its own, blocking
 /// file writes included), one after the other on any other runtime; the results in index order.
@@ -64,6 +87,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halves_cover_every_index_once_in_order_on_two_threads_only_when_there_are_many() {
+        let main = std::thread::current().id();
+        for (count, min, parts) in [(0, 10, 1), (9, 10, 1), (10, 10, 2), (1001, 1000, 2)] {
+            let done = halves(count, min, |range| (range, std::thread::current().id()));
+            assert_eq!(done.len(), parts, "{count} items");
+            let covered: Vec<usize> = done.iter().flat_map(|(r, _)| r.clone()).collect();
+            assert_eq!(covered, (0..count).collect::<Vec<_>>());
+            assert_eq!(
+                done[0].1, main,
+                "the first part runs on the caller's thread"
+            );
+            if parts == 2 {
+                assert_ne!(done[1].1, main, "the second part runs on another thread");
+            }
+        }
+    }
 
     #[test]
     fn results_come_back_in_the_items_order_with_at_most_limit_at_once() {

@@ -74,28 +74,24 @@ fn read_certificates(
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    let read = |part: &[PathBuf]| -> Vec<(PathBuf, Result<CertSummary, CertReadError>)> {
-        (part.iter())
-            .map(|p| (p.clone(), crate::tlsinfo::read_certificate(p)))
-            .collect()
-    };
-    if paths.len() < 256 {
-        return read(&paths).into_iter().collect();
-    }
-    let (first, second) = paths.split_at(paths.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| read(second));
-        let mut all: HashMap<_, _> = read(first).into_iter().collect();
-        all.extend(other.join().unwrap_or_else(|_| read(second)));
-        all
-    })
+    let read =
+        |part: std::ops::Range<usize>| -> Vec<(PathBuf, Result<CertSummary, CertReadError>)> {
+            (paths[part].iter())
+                .map(|p| (p.clone(), crate::tlsinfo::read_certificate(p)))
+                .collect()
+        };
+    (crate::bounded::halves(paths.len(), 256, read))
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 /// The classified names of every server and the line of its `server` keyword, in order: on two
 /// threads when there are many servers (a 10,000-site host has some 50,000 names).
 fn classify_names(config: &Config, servers: &[Server]) -> (Vec<Vec<Name>>, Vec<u32>) {
-    let classify = |part: &[Server]| -> Vec<(Vec<Name>, u32)> {
-        part.iter()
+    let classify = |part: std::ops::Range<usize>| -> Vec<(Vec<Name>, u32)> {
+        servers[part]
+            .iter()
             .map(|s| {
                 let names = names::classify_all(s.server_names.iter().map(String::as_str));
                 let line = config.files[s.place.file].line_col(s.place.span.start).0;
@@ -103,21 +99,10 @@ fn classify_names(config: &Config, servers: &[Server]) -> (Vec<Vec<Name>>, Vec<u
             })
             .collect()
     };
-    let both = if servers.len() < 1000 {
-        classify(servers)
-    } else {
-        let (first, second) = servers.split_at(servers.len() / 2);
-        std::thread::scope(|scope| {
-            let other = scope.spawn(|| classify(second));
-            let mut both = classify(first);
-            match other.join() {
-                Ok(rest) => both.extend(rest),
-                Err(_) => both.extend(classify(second)),
-            }
-            both
-        })
-    };
-    both.into_iter().unzip()
+    (crate::bounded::halves(servers.len(), 1000, classify))
+        .into_iter()
+        .flatten()
+        .unzip()
 }
 
 impl Discovery {
