@@ -511,7 +511,7 @@ fn check_pair(item: &Issued) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("{}: the issued chain holds no certificate", item.site))?;
     let (_, leaf) = x509_parser::parse_x509_certificate(&pem.contents)
         .map_err(|e| anyhow!("{}: the issued certificate does not parse: {e}", item.site))?;
-    if !crate::keys::pair::holds_public_key(&item.key_pem, leaf.public_key().raw)? {
+    if !crate::keys::pair::holds_public_key(&item.key_pem, leaf.public_key())? {
         bail!(
             "{}: the issued certificate does not match our private key; it is not installed",
             item.site

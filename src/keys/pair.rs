@@ -10,28 +10,25 @@
 //!
 //! Not here: making keys ([`super::new_key`]) or reading certificates ([`crate::tlsinfo`]).
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use x509_parser::der_parser::ber::BerObjectContent;
 use x509_parser::der_parser::parse_der;
 use x509_parser::oid_registry::OID_PKCS1_RSAENCRYPTION;
-use x509_parser::prelude::FromDer;
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-/// Whether the private key `key_pem` holds the public key `spki` (a certificate's
-/// SubjectPublicKeyInfo, DER). An error when the key or the public key does not parse.
-pub fn holds_public_key(key_pem: &str, spki: &[u8]) -> anyhow::Result<bool> {
+/// Whether the private key `key_pem` holds the public key `spki` (a certificate's, as parsed
+/// with it). An error when the key does not parse.
+pub fn holds_public_key(key_pem: &str, spki: &SubjectPublicKeyInfo<'_>) -> anyhow::Result<bool> {
     let pkcs8 = x509_parser::pem::Pem::iter_from_buffer(key_pem.as_bytes())
         .next()
         .and_then(Result::ok)
         .filter(|pem| pem.label == "PRIVATE KEY");
     if let Some((modulus, exponent)) = pkcs8.as_ref().and_then(|p| rsa_public_parts(&p.contents)) {
-        let (_, info) = SubjectPublicKeyInfo::from_der(spki)
-            .map_err(|e| anyhow!("the certificate's public key does not parse: {e}"))?;
-        if info.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION {
+        if spki.algorithm.algorithm != OID_PKCS1_RSAENCRYPTION {
             return Ok(false);
         }
-        return Ok(match info.parsed() {
+        return Ok(match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) => {
                 unsigned(rsa.modulus) == unsigned(modulus)
                     && unsigned(rsa.exponent) == unsigned(exponent)
@@ -40,7 +37,7 @@ pub fn holds_public_key(key_pem: &str, spki: &[u8]) -> anyhow::Result<bool> {
         });
     }
     let key = rcgen::KeyPair::from_pem(key_pem).context("the stored private key does not parse")?;
-    Ok(spki == rcgen::PublicKeyData::subject_public_key_info(&key).as_slice())
+    Ok(spki.raw == rcgen::PublicKeyData::subject_public_key_info(&key).as_slice())
 }
 
 /// The modulus and public exponent (DER integer contents) of an RSA key in PKCS#8 DER with its
@@ -77,14 +74,14 @@ mod tests {
     use super::*;
     use crate::keys::{KeyType, new_key};
 
-    /// The certificate's SubjectPublicKeyInfo (DER) for a self-signed certificate of `key`.
-    fn spki_of(key: &rcgen::KeyPair) -> Vec<u8> {
+    /// Whether `key_pem` holds the public key of a self-signed certificate made with `key`.
+    fn holds(key_pem: &str, key: &rcgen::KeyPair) -> anyhow::Result<bool> {
         let cert = rcgen::CertificateParams::new(vec!["a.test".to_string()])
             .unwrap()
             .self_signed(key)
             .unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
-        parsed.public_key().raw.to_vec()
+        holds_public_key(key_pem, parsed.public_key())
     }
 
     #[test]
@@ -94,13 +91,13 @@ mod tests {
         let ec = new_key(KeyType::EcdsaP256).unwrap();
         let other_ec = new_key(KeyType::EcdsaP256).unwrap();
         let (rsa_pem, ec_pem) = (rsa.serialize_pem(), ec.serialize_pem());
-        assert!(holds_public_key(&rsa_pem, &spki_of(&rsa)).unwrap());
-        assert!(!holds_public_key(&rsa_pem, &spki_of(&other_rsa)).unwrap());
-        assert!(!holds_public_key(&rsa_pem, &spki_of(&ec)).unwrap());
-        assert!(holds_public_key(&ec_pem, &spki_of(&ec)).unwrap());
-        assert!(!holds_public_key(&ec_pem, &spki_of(&other_ec)).unwrap());
-        assert!(!holds_public_key(&ec_pem, &spki_of(&rsa)).unwrap());
-        assert!(holds_public_key("not a key", &spki_of(&ec)).is_err());
+        assert!(holds(&rsa_pem, &rsa).unwrap());
+        assert!(!holds(&rsa_pem, &other_rsa).unwrap());
+        assert!(!holds(&rsa_pem, &ec).unwrap());
+        assert!(holds(&ec_pem, &ec).unwrap());
+        assert!(!holds(&ec_pem, &other_ec).unwrap());
+        assert!(!holds(&ec_pem, &rsa).unwrap());
+        assert!(holds("not a key", &ec).is_err());
     }
 
     /// An RSA key is compared by its structure (modulus and exponent read in place), an ECDSA
