@@ -168,6 +168,9 @@ def main():
         if sim:
             sim.kill()
 
+    if "sites" not in doc:
+        print(f"auto failed (exit {code}): {doc.get('error', doc)}", file=sys.stderr)
+        return 1
     sites = doc["sites"]
     issued = [s for s in sites if s["names_issued"] and not s["error"]]
     failed = [s for s in sites if s["error"]]
