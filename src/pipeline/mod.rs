@@ -31,6 +31,7 @@ pub mod leftovers;
 pub mod order;
 pub mod preflight;
 pub mod preview;
+pub mod probes;
 pub mod report;
 pub mod resume;
 pub mod routes;
@@ -326,22 +327,28 @@ pub fn execute(mut run: Run, mut found: Discovery, selection: Vec<Planned>) -> C
         publications: &ready.publications,
         dns: &dns,
     };
-    let issued = orders.order_and_validate(&mut run, ready.sites);
+    // What validation published and no order removed goes once the install is done (see
+    // `validate::ToRemove`), then the probe files and the directories made for them.
+    let mut to_remove = validate::ToRemove::after_probes(ready.probes.made_dirs());
+    let issued = orders.order_and_validate(&mut run, ready.sites, &mut to_remove);
     crate::timings::add("keys", keys.generation_time());
     drop(keys);
     drop(ready.publications);
     if let Some(mut txn) = ready.temporary {
-        txn.restore().map_err(|e| {
-            Failure::failed(anyhow!(
+        if let Err(e) = txn.restore() {
+            to_remove.clean_up(&mut run);
+            return Err(Failure::failed(anyhow!(
                 "could not remove the temporary validation edits: {e}"
-            ))
-        })?;
+            )));
+        }
         run.reload_owed = true;
     }
     // The validation's own memory (freed on the runtime's threads) goes back before the install
     // reads the configuration again.
     give_back_freed_memory();
     install::run(&mut run, &work.reinstall, issued, &work.wanted);
+    to_remove.clean_up(&mut run);
+    drop(ready.probes);
     report::finish(&mut run)
 }
 
@@ -409,11 +416,12 @@ impl Orders<'_> {
     /// validated and polled, the key pool makes the next batch's keys, so only the last (small)
     /// batch's validation waits on its own. Batches stop once a batch's validation took longer
     /// than its ordering (a CA slow to validate: there, more batches would only wait on it more
-    /// often).
+    /// often). What each batch published is added to `to_remove`, for the caller to remove.
     fn order_and_validate(
         &self,
         run: &mut Run,
         mut sites: Vec<crate::site::Site>,
+        to_remove: &mut validate::ToRemove,
     ) -> Vec<(crate::site::Site, crate::orders::OrderRecord)> {
         use crate::keys::KeyType;
         let slow_keys = !matches!(run.config.key_type, KeyType::EcdsaP256 | KeyType::EcdsaP384);
@@ -426,7 +434,14 @@ impl Orders<'_> {
                 (self.runtime).block_on(order::place_with(run, self.ca, sites, self.keys));
             let ordering = started.elapsed();
             let started = std::time::Instant::now();
-            let batch = validate::run(run, self.ca, ordered, self.publications, self.dns);
+            let batch = validate::run_keeping(
+                run,
+                self.ca,
+                ordered,
+                self.publications,
+                self.dns,
+                to_remove,
+            );
             issued.extend(self.runtime.block_on(batch));
             batches &= started.elapsed() < ordering;
             sites = later;
@@ -441,6 +456,7 @@ fn sweep_leftovers(run: &Run) {
     let dns = crate::publish::dns::DnsPublisher::new(run.config.dns.clone(), &run.args.dns_server)
         .unwrap_or_default();
     leftovers::sweep(&run.state_dir, &dns, &|m| run.say(m));
+    probes::sweep(&run.state_dir, &|m| run.say(m));
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::probes::ProbeLeftovers;
 use super::worker_access::{self, WorkerUser};
 use super::{Run, routes};
 use crate::ca::ValidationMethod;
@@ -37,6 +38,8 @@ pub struct Ready {
     pub publications: BTreeMap<String, Publication>,
     /// The temporary validation locations, restored once validation is over.
     pub temporary: Option<Transaction>,
+    /// The probe files, removed (when dropped) once the run's validation files are.
+    pub probes: ProbeLeftovers,
 }
 
 /// Which names a probe round checks.
@@ -93,7 +96,8 @@ pub fn run(
         .map(|s| (s.clone(), false))
         .collect();
     let round = Round::AsConfigured;
-    let probed = probe_round(run, &publications, to_probe.iter(), round);
+    let mut probes = ProbeLeftovers::new(&run.state_dir);
+    let probed = probe_round(run, (&publications, &mut probes), to_probe.iter(), round);
     for (mut site, probed) in to_probe.into_iter().zip(probed) {
         let Some(publication) = publications.get(&site.name) else {
             continue;
@@ -109,7 +113,8 @@ pub fn run(
         }
     }
     let lists = (need_location, &mut kept);
-    let temporary = temporary_round(run, (found, worker), &publications, lists)?;
+    let planned = (&publications, &mut probes);
+    let temporary = temporary_round(run, (found, worker), planned, lists)?;
     let mut publications = publications;
     for site in &mut kept {
         name_after_a_covered_name(run, &mut publications, site);
@@ -118,6 +123,7 @@ pub fn run(
         sites: kept,
         publications,
         temporary,
+        probes,
     })
 }
 
@@ -151,7 +157,7 @@ fn served_through_location(run: &Run, publication: &Publication, site: &Site) ->
 fn temporary_round(
     run: &mut Run,
     (found, worker): (&Discovery, Option<&WorkerUser>),
-    publications: &BTreeMap<String, Publication>,
+    (publications, probes): (&BTreeMap<String, Publication>, &mut ProbeLeftovers),
     (need, kept): (Vec<(Site, bool)>, &mut Vec<Site>),
 ) -> Result<Option<Transaction>, Failure> {
     let narrowed: Vec<Site> = (need.iter())
@@ -173,7 +179,8 @@ fn temporary_round(
     let mut kept_names: BTreeSet<String> = kept.iter().map(|k| k.name.clone()).collect();
     let round = Round::Temporary;
     let to_probe = (need.iter()).filter(|(site, _)| !kept_names.contains(&site.name));
-    let mut probed = probe_round(run, publications, to_probe.map(|(site, _)| site), round);
+    let planned = (publications, probes);
+    let mut probed = probe_round(run, planned, to_probe.map(|(site, _)| site), round);
     probed.reverse();
     for (mut site, unserved_before) in need {
         if kept_names.contains(&site.name) {
@@ -283,12 +290,12 @@ fn resolve_names(run: &Run, sites: &mut [Site]) {
 /// The outcome of each name's HTTP probe, per site.
 type Probed = BTreeMap<String, Result<(), String>>;
 
-/// Probes, for every site at once (bounded, [`http::probe_all`]), the names this `round`
+/// Probes, for every site at once (bounded, [`http::ProbePlan`]), the names this `round`
 /// fetches over HTTP; per site in the order given, each probed name's outcome (none for a site
-/// without routes).
+/// without routes). The probe files stay, journaled in `probes`, until the run ends.
 fn probe_round<'s>(
     run: &Run,
-    publications: &BTreeMap<String, Publication>,
+    (publications, probes): (&BTreeMap<String, Publication>, &mut ProbeLeftovers),
     sites: impl Iterator<Item = &'s Site>,
     round: Round,
 ) -> Vec<Probed> {
@@ -309,7 +316,19 @@ fn probe_round<'s>(
             owner.push(i);
         }
     }
-    let outcomes = http::probe_all(&jobs, run.args.skip_dns_check, http::PROBE_CONCURRENCY);
+    let plan = http::ProbePlan::new(&jobs);
+    let outcomes = match probes.journal(&plan.paths()) {
+        Ok(()) => {
+            let (outcomes, written) = plan.run(run.args.skip_dns_check, http::PROBE_CONCURRENCY);
+            probes.made(written);
+            outcomes
+        }
+        // Nothing is written that could not be journaled: every name of the round fails.
+        Err(e) => {
+            let why = format!("the probe files could not be journaled: {e:#}");
+            vec![Err(why); jobs.len()]
+        }
+    };
     let mut out = vec![Probed::new(); count];
     for ((i, job), outcome) in owner.into_iter().zip(&jobs).zip(outcomes) {
         out[i].insert(job.name.to_string(), outcome);

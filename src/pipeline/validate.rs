@@ -40,6 +40,41 @@ pub fn dns_publisher(run: &Run<'_>) -> DnsPublisher {
     })
 }
 
+/// What a run published for validation, per site, for the clean-up at the run's end
+/// ([`ToRemove::clean_up`]: files of orders still pending that only a temporary location served,
+/// and anything an order did not journal), and every directory made for it so far. An issued
+/// order's files go as soon as it is issued, by its record's journal; the directories above
+/// them go with the last file in them.
+///
+/// A run validating in batches shares one: a later batch's site whose files go into a
+/// directory an earlier batch (or the preflight's probe, which leaves its directories until the
+/// run ends) made journals that directory too, so the last order to use it removes it, and a
+/// killed run leaves nothing a later run does not remove.
+#[derive(Debug, Default)]
+pub struct ToRemove {
+    /// Per site, what was published for it.
+    published: PublishedBySite,
+    /// Every directory made so far, by any site or by the probes: a later site whose files go
+    /// under one journals it too.
+    dirs: std::collections::HashSet<PathBuf>,
+}
+
+impl ToRemove {
+    /// Nothing to remove yet; `probe_dirs`, the directories the preflight's probes made, are
+    /// journaled by the orders whose files go under them.
+    pub fn after_probes(probe_dirs: &[PathBuf]) -> ToRemove {
+        ToRemove {
+            published: PublishedBySite::new(),
+            dirs: probe_dirs.iter().cloned().collect(),
+        }
+    }
+
+    /// Removes the validation files no order needs any more (see [`clean_up`]).
+    pub fn clean_up(self, run: &mut Run) {
+        clean_up(run, &self.published);
+    }
+}
+
 /// Publishes (DNS records through `dns`, from [`dns_publisher`]), asks the CA to check, polls,
 /// and cleans up; returns the issued orders.
 pub async fn run(
@@ -49,7 +84,22 @@ pub async fn run(
     publications: &BTreeMap<String, Publication>,
     dns: &DnsPublisher,
 ) -> Vec<(Site, OrderRecord)> {
-    let mut published = PublishedBySite::new();
+    let mut to_remove = ToRemove::default();
+    let issued = run_keeping(run, ca, ordered, publications, dns, &mut to_remove).await;
+    to_remove.clean_up(run);
+    issued
+}
+
+/// [`run`], with what it published added to `to_remove` instead of cleaned up: the caller
+/// cleans up once, after its last batch and its install.
+pub async fn run_keeping(
+    run: &mut Run<'_>,
+    ca: &dyn CertificateAuthority,
+    ordered: Vec<(Site, OrderRecord)>,
+    publications: &BTreeMap<String, Publication>,
+    dns: &DnsPublisher,
+    to_remove: &mut ToRemove,
+) -> Vec<(Site, OrderRecord)> {
     let mut waiting = Vec::new();
     let validation = crate::timings::Phase::start("validation");
     let limit = super::order::ca_concurrency(ca);
@@ -65,6 +115,7 @@ pub async fn run(
     let done = {
         let (run, sites, records): (&Run, _, _) = (run, &sites, &records);
         let groups = &groups;
+        let earlier = &to_remove.dirs;
         crate::bounded::each(groups.len(), limit, |g| async move {
             let mut created_dirs: Vec<PathBuf> = Vec::new();
             let mut out = Vec::new();
@@ -83,7 +134,7 @@ pub async fn run(
                     &mut record,
                     &publication,
                     &mut files,
-                    &created_dirs,
+                    (&created_dirs, earlier),
                     dns,
                 )
                 .await;
@@ -112,7 +163,8 @@ pub async fn run(
     let asked = share_and_ask(ca, &done, limit).await;
     for ((site, (_, mut record, files, outcome)), asked) in sites.into_iter().zip(done).zip(asked) {
         if let Some(files) = files {
-            published.insert(site.name.clone(), files);
+            to_remove.dirs.extend(files.dirs.iter().cloned());
+            to_remove.published.insert(site.name.clone(), files);
         }
         match outcome.and(asked) {
             Ok(_) => waiting.push((site, record)),
@@ -129,7 +181,6 @@ pub async fn run(
     let polling = crate::timings::Phase::start("polling");
     let issued = wait_for_issuance(run, ca, waiting, dns).await;
     drop(polling);
-    clean_up(run, &published);
     issued
 }
 
@@ -197,7 +248,7 @@ async fn publish_and_check(
     record: &mut OrderRecord,
     publication: &Publication,
     out: &mut Published,
-    created_dirs: &[PathBuf],
+    created_dirs: (&[PathBuf], &std::collections::HashSet<PathBuf>),
     dns: &DnsPublisher,
 ) -> anyhow::Result<Option<Vec<Written>>> {
     let id = OrderId(
@@ -334,16 +385,25 @@ async fn ask_ca(ca: &dyn CertificateAuthority, record: &OrderRecord) -> anyhow::
 }
 
 /// Journals in the order record the files written for it and the directories made for them —
-/// by this site, or by another site of this run sharing the webroot — and saves it.
+/// by this site, or by another site of this run sharing the webroot: `created_dirs` holds those
+/// of the site's group in this batch and those of the run's earlier batches — and saves it.
 fn journal_files(
     run: &Run,
     record: &mut OrderRecord,
     out: &Published,
-    created_dirs: &[PathBuf],
+    created_dirs: (&[PathBuf], &std::collections::HashSet<PathBuf>),
 ) -> anyhow::Result<()> {
-    let above = (created_dirs.iter().chain(&out.dirs))
+    let (group, earlier) = created_dirs;
+    let from_earlier = (out.files.iter())
+        .flat_map(|f| f.ancestors().skip(1))
+        .filter(|d| earlier.contains(*d))
+        .map(|d| d.to_path_buf());
+    let above: Vec<PathBuf> = (group.iter().chain(&out.dirs))
         .filter(|d| out.files.iter().any(|f| f.starts_with(d)))
-        .cloned();
+        .cloned()
+        .chain(from_earlier)
+        .collect();
+    let above = above.into_iter();
     let before = (record.published_files.len(), record.published_dirs.len());
     add_new(&mut record.published_files, out.files.iter().cloned());
     add_new(&mut record.published_dirs, above);

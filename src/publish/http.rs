@@ -114,42 +114,50 @@ fn target<'p>(route_dir: &Path, served: &str, path: &'p str) -> Option<(PathBuf,
 }
 
 /// The probe of every name one directory serves (under one URL prefix): one probe file, written
-/// the way a validation file will be and fetched back under each name, then removed.
+/// the way a validation file will be and fetched back under each name. It is left in place: the
+/// run removes it (and the directories made for it) when it ends.
 struct ProbeFile<'a> {
     /// The directory the file goes into.
     dir: &'a Path,
     /// The URL prefix the directory is served under.
     prefix: &'a str,
+    /// The file's random token: its name is `<token>.txt`, its content the token.
+    token: String,
     /// The jobs fetching it: their index, name and port.
     names: Vec<(usize, &'a str, u16)>,
 }
 
 impl ProbeFile<'_> {
-    /// Writes the file, fetches it under each name and removes it (and the directories it
-    /// made): each name's outcome, by job index.
-    fn run(&self, skip_dns_check: bool) -> Vec<(usize, Result<(), String>)> {
-        let token = format!("enc365-probe-{:032x}", rand::random::<u128>());
-        let file_name = format!("{token}.txt");
-        let created = match dcv::write_file(self.dir, &file_name, token.as_bytes()) {
-            Ok(created) => created,
+    /// The file's path.
+    fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.txt", self.token))
+    }
+
+    /// Writes the file and fetches it under each name: each name's outcome, by job index. What
+    /// was written (the file, the directories made) is added to `out`.
+    fn run(&self, skip_dns_check: bool, out: &mut Published) -> Vec<(usize, Result<(), String>)> {
+        let file_name = format!("{}.txt", self.token);
+        match dcv::write_file(self.dir, &file_name, self.token.as_bytes()) {
+            Ok(created) => {
+                out.dirs.extend(created);
+                out.files.push(self.path());
+            }
             Err(e) => {
                 let why = format!("{e:#}");
                 return (self.names.iter())
                     .map(|&(i, ..)| (i, Err(why.clone())))
                     .collect();
             }
-        };
+        }
         let path = format!("{}{file_name}", self.prefix);
-        let outcomes = (self.names.iter())
+        (self.names.iter())
             .map(|&(i, name, port)| {
                 let addr = connect_address(skip_dns_check, name, port);
                 tracing::info!(name, %addr, dir = %self.dir.display(), "preflight: probing the validation path");
-                let served = dcv::check_served(addr, name, &path, token.as_bytes());
+                let served = dcv::check_served(addr, name, &path, self.token.as_bytes());
                 (i, served.map_err(|e| probe_failure(name, skip_dns_check, e)))
             })
-            .collect();
-        dcv::remove_files(&[self.dir.join(&file_name)], &created);
-        outcomes
+            .collect()
     }
 }
 
@@ -184,66 +192,128 @@ pub struct ProbeJob<'a> {
     pub name: &'a str,
 }
 
-/// Probes every job's name the way its validation file will be published and fetched: a probe
-/// file in the directory its route names, fetched back under the name. The names one
-/// directory serves share one probe file (each still fetches it under its own name, so each
-/// outcome is the name's own), so a host does not make and free a file and its directories per
-/// name. At most `concurrency` files at once; files that would create the same directory (it
-/// does not exist yet; each removes what it created) one after the other, so none removes a
-/// directory another is writing into. The outcomes come in the jobs' order.
-pub fn probe_all(
-    jobs: &[ProbeJob],
-    skip_dns_check: bool,
-    concurrency: usize,
-) -> Vec<Result<(), String>> {
-    let mut outcomes: Vec<(usize, Result<(), String>)> = Vec::with_capacity(jobs.len());
-    let mut files: Vec<ProbeFile> = Vec::new();
-    let mut file_of: std::collections::HashMap<(&Path, &str), usize> = Default::default();
-    for (i, job) in jobs.iter().enumerate() {
-        let publication = job.publication;
-        if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == job.name) {
-            outcomes.push((i, Err(reason.clone())));
-            continue;
-        }
-        let Some(route) = publication.routes.iter().find(|r| r.name == job.name) else {
-            outcomes.push((i, Err("no server block answers HTTP for it".to_string())));
-            continue;
-        };
-        let key = (route.dir.as_path(), publication.served_prefix());
-        let f = *file_of.entry(key).or_insert_with(|| {
-            files.push(ProbeFile {
-                dir: key.0,
-                prefix: key.1,
-                names: Vec::new(),
+/// The probes of a set of names ([`ProbePlan::new`]), planned before anything is written so the
+/// caller can journal every file and directory they will make ([`ProbePlan::paths`]), then run
+/// ([`ProbePlan::run`]).
+///
+/// Each name is probed the way its validation file will be published and fetched: a probe file
+/// in the directory its route names, fetched back under the name. The names one directory
+/// serves share one probe file (each still fetches it under its own name, so each outcome is
+/// the name's own), so a host does not make a file and its directories per name.
+pub struct ProbePlan<'a> {
+    /// The outcomes known without a probe (no route), by job index.
+    known: Vec<(usize, Result<(), String>)>,
+    /// One file per directory and URL prefix.
+    files: Vec<ProbeFile<'a>>,
+    /// Files that would create the same directory (it does not exist yet), one after the other;
+    /// files whose directory exists create none and go alone.
+    groups: Vec<Vec<usize>>,
+}
+
+impl<'a> ProbePlan<'a> {
+    /// Plans the probes of `jobs`: which file goes where, for which names.
+    pub fn new(jobs: &[ProbeJob<'a>]) -> ProbePlan<'a> {
+        let mut known: Vec<(usize, Result<(), String>)> = Vec::new();
+        let mut files: Vec<ProbeFile> = Vec::new();
+        let mut file_of: std::collections::HashMap<(&Path, &str), usize> = Default::default();
+        for (i, job) in jobs.iter().enumerate() {
+            let publication = job.publication;
+            if let Some((_, reason)) = publication.blocked.iter().find(|(n, _)| n == job.name) {
+                known.push((i, Err(reason.clone())));
+                continue;
+            }
+            let Some(route) = publication.routes.iter().find(|r| r.name == job.name) else {
+                known.push((i, Err("no server block answers HTTP for it".to_string())));
+                continue;
+            };
+            let key = (route.dir.as_path(), publication.served_prefix());
+            let f = *file_of.entry(key).or_insert_with(|| {
+                files.push(ProbeFile {
+                    dir: key.0,
+                    prefix: key.1,
+                    token: format!("enc365-probe-{:032x}", rand::random::<u128>()),
+                    names: Vec::new(),
+                });
+                files.len() - 1
             });
-            files.len() - 1
-        });
-        files[f].names.push((i, job.name, route.port));
-    }
-    // Files grouped by the outermost directory they would create; files whose directory exists
-    // create none and go alone.
-    let mut shared: std::collections::BTreeMap<PathBuf, usize> = Default::default();
-    let mut groups: Vec<Vec<usize>> = Vec::new();
-    for (f, file) in files.iter().enumerate() {
-        match outermost_missing(file.dir) {
-            Some(top) => match shared.get(&top) {
-                Some(&g) => groups[g].push(f),
-                None => {
-                    shared.insert(top, groups.len());
-                    groups.push(vec![f]);
-                }
-            },
-            None => groups.push(vec![f]),
+            files[f].names.push((i, job.name, route.port));
+        }
+        let mut shared: std::collections::BTreeMap<PathBuf, usize> = Default::default();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (f, file) in files.iter().enumerate() {
+            match outermost_missing(file.dir) {
+                Some(top) => match shared.get(&top) {
+                    Some(&g) => groups[g].push(f),
+                    None => {
+                        shared.insert(top, groups.len());
+                        groups.push(vec![f]);
+                    }
+                },
+                None => groups.push(vec![f]),
+            }
+        }
+        ProbePlan {
+            known,
+            files,
+            groups,
         }
     }
-    let done = crate::bounded::map(&groups, concurrency, |group| {
-        (group.iter())
-            .flat_map(|&f| files[f].run(skip_dns_check))
-            .collect::<Vec<_>>()
-    });
-    outcomes.extend(done.into_iter().flatten());
-    outcomes.sort_unstable_by_key(|(i, _)| *i);
-    outcomes.into_iter().map(|(_, o)| o).collect()
+
+    /// Every file the probes will write, and every directory they may make for them (those
+    /// missing now, outermost first).
+    pub fn paths(&self) -> Published {
+        let mut out = Published::default();
+        let mut seen = std::collections::HashSet::new();
+        for file in &self.files {
+            out.files.push(file.path());
+            for dir in missing_dirs(file.dir) {
+                if seen.insert(dir.clone()) {
+                    out.dirs.push(dir);
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs the probes, at most `concurrency` files at once: each job's outcome, in the jobs'
+    /// order, and what was written (files, directories made). Nothing is removed here.
+    pub fn run(
+        self,
+        skip_dns_check: bool,
+        concurrency: usize,
+    ) -> (Vec<Result<(), String>>, Published) {
+        let files = &self.files;
+        let done = crate::bounded::map(&self.groups, concurrency, |group| {
+            let mut out = Published::default();
+            let outcomes = (group.iter())
+                .flat_map(|&f| files[f].run(skip_dns_check, &mut out))
+                .collect::<Vec<_>>();
+            (outcomes, out)
+        });
+        let mut outcomes = self.known;
+        let mut written = Published::default();
+        for (done, out) in done {
+            outcomes.extend(done);
+            written.files.extend(out.files);
+            written.dirs.extend(out.dirs);
+        }
+        outcomes.sort_unstable_by_key(|(i, _)| *i);
+        (outcomes.into_iter().map(|(_, o)| o).collect(), written)
+    }
+}
+
+/// The directories missing on the way to `dir` (`dir` included), outermost first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    let Some(top) = outermost_missing(dir) else {
+        return Vec::new();
+    };
+    let mut chain: Vec<PathBuf> = (dir.ancestors())
+        .take_while(|d| *d != top)
+        .map(Path::to_path_buf)
+        .collect();
+    chain.push(top);
+    chain.reverse();
+    chain
 }
 
 /// The outermost directory on the way to `dir` that does not exist (`dir` itself at the

@@ -322,12 +322,22 @@ fn a_run_killed_while_polling_leaves_no_validation_file_after_the_rerun() {
     child.wait().unwrap();
     let left = txt_files(&host.sb.path("www/shop"));
     assert!(!left.is_empty(), "the killed run left its file");
+    // Validation files are journaled in the order record; the preflight's probe file, left in
+    // place until the run ends, in the state directory's probe journal.
     let journaled = record(&host, "shop.test").published_files;
-    for f in &left {
+    let probes = std::fs::read_to_string(host.dir.path().join("state/probes.json")).unwrap();
+    let (probe_files, validation_files): (Vec<_>, Vec<_>) =
+        left.iter().partition(|f| f.contains("enc365-probe-"));
+    assert!(!validation_files.is_empty(), "{left:?}");
+    for f in validation_files {
         assert!(
             journaled.iter().any(|j| j.display().to_string() == *f),
             "{f} journaled"
         );
+    }
+    for f in probe_files {
+        let quoted = serde_json::to_string(f).unwrap();
+        assert!(probes.contains(&quoted), "{f} journaled in {probes}");
     }
 
     let out = host.auto(&["--json", "--site", "shop.test"]);
@@ -342,4 +352,5 @@ fn a_run_killed_while_polling_leaves_no_validation_file_after_the_rerun() {
     }
     assert!(txt_files(&host.dir.path().join("state")).is_empty());
     assert!(!host.sb.path("www/shop/.well-known").exists());
+    assert!(!host.dir.path().join("state/probes.json").exists());
 }

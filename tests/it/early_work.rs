@@ -75,23 +75,31 @@ fn a_configuration_failing_before_the_temporary_locations_is_reported_as_before(
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-/// Sites with a webroot each: more than one batch of orders with RSA keys.
+/// Sites with a webroot for two: more than one batch of orders with RSA keys (34 sites are two
+/// batches of 17).
 const BATCHED: usize = 34;
+
+/// Site `i`'s webroot: shared by one site of each batch.
+fn batched_root(i: usize) -> String {
+    format!("www/s{}", i % (BATCHED / 2))
+}
 
 #[test]
 fn rsa_keys_made_ahead_go_one_to_each_certificate_over_several_batches() {
     let mut body = String::new();
     for i in 0..BATCHED {
+        let root = batched_root(i);
         body += &format!(
             "server {{\n    listen 127.0.0.1:{{port.0}};\n    server_name b{i}.batch.test;\n    \
-             root {{prefix}}/www/b{i};\n}}\n"
+             root {{prefix}}/{root};\n}}\n"
         );
     }
     let host = Host::with(Faults::default(), &body, "");
     let hosts = host.dir.path().join("hosts");
     let mut text_hosts = std::fs::read_to_string(&hosts).unwrap();
     for i in 0..BATCHED {
-        host.sb.write_file(&format!("www/b{i}/index.html"), "site");
+        host.sb
+            .write_file(&format!("{}/index.html", batched_root(i)), "site");
         text_hosts += &format!("127.0.0.1 b{i}.batch.test\n");
     }
     std::fs::write(&hosts, text_hosts).unwrap();
@@ -128,4 +136,16 @@ fn rsa_keys_made_ahead_go_one_to_each_certificate_over_several_batches() {
         assert!(keys.insert(key), "{name} got a key another site has");
     }
     assert_eq!(host.sim.request_count("/cert/create"), BATCHED as u64);
+    // The probe files (kept until the run ended) and the validation files of both batches are
+    // gone, with the directories made for them, and so is the probes' journal.
+    for i in 0..BATCHED / 2 {
+        let root = host.sb.path(&batched_root(i));
+        let left: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        assert_eq!(left, [root.join("index.html")], "{}", text(&out));
+    }
+    assert!(!host.dir.path().join("state/probes.json").exists());
 }
