@@ -192,15 +192,19 @@ def main():
               ("validation", t.get("validation_ms", 0)),
               ("polling", t.get("polling_ms", 0)),
               ("install prep", t.get("install_prep_ms", 0)),
+              ("  of it live files", t.get("live_files_ms", 0)),
               ("nginx -t", t.get("nginx_t_ms", 0)),
-              ("reload+verify", t.get("reload_verify_ms", 0))]
+              ("reload+verify", t.get("reload_verify_ms", 0)),
+              ("  of it verify", t.get("verify_ms", 0)),
+              ("records", t.get("records_ms", 0))]
     for name, ms in phases:
         print(f"  {name:<20} {ms/1000:8.2f} s   {ms/max(wall*1000, 1)*100:5.1f} %")
     peaks = [(name, t[f"{key}_peak_rss_kib"]) for name, key in
              [("discover", "discover"), ("preflight", "preflight"), ("ordering", "ordering"),
               ("validation", "validation"), ("polling", "polling"),
               ("install prep", "install_prep"), ("nginx -t", "nginx_t"),
-              ("reload+verify", "reload_verify")] if f"{key}_peak_rss_kib" in t]
+              ("reload+verify", "reload_verify"), ("records", "records")]
+             if f"{key}_peak_rss_kib" in t]
     if peaks:
         print("peak RSS by phase (MiB): " + ", ".join(f"{n} {k/1024:.1f}" for n, k in peaks))
     print(f"  {'keys (CPU, all cores)':<20} {t.get('keys_ms', 0)/1000:8.2f} s   "

@@ -234,7 +234,9 @@ fn apply_and_prove(
     // and edited holding only their names and fingerprints, so the two never weigh on memory
     // at once (nothing reads either before the `nginx -t` below; every file is backed up
     // before it is written).
+    let live_files = crate::timings::Phase::start("live_files");
     write_live_files(env, &batch, txn)?;
+    drop(live_files);
     let written = batch
         .into_iter()
         .map(|item| {
@@ -277,7 +279,9 @@ fn apply_and_prove(
         .context("the reload failed")?;
     // The deadline grows with the batch; the checks run concurrently, bounded.
     let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
+    let verifying = crate::timings::Phase::start("verify");
     let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
+    drop(verifying);
     if !wrong.is_empty() {
         bail!(
             "after the reload, the new certificate is not served: {}",

@@ -50,6 +50,7 @@ pub fn run(
             // The records of many certificates at once (each is flushed on its own), each
             // certificate read back from the live files the install wrote and proved.
             let (state_dir, config_dir, now) = (&run.state_dir, &run.env.config_dir, run.ctx.now());
+            let records = crate::timings::Phase::start("records");
             let stored =
                 crate::bounded::map(&certs, install::WRITE_CONCURRENCY, |(site, names)| {
                     let item = install::read_live(config_dir, site, names)?;
@@ -59,6 +60,7 @@ pub fn run(
             for ((site, names), stored) in certs.iter().zip(stored) {
                 installed(run, site, names, stored);
             }
+            drop(records);
             hooks_after(run, &certs);
         }
         Err(e) => {

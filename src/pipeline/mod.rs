@@ -307,7 +307,7 @@ pub fn execute(mut run: Run, mut found: Discovery, selection: Vec<Planned>) -> C
     // What discover and the selection freed goes back before the preflight's own memory.
     give_back_freed_memory();
     let preflight = crate::timings::Phase::start("preflight");
-    let ready = preflight::run(&mut run, &found, work.order, (&settled, worker.as_ref()))?;
+    let mut ready = preflight::run(&mut run, &found, work.order, (&settled, worker.as_ref()))?;
     drop(preflight);
     if !run.nginx_checked {
         // No temporary location was added after all: the check the run owes before ordering.
@@ -327,27 +327,24 @@ pub fn execute(mut run: Run, mut found: Discovery, selection: Vec<Planned>) -> C
         publications: &ready.publications,
         dns: &dns,
     };
-    // What validation published and no order removed goes once the install is done (see
-    // `validate::ToRemove`), then the probe files and the directories made for them.
-    let mut to_remove = validate::ToRemove::after_probes(ready.probes.made_dirs());
-    let issued = orders.order_and_validate(&mut run, ready.sites, &mut to_remove);
+    let dirs = validate::DirsMade::after_probes(ready.probes.take_made_dirs());
+    let issued = orders.order_and_validate(&mut run, ready.sites, dirs);
     crate::timings::add("keys", keys.generation_time());
     drop(keys);
     drop(ready.publications);
     if let Some(mut txn) = ready.temporary {
-        if let Err(e) = txn.restore() {
-            to_remove.clean_up(&mut run);
-            return Err(Failure::failed(anyhow!(
+        txn.restore().map_err(|e| {
+            Failure::failed(anyhow!(
                 "could not remove the temporary validation edits: {e}"
-            )));
-        }
+            ))
+        })?;
         run.reload_owed = true;
     }
     // The validation's own memory (freed on the runtime's threads) goes back before the install
     // reads the configuration again.
     give_back_freed_memory();
     install::run(&mut run, &work.reinstall, issued, &work.wanted);
-    to_remove.clean_up(&mut run);
+    // The probe files and the directories made for them go last.
     drop(ready.probes);
     report::finish(&mut run)
 }
@@ -416,12 +413,12 @@ impl Orders<'_> {
     /// validated and polled, the key pool makes the next batch's keys, so only the last (small)
     /// batch's validation waits on its own. Batches stop once a batch's validation took longer
     /// than its ordering (a CA slow to validate: there, more batches would only wait on it more
-    /// often). What each batch published is added to `to_remove`, for the caller to remove.
+    /// often). `dirs`: the directories the preflight's probes made (see `validate::DirsMade`).
     fn order_and_validate(
         &self,
         run: &mut Run,
         mut sites: Vec<crate::site::Site>,
-        to_remove: &mut validate::ToRemove,
+        mut dirs: validate::DirsMade,
     ) -> Vec<(crate::site::Site, crate::orders::OrderRecord)> {
         use crate::keys::KeyType;
         let slow_keys = !matches!(run.config.key_type, KeyType::EcdsaP256 | KeyType::EcdsaP384);
@@ -434,13 +431,13 @@ impl Orders<'_> {
                 (self.runtime).block_on(order::place_with(run, self.ca, sites, self.keys));
             let ordering = started.elapsed();
             let started = std::time::Instant::now();
-            let batch = validate::run_keeping(
+            let batch = validate::run_in(
                 run,
                 self.ca,
                 ordered,
                 self.publications,
                 self.dns,
-                to_remove,
+                &mut dirs,
             );
             issued.extend(self.runtime.block_on(batch));
             batches &= started.elapsed() < ordering;

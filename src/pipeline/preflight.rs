@@ -119,6 +119,7 @@ pub fn run(
     for site in &mut kept {
         name_after_a_covered_name(run, &mut publications, site);
     }
+    probes.settle();
     Ok(Ready {
         sites: kept,
         publications,

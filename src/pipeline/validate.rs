@@ -40,38 +40,17 @@ pub fn dns_publisher(run: &Run<'_>) -> DnsPublisher {
     })
 }
 
-/// What a run published for validation, per site, for the clean-up at the run's end
-/// ([`ToRemove::clean_up`]: files of orders still pending that only a temporary location served,
-/// and anything an order did not journal), and every directory made for it so far. An issued
-/// order's files go as soon as it is issued, by its record's journal; the directories above
-/// them go with the last file in them.
-///
-/// A run validating in batches shares one: a later batch's site whose files go into a
-/// directory an earlier batch (or the preflight's probe, which leaves its directories until the
-/// run ends) made journals that directory too, so the last order to use it removes it, and a
-/// killed run leaves nothing a later run does not remove.
+/// Every directory a run made for its validation files (and its preflight's probe files, which
+/// stay until the run ends): a site whose files go under one journals it in its order record,
+/// so the last order to use it removes it, and a killed run leaves nothing a later run does not
+/// remove. A run validating in batches passes one from batch to batch.
 #[derive(Debug, Default)]
-pub struct ToRemove {
-    /// Per site, what was published for it.
-    published: PublishedBySite,
-    /// Every directory made so far, by any site or by the probes: a later site whose files go
-    /// under one journals it too.
-    dirs: std::collections::HashSet<PathBuf>,
-}
+pub struct DirsMade(std::collections::HashSet<PathBuf>);
 
-impl ToRemove {
-    /// Nothing to remove yet; `probe_dirs`, the directories the preflight's probes made, are
-    /// journaled by the orders whose files go under them.
-    pub fn after_probes(probe_dirs: &[PathBuf]) -> ToRemove {
-        ToRemove {
-            published: PublishedBySite::new(),
-            dirs: probe_dirs.iter().cloned().collect(),
-        }
-    }
-
-    /// Removes the validation files no order needs any more (see [`clean_up`]).
-    pub fn clean_up(self, run: &mut Run) {
-        clean_up(run, &self.published);
+impl DirsMade {
+    /// The directories the preflight's probes made.
+    pub fn after_probes(probe_dirs: Vec<PathBuf>) -> DirsMade {
+        DirsMade(probe_dirs.into_iter().collect())
     }
 }
 
@@ -84,22 +63,28 @@ pub async fn run(
     publications: &BTreeMap<String, Publication>,
     dns: &DnsPublisher,
 ) -> Vec<(Site, OrderRecord)> {
-    let mut to_remove = ToRemove::default();
-    let issued = run_keeping(run, ca, ordered, publications, dns, &mut to_remove).await;
-    to_remove.clean_up(run);
-    issued
+    run_in(
+        run,
+        ca,
+        ordered,
+        publications,
+        dns,
+        &mut DirsMade::default(),
+    )
+    .await
 }
 
-/// [`run`], with what it published added to `to_remove` instead of cleaned up: the caller
-/// cleans up once, after its last batch and its install.
-pub async fn run_keeping(
+/// [`run`] for one batch of a run: `dirs` holds the directories made before it (by the probes,
+/// by earlier batches) and gets those this batch makes.
+pub async fn run_in(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     ordered: Vec<(Site, OrderRecord)>,
     publications: &BTreeMap<String, Publication>,
     dns: &DnsPublisher,
-    to_remove: &mut ToRemove,
+    dirs: &mut DirsMade,
 ) -> Vec<(Site, OrderRecord)> {
+    let mut published = PublishedBySite::new();
     let mut waiting = Vec::new();
     let validation = crate::timings::Phase::start("validation");
     let limit = super::order::ca_concurrency(ca);
@@ -115,7 +100,7 @@ pub async fn run_keeping(
     let done = {
         let (run, sites, records): (&Run, _, _) = (run, &sites, &records);
         let groups = &groups;
-        let earlier = &to_remove.dirs;
+        let earlier = &dirs.0;
         crate::bounded::each(groups.len(), limit, |g| async move {
             let mut created_dirs: Vec<PathBuf> = Vec::new();
             let mut out = Vec::new();
@@ -163,8 +148,8 @@ pub async fn run_keeping(
     let asked = share_and_ask(ca, &done, limit).await;
     for ((site, (_, mut record, files, outcome)), asked) in sites.into_iter().zip(done).zip(asked) {
         if let Some(files) = files {
-            to_remove.dirs.extend(files.dirs.iter().cloned());
-            to_remove.published.insert(site.name.clone(), files);
+            dirs.0.extend(files.dirs.iter().cloned());
+            published.insert(site.name.clone(), files);
         }
         match outcome.and(asked) {
             Ok(_) => waiting.push((site, record)),
@@ -181,6 +166,7 @@ pub async fn run_keeping(
     let polling = crate::timings::Phase::start("polling");
     let issued = wait_for_issuance(run, ca, waiting, dns).await;
     drop(polling);
+    clean_up(run, &published);
     issued
 }
 
