@@ -432,8 +432,20 @@ impl Acme {
         Ok(())
     }
 
-    /// Revokes the certificate the order at `id` issued, with an RFC 5280 reason code.
+    /// [`Acme::revoke_once`], again after a `badNonce` refusal (reading the order is harmless,
+    /// and a refused revocation did nothing).
     async fn revoke_order(&self, id: &OrderId, reason: u8) -> Result<(), CaError> {
+        let mut attempts = 0;
+        loop {
+            match self.revoke_once(id, reason).await {
+                Err(e) if refused_nonce(&e) && attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Revokes the certificate the order at `id` issued, with an RFC 5280 reason code.
+    async fn revoke_once(&self, id: &OrderId, reason: u8) -> Result<(), CaError> {
         let account = self.account().await?;
         let mut order = account
             .order(id.0.clone())
@@ -774,18 +786,26 @@ pub async fn register(
     };
     let contact = format!("mailto:{}", request.email.trim());
     let contacts = [contact.as_str()];
-    let (account, credentials) = Account::builder_with_http(Box::new(acme.http.clone()))
-        .create(
-            &NewAccount {
-                contact: &contacts,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            acme.directory_url.clone(),
-            eab.as_ref(),
-        )
-        .await
-        .map_err(|e| acme.error("newAccount", e))?;
+    // A `badNonce` refusal created nothing (a CA may reject nonces at random; Pebble does, on
+    // purpose): asked again, with a new key, up to three times.
+    let mut attempts = 0;
+    let (account, credentials) = loop {
+        let created = Account::builder_with_http(Box::new(acme.http.clone()))
+            .create(
+                &NewAccount {
+                    contact: &contacts,
+                    terms_of_service_agreed: true,
+                    only_return_existing: false,
+                },
+                acme.directory_url.clone(),
+                eab.as_ref(),
+            )
+            .await;
+        match created {
+            Err(e) if is_bad_nonce(&e) && attempts < 3 => attempts += 1,
+            other => break other.map_err(|e| acme.error("newAccount", e))?,
+        }
+    };
     let json = serde_json::to_vec_pretty(&credentials)
         .map_err(|e| CaError::Invalid(format!("could not encode the account: {e}")))?;
     if let Some(dir) = acme.account_file.parent() {
