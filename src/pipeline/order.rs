@@ -157,7 +157,8 @@ async fn new_order(
     }
     record.renews = renews;
     record.dns_names = site.dns_names.clone();
-    record.save(&run.state_dir)?;
+    // Not saved here: placing it saves it first, before the CA is asked (`take_step`); a save
+    // here wrote the same bytes once more (two flushes per order).
     place(run, ca, record).await
 }
 
