@@ -17,6 +17,13 @@ Python's, not nginx's), what was issued — then the nothing-to-do runs a timer 
 
 (`--bin DIR` takes them from DIR instead). Exits 1 when the run fails or reloads nginx more
 than twice.
+
+On ext4 without a journal, a file created within a minute or so of many files being deleted
+(up to six while the deleted inodes' blocks are not yet written back) makes the kernel look at
+every one of those inodes first: a run started right after another run's sandbox was deleted
+spends seconds of CPU in the kernel that a run on a settled file system does not. The bench
+says so when its sandbox is on such a file system; keep sandboxes (`--keep`) and delete them
+after a series, or wait five minutes between a deletion and a run.
 """
 import argparse
 import json
@@ -82,6 +89,19 @@ def process_cpu(pid):
     return (int(stat[11]) + int(stat[12])) / TICK
 
 
+def ext4_without_journal(path):
+    """Whether `path` is on an ext4 file system without a journal (see the module's doc)."""
+    try:
+        st = os.stat(path)
+        dev = os.path.basename(os.readlink(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"))
+    except OSError:
+        return False
+    if not os.path.isdir(f"/proc/fs/ext4/{dev}"):
+        return False
+    journals = os.listdir("/proc/fs/jbd2") if os.path.isdir("/proc/fs/jbd2") else []
+    return not any(j.rsplit("-", 1)[0] == dev for j in journals)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sites", type=int, default=200)
@@ -106,6 +126,10 @@ def main():
     base = a.keep or tempfile.mkdtemp(prefix="enc365-auto-bench-")
     os.makedirs(base, exist_ok=True)
     os.chmod(base, 0o755)  # nginx workers run unprivileged and must reach the webroots
+    if ext4_without_journal(base):
+        print(f"note: {base} is on ext4 without a journal: a run started within minutes of a "
+              "large deletion (another run's sandbox) measures the file system too; see this "
+              "script's doc", file=sys.stderr)
     tree = os.path.join(base, "tree")
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "gen_vhosts.py"), tree, str(a.sites)],
                    check=True, stdout=subprocess.DEVNULL)
