@@ -134,6 +134,10 @@ fn record_install(
     if let Ok(Some(mut record)) = OrderRecord::load(state_dir, &item.site) {
         record.state = RecordState::Installed;
         record.last_error = None;
+        // What it published for validation was removed when it was issued
+        // (`leftovers::remove_files_keeping_the_list`); DNS records whose removal failed stay.
+        record.published_files.clear();
+        record.published_dirs.clear();
         let _ = record.save(state_dir);
     }
     let names = wanted.get(&item.site).cloned().unwrap_or_default();

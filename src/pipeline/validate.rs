@@ -540,9 +540,18 @@ async fn poll(
                 if let Err(e) = record.save(&run.state_dir) {
                     return Polled::Gone(format!("{e:#}"));
                 }
-                leftovers::remove_all(&run.state_dir, dns, record, &|m| run.say(m));
-                // Saved with its chain (also by `remove_all`, which may save it again): held
-                // without it until the install reads it back ([`OrderRecord::issued_chain`]).
+                // Its files go now; the record lists them until it is saved as installed. DNS
+                // records go too, and the record is saved again only for them (a removal that
+                // fails stays journaled).
+                leftovers::remove_files_keeping_the_list(record);
+                if !record.dns_records.is_empty() {
+                    leftovers::remove_records(dns, record, &|m| run.say(m));
+                    if let Err(e) = record.save(&run.state_dir) {
+                        run.say(format!("  {}: {e:#}", site.name));
+                    }
+                }
+                // Saved with its chain: held without it until the install reads it back
+                // ([`OrderRecord::issued_chain`]).
                 record.fullchain_pem = None;
                 Polled::Issued
             }

@@ -222,11 +222,28 @@ fn rolls_back(case: RollbackCase) {
                 "{name}: the live files the run created are removed again"
             );
             // The certificate stays on record as issued: fixing the snippet and rerunning installs
-            // it without a new order.
+            // it without a new order. Its validation files went when it was issued (the sandbox
+            // is as before); the record still lists them until a run clears the list.
+            let state = host.dir.path().join("state");
+            let load = || OrderRecord::load(&state, case.site).unwrap().unwrap();
+            let issued = load();
+            assert_eq!(issued.state, RecordState::Issued, "{name}");
+            assert!(!issued.published_files.is_empty(), "{name}: {issued:?}");
+            assert!(issued.published_files.iter().all(|f| !f.exists()), "{name}");
             std::fs::remove_file(host.dir.path().join("nginx/ssl-params.conf")).unwrap();
             let out = host.auto(&["--json", "--site", case.site]);
             assert_eq!(out.status.code(), Some(0), "{name}: {:#}", json(&out));
             assert_eq!(host.sim.request_count("/cert/create"), 1, "{name}");
+            let installed = load();
+            assert_eq!(
+                installed.state,
+                enc365_nginx::orders::RecordState::Installed,
+                "{name}"
+            );
+            assert!(
+                installed.published_files.is_empty(),
+                "{name}: {installed:?}"
+            );
         }
         Breakage::OldCertificateSwappedIn => {
             assert!(

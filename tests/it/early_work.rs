@@ -148,4 +148,19 @@ fn rsa_keys_made_ahead_go_one_to_each_certificate_over_several_batches() {
         assert_eq!(left, [root.join("index.html")], "{}", text(&out));
     }
     assert!(!host.dir.path().join("state/probes.json").exists());
+    // The files went when each order was issued; its record, saved as installed, lists none.
+    let state = host.dir.path().join("state");
+    for i in 0..BATCHED {
+        let site = format!("b{i}.batch.test");
+        let record = enc365_nginx::orders::OrderRecord::load(&state, &site)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            record.state,
+            enc365_nginx::orders::RecordState::Installed,
+            "{site}"
+        );
+        assert!(record.published_files.is_empty(), "{site}: {record:?}");
+        assert!(record.published_dirs.is_empty(), "{site}: {record:?}");
+    }
 }
