@@ -93,6 +93,7 @@ pub fn run(args: &CertonlyArgs, ctx: &Context) -> CommandResult {
         ordered,
         &publications,
         &dns,
+        &mut validate::DirsMade::default(),
     ))?;
     for (site, record) in issued {
         if let Err(e) = save(&mut run, &files, &record, previous.clone()) {

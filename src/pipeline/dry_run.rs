@@ -107,7 +107,7 @@ pub fn execute(mut run: Run, found: Discovery, selection: Vec<Planned>) -> Comma
 /// Order, validation and issuance at the test endpoint `url`; the issued certificates.
 fn full_cycle(
     run: &mut Run,
-    ready: preflight::Ready,
+    mut ready: preflight::Ready,
     url: &str,
     seen: &mut Exercised,
 ) -> Result<Vec<(Site, Issued)>, Failure> {
@@ -118,12 +118,14 @@ fn full_cycle(
         .map_err(|e| Failure::failed(anyhow!("could not start the async runtime: {e}")))?;
     let ordered = runtime.block_on(order::place_all(run, ca.as_ref(), ready.sites));
     let dns = validate::dns_publisher(run);
+    let mut dirs = validate::DirsMade::after_probes(ready.probes.take_made_dirs());
     let issued = runtime.block_on(validate::run(
         run,
         ca.as_ref(),
         ordered,
         &ready.publications,
         &dns,
+        &mut dirs,
     ));
     seen.done.push(format!(
         "key and CSR, order, validation files published and checked by the CA, issuance, at \

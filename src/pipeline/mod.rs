@@ -431,7 +431,7 @@ impl Orders<'_> {
                 (self.runtime).block_on(order::place_with(run, self.ca, sites, self.keys));
             let ordering = started.elapsed();
             let started = std::time::Instant::now();
-            let batch = validate::run_in(
+            let batch = validate::run(
                 run,
                 self.ca,
                 ordered,

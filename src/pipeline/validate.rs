@@ -55,28 +55,9 @@ impl DirsMade {
 }
 
 /// Publishes (DNS records through `dns`, from [`dns_publisher`]), asks the CA to check, polls,
-/// and cleans up; returns the issued orders.
+/// and cleans up; returns the issued orders. `dirs` holds the directories the run made before
+/// (its probes, its earlier batches) and gets those made here.
 pub async fn run(
-    run: &mut Run<'_>,
-    ca: &dyn CertificateAuthority,
-    ordered: Vec<(Site, OrderRecord)>,
-    publications: &BTreeMap<String, Publication>,
-    dns: &DnsPublisher,
-) -> Vec<(Site, OrderRecord)> {
-    run_in(
-        run,
-        ca,
-        ordered,
-        publications,
-        dns,
-        &mut DirsMade::default(),
-    )
-    .await
-}
-
-/// [`run`] for one batch of a run: `dirs` holds the directories made before it (by the probes,
-/// by earlier batches) and gets those this batch makes.
-pub async fn run_in(
     run: &mut Run<'_>,
     ca: &dyn CertificateAuthority,
     ordered: Vec<(Site, OrderRecord)>,
