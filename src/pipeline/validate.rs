@@ -365,12 +365,10 @@ fn journal_files(
         .flat_map(|f| f.ancestors().skip(1))
         .filter(|d| earlier.contains(*d))
         .map(|d| d.to_path_buf());
-    let above: Vec<PathBuf> = (group.iter().chain(&out.dirs))
+    let above = (group.iter().chain(&out.dirs))
         .filter(|d| out.files.iter().any(|f| f.starts_with(d)))
         .cloned()
-        .chain(from_earlier)
-        .collect();
-    let above = above.into_iter();
+        .chain(from_earlier);
     let before = (record.published_files.len(), record.published_dirs.len());
     add_new(&mut record.published_files, out.files.iter().cloned());
     add_new(&mut record.published_dirs, above);
