@@ -737,7 +737,9 @@ impl Loader {
     /// Many files (a glob over `sites-enabled/*`) are read and parsed ahead, a chunk at a time,
     /// by helper threads and by this thread whenever the next chunk in order is not ready yet;
     /// this thread takes each finished chunk in order and resolves the includes inside its
-    /// files: reading, lexing and linking overlap on every core.
+    /// files: reading, lexing and linking overlap on every core. When the files are not cached
+    /// (a timer's run, hours after the last one), a chunk that had to be read from the disk
+    /// starts one more helper, up to [`MOST_READERS`] threads, so the reads overlap too.
     fn include_all(
         &mut self,
         from: &ConfigFile,
@@ -765,15 +767,23 @@ impl Loader {
             - 1;
         let chunks = paths.len().div_ceil(CHUNK);
         let next = AtomicUsize::new(0);
+        // Chunks that had to be read from the disk (an eighth of their files' worth of pages
+        // or more): each lets one more helper start.
+        let from_disk = AtomicUsize::new(0);
         let read_chunk = |c: usize| -> Vec<Option<Prefetched>> {
-            (c * CHUNK..((c + 1) * CHUNK).min(paths.len()))
+            let before = disk_reads();
+            let read = (c * CHUNK..((c + 1) * CHUNK).min(paths.len()))
                 .map(|i| (!known[i]).then(|| prefetch_one(found, i)))
-                .collect()
+                .collect();
+            if disk_reads().saturating_sub(before) >= (CHUNK / 8 * 8) as u64 {
+                from_disk.fetch_add(1, Ordering::Relaxed);
+            }
+            read
         };
         let (sender, receiver) = mpsc::channel::<(usize, Vec<Option<Prefetched>>)>();
         std::thread::scope(|scope| {
-            for _ in 0..helpers {
-                let (sender, next, read_chunk) = (sender.clone(), &next, &read_chunk);
+            let spawn_helper = |sender: mpsc::Sender<_>| {
+                let (next, read_chunk) = (&next, &read_chunk);
                 scope.spawn(move || {
                     loop {
                         let c = next.fetch_add(1, Ordering::Relaxed);
@@ -782,11 +792,29 @@ impl Loader {
                         }
                     }
                 });
+            };
+            for _ in 0..helpers {
+                spawn_helper(sender.clone());
             }
-            drop(sender);
+            // Kept while helpers may still be added; dropped once every chunk is taken, so a
+            // helper that died shows as a closed channel.
+            let mut sender = Some(sender);
+            let mut started = helpers;
             let mut arrived: Vec<Option<Vec<Option<Prefetched>>>> =
                 (0..chunks).map(|_| None).collect();
             for c in 0..chunks {
+                if next.load(Ordering::Relaxed) >= chunks {
+                    sender = None;
+                }
+                // Reads that wait on the disk (a cold cache) leave the cores idle: more
+                // helpers keep more reads in flight.
+                while let Some(s) = &sender
+                    && started < MOST_READERS - 1
+                    && started - helpers < from_disk.load(Ordering::Relaxed)
+                {
+                    spawn_helper(s.clone());
+                    started += 1;
+                }
                 while arrived[c].is_none() {
                     match receiver.try_recv() {
                         Ok((k, read)) => arrived[k] = Some(read),
@@ -796,6 +824,7 @@ impl Loader {
                             if k < chunks {
                                 arrived[k] = Some(read_chunk(k));
                             } else {
+                                sender = None;
                                 match receiver.recv() {
                                     Ok((k, read)) => arrived[k] = Some(read),
                                     Err(_) => break,
@@ -811,6 +840,8 @@ impl Loader {
                     ids.push(self.include(from, at, path, read.next().flatten())?);
                 }
             }
+            #[cfg(test)]
+            HELPERS_STARTED.set(started);
             Ok(ids)
         })
     }
@@ -872,6 +903,29 @@ impl Loader {
             .find(|&(_, &v)| v == id)
             .map(|(k, _)| k.clone())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many helpers the last many-file `include` resolved on this thread started.
+    static HELPERS_STARTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The most threads that read the files of one `include` at once (the one resolving it among
+/// them): enough reads in flight to keep a disk busy when the files are not cached.
+const MOST_READERS: usize = 16;
+
+/// How many 512-byte blocks the calling thread has had read from the disk (what the page cache
+/// did not hold, file contents and the inodes and directories leading to them).
+fn disk_reads() -> u64 {
+    // SAFETY: getrusage only fills the struct it is given, which lives across the call.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            return 0;
+        }
+        u64::try_from(usage.ru_inblock).unwrap_or(0)
     }
 }
 
@@ -1021,6 +1075,69 @@ mod tests {
                 .iter()
                 .all(|f| f.bytes == b"server { listen 80; }\n")
         );
+    }
+
+    /// Files not in the page cache (dropped from it with `POSIX_FADV_DONTNEED`) start more
+    /// helpers than there are cores; cached, they start none beyond them. Either way every
+    /// file is read, in glob(3)'s order. Where the files are not on a disk (a tmpfs: nothing
+    /// is ever read from a disk), no helper is added either way.
+    #[test]
+    fn files_read_from_the_disk_start_more_helpers_and_stay_in_nginx_order() {
+        use std::io::Write as _;
+        use std::os::fd::AsRawFd as _;
+        let dir = tempfile::tempdir().unwrap();
+        let sites = dir.path().join("sites");
+        std::fs::create_dir(&sites).unwrap();
+        let files: Vec<PathBuf> = (0..640)
+            .map(|i| {
+                let path = sites.join(format!("s{i:03}.conf"));
+                let mut file = std::fs::File::create(&path).unwrap();
+                writeln!(file, "server {{ listen 80; server_name s{i}.test; }}").unwrap();
+                file.sync_all().unwrap();
+                path
+            })
+            .collect();
+        // SAFETY: the descriptor is open across the call.
+        let drop_from_cache = |path: &Path| unsafe {
+            let file = std::fs::File::open(path).unwrap();
+            assert_eq!(
+                libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED),
+                0
+            );
+        };
+        // SAFETY: getrusage only fills the struct it is given, which lives across the call.
+        let process_disk_reads = || unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+            usage.ru_inblock
+        };
+        files.iter().for_each(|f| drop_from_cache(f));
+        let main = main_including(dir.path(), "sites/*.conf");
+        let before = process_disk_reads();
+        let cold = Config::load(&main).unwrap();
+        let from_disk = process_disk_reads() - before;
+        let cold_helpers = HELPERS_STARTED.get();
+        let warm = Config::load(&main).unwrap();
+        let warm_helpers = HELPERS_STARTED.get();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let initial = cores.clamp(2, 8) - 1;
+        assert_eq!(warm_helpers, initial, "cached files");
+        if from_disk >= 640 * 8 / 2 {
+            assert!(
+                cold_helpers > initial,
+                "{cold_helpers} helpers for {from_disk} blocks read from the disk"
+            );
+        } else {
+            assert_eq!(cold_helpers, initial, "{from_disk} blocks from the disk");
+        }
+        for config in [&cold, &warm] {
+            let read: Vec<&Path> = config.paths().skip(1).collect();
+            assert_eq!(read, files.iter().map(PathBuf::as_path).collect::<Vec<_>>());
+            for (i, file) in config.files[1..].iter().enumerate() {
+                let text = format!("server {{ listen 80; server_name s{i}.test; }}\n");
+                assert_eq!(file.bytes, text.as_bytes());
+            }
+        }
     }
 
     #[test]
