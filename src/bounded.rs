@@ -2,7 +2,8 @@
 //! runs a function over many items on at most a given number of threads, [`each`] does the same
 //! for async work; both give the results back in the items' order, so a caller that reports per
 //! item reports exactly as it would have one at a time. [`halves`] splits CPU work over many
-//! server blocks in two, for the two threads a reading of a large host uses.
+//! server blocks in two, for the two threads a reading of a large host uses. [`reads`] reads
+//! many small files on one thread per core, and on more while the reads wait on the disk.
 //!
 //! Not here: what the work is (preflight probes, DNS lookups, CA calls, file writes, judging
 //! server blocks).
@@ -60,6 +61,99 @@ where
         let second = second.join().unwrap_or_else(|_| part(half..count));
         vec![first, second]
     })
+}
+
+/// The most threads [`reads`] runs: enough reads in flight to keep a disk busy.
+pub const MOST_READERS: usize = 16;
+
+/// `part` over consecutive runs of `run` indices of `0..count` (a host's records or certificate
+/// files, read and judged); the runs' results, in order.
+///
+/// The runs are taken one at a time by one thread per core (the caller's among them). On a
+/// cold cache (a timer's run, hours after the last one) most reads wait on the disk and the
+/// cores stay idle: a run that had to read an eighth of its files' worth of pages or more from
+/// the disk starts one more thread, up to [`MOST_READERS`], so the reads overlap. On a warm
+/// cache nothing is read from the disk and no thread is added.
+pub fn reads<R, F>(count: usize, run: usize, part: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(std::ops::Range<usize>) -> R + Sync,
+{
+    let run = run.max(1);
+    if count <= run {
+        return vec![part(0..count)];
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let shared = Reads {
+        part: &part,
+        count,
+        run,
+        next: AtomicUsize::new(0),
+        threads: AtomicUsize::new(cores.clamp(1, MOST_READERS)),
+        done: Mutex::new(Vec::with_capacity(count.div_ceil(run))),
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..shared.threads.load(Ordering::Relaxed) {
+            scope.spawn(|| shared.work(scope));
+        }
+        shared.work(scope);
+    });
+    let mut done = shared.done.into_inner().expect("not poisoned");
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// What the threads of one [`reads`] share.
+struct Reads<'a, R, F> {
+    part: &'a F,
+    count: usize,
+    run: usize,
+    next: AtomicUsize,
+    threads: AtomicUsize,
+    done: Mutex<Vec<(usize, R)>>,
+}
+
+impl<'a, R, F> Reads<'a, R, F>
+where
+    R: Send,
+    F: Fn(std::ops::Range<usize>) -> R + Sync,
+{
+    /// Takes runs until none is left; after a run read from the disk, starts one more thread.
+    fn work<'scope>(&'scope self, scope: &'scope std::thread::Scope<'scope, '_>) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let start = i.saturating_mul(self.run);
+            if start >= self.count {
+                return;
+            }
+            let before = disk_reads();
+            let result = (self.part)(start..(start + self.run).min(self.count));
+            let read = disk_reads().saturating_sub(before);
+            self.done.lock().expect("not poisoned").push((i, result));
+            let more_left = (i + 1).saturating_mul(self.run) < self.count;
+            if more_left
+                && read >= (self.run as u64 / 8).max(1) * PAGE_BLOCKS
+                && (self.threads)
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                        (n < MOST_READERS).then_some(n + 1)
+                    })
+                    .is_ok()
+            {
+                scope.spawn(move || self.work(scope));
+            }
+        }
+    }
+}
+
+/// 512-byte blocks in a page: what one small file's read from the disk costs at least.
+const PAGE_BLOCKS: u64 = 8;
+
+/// How many 512-byte blocks the calling thread has had read from the disk (what the page cache
+/// did not hold, file contents and the inodes and directories leading to them).
+fn disk_reads() -> u64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_THREAD)
+        .map_or(0, |usage| u64::try_from(usage.block_reads()).unwrap_or(0))
 }
 
 /// The async side of [`map`], by index: `f(i)` for every `i` below `count`, at most `limit` at
@@ -153,6 +247,82 @@ mod tests {
         let (out, took) = timed(current.unwrap());
         assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
         assert!(took >= Duration::from_millis(16 * 60), "{took:?}");
+    }
+
+    #[test]
+    fn reads_cover_every_index_once_in_order_and_a_small_count_stays_on_the_caller() {
+        let caller = std::thread::current().id();
+        let done = reads(10, 64, |run| (run, std::thread::current().id()));
+        assert_eq!(done, vec![(0..10, caller)]);
+        let done = reads(1000, 64, |run| run);
+        assert_eq!(done.len(), 1000_usize.div_ceil(64));
+        let covered: Vec<usize> = done.into_iter().flatten().collect();
+        assert_eq!(covered, (0..1000).collect::<Vec<_>>());
+    }
+
+    /// Files not in the page cache (dropped from it with `POSIX_FADV_DONTNEED`) are read on
+    /// more threads than there are cores; the same files, cached, on no more than the cores.
+    /// Where the files are not on a disk (a tmpfs: nothing is ever read from a disk), no
+    /// thread is added either way.
+    #[test]
+    fn reads_from_the_disk_add_threads_and_cached_reads_do_not() {
+        use std::collections::HashSet;
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<std::path::PathBuf> = (0..512)
+            .map(|i| {
+                let path = dir.path().join(format!("{i:03}.json"));
+                let mut file = std::fs::File::create(&path).unwrap();
+                file.write_all(&[b'x'; 4096]).unwrap();
+                file.sync_all().unwrap();
+                path
+            })
+            .collect();
+        let drop_from_cache = || {
+            for path in &paths {
+                let file = std::fs::File::open(path).unwrap();
+                nix::fcntl::posix_fadvise(
+                    &file,
+                    0,
+                    0,
+                    nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+                )
+                .unwrap();
+            }
+        };
+        let read_all = || {
+            let threads = Mutex::new(HashSet::new());
+            let lens = reads(paths.len(), 8, |run| {
+                threads.lock().unwrap().insert(std::thread::current().id());
+                (paths[run].iter())
+                    .map(|p| std::fs::read(p).unwrap().len())
+                    .sum::<usize>()
+            });
+            assert_eq!(lens.iter().sum::<usize>(), 512 * 4096);
+            threads.into_inner().unwrap().len()
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let process_disk_reads = || {
+            use nix::sys::resource::{UsageWho, getrusage};
+            getrusage(UsageWho::RUSAGE_SELF).unwrap().block_reads()
+        };
+        drop_from_cache();
+        let before = process_disk_reads();
+        let cold = read_all();
+        let from_disk = process_disk_reads() - before;
+        let warm = read_all();
+        assert!(warm <= cores, "{warm} threads read cached files");
+        if from_disk >= 512 * 8 / 2 {
+            assert!(
+                cold > cores.min(MOST_READERS - 1),
+                "{cold} threads read {from_disk} blocks from the disk"
+            );
+        } else {
+            assert!(
+                cold <= cores,
+                "{cold} threads, {from_disk} blocks from the disk"
+            );
+        }
     }
 
     #[test]

@@ -61,8 +61,9 @@ pub fn discover(
 }
 
 /// Every certificate file the TLS blocks name (as the assessment reads them: not one chosen by
-/// a variable, inline or by an engine), read and summarized by path — on two threads when there
-/// are many (a 10,000-site host has as many certificates).
+/// a variable, inline or by an engine), read and summarized by path — a run of them per thread
+/// when there are many (a 10,000-site host has as many certificates), on more threads when the
+/// reads wait on the disk ([`crate::bounded::reads`]).
 fn read_certificates(
     servers: &[Server],
     conf_dir: &Path,
@@ -80,7 +81,7 @@ fn read_certificates(
                 .map(|p| (p.clone(), crate::tlsinfo::read_certificate(p)))
                 .collect()
         };
-    (crate::bounded::halves(paths.len(), 256, read))
+    (crate::bounded::reads(paths.len(), 64, read))
         .into_iter()
         .flatten()
         .collect()

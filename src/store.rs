@@ -345,8 +345,9 @@ pub fn read_records<T: serde::de::DeserializeOwned + Send>(
 }
 
 /// [`read_records`] of the records whose bytes `wanted` accepts: the others are read, never
-/// parsed (on a host with thousands of records, most are not wanted). Many records are read on
-/// two threads, each into one buffer it reuses (no `stat` per file).
+/// parsed (on a host with thousands of records, most are not wanted). Many records are read
+/// 64 at a time, one run per thread, each thread into one buffer it reuses (no `stat` per
+/// file), on more threads when the reads wait on the disk ([`crate::bounded::reads`]).
 pub fn read_records_if<T: serde::de::DeserializeOwned + Send>(
     dir: &Path,
     what_to_do: &str,
@@ -369,16 +370,11 @@ pub fn read_records_if<T: serde::de::DeserializeOwned + Send>(
         }
         Ok(out)
     };
-    if names.len() < 512 {
-        return read(&names);
+    let mut out = Vec::new();
+    for part in crate::bounded::reads(names.len(), 64, |run| read(&names[run])) {
+        out.extend(part?);
     }
-    let (first, second) = names.split_at(names.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| read(second));
-        let mut out = read(first)?;
-        out.extend(other.join().unwrap_or_else(|_| read(second))?);
-        Ok(out)
-    })
+    Ok(out)
 }
 
 /// Reads the whole file at `path` into `buf` (grown as needed, never shrunk) and returns its
