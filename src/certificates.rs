@@ -5,6 +5,7 @@
 //! Not here: ordering, or editing nginx configuration (only read, to find the sites using a
 //! certificate).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::discovery::Discovery;
@@ -104,28 +105,60 @@ pub fn key_type(cert_pem: &[u8]) -> Option<String> {
     })
 }
 
-/// The sites whose TLS blocks serve this lineage's certificate (its fullchain or cert file),
-/// by site name, in nginx order.
-pub fn sites_using(found: &Discovery, sites: &[Site], files: &LineageFiles) -> Vec<String> {
-    let ours = [&files.fullchain, &files.cert];
-    let canonical: Vec<PathBuf> = ours
-        .iter()
-        .filter_map(|p| std::fs::canonicalize(p).ok())
-        .collect();
-    let serves = |i: usize| {
-        let server = &found.servers[i];
-        server.tls
-            && server.ssl_certificates.iter().any(|f| {
-                let path = found.config.conf_dir.join(f);
-                ours.contains(&&path)
-                    || std::fs::canonicalize(&path).is_ok_and(|c| canonical.contains(&c))
-            })
-    };
-    sites
-        .iter()
-        .filter(|s| s.servers.iter().any(|&i| serves(i)))
-        .map(|s| s.name.clone())
-        .collect()
+/// Which sites' TLS blocks serve which certificate file, for many lineages at once: every file
+/// a TLS block names, by its path and by the path it resolves to (a block may name our file
+/// through a link), each resolved once — not once per lineage and block, which on a host with
+/// ten thousand sites was a hundred million `readlink`s.
+pub struct CertificateUsers {
+    /// Site indices (in nginx order, each once) by the file's path as the block names it.
+    by_path: HashMap<PathBuf, Vec<usize>>,
+    /// The same, by the path the file resolves to.
+    by_target: HashMap<PathBuf, Vec<usize>>,
+}
+
+impl CertificateUsers {
+    /// Indexes the certificate files of every TLS block of `sites` (grouped from `found`).
+    pub fn new(found: &Discovery, sites: &[Site]) -> CertificateUsers {
+        let mut by_path: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        for (j, site) in sites.iter().enumerate() {
+            let tls = (site.servers.iter().map(|&i| &found.servers[i])).filter(|s| s.tls);
+            for file in tls.flat_map(|s| &s.ssl_certificates) {
+                let list = by_path.entry(found.config.conf_dir.join(file)).or_default();
+                if list.last() != Some(&j) {
+                    list.push(j);
+                }
+            }
+        }
+        let mut by_target: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+        for (path, users) in &by_path {
+            if let Ok(target) = std::fs::canonicalize(path) {
+                by_target.entry(target).or_default().extend(users);
+            }
+        }
+        for users in by_target.values_mut() {
+            users.sort_unstable();
+            users.dedup();
+        }
+        CertificateUsers { by_path, by_target }
+    }
+
+    /// The sites whose TLS blocks serve this lineage's certificate (its fullchain or cert file,
+    /// by that path or through a link to it), by site name, in nginx order.
+    pub fn sites_using(&self, sites: &[Site], files: &LineageFiles) -> Vec<String> {
+        let ours = [&files.fullchain, &files.cert];
+        let mut users: Vec<usize> = (ours.iter())
+            .filter_map(|p| self.by_path.get(*p))
+            .chain((ours.iter()).filter_map(|p| {
+                let target = std::fs::canonicalize(p).ok()?;
+                self.by_target.get(&target)
+            }))
+            .flatten()
+            .copied()
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users.into_iter().map(|j| sites[j].name.clone()).collect()
+    }
 }
 
 /// Whether a certificate for `names` covers `name` (exactly, or by a one-label wildcard).
@@ -157,6 +190,47 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nB\n-----END CERTIFICATE-----\n"
         );
         assert_eq!(format!("{leaf}{chain}"), pem);
+    }
+
+    /// A block naming the lineage's file, one naming it through a link, one serving another
+    /// file and one without TLS: the index finds the first two, in nginx order.
+    #[test]
+    fn the_sites_using_a_certificate_are_found_by_path_and_through_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_dir = dir.path().join("enc365");
+        let ours = LineageFiles::of(&config_dir, "a.test");
+        let other = LineageFiles::of(&config_dir, "c.test");
+        for files in [&ours, &other] {
+            std::fs::create_dir_all(files.fullchain.parent().unwrap()).unwrap();
+            std::fs::write(&files.fullchain, "not read here").unwrap();
+        }
+        std::os::unix::fs::symlink(&ours.fullchain, dir.path().join("linked.pem")).unwrap();
+        let tls = |name: &str, file: &Path| {
+            format!(
+                "server {{ listen 443 ssl; server_name {name}; ssl_certificate {}; \
+                 ssl_certificate_key k.pem; }}\n",
+                file.display()
+            )
+        };
+        let conf = format!(
+            "events {{}}\nhttp {{\n{}{}{}server {{ listen 80; server_name d.test; }}\n{}}}\n",
+            tls("z.test", &dir.path().join("linked.pem")),
+            tls("c.test", &other.fullchain),
+            tls("a.test", &ours.fullchain),
+            tls("e.test", &ours.cert),
+        );
+        let main = dir.path().join("nginx.conf");
+        std::fs::write(&main, conf).unwrap();
+        let found = crate::discovery::discover(&main, 0, 30).unwrap();
+        let sites = crate::site::group(&found);
+        let users = CertificateUsers::new(&found, &sites);
+        assert_eq!(
+            users.sites_using(&sites, &ours),
+            ["z.test", "a.test", "e.test"]
+        );
+        assert_eq!(users.sites_using(&sites, &other), ["c.test"]);
+        let none = LineageFiles::of(&config_dir, "d.test");
+        assert!(users.sites_using(&sites, &none).is_empty());
     }
 
     #[test]

@@ -135,12 +135,20 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> CommandResult {
         Ok(f) => (site::group(f), None),
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
+    // Built once for every lineage (per lineage, each took time in proportion to all sites).
+    let indexes = found.as_ref().ok().map(|f| {
+        let users = certificates::CertificateUsers::new(f, &sites);
+        (f, lifecycle::SiteIndex::new(&sites, f), users)
+    });
     let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
     for lineage in &lineages {
-        let live = lifecycle::live_summary(&config_dir, &lineage.site);
-        let (config, detail, due) = match &found {
-            Err(_) => ("unknown", nginx_error.clone(), None),
-            Ok(f) => config_state(f, &sites, &config_dir, lineage, live.as_ref(), now),
+        let live = match &indexes {
+            Some((f, ..)) => lifecycle::live_summary_in(f, &config_dir, &lineage.site),
+            None => lifecycle::live_summary(&config_dir, &lineage.site),
+        };
+        let (config, detail, due) = match &indexes {
+            None => ("unknown", nginx_error.clone(), None),
+            Some((f, index, _)) => config_state(f, index, &config_dir, lineage, live.as_ref(), now),
         };
         let (cert, _) = install::live_paths(&config_dir, &lineage.site);
         let files = LineageFiles::of(&config_dir, &lineage.site);
@@ -163,9 +171,9 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> CommandResult {
             key_type: std::fs::read(&files.fullchain)
                 .ok()
                 .and_then(|pem| certificates::key_type(&pem)),
-            used_by: match &found {
-                Ok(f) => certificates::sites_using(f, &sites, &files),
-                Err(_) => Vec::new(),
+            used_by: match &indexes {
+                Some((_, _, users)) => users.sites_using(&sites, &files),
+                None => Vec::new(),
             },
             files: Some(FilesJson::of(&files)),
             config: config.into(),
@@ -206,13 +214,13 @@ pub fn run(args: &StatusArgs, ctx: &Context) -> CommandResult {
 /// due, if it is.
 fn config_state(
     found: &crate::discovery::Discovery,
-    sites: &[site::Site],
+    sites: &lifecycle::SiteIndex,
     config_dir: &std::path::Path,
     lineage: &Lineage,
     live: Option<&crate::tlsinfo::CertSummary>,
     now: i64,
 ) -> (&'static str, Option<String>, Option<String>) {
-    let Some(s) = lifecycle::site_of(&lineage.site, sites, found, config_dir) else {
+    let Some(s) = sites.site_of(&lineage.site, config_dir) else {
         let why = "no server block carries this site any more";
         return ("missing", Some(why.to_string()), None);
     };
