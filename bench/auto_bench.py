@@ -10,7 +10,10 @@ and prints the wall time, the per-phase times the tool records in its `--json` `
 (discover+preflight, keys, ordering, validation, polling, install prep, nginx -t, reload+verify),
 the nginx reloads and `nginx -t` runs, the tool's own peak RSS (its VmHWM from `timings`, not
 Python's, not nginx's), what was issued — then the nothing-to-do runs a timer makes (`renew`,
-`auto` again) and, as references measured in the same invocation, `nginx -t` and one
+`auto` again, and `status`), once with the files just read and once with every file of the
+sandbox dropped from the page cache first (`POSIX_FADV_DONTNEED`: a timer's run hours after the
+last one finds its files on the disk; directories and inodes stay cached, so a truly cold run
+costs somewhat more) — and, as references measured in the same invocation, `nginx -t` and one
 `nginx -s reload` on the same tree. It builds both binaries as released first:
 
     cargo build --release --locked -p enc365-nginx -p enc365-sim --bins
@@ -36,6 +39,24 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def drop_from_page_cache(top):
+    """Asks the kernel to drop every regular file under `top` from the page cache (no root
+    needed, nothing else on the machine touched): the next read of each comes from the disk."""
+    for dirpath, _, files in os.walk(top):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            try:
+                fd = os.open(p, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def free_port():
@@ -182,11 +203,18 @@ def main():
         cpu = {"machine": machine_busy() - before[0], "nginx": nginx_cpu(pid_file) - before[1],
                "simulator": process_cpu(sim.pid) - before[2], "the tool": tool_cpu}
         doc = json.load(open(out_path))
-        # The runs a timer makes afterwards: nothing is due, nothing to do.
+        # The runs a timer makes afterwards: nothing is due, nothing to do; then the same with
+        # the sandbox's files on the disk only.
+        status = [ours, "status", "--json", "--config", cfg, "--state-dir",
+                  os.path.join(base, "state"), "--nginx-conf", conf, "--nginx-prefix", tree]
         again = {}
-        for sub in ("renew", "auto"):
-            with open(os.path.join(base, f"{sub}-again.json"), "w") as out:
-                again[sub] = timed([ours, sub] + argv[2:], stdout=out, stderr=subprocess.DEVNULL)
+        for cache in ("cached", "dropped"):
+            for sub in ("renew", "auto", "status"):
+                if cache == "dropped":
+                    drop_from_page_cache(base)
+                command = status if sub == "status" else [ours, sub] + argv[2:]
+                with open(os.path.join(base, f"{sub}-again-{cache}.json"), "w") as out:
+                    again[(sub, cache)] = timed(command, stdout=out, stderr=subprocess.DEVNULL)
     finally:
         subprocess.run([nginx, "-s", "quit", "-p", tree, "-c", conf], stderr=subprocess.DEVNULL)
         if sim:
@@ -236,8 +264,9 @@ def main():
     print(f"CPU:       the machine was busy {cpu['machine']:.2f} s of {wall * os.cpu_count():.2f} s "
           f"({os.cpu_count()} cores x wall): the tool {cpu['the tool']:.2f} s (its nginx -t runs "
           f"included), nginx {cpu['nginx']:.2f} s, the simulator {cpu['simulator']:.2f} s")
-    for sub, (w, _, c, _) in again.items():
-        print(f"nothing to do: {sub:<6} {w:6.2f} s   exit {c}   ({w/t_test:.2f} x nginx -t)")
+    for (sub, cache), (w, _, c, _) in again.items():
+        print(f"nothing to do: {sub:<6} {w:6.2f} s   exit {c}   ({w/t_test:.2f} x nginx -t)   "
+              f"files {'just read' if cache == 'cached' else 'dropped from the page cache'}")
     print(f"issued:    {len(issued)} certificates covering {names} names; {len(failed)} failed; "
           f"{wall/max(len(issued),1)*1000:.1f} ms per certificate")
     print(f"reference: nginx -t {t_test:.2f} s; one nginx -s reload {t_reload:.2f} s "
