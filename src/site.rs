@@ -209,15 +209,6 @@ pub fn keep_known_names(sites: &mut [Site], known: impl Fn(&str) -> bool) {
     }
 }
 
-/// Whether two paths name the same existing file once symlinks are resolved (a vhost enabled by
-/// a link in `sites-enabled/` is selected by its `sites-available/` path too).
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    }
-}
-
 /// The sites `--site` selects: a site matches a selector equal to one of its names (ordered or
 /// left out), or to the path of a file holding one of its blocks (as nginx opened it, or the file
 /// it links to). Without selectors, every site that needs a certificate. Selectors that match nothing are returned as the error.
@@ -229,31 +220,39 @@ pub fn select(
     if selectors.is_empty() {
         return Ok(sites.into_iter().filter(|s| s.needs_certificate).collect());
     }
-    let matches = |site: &Site, sel: &str| {
+    // A selector that names an existing file, resolved once (a vhost enabled by a link in
+    // `sites-enabled/` is selected by its `sites-available/` path too). A selector that is no
+    // file (a site name, the usual case) resolves nothing: no block's file is resolved for it,
+    // where before every block's file was, for every selector, on a 10,000-site host.
+    let targets: Vec<Option<std::path::PathBuf>> = (selectors.iter())
+        .map(|sel| std::fs::canonicalize(sel).ok())
+        .collect();
+    let matches = |site: &Site, (sel, target): (&String, &Option<std::path::PathBuf>)| {
         let sel_lower = sel.trim_end_matches('.').to_ascii_lowercase();
         site.names.contains(&sel_lower)
-            || site.left_out.iter().any(|l| l.name == sel)
+            || site.left_out.iter().any(|l| l.name == *sel)
             || crate::names::classify(sel)
                 .iter()
                 .any(|n| site.names.contains(&n.name))
             || site.servers.iter().any(|&i| {
                 let path = &found.config.files[found.servers[i].place.file].path;
-                path.as_os_str() == sel
-                    || path.file_name().is_some_and(|f| f == sel)
-                    || same_file(path, std::path::Path::new(sel))
+                path.as_os_str() == sel.as_str()
+                    || path.file_name().is_some_and(|f| f == sel.as_str())
+                    || target
+                        .as_ref()
+                        .is_some_and(|t| std::fs::canonicalize(path).is_ok_and(|p| p == *t))
             })
     };
-    let unmatched: Vec<String> = selectors
-        .iter()
-        .filter(|sel| !sites.iter().any(|s| matches(s, sel)))
-        .cloned()
+    let unmatched: Vec<String> = (selectors.iter().zip(&targets))
+        .filter(|sel| !sites.iter().any(|s| matches(s, *sel)))
+        .map(|(sel, _)| sel.clone())
         .collect();
     if !unmatched.is_empty() {
         return Err(unmatched);
     }
     Ok(sites
         .into_iter()
-        .filter(|s| selectors.iter().any(|sel| matches(s, sel)))
+        .filter(|s| selectors.iter().zip(&targets).any(|sel| matches(s, sel)))
         .collect())
 }
 
