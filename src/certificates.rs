@@ -105,6 +105,23 @@ pub fn key_type(cert_pem: &[u8]) -> Option<String> {
     })
 }
 
+/// Every certificate file the TLS blocks of `sites` (grouped from `found`) name, by its path as
+/// the block names it (joined to nginx's directory), with the indices of the sites serving it, in
+/// order, each once.
+pub fn files_served(found: &Discovery, sites: &[Site]) -> HashMap<PathBuf, Vec<usize>> {
+    let mut served: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (j, site) in sites.iter().enumerate() {
+        let tls = (site.servers.iter().map(|&i| &found.servers[i])).filter(|s| s.tls);
+        for file in tls.flat_map(|s| &s.ssl_certificates) {
+            let list = served.entry(found.config.conf_dir.join(file)).or_default();
+            if list.last() != Some(&j) {
+                list.push(j);
+            }
+        }
+    }
+    served
+}
+
 /// Which sites' TLS blocks serve which certificate file, for many lineages at once: every file
 /// a TLS block names, by its path and by the path it resolves to (a block may name our file
 /// through a link), each resolved once — not once per lineage and block, which on a host with
@@ -121,16 +138,7 @@ pub struct CertificateUsers {
 impl CertificateUsers {
     /// Indexes the certificate files of every TLS block of `sites` (grouped from `found`).
     pub fn new(found: &Discovery, sites: &[Site]) -> CertificateUsers {
-        let mut by_path: HashMap<PathBuf, Vec<usize>> = HashMap::new();
-        for (j, site) in sites.iter().enumerate() {
-            let tls = (site.servers.iter().map(|&i| &found.servers[i])).filter(|s| s.tls);
-            for file in tls.flat_map(|s| &s.ssl_certificates) {
-                let list = by_path.entry(found.config.conf_dir.join(file)).or_default();
-                if list.last() != Some(&j) {
-                    list.push(j);
-                }
-            }
-        }
+        let by_path = files_served(found, sites);
         let mut resolved = Resolver::default();
         let mut by_target: HashMap<PathBuf, Vec<usize>> = HashMap::new();
         for (path, users) in &by_path {

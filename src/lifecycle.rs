@@ -442,26 +442,12 @@ impl<'a> SiteIndex<'a> {
             sites,
             named: HashMap::new(),
             carrying: HashMap::new(),
-            serving: HashMap::new(),
+            serving: crate::certificates::files_served(found, sites),
         };
         for (j, site) in sites.iter().enumerate() {
             index.named.entry(&site.name).or_insert(j);
             for n in &site.names {
                 index.carrying.entry(n).or_insert(j);
-            }
-            let tls = site
-                .servers
-                .iter()
-                .map(|&i| &found.servers[i])
-                .filter(|s| s.tls);
-            for file in tls.flat_map(|s| &s.ssl_certificates) {
-                let list = index
-                    .serving
-                    .entry(found.config.conf_dir.join(file))
-                    .or_default();
-                if list.last() != Some(&j) {
-                    list.push(j);
-                }
             }
         }
         index
