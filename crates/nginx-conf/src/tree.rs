@@ -775,7 +775,7 @@ impl Loader {
             let read = (c * CHUNK..((c + 1) * CHUNK).min(paths.len()))
                 .map(|i| (!known[i]).then(|| prefetch_one(found, i)))
                 .collect();
-            if disk_reads().saturating_sub(before) >= (CHUNK / 8 * 8) as u64 {
+            if disk_reads().saturating_sub(before) >= (CHUNK / 8) as u64 * PAGE_BLOCKS {
                 from_disk.fetch_add(1, Ordering::Relaxed);
             }
             read
@@ -915,6 +915,9 @@ thread_local! {
 /// The most threads that read the files of one `include` at once (the one resolving it among
 /// them): enough reads in flight to keep a disk busy when the files are not cached.
 const MOST_READERS: usize = 16;
+
+/// 512-byte blocks in a page: what one small file's read from the disk costs at least.
+const PAGE_BLOCKS: u64 = 8;
 
 /// How many 512-byte blocks the calling thread has had read from the disk (what the page cache
 /// did not hold, file contents and the inodes and directories leading to them).
