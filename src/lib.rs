@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod exit;
 pub mod fs_safe;
 pub mod generate;
+pub mod heap;
 pub mod hooks;
 pub mod huawei_sign;
 pub mod install;

@@ -71,7 +71,7 @@ pub struct ErrorJson {
 
 /// Runs `discover`.
 pub fn run(args: &DiscoverArgs, ctx: &Context) -> CommandResult {
-    grow_heap_in_large_steps();
+    crate::heap::ready_for_one_large_tree();
     let conf = ctx.nginx_conf()?;
     let nginx_conf = conf.display().to_string();
     match discovery::discover(&conf, ctx.now(), i64::from(args.days)) {
@@ -121,45 +121,6 @@ pub fn write_json(
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     fast_json::write_document(nginx_conf, found, out)
-}
-
-/// How much heap `discover` takes ahead, in huge pages: the whole tree of a 10,000-site host
-/// (some 50 MiB) and then some. Only what is touched is ever backed by memory.
-const HEAP_AHEAD: usize = 128 << 20;
-
-/// Makes the C library's allocator cheap for a short run that allocates a large tree from
-/// several threads: at most two heaps (M_ARENA_MAX 2: no per-thread heaps grown a page at a
-/// time with `mprotect`; with one, the two parsing threads wait on its lock — at 50,000 sites
-/// that made discover slower than without these settings), the main one taken [`HEAP_AHEAD`] at a time and never given back (the process
-/// ends right after), blocks up to 4 MiB included, its first stretch in transparent huge pages where the kernel allows
-/// them on request (`madvise`): a tree of 10,000 files otherwise costs some 14,000 page faults,
-/// a sixth of the run. Only `discover` sets it, so it changes nothing for long runs.
-fn grow_heap_in_large_steps() {
-    const HUGE: usize = 2 << 20;
-    // SAFETY: mallopt only changes allocator parameters; sbrk(0) only reads the break; the
-    // madvise covers whole pages of the heap that were just taken and not yet used, and
-    // MADV_HUGEPAGE changes only how they are backed, never their contents.
-    unsafe {
-        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
-        nix::libc::mallopt(nix::libc::M_TOP_PAD, HEAP_AHEAD as nix::libc::c_int);
-        nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, nix::libc::c_int::MAX);
-        // Blocks up to 4 MiB from the heap too (so the probe below is taken from it).
-        nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 4 << 20);
-        let before = nix::libc::sbrk(0) as usize;
-        // An allocation larger than the heap's free top makes it grow now, by HEAP_AHEAD.
-        let probe = std::hint::black_box(nix::libc::malloc(2 << 20));
-        nix::libc::free(probe);
-        let after = nix::libc::sbrk(0) as usize;
-        let start = before.next_multiple_of(HUGE);
-        let end = after - after % HUGE;
-        if before != usize::MAX && end > start {
-            nix::libc::madvise(
-                start as *mut nix::libc::c_void,
-                end - start,
-                nix::libc::MADV_HUGEPAGE,
-            );
-        }
-    }
 }
 
 /// Builds the JSON document for a discovery.

@@ -190,3 +190,60 @@ fn an_included_dev_zero_exits_2_naming_the_include_instead_of_reading_forever() 
         "{err}"
     );
 }
+
+/// The `GLIBC_TUNABLES` a `discover -vv` run said it ran with, read from its debug line.
+fn tunables_of_run(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = (stderr.lines())
+        .find(|l| l.contains("malloc settings (GLIBC_TUNABLES)"))
+        .unwrap_or_else(|| panic!("no malloc settings line in:\n{stderr}"));
+    let value = line.split("tunables=").nth(1).unwrap_or_default();
+    value.trim().to_string()
+}
+
+#[test]
+fn discover_starts_again_with_malloc_in_huge_pages_and_prints_the_same_document() {
+    let conf = fixture("tls-states/nginx.conf");
+    let run = |tunables: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_enc365-nginx"));
+        command
+            .args(["discover", "--json", "-vv", "--nginx-conf"])
+            .arg(&conf)
+            .env("ENC365_NOW", "2109110400")
+            .env_remove("GLIBC_TUNABLES")
+            .env_remove("ENC365_LOG")
+            .env_remove("RUST_LOG");
+        if let Some(t) = tunables {
+            command.env("GLIBC_TUNABLES", t);
+        }
+        let out = command.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let started_again = run(None);
+    let on_request = enc365_nginx::heap::huge_pages_on_request();
+    let expected = if on_request {
+        "glibc.malloc.hugetlb=1"
+    } else {
+        ""
+    };
+    assert_eq!(tunables_of_run(&started_again), expected);
+    // Other tunables are kept beside it.
+    let with_other = run(Some("glibc.malloc.arena_test=4"));
+    let expected = if on_request {
+        "glibc.malloc.arena_test=4:glibc.malloc.hugetlb=1"
+    } else {
+        "glibc.malloc.arena_test=4"
+    };
+    assert_eq!(tunables_of_run(&with_other), expected);
+    // A user's own choice is kept, and the program is not started again.
+    let declined = run(Some("glibc.malloc.hugetlb=0"));
+    assert_eq!(tunables_of_run(&declined), "glibc.malloc.hugetlb=0");
+    assert_eq!(started_again.stdout, declined.stdout);
+    assert_eq!(with_other.stdout, declined.stdout);
+}
