@@ -4,12 +4,14 @@
 Usage: bench/discover_bench.py [--sites N] [--runs K] [--tree DIR] [--bin FILE] [--before FILE]
 
 Generates an N-site shared-hosting tree with bench/gen_vhosts.py (default N=10000), then runs each
-command K times (default 5) in this one invocation and prints the median wall time, the peak RSS,
-and the ratios the project holds itself to: discover at most 1/20 of crossplane's time and 1/10 of
+command K times (default 5) in this one invocation and prints the median wall time, the median
+CPU time (user and system: steadier than wall time on a shared machine), the peak RSS, and the
+ratios the project holds itself to: discover at most 1/20 of crossplane's time and 1/10 of
 `nginx -t`'s, with peak RSS under 100 MiB — and, as the floor, its ratio to `cat` of the same
 files (every file nginx reads, fed to one `xargs -0 cat`). `--bin` takes that binary instead of
-building target/release; `--before` also measures an older binary on the same tree. crossplane comes from PyPI (nginx-crossplane) into a
-venv under target/bench-venv the first time. A reference that fails on the tree (`nginx -t`
+building target/release; `--before` also measures an older binary on the same tree, its runs
+taken in turn with ours (so a machine that slows down during the series weighs on both alike).
+crossplane comes from PyPI (nginx-crossplane) into a venv under target/bench-venv the first time. A reference that fails on the tree (`nginx -t`
 rejecting it) is reported as unavailable with its reason, and the run goes on. Exits 1 when a goal
 is missed.
 """
@@ -28,7 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run_once(argv):
     """Runs argv with stdout discarded; returns (wall seconds, peak RSS KiB, exit status, the
-    line of stderr that says why it failed: nginx's last `[emerg]`, else the last line)."""
+    line of stderr that says why it failed: nginx's last `[emerg]`, else the last line, CPU
+    seconds: user and system, the process's own)."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     err = proc.stderr.read()
@@ -37,15 +40,25 @@ def run_once(argv):
     lines = err.decode(errors="replace").strip().splitlines() or [""]
     # nginx's reason is its `[emerg]` line; its last line only says the test failed.
     last = next((l for l in reversed(lines) if "[emerg]" in l), lines[-1])
-    return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status), last
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_maxrss, os.waitstatus_to_exitcode(status), last, cpu
+
+
+def report(name, walls, rss, cpus):
+    """Prints one contender's line: median and fastest wall time, median CPU, peak RSS."""
+    med = statistics.median(walls)
+    print(f"{name:<28} median {med*1000:9.1f} ms   min {min(walls)*1000:9.1f} ms   "
+          f"CPU {statistics.median(cpus)*1000:8.1f} ms   peak RSS {max(rss)/1024:7.1f} MiB   "
+          f"({len(walls)} runs)")
+    return med, max(rss), statistics.median(cpus)
 
 
 def measure(name, argv, runs, required=True):
     """Median wall time and peak RSS of `runs` runs of argv. A reference that fails (`nginx -t`
     on a tree it rejects) is reported as unavailable with its reason: (None, reason)."""
-    walls, rss = [], []
+    walls, rss, cpus = [], [], []
     for _ in range(runs):
-        wall, peak, code, last = run_once(argv)
+        wall, peak, code, last, cpu = run_once(argv)
         if code != 0:
             if required:
                 sys.exit(f"{name} failed (exit {code}): {' '.join(argv)}\n{last}")
@@ -53,10 +66,25 @@ def measure(name, argv, runs, required=True):
             return None, last or f"exit {code}"
         walls.append(wall)
         rss.append(peak)
-    med = statistics.median(walls)
-    print(f"{name:<28} median {med*1000:9.1f} ms   min {min(walls)*1000:9.1f} ms   "
-          f"peak RSS {max(rss)/1024:7.1f} MiB   ({runs} runs)")
-    return med, max(rss)
+        cpus.append(cpu)
+    med, peak, _ = report(name, walls, rss, cpus)
+    return med, peak
+
+
+def measure_pair(contenders, runs):
+    """`runs` runs of each (name, argv) in `contenders`, taken in turn (one of each, then the
+    next round), so a machine that slows down or speeds up during the series weighs on each
+    alike. Returns (median wall, peak RSS, median CPU) per contender, in order."""
+    results = [([], [], []) for _ in contenders]
+    for _ in range(runs):
+        for (name, argv), (walls, rss, cpus) in zip(contenders, results):
+            wall, peak, code, last, cpu = run_once(argv)
+            if code != 0:
+                sys.exit(f"{name} failed (exit {code}): {' '.join(argv)}\n{last}")
+            walls.append(wall)
+            rss.append(peak)
+            cpus.append(cpu)
+    return [report(name, *r) for (name, _), r in zip(contenders, results)]
 
 
 def crossplane_bin():
@@ -118,11 +146,15 @@ def main():
 
     # Warm the page cache so every contender reads from memory.
     measure("warm-up (discover)", [ours, "discover", "--json", "--nginx-conf", conf], 1)
-    t_ours, rss_ours = measure("enc365-nginx discover --json",
-                               [ours, "discover", "--json", "--nginx-conf", conf], a.runs)
+    contenders = [("enc365-nginx discover --json",
+                   [ours, "discover", "--json", "--nginx-conf", conf])]
     if a.before:
-        t_before, _ = measure("before: discover --json",
-                              [a.before, "discover", "--json", "--nginx-conf", conf], a.runs)
+        contenders.append(("before: discover --json",
+                           [a.before, "discover", "--json", "--nginx-conf", conf]))
+    measured = measure_pair(contenders, a.runs)
+    t_ours, rss_ours, cpu_ours = measured[0]
+    if a.before:
+        t_before, _, cpu_before = measured[1]
     listing = os.path.join(os.path.dirname(tree), "files-read.lst")
     files, source = nginx_files(nginx, tree, conf, ours)
     with open(listing, "wb") as f:
@@ -151,7 +183,8 @@ def main():
     print(f"discover / cat        = {t_ours / t_cat:6.2f}x   (the floor: reading the same files; "
           f"cat {t_cat*1000:.1f} ms)")
     if a.before:
-        print(f"discover / before     = {t_ours / t_before:6.2f}x   (same tree, same invocation)")
+        print(f"discover / before     = {t_ours / t_before:6.2f}x   (same tree, same invocation; "
+              f"CPU {cpu_ours / cpu_before:.2f}x)")
     print(f"load: {os.getloadavg()[0]:.2f} (1 min) at the end")
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
