@@ -27,11 +27,18 @@ const THP_MODE: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
 
 /// Readies the allocator for one large tree: [`run_again_with_huge_pages`] (which returns only
 /// when it did not start the program again), then [`grow_heap_in_large_steps`]. Says at debug
-/// level (`-vv`) what `GLIBC_TUNABLES` the run has.
+/// level (`-vv`) what `GLIBC_TUNABLES` the run has, and its process name.
 pub fn ready_for_one_large_tree() {
     run_again_with_huge_pages();
-    let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-    tracing::debug!(tunables = %tunables.to_string_lossy(), "malloc settings (GLIBC_TUNABLES)");
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+        let name = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+        tracing::debug!(
+            process = name.trim(),
+            tunables = %tunables.to_string_lossy(),
+            "malloc settings (GLIBC_TUNABLES)"
+        );
+    }
     grow_heap_in_large_steps();
 }
 
@@ -60,8 +67,12 @@ pub fn run_again_with_huge_pages() {
     let Some(arg0) = args.next() else {
         return;
     };
+    // The file's own path, not `/proc/self/exe`: the process keeps its name (`ps`, `pgrep`).
+    let Ok(program) = std::env::current_exe() else {
+        return;
+    };
     use std::os::unix::process::CommandExt;
-    let error = std::process::Command::new("/proc/self/exe")
+    let error = std::process::Command::new(program)
         .arg0(arg0)
         .args(args)
         .env("GLIBC_TUNABLES", tunables)

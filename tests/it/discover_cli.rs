@@ -233,6 +233,9 @@ fn discover_starts_again_with_malloc_in_huge_pages_and_prints_the_same_document(
         ""
     };
     assert_eq!(tunables_of_run(&started_again), expected);
+    // Started again from its own file, the process keeps its name (`ps`, `pgrep enc365-nginx`).
+    let stderr = String::from_utf8_lossy(&started_again.stderr);
+    assert!(stderr.contains("process=\"enc365-nginx\""), "{stderr}");
     // Other tunables are kept beside it.
     let with_other = run(Some("glibc.malloc.arena_test=4"));
     let expected = if on_request {
