@@ -217,12 +217,7 @@ fn discover_starts_again_with_malloc_in_huge_pages_and_prints_the_same_document(
             command.env("GLIBC_TUNABLES", t);
         }
         let out = command.output().unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::host::expect_exit(&out, 0);
         out
     };
     let started_again = run(None);
