@@ -186,20 +186,40 @@ pub fn install_batch(env: &Environment, batch: &[Issued], now: i64) -> anyhow::R
 /// written, before the configuration is read and edited (on a 10,000-site install, tens of
 /// megabytes not held at once with the configuration). Read them back with [`read_live`].
 pub fn install_owned(env: &Environment, batch: Vec<Issued>, now: i64) -> anyhow::Result<String> {
+    install_owned_alongside(env, batch, now, || ()).0
+}
+
+/// [`install_owned`] with `alongside` run on another thread from the moment nginx starts
+/// checking the edited configuration (every certificate's files are written by then) until the
+/// install is proven or has failed: work that needs the files but not the proof can wait on the
+/// disk while nginx reads, reloads and answers the handshakes (a 10,000-site `nginx -t` alone
+/// takes seconds). Returns the install's outcome and what `alongside` returned (`None` when the
+/// install failed before `nginx -t`, or `alongside` panicked); on failure the caller undoes
+/// whatever `alongside` did.
+pub fn install_owned_alongside<R: Send>(
+    env: &Environment,
+    batch: Vec<Issued>,
+    now: i64,
+    alongside: impl FnOnce() -> R + Send,
+) -> (anyhow::Result<String>, Option<R>) {
     // Each certificate against its key, on every core (parsing an RSA key checks it: about a
     // millisecond each, a second for a 1,000-site batch on one core).
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    crate::bounded::map(&batch, cores, check_pair)
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
+    let paired = crate::bounded::map(&batch, cores, check_pair);
+    if let Some(Err(e)) = paired.into_iter().find(Result::is_err) {
+        return (Err(e), None);
+    }
     let sites = batch.iter().map(|b| b.site.clone()).collect();
-    let mut txn = Transaction::begin_kind(&env.state_dir, TxnKind::Install { sites })?;
-    let result = apply_and_prove(env, batch, now, &mut txn);
-    match result {
-        Ok(()) => {
-            txn.commit()?;
-            Ok(txn.id().to_string())
-        }
+    let mut txn = match Transaction::begin_kind(&env.state_dir, TxnKind::Install { sites }) {
+        Ok(txn) => txn,
+        Err(e) => return (Err(e.into()), None),
+    };
+    let (result, returned) = apply_and_prove(env, batch, now, &mut txn, alongside);
+    let outcome = match result {
+        Ok(()) => txn
+            .commit()
+            .map(|()| txn.id().to_string())
+            .map_err(anyhow::Error::from),
         Err(error) => {
             let restored = txn.restore();
             let reload = env.nginx.reload(
@@ -218,17 +238,41 @@ pub fn install_owned(env: &Environment, batch: Vec<Issued>, now: i64) -> anyhow:
             if let Err(e) = reload {
                 message.push_str(&format!(" (the reload after restoring failed too: {e})"));
             }
-            bail!(message)
+            Err(anyhow!(message))
         }
-    }
+    };
+    (outcome, returned)
 }
 
-fn apply_and_prove(
+/// Writes the batch's files and edits into `txn` ([`prepare`]), then proves them ([`prove`])
+/// with `alongside` running on another thread meanwhile; returns what `alongside` returned
+/// (`None` when the preparation failed and it never ran).
+fn apply_and_prove<R: Send>(
     env: &Environment,
     batch: Vec<Issued>,
     now: i64,
     txn: &mut Transaction,
-) -> anyhow::Result<()> {
+    alongside: impl FnOnce() -> R + Send,
+) -> (anyhow::Result<()>, Option<R>) {
+    let checks = match prepare(env, batch, now, txn) {
+        Ok(checks) => checks,
+        Err(e) => return (Err(e), None),
+    };
+    std::thread::scope(|scope| {
+        let work = scope.spawn(alongside);
+        let proven = prove(env, &checks);
+        (proven, work.join().ok())
+    })
+}
+
+/// Writes every certificate's files and points the configuration at them (each file backed up
+/// in `txn` first); returns the handshake checks that prove the install.
+fn prepare(
+    env: &Environment,
+    batch: Vec<Issued>,
+    now: i64,
+    txn: &mut Transaction,
+) -> anyhow::Result<Vec<verify::LeafCheck>> {
     let prep = crate::timings::Phase::start("install_prep");
     // The certificates' files first, then their PEMs are dropped: the configuration is read
     // and edited holding only their names and fingerprints, so the two never weigh on memory
@@ -255,6 +299,11 @@ fn apply_and_prove(
     drop(addresses);
     drop(written);
     drop(prep);
+    Ok(checks)
+}
+
+/// `nginx -t` on the edited configuration, the reload, and the handshake checks.
+fn prove(env: &Environment, checks: &[verify::LeafCheck]) -> anyhow::Result<()> {
     let phase = crate::timings::Phase::start("nginx_t");
     let tested = Instant::now();
     let test = env.nginx.test(&env.paths)?;
@@ -280,7 +329,7 @@ fn apply_and_prove(
     // The deadline grows with the batch; the checks run concurrently, bounded.
     let deadline = Instant::now() + verify::batch_deadline(env.verify_timeout, checks.len());
     let verifying = crate::timings::Phase::start("verify");
-    let wrong = verify::check_all(&checks, deadline, verify::CHECK_CONCURRENCY);
+    let wrong = verify::check_all(checks, deadline, verify::CHECK_CONCURRENCY);
     drop(verifying);
     if !wrong.is_empty() {
         bail!(

@@ -79,6 +79,13 @@ impl Lineage {
         crate::store::write_record(&Self::path(state_dir, &self.site), self)
     }
 
+    /// [`Lineage::save`] staged: written and flushed in the record's spare file, in place only
+    /// once the caller puts it there ([`crate::store::StagedRecord`]). The spare has a fixed
+    /// name, so one a killed run left is reused, never piled up.
+    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedRecord> {
+        crate::store::stage_rewrite(&Self::path(state_dir, &self.site), self, false)
+    }
+
     /// Removes a site's lineage (the site is no longer managed).
     pub fn remove(state_dir: &Path, site: &str) -> anyhow::Result<()> {
         match std::fs::remove_file(Self::path(state_dir, site)) {
@@ -151,24 +158,38 @@ pub fn note_installed(
     wanted: &[String],
     now: i64,
 ) -> anyhow::Result<()> {
+    let order = || Ok(OrderRecord::load(state_dir, &item.site)?.map(|r| (r.provider, r.order_id)));
+    match lineage_after_install(state_dir, item, wanted, now, order)? {
+        Some(lineage) => lineage.save(state_dir),
+        None => Ok(()),
+    }
+}
+
+/// The lineage a proven install of `item` makes (see [`note_installed`]), or `None` when the
+/// site's lineage already holds this certificate. `order` gives the provider and order id of
+/// the site's order record, if it has one (asked only when a lineage is made).
+pub fn lineage_after_install(
+    state_dir: &Path,
+    item: &Issued,
+    wanted: &[String],
+    now: i64,
+    order: impl FnOnce() -> anyhow::Result<Option<(String, Option<String>)>>,
+) -> anyhow::Result<Option<Lineage>> {
     let fingerprint = crate::verify::pem_leaf_fingerprint(item.fullchain_pem.as_bytes())
         .map_err(|e| anyhow!(e))?;
     let old = Lineage::load(state_dir, &item.site)?;
     if old.as_ref().is_some_and(|l| l.fingerprint == fingerprint) {
-        return Ok(());
+        return Ok(None);
     }
     let summary = tlsinfo::summarize_pem(item.fullchain_pem.as_bytes()).map_err(|e| anyhow!(e))?;
-    let record = OrderRecord::load(state_dir, &item.site)?;
-    let (provider, order_id) = record
-        .map(|r| (r.provider, r.order_id))
-        .unwrap_or_else(|| ("unknown".into(), None));
+    let (provider, order_id) = order()?.unwrap_or_else(|| ("unknown".into(), None));
     let mut wanted: Vec<String> = wanted.to_vec();
     for n in &item.names {
         if !wanted.contains(n) {
             wanted.push(n.clone());
         }
     }
-    let lineage = Lineage {
+    Ok(Some(Lineage {
         site: item.site.clone(),
         names: item.names.clone(),
         wanted,
@@ -182,8 +203,7 @@ pub fn note_installed(
             Box::new(o)
         }),
         revoked_at: None,
-    };
-    lineage.save(state_dir)
+    }))
 }
 
 /// Adopts certificates installed before lineages were kept: an `installed` order record with no

@@ -142,6 +142,14 @@ impl OrderRecord {
         crate::cluster::current().order_saved(state_dir, self)
     }
 
+    /// [`OrderRecord::save`] staged ([`crate::store::StagedRecord`]): written and flushed beside
+    /// the record, in place only once the caller puts it there. Local state only: a run that
+    /// keeps its state in a cluster saves with [`OrderRecord::save`], which mirrors the record.
+    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedRecord> {
+        let path = Self::path(state_dir, &self.site);
+        crate::store::stage_rewrite(&path, self, self.state.is_open())
+    }
+
     /// Removes the record and its pending key (after a failure that created nothing at the CA).
     pub fn discard(state_dir: &Path, site: &str) {
         let _ = std::fs::remove_file(Self::path(state_dir, site));

@@ -193,12 +193,90 @@ pub fn read_record<T: serde::de::DeserializeOwned>(
 
 /// Writes one JSON record atomically (0600), creating its directory (0700).
 pub fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    let staged = stage_record(path, value)?;
+    let dir = staged.dir().to_path_buf();
+    staged.put_in_place()?;
+    sync_dir(&dir)
+}
+
+/// A record's new bytes, written and flushed beside it but not yet in its place: readers (and a
+/// crash) still see the old record. [`StagedRecord::put_in_place`] makes it the record (as
+/// atomically as [`write_record`]; the caller flushes the directory, once for many records:
+/// [`sync_dirs`]); [`StagedRecord::discard`] drops it. Lets a run write its records while it
+/// waits on something else and only put them in place once that succeeded.
+#[derive(Debug)]
+pub struct StagedRecord {
+    staged: PathBuf,
+    target: PathBuf,
+    placing: Placing,
+}
+
+/// How a [`StagedRecord`] takes its place.
+#[derive(Debug, Clone, Copy)]
+enum Placing {
+    /// Renamed over the record (a new file, [`write_record`]).
+    Rename,
+    /// Swapped with the record ([`rewrite_record`]'s spare); the spare, now holding the old
+    /// bytes, is kept for the next write or removed.
+    Exchange { keep_spare: bool },
+}
+
+impl StagedRecord {
+    /// The directory of the record (to flush once it is in place).
+    pub fn dir(&self) -> &Path {
+        parent_dir(&self.target)
+    }
+
+    /// Puts the staged bytes in the record's place. The directory is not flushed.
+    pub fn put_in_place(self) -> anyhow::Result<()> {
+        match self.placing {
+            Placing::Rename => fs::rename(&self.staged, &self.target).map_err(|e| {
+                let _ = fs::remove_file(&self.staged);
+                anyhow!(e).context(format!("could not replace {}", self.target.display()))
+            }),
+            Placing::Exchange { keep_spare } => {
+                exchange_or_rename(&self.staged, &self.target)?;
+                if !keep_spare {
+                    remove_spare(&self.target);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Drops the staged bytes; the record stays as it is.
+    pub fn discard(self) {
+        let _ = fs::remove_file(&self.staged);
+    }
+}
+
+/// Stages what [`write_record`] would write at `path` (its directory made, 0700): a new file
+/// beside it, flushed.
+pub fn stage_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<StagedRecord> {
     if let Some(dir) = path.parent() {
         ensure_dir(dir, 0o700)?;
     }
     let bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("could not encode {}", path.display()))?;
-    write_atomic(path, &bytes, 0o600)
+    let target = resolve_symlinks(path)?;
+    let staged = stage(&target, 0o600, &mut |file| file.write_all(&bytes))?;
+    Ok(StagedRecord {
+        staged,
+        target,
+        placing: Placing::Rename,
+    })
+}
+
+/// Flushes each directory once (records put in place with [`StagedRecord::put_in_place`]).
+pub fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> anyhow::Result<()> {
+    let mut done: Vec<&Path> = Vec::new();
+    for dir in dirs {
+        if !done.contains(&dir) {
+            sync_dir(dir)?;
+            done.push(dir);
+        }
+    }
+    Ok(())
 }
 
 /// [`write_record`] for a record rewritten at every step of its life (an order's record is
@@ -217,8 +295,24 @@ pub fn rewrite_record<T: Serialize>(
     value: &T,
     keep_spare: bool,
 ) -> anyhow::Result<()> {
-    let dir = parent_dir(path);
-    ensure_dir(dir, 0o700)?;
+    let staged = stage_rewrite(path, value, keep_spare)?;
+    exchange_or_rename(&staged.staged, path)?;
+    sync_dir(parent_dir(path))?;
+    if !keep_spare {
+        remove_spare(path);
+    }
+    Ok(())
+}
+
+/// Stages what [`rewrite_record`] would write at `path`: the new bytes in the record's spare
+/// file, flushed; [`StagedRecord::put_in_place`] swaps them in (and removes the spare unless
+/// `keep_spare`).
+pub fn stage_rewrite<T: Serialize>(
+    path: &Path,
+    value: &T,
+    keep_spare: bool,
+) -> anyhow::Result<StagedRecord> {
+    ensure_dir(parent_dir(path), 0o700)?;
     let bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("could not encode {}", path.display()))?;
     let spare = spare_path(path)?;
@@ -227,13 +321,11 @@ pub fn rewrite_record<T: Serialize>(
         .and_then(|()| file.set_len(bytes.len() as u64))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("could not write {}", spare.display()))?;
-    drop(file);
-    exchange_or_rename(&spare, path)?;
-    sync_dir(dir)?;
-    if !keep_spare {
-        remove_spare(path);
-    }
-    Ok(())
+    Ok(StagedRecord {
+        staged: spare,
+        target: path.to_path_buf(),
+        placing: Placing::Exchange { keep_spare },
+    })
 }
 
 /// The spare file of a record written by [`rewrite_record`]: `.<name>.enc365-spare` beside it
@@ -1531,6 +1623,51 @@ mod tests {
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert!(fs::symlink_metadata(&file).unwrap().is_file());
         assert_eq!(fs::read_to_string(&file).unwrap(), "original");
+    }
+
+    #[test]
+    fn a_staged_record_is_unseen_until_put_in_place_and_a_discarded_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |p: &Path| -> serde_json::Value { read_record(p, "").unwrap().unwrap() };
+        // A rewrite staged in the spare, then discarded: the record and its spare are as before.
+        let order = dir.path().join("orders/site.json");
+        rewrite_record(&order, &serde_json::json!({"state": "issued"}), true).unwrap();
+        rewrite_record(
+            &order,
+            &serde_json::json!({"state": "issued", "n": 2}),
+            true,
+        )
+        .unwrap();
+        let spare = spare_path(&order).unwrap();
+        let staged = stage_rewrite(&order, &serde_json::json!({"state": "installed"}), false);
+        let staged = staged.unwrap();
+        assert_eq!(read(&order), serde_json::json!({"state": "issued", "n": 2}));
+        staged.discard();
+        assert_eq!(read(&order), serde_json::json!({"state": "issued", "n": 2}));
+        assert!(
+            !spare.exists(),
+            "the spare that held the staged bytes is gone"
+        );
+        // Staged again and put in place: the new bytes, and a closed record keeps no spare.
+        let staged = stage_rewrite(&order, &serde_json::json!({"state": "installed"}), false);
+        let staged = staged.unwrap();
+        assert_eq!(staged.dir(), order.parent().unwrap());
+        staged.put_in_place().unwrap();
+        assert_eq!(read(&order), serde_json::json!({"state": "installed"}));
+        assert!(!spare.exists());
+        // A new record staged: nothing under its name until it is put in place.
+        let lineage = dir.path().join("certs/site.json");
+        let staged = stage_record(&lineage, &serde_json::json!({"site": "site"})).unwrap();
+        assert!(!lineage.exists());
+        assert!(record_names(&dir.path().join("certs")).unwrap().is_empty());
+        staged.put_in_place().unwrap();
+        sync_dirs([lineage.parent().unwrap(), order.parent().unwrap()]).unwrap();
+        assert_eq!(read(&lineage), serde_json::json!({"site": "site"}));
+        assert_eq!(fs::read_dir(dir.path().join("certs")).unwrap().count(), 1);
+        assert_eq!(
+            fs::metadata(&lineage).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
     }
 
     #[test]

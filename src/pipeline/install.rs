@@ -4,7 +4,7 @@
 //! deploy per certificate, post after).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 
@@ -37,7 +37,23 @@ pub fn run(
     let certs: Vec<(String, Vec<String>)> = (batch.iter())
         .map(|item| (item.site.clone(), item.names.clone()))
         .collect();
-    let outcome = install::install_owned(&run.env, batch, run.ctx.now());
+    let (state_dir, config_dir, now) = (&run.state_dir, &run.env.config_dir, run.ctx.now());
+    // With the state on this host, the records are written (each flushed, beside its record)
+    // while nginx checks, reloads and answers the handshakes, and put in place once the install
+    // is proven. A cluster's records are mirrored as they are saved: saved after the proof.
+    let local = matches!(
+        crate::cluster::current(),
+        crate::cluster::StateBackend::Local
+    );
+    let stage = || {
+        local.then(|| {
+            crate::bounded::map(&certs, install::WRITE_CONCURRENCY, |(site, names)| {
+                stage_install(state_dir, config_dir, (site, names), wanted, now)
+            })
+        })
+    };
+    let (outcome, staged) = install::install_owned_alongside(&run.env, batch, now, stage);
+    let staged = staged.flatten();
     // What the install read and planned is dropped; recording it starts from a small footprint.
     super::give_back_freed_memory();
     run.report.reloads += 1;
@@ -47,16 +63,17 @@ pub fn run(
             // Its reload also took out what was put back before (temporary locations, a
             // killed run's edits). A failed install may not have reloaded: the debt stays.
             run.reload_owed = false;
-            // The records of many certificates at once (each is flushed on its own), each
-            // certificate read back from the live files the install wrote and proved.
-            let (state_dir, config_dir, now) = (&run.state_dir, &run.env.config_dir, run.ctx.now());
             let records = crate::timings::Phase::start("records");
-            let stored =
-                crate::bounded::map(&certs, install::WRITE_CONCURRENCY, |(site, names)| {
+            let stored = match staged {
+                Some(staged) => put_in_place(staged),
+                // The records of many certificates at once (each is flushed on its own), each
+                // certificate read back from the live files the install wrote and proved.
+                None => crate::bounded::map(&certs, install::WRITE_CONCURRENCY, |(site, names)| {
                     let item = install::read_live(config_dir, site, names)?;
                     record_install(state_dir, &item, wanted, now)?;
                     Ok(Recorded::of(item))
-                });
+                }),
+            };
             for ((site, names), stored) in certs.iter().zip(stored) {
                 installed(run, site, names, stored);
             }
@@ -64,12 +81,97 @@ pub fn run(
             hooks_after(run, &certs);
         }
         Err(e) => {
+            for staged in staged.into_iter().flatten().flatten() {
+                staged.discard();
+            }
             for (site, _) in &certs {
                 run.fail(site, format!("{e:#}"));
             }
             run_hook(run, HookKind::Post, None, &[]);
         }
     }
+}
+
+/// One certificate's records, written and flushed beside the records they replace
+/// ([`crate::store::StagedRecord`]): the order record marked installed, the new lineage.
+struct StagedInstall {
+    order: Option<crate::store::StagedRecord>,
+    lineage: Option<crate::store::StagedRecord>,
+    not_after: Option<String>,
+}
+
+impl StagedInstall {
+    /// Drops the staged records (the install failed: the records stay as they were).
+    fn discard(self) {
+        self.order
+            .into_iter()
+            .chain(self.lineage)
+            .for_each(|s| s.discard());
+    }
+}
+
+/// What [`record_install`] would write for one proven install of `site` (its certificate read
+/// back from the live files the install wrote), staged instead of put in place.
+fn stage_install(
+    state_dir: &Path,
+    config_dir: &Path,
+    (site, names): (&str, &[String]),
+    wanted: &BTreeMap<String, Vec<String>>,
+    now: i64,
+) -> anyhow::Result<StagedInstall> {
+    let item = install::read_live(config_dir, site, names)?;
+    let mut order_of = None;
+    let mut order = None;
+    if let Ok(Some(mut record)) = OrderRecord::load(state_dir, site) {
+        installed_state(&mut record);
+        order_of = Some((record.provider.clone(), record.order_id.clone()));
+        // As when it is saved at once: a record that cannot be written is not an error here.
+        order = record.stage_save(state_dir).ok();
+    }
+    let wanted = wanted.get(site).cloned().unwrap_or_default();
+    let lineage = lifecycle::lineage_after_install(state_dir, &item, &wanted, now, || Ok(order_of));
+    let staged = lineage.and_then(|l| l.map(|l| l.stage_save(state_dir)).transpose());
+    match staged {
+        Ok(lineage) => Ok(StagedInstall {
+            order,
+            lineage,
+            not_after: Recorded::of(item).not_after,
+        }),
+        Err(e) => {
+            order.into_iter().for_each(|s| s.discard());
+            Err(e)
+        }
+    }
+}
+
+/// Puts every staged record in place (after the install was proven), then flushes each
+/// directory once; per certificate, what recording it kept for its report.
+fn put_in_place(staged: Vec<anyhow::Result<StagedInstall>>) -> Vec<anyhow::Result<Recorded>> {
+    let mut dirs = Vec::new();
+    let mut out = Vec::with_capacity(staged.len());
+    for one in staged {
+        out.push(one.and_then(|s| {
+            if let Some(order) = s.order {
+                dirs.push(order.dir().to_path_buf());
+                // As when it is saved at once: not putting it in place is not an error here.
+                let _ = order.put_in_place();
+            }
+            if let Some(lineage) = s.lineage {
+                dirs.push(lineage.dir().to_path_buf());
+                lineage.put_in_place()?;
+            }
+            Ok(Recorded {
+                not_after: s.not_after,
+                for_cluster: None,
+            })
+        }));
+    }
+    dirs.sort();
+    dirs.dedup();
+    if let Err(e) = crate::store::sync_dirs(dirs.iter().map(PathBuf::as_path)) {
+        tracing::warn!("{e:#}");
+    }
+    out
 }
 
 /// Our existing certificates for the sites whose configuration lost them.
@@ -132,16 +234,21 @@ fn record_install(
     now: i64,
 ) -> anyhow::Result<()> {
     if let Ok(Some(mut record)) = OrderRecord::load(state_dir, &item.site) {
-        record.state = RecordState::Installed;
-        record.last_error = None;
-        // What it published for validation was removed when it was issued
-        // (`leftovers::remove_files_keeping_the_list`); DNS records whose removal failed stay.
-        record.published_files.clear();
-        record.published_dirs.clear();
+        installed_state(&mut record);
         let _ = record.save(state_dir);
     }
     let names = wanted.get(&item.site).cloned().unwrap_or_default();
     lifecycle::note_installed(state_dir, item, &names, now)
+}
+
+/// Marks an order record installed.
+fn installed_state(record: &mut OrderRecord) {
+    record.state = RecordState::Installed;
+    record.last_error = None;
+    // What it published for validation was removed when it was issued
+    // (`leftovers::remove_files_keeping_the_list`); DNS records whose removal failed stay.
+    record.published_files.clear();
+    record.published_dirs.clear();
 }
 
 /// What recording one proven install keeps for its report: the leaf's expiry, and the

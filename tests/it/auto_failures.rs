@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::cases;
 use common::host::{Host, expect_exit, json, pem_fingerprint, served};
+use enc365_nginx::lifecycle::Lineage;
 use enc365_nginx::orders::{OrderRecord, RecordState};
 use enc365_sim::Faults;
 
@@ -215,6 +216,29 @@ fn rolls_back(case: RollbackCase) {
         .then(|| served(&host, case.site).fingerprint);
     let before = snapshot(&host);
     expect_rolled_back(&host, &name, case.site, case.cause, &before);
+    // Nothing of the failed install is on record: the run wrote its records beside the ones
+    // they replace while nginx checked, and drops them when the proof fails.
+    let state = host.dir.path().join("state");
+    assert!(
+        Lineage::load(&state, case.site).unwrap().is_none(),
+        "{name}: no lineage for a failed install"
+    );
+    for dir in ["orders", "certs"] {
+        for entry in std::fs::read_dir(state.join(dir)).into_iter().flatten() {
+            let path = entry.unwrap().path();
+            let file_name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(
+                dir == "orders" || !file_name.contains(case.site),
+                "{name}: {file_name} left in state/certs"
+            );
+            let text = String::from_utf8(std::fs::read(&path).unwrap()).unwrap();
+            assert!(
+                !text.contains("\"installed\""),
+                "{name}: {} says installed:\n{text}",
+                path.display()
+            );
+        }
+    }
     match case.breakage {
         Breakage::SnippetNginxRefuses => {
             assert!(
