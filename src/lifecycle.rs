@@ -80,9 +80,9 @@ impl Lineage {
     }
 
     /// [`Lineage::save`] staged: written and flushed in the record's spare file, in place only
-    /// once the caller puts it there ([`crate::store::StagedRecord`]). The spare has a fixed
+    /// once the caller puts it there ([`crate::store::StagedFile`]). The spare has a fixed
     /// name, so one a killed run left is reused, never piled up.
-    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedRecord> {
+    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedFile> {
         crate::store::stage_rewrite(&Self::path(state_dir, &self.site), self, false)
     }
 

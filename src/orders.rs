@@ -142,10 +142,10 @@ impl OrderRecord {
         crate::cluster::current().order_saved(state_dir, self)
     }
 
-    /// [`OrderRecord::save`] staged ([`crate::store::StagedRecord`]): written and flushed beside
+    /// [`OrderRecord::save`] staged ([`crate::store::StagedFile`]): written and flushed beside
     /// the record, in place only once the caller puts it there. Local state only: a run that
     /// keeps its state in a cluster saves with [`OrderRecord::save`], which mirrors the record.
-    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedRecord> {
+    pub fn stage_save(&self, state_dir: &Path) -> anyhow::Result<crate::store::StagedFile> {
         let path = Self::path(state_dir, &self.site);
         crate::store::stage_rewrite(&path, self, self.state.is_open())
     }

@@ -50,13 +50,9 @@ const COPY_CONCURRENCY: usize = 16;
 /// may leave some of them old, which restoring the transaction puts right like any other.
 pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> anyhow::Result<()> {
     let replaced = crate::bounded::map(files, COPY_CONCURRENCY, |(path, bytes, mode)| {
-        let target = resolve_symlinks(path)?;
-        let tmp = stage(&target, *mode, &mut |file| file.write_all(bytes))?;
-        fs::rename(&tmp, &target).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            anyhow!(e).context(format!("could not replace {}", target.display()))
-        })?;
-        Ok(parent_dir(&target).to_path_buf())
+        let staged = stage_beside(&resolve_symlinks(path)?, *mode, &mut |f| f.write_all(bytes))?;
+        let dir = staged.dir().to_path_buf();
+        staged.put_in_place().map(|()| dir)
     });
     let dirs = (replaced.iter()).filter_map(|r| r.as_ref().ok().map(PathBuf::as_path));
     let flushed = sync_dirs(dirs);
@@ -91,14 +87,8 @@ fn write_atomic_with(
     mode: u32,
     write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
-    let tmp = stage(target, mode, write)?;
-    let result = fs::rename(&tmp, target)
-        .with_context(|| format!("could not replace {}", target.display()))
-        .and_then(|()| sync_dir(parent_dir(target)));
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    stage_beside(target, mode, write)?.put_in_place()?;
+    sync_dir(parent_dir(target))
 }
 
 /// [`write_atomic`] for a few files that belong together (a certificate's key, leaf, chain and
@@ -106,30 +96,27 @@ fn write_atomic_with(
 /// flushed, and each directory among them is flushed once, after the last rename — not once per
 /// file.
 pub fn write_atomic_group(files: &[(&Path, &[u8], u32)]) -> anyhow::Result<()> {
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::with_capacity(files.len());
-    let result = (|| -> anyhow::Result<()> {
-        for (path, bytes, mode) in files {
-            let target = resolve_symlinks(path)?;
-            let tmp = stage(&target, *mode, &mut |file| file.write_all(bytes))?;
-            staged.push((tmp, target));
-        }
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        for (tmp, target) in std::mem::take(&mut staged) {
-            if let Err(e) = fs::rename(&tmp, &target) {
-                let _ = fs::remove_file(&tmp);
-                return Err(e).with_context(|| format!("could not replace {}", target.display()));
-            }
-            let dir = parent_dir(&target).to_path_buf();
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
+    let mut staged: Vec<StagedFile> = Vec::with_capacity(files.len());
+    for (path, bytes, mode) in files {
+        let one = resolve_symlinks(path)
+            .and_then(|target| stage_beside(&target, *mode, &mut |f| f.write_all(bytes)));
+        match one {
+            Ok(one) => staged.push(one),
+            Err(e) => {
+                staged.into_iter().for_each(StagedFile::discard);
+                return Err(e);
             }
         }
-        dirs.iter().try_for_each(|dir| sync_dir(dir))
-    })();
-    for (tmp, _) in staged {
-        let _ = fs::remove_file(tmp);
     }
-    result
+    let dirs: Vec<PathBuf> = staged.iter().map(|s| s.dir().to_path_buf()).collect();
+    let mut staged = staged.into_iter();
+    for one in staged.by_ref() {
+        if let Err(e) = one.put_in_place() {
+            staged.for_each(StagedFile::discard);
+            return Err(e);
+        }
+    }
+    sync_dirs(dirs.iter().map(PathBuf::as_path))
 }
 
 /// The directory a file path is in (`.` for a bare name).
@@ -215,19 +202,19 @@ pub fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> 
     sync_dir(&dir)
 }
 
-/// A record's new bytes, written and flushed beside it but not yet in its place: readers (and a
-/// crash) still see the old record. [`StagedRecord::put_in_place`] makes it the record (as
-/// atomically as [`write_record`]; the caller flushes the directory, once for many records:
-/// [`sync_dirs`]); [`StagedRecord::discard`] drops it. Lets a run write its records while it
+/// A file's new bytes, written and flushed beside it but not yet in its place: readers (and a
+/// crash) still see the old file. [`StagedFile::put_in_place`] makes them the file (as
+/// atomically as [`write_atomic`]; the directory is flushed by the caller, once for many files:
+/// [`sync_dirs`]); [`StagedFile::discard`] drops them. Lets a run write its records while it
 /// waits on something else and only put them in place once that succeeded.
 #[derive(Debug)]
-pub struct StagedRecord {
+pub struct StagedFile {
     staged: PathBuf,
     target: PathBuf,
     placing: Placing,
 }
 
-/// How a [`StagedRecord`] takes its place.
+/// How a [`StagedFile`] takes its place.
 #[derive(Debug, Clone, Copy)]
 enum Placing {
     /// Renamed over the record (a new file, [`write_record`]).
@@ -237,7 +224,7 @@ enum Placing {
     Exchange { keep_spare: bool },
 }
 
-impl StagedRecord {
+impl StagedFile {
     /// The directory of the record (to flush once it is in place).
     pub fn dir(&self) -> &Path {
         parent_dir(&self.target)
@@ -268,22 +255,31 @@ impl StagedRecord {
 
 /// Stages what [`write_record`] would write at `path` (its directory made, 0700): a new file
 /// beside it, flushed.
-pub fn stage_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<StagedRecord> {
+pub fn stage_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<StagedFile> {
     if let Some(dir) = path.parent() {
         ensure_dir(dir, 0o700)?;
     }
     let bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("could not encode {}", path.display()))?;
-    let target = resolve_symlinks(path)?;
-    let staged = stage(&target, 0o600, &mut |file| file.write_all(&bytes))?;
-    Ok(StagedRecord {
-        staged,
-        target,
+    stage_beside(&resolve_symlinks(path)?, 0o600, &mut |file| {
+        file.write_all(&bytes)
+    })
+}
+
+/// [`stage`] as a [`StagedFile`] that is renamed over `target`.
+fn stage_beside(
+    target: &Path,
+    mode: u32,
+    write: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> anyhow::Result<StagedFile> {
+    Ok(StagedFile {
+        staged: stage(target, mode, write)?,
+        target: target.to_path_buf(),
         placing: Placing::Rename,
     })
 }
 
-/// Flushes each directory once (records put in place with [`StagedRecord::put_in_place`]).
+/// Flushes each directory once (files put in place with [`StagedFile::put_in_place`]).
 pub fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> anyhow::Result<()> {
     let mut done: Vec<&Path> = Vec::new();
     for dir in dirs {
@@ -311,23 +307,18 @@ pub fn rewrite_record<T: Serialize>(
     value: &T,
     keep_spare: bool,
 ) -> anyhow::Result<()> {
-    let staged = stage_rewrite(path, value, keep_spare)?;
-    exchange_or_rename(&staged.staged, path)?;
-    sync_dir(parent_dir(path))?;
-    if !keep_spare {
-        remove_spare(path);
-    }
-    Ok(())
+    stage_rewrite(path, value, keep_spare)?.put_in_place()?;
+    sync_dir(parent_dir(path))
 }
 
 /// Stages what [`rewrite_record`] would write at `path`: the new bytes in the record's spare
-/// file, flushed; [`StagedRecord::put_in_place`] swaps them in (and removes the spare unless
+/// file, flushed; [`StagedFile::put_in_place`] swaps them in (and removes the spare unless
 /// `keep_spare`).
 pub fn stage_rewrite<T: Serialize>(
     path: &Path,
     value: &T,
     keep_spare: bool,
-) -> anyhow::Result<StagedRecord> {
+) -> anyhow::Result<StagedFile> {
     ensure_dir(parent_dir(path), 0o700)?;
     let bytes = serde_json::to_vec_pretty(value)
         .with_context(|| format!("could not encode {}", path.display()))?;
@@ -337,7 +328,7 @@ pub fn stage_rewrite<T: Serialize>(
         .and_then(|()| file.set_len(bytes.len() as u64))
         .and_then(|()| file.sync_all())
         .with_context(|| format!("could not write {}", spare.display()))?;
-    Ok(StagedRecord {
+    Ok(StagedFile {
         staged: spare,
         target: path.to_path_buf(),
         placing: Placing::Exchange { keep_spare },

@@ -93,10 +93,10 @@ pub fn run(
 }
 
 /// One certificate's records, written and flushed beside the records they replace
-/// ([`crate::store::StagedRecord`]): the order record marked installed, the new lineage.
+/// ([`crate::store::StagedFile`]): the order record marked installed, the new lineage.
 struct StagedInstall {
-    order: Option<crate::store::StagedRecord>,
-    lineage: Option<crate::store::StagedRecord>,
+    order: Option<crate::store::StagedFile>,
+    lineage: Option<crate::store::StagedFile>,
     not_after: Option<String>,
 }
 
@@ -166,8 +166,6 @@ fn put_in_place(staged: Vec<anyhow::Result<StagedInstall>>) -> Vec<anyhow::Resul
             })
         }));
     }
-    dirs.sort();
-    dirs.dedup();
     if let Err(e) = crate::store::sync_dirs(dirs.iter().map(PathBuf::as_path)) {
         tracing::warn!("{e:#}");
     }
