@@ -329,12 +329,15 @@ pub fn open_parent_no_follow(path: &Path) -> anyhow::Result<(OwnedFd, OsString)>
 
 /// Puts `content` at the absolute `path` with `mode` and, when given, owner — through a
 /// handle on its parent opened with [`open_parent_no_follow`]; a link at `path` is replaced.
-pub fn restore_file(
+/// The file is flushed and renamed into place; the handle on its parent is returned for the
+/// caller to flush — once for every file put back into it, before the restore counts as done
+/// (until then a crash may leave the old bytes, which restoring again puts right).
+pub fn put_back_file(
     path: &Path,
     content: &[u8],
     mode: u32,
     owner: Option<(u32, u32)>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<OwnedFd> {
     let (dir, name) = open_parent_no_follow(path)?;
     let mut tmp = OsString::from(".");
     tmp.push(&name);
@@ -355,13 +358,13 @@ pub fn restore_file(
         file.write_all(content)?;
         file.sync_all()?;
         renameat(&dir, tmp.as_os_str(), &dir, name.as_os_str())?;
-        File::from(dir.try_clone()?).sync_all()?;
         Ok(())
     })();
     if written.is_err() {
         let _ = unlinkat(&dir, tmp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     }
-    written.with_context(|| format!("could not restore {}", path.display()))
+    written.with_context(|| format!("could not restore {}", path.display()))?;
+    Ok(dir)
 }
 
 /// Removes the file at the absolute `path` through a handle on its parent opened with

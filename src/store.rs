@@ -281,11 +281,10 @@ fn stage_beside(
 
 /// Flushes each directory once (files put in place with [`StagedFile::put_in_place`]).
 pub fn sync_dirs<'a>(dirs: impl IntoIterator<Item = &'a Path>) -> anyhow::Result<()> {
-    let mut done: Vec<&Path> = Vec::new();
+    let mut done = std::collections::HashSet::new();
     for dir in dirs {
-        if !done.contains(&dir) {
+        if done.insert(dir) {
             sync_dir(dir)?;
-            done.push(dir);
         }
     }
     Ok(())
@@ -1212,16 +1211,39 @@ impl Transaction {
     /// exist is deleted; a replaced symlink is put back — newest first, and marks the transaction
     /// restored. Goes on past a file that fails and reports all failures at the end. Returns the
     /// paths whose content was changed back.
+    ///
+    /// Entries that touch different files (each file and link in one entry only: what a
+    /// transaction's backups are) are restored [`RESTORE_CONCURRENCY`] at once, each file flushed,
+    /// and each directory they were put back into is flushed once at the end, before the
+    /// transaction is marked restored: a crash before that leaves it open, and the next run
+    /// restores it again.
     pub fn restore(&mut self) -> Result<Vec<PathBuf>, TxnError> {
         let mut changed = Vec::new();
         let mut failures = Vec::new();
         let entries = self.entries()?;
-        for entry in entries.iter().rev() {
-            match restore_entry(&self.dir, entry) {
-                Ok(true) => changed.push(entry.path.clone()),
+        let newest_first: Vec<&BackupEntry> = entries.iter().rev().collect();
+        let at_once = if touch_different_files(&entries) {
+            RESTORE_CONCURRENCY
+        } else {
+            1
+        };
+        let outcomes = crate::bounded::map(&newest_first, at_once, |entry| {
+            restore_entry(&self.dir, entry)
+        });
+        let mut dirs = std::collections::HashSet::new();
+        for (entry, outcome) in newest_first.iter().zip(outcomes) {
+            match outcome {
+                Ok(true) => {
+                    changed.push(entry.path.clone());
+                    dirs.extend(entry.target.parent().map(Path::to_path_buf));
+                    dirs.extend(entry.path.parent().map(Path::to_path_buf));
+                }
                 Ok(false) => {}
                 Err(e) => failures.push(e.to_string()),
             }
+        }
+        if let Err(e) = sync_dirs(dirs.iter().map(PathBuf::as_path)) {
+            failures.push(format!("{e:#}"));
         }
         if !failures.is_empty() {
             return Err(TxnError::Incomplete {
@@ -1352,10 +1374,24 @@ fn write_manifest(dir: &Path, manifest: &impl Serialize) -> Result<(), TxnError>
     write_atomic_with(&target, 0o600, &mut write).map_err(|e| manifest_error(format!("{e:#}")))
 }
 
+/// How many files [`Transaction::restore`] puts back at once.
+const RESTORE_CONCURRENCY: usize = 16;
+
+/// Whether no file or link appears in two of `entries` (as the path backed up or the file
+/// behind it): then the order they are restored in changes nothing.
+fn touch_different_files(entries: &[BackupEntry]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    entries.iter().all(|e| {
+        let target = (e.target != e.path).then_some(&e.target);
+        seen.insert(&e.path) && target.is_none_or(|t| seen.insert(t))
+    })
+}
+
 /// Restores one file; `Ok(true)` when something on disk changed. Nothing is followed: each
 /// path's directories are opened from `/` without following links (they were resolved when the
 /// file was backed up), and the file is replaced — never written through a link — with its
-/// mode and owner set on the new file before it takes the old one's place.
+/// mode and owner set on the new file before it takes the old one's place. The file is
+/// flushed, its directory is not: the caller flushes the directory of every `Ok(true)`.
 fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
     let io = |action, path: &Path, e: &dyn std::fmt::Display| TxnError::Io {
         action,
@@ -1403,7 +1439,7 @@ fn restore_entry(dir: &Path, entry: &BackupEntry) -> Result<bool, TxnError> {
         return Ok(changed);
     }
     let owner = entry.uid.zip(entry.gid);
-    crate::fs_safe::restore_file(&entry.target, &bytes, mode, owner)
+    crate::fs_safe::put_back_file(&entry.target, &bytes, mode, owner)
         .map_err(|e| io("restore", &entry.target, &e))?;
     Ok(true)
 }
@@ -1910,6 +1946,60 @@ mod tests {
         // Restoring again changes nothing and still succeeds.
         assert!(txn.restore().unwrap().is_empty());
         assert_original(&t);
+    }
+
+    #[test]
+    fn many_files_in_several_directories_are_restored_at_once_byte_identical() {
+        let t = tree();
+        let etc = t.plain.parent().unwrap();
+        let dirs = [etc.join("many-a"), etc.join("many-b")];
+        let mut files = Vec::new();
+        for (d, dir) in dirs.iter().enumerate() {
+            fs::create_dir_all(dir).unwrap();
+            for i in 0..40 {
+                let path = dir.join(format!("site-{i}.conf"));
+                let bytes = format!("server {{ # {d}/{i}\n}}\n").into_bytes();
+                fs::write(&path, &bytes).unwrap();
+                files.push((path, bytes));
+            }
+        }
+        let gone = dirs[1].join("made-by-the-change.conf");
+        let mut txn = Transaction::begin(&t.state, "many").unwrap();
+        let mut paths: Vec<&Path> = files.iter().map(|(p, _)| p.as_path()).collect();
+        paths.push(&gone);
+        txn.backup_all(&paths).unwrap();
+        for (path, _) in &files {
+            fs::write(path, b"changed\n").unwrap();
+        }
+        fs::write(&gone, b"new\n").unwrap();
+        let changed = txn.restore().unwrap();
+        assert_eq!(changed.len(), files.len() + 1);
+        for (path, bytes) in &files {
+            assert_eq!(&fs::read(path).unwrap(), bytes, "{}", path.display());
+        }
+        assert!(!gone.exists());
+        assert_eq!(txn.manifest().state, TxnState::Restored);
+    }
+
+    #[test]
+    fn entries_sharing_a_file_are_not_restored_at_once() {
+        let entry = |path: &str, target: &str| BackupEntry {
+            path: PathBuf::from(path),
+            target: PathBuf::from(target),
+            symlink: None,
+            existed: false,
+            mode: None,
+            uid: None,
+            gid: None,
+            sha256: None,
+            copy: None,
+        };
+        let apart = [entry("/a", "/a"), entry("/l", "/b"), entry("/c", "/c")];
+        assert!(touch_different_files(&apart));
+        let link_and_file = [entry("/l", "/b"), entry("/b", "/b")];
+        assert!(!touch_different_files(&link_and_file));
+        let two_links = [entry("/l1", "/b"), entry("/l2", "/b")];
+        assert!(!touch_different_files(&two_links));
     }
 
     #[test]

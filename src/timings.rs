@@ -18,6 +18,20 @@ pub fn add(name: &'static str, elapsed: Duration) {
     }
 }
 
+/// Instants marked by name ([`mark`]): `to_json` reports the time from each to the report as
+/// `after_<name>_ms`.
+static MARKS: Mutex<BTreeMap<&'static str, Instant>> = Mutex::new(BTreeMap::new());
+
+/// Marks `at` as the moment `name` happened (the latest mark of a name counts): the report gives
+/// the time from it to the report as `after_<name>_ms` — e.g. `after_last_key_ms`, the part of
+/// a run no key generation overlaps.
+pub fn mark(name: &'static str, at: Instant) {
+    if let Ok(mut marks) = MARKS.lock() {
+        let mark = marks.entry(name).or_insert(at);
+        *mark = (*mark).max(at);
+    }
+}
+
 /// A phase being timed: its wall time is added when it is dropped.
 pub struct Phase {
     name: &'static str,
@@ -63,7 +77,7 @@ fn note_phase_peak(name: &'static str) {
     let _ = std::fs::write("/proc/self/clear_refs", b"5");
 }
 
-/// `{"<phase>_ms": milliseconds, …, "peak_rss_kib": n, "<phase>_peak_rss_kib": n, …}`: the
+/// `{"<phase>_ms": milliseconds, …, "after_<mark>_ms": milliseconds, …, "peak_rss_kib": n, "<phase>_peak_rss_kib": n, …}`: the
 /// phases timed so far, this process's peak resident set size (its own, from
 /// `/proc/self/status`, not its children's) and the peak each phase reached.
 pub fn to_json() -> serde_json::Value {
@@ -72,6 +86,12 @@ pub fn to_json() -> serde_json::Value {
         for (name, d) in totals.iter() {
             let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
             out.insert(format!("{name}_ms"), ms.into());
+        }
+    }
+    if let Ok(marks) = MARKS.lock() {
+        for (name, at) in marks.iter() {
+            let ms = u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX);
+            out.insert(format!("after_{name}_ms"), ms.into());
         }
     }
     let mut peaks = PHASE_PEAKS.lock().map(|p| p.clone()).unwrap_or_default();
@@ -90,4 +110,23 @@ fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_is_reported_as_the_time_since_its_latest_instant() {
+        let now = Instant::now();
+        let earlier = now.checked_sub(Duration::from_millis(400)).unwrap_or(now);
+        mark("test_mark", earlier);
+        mark(
+            "test_mark",
+            now.checked_sub(Duration::from_millis(200)).unwrap_or(now),
+        );
+        mark("test_mark", earlier);
+        let ms = to_json()["after_test_mark_ms"].as_u64().expect("reported");
+        assert!((200..400).contains(&ms), "{ms} ms since the latest mark");
+    }
 }

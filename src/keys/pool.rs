@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rcgen::KeyPair;
 
@@ -30,6 +30,7 @@ pub struct KeyPool {
     keys: Mutex<Option<Receiver<Result<KeyPair, KeyError>>>>,
     wanted: Arc<AtomicUsize>,
     cpu_nanos: Arc<AtomicU64>,
+    last_made: Arc<Mutex<Option<Instant>>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -42,6 +43,7 @@ impl KeyPool {
         let wanted = Arc::new(AtomicUsize::new(wanted));
         let cpu_nanos = Arc::new(AtomicU64::new(0));
         let next = Arc::new(AtomicUsize::new(0));
+        let last_made = Arc::new(Mutex::new(None));
         let workers = (0..threads)
             .filter(|_| wanted.load(Ordering::Relaxed) > 0)
             .map(|_| {
@@ -50,6 +52,7 @@ impl KeyPool {
                     next: next.clone(),
                     wanted: wanted.clone(),
                     cpu_nanos: cpu_nanos.clone(),
+                    last_made: last_made.clone(),
                     send: send.clone(),
                 };
                 std::thread::spawn(move || worker.run())
@@ -60,6 +63,7 @@ impl KeyPool {
             keys: Mutex::new(Some(keys)),
             wanted,
             cpu_nanos,
+            last_made,
             workers,
         }
     }
@@ -86,6 +90,12 @@ impl KeyPool {
     pub fn generation_time(&self) -> Duration {
         Duration::from_nanos(self.cpu_nanos.load(Ordering::Relaxed))
     }
+
+    /// When the workers finished the last key they made (none made yet: `None`): what a run
+    /// does after it is the part of its time no key generation overlaps.
+    pub fn last_made(&self) -> Option<Instant> {
+        self.last_made.lock().ok().and_then(|t| *t)
+    }
 }
 
 impl Drop for KeyPool {
@@ -106,6 +116,7 @@ struct Worker {
     next: Arc<AtomicUsize>,
     wanted: Arc<AtomicUsize>,
     cpu_nanos: Arc<AtomicU64>,
+    last_made: Arc<Mutex<Option<Instant>>>,
     send: SyncSender<Result<KeyPair, KeyError>>,
 }
 
@@ -118,6 +129,9 @@ impl Worker {
             let took = thread_cpu_time().saturating_sub(start);
             let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
             self.cpu_nanos.fetch_add(nanos, Ordering::Relaxed);
+            if let Ok(mut last) = self.last_made.lock() {
+                *last = Some(Instant::now());
+            }
             if self.send.send(made).is_err() {
                 return; // the pool was dropped
             }
@@ -149,6 +163,7 @@ mod tests {
             );
         }
         assert!(pool.generation_time() > Duration::ZERO);
+        assert!(pool.last_made().is_some_and(|t| t <= Instant::now()));
         // All nine were made: there is no tenth.
         assert!(matches!(
             pool.take(&["x.test".into()]),
@@ -181,6 +196,7 @@ mod tests {
     fn a_pool_that_wants_no_key_starts_no_worker_and_drops_at_once() {
         let pool = KeyPool::start(KeyType::Rsa2048, 0, 2, 4);
         assert!(pool.workers.is_empty());
+        assert_eq!(pool.last_made(), None);
         assert!(matches!(
             pool.take(&["a.test".into()]),
             Err(KeyError::Stopped)

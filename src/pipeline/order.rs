@@ -32,6 +32,9 @@ pub async fn place_all(
     let keys = start_keys(run, &sites);
     let placed = place_with(run, ca, sites, &keys).await;
     crate::timings::add("keys", keys.generation_time());
+    if let Some(at) = keys.last_made() {
+        crate::timings::mark("last_key", at);
+    }
     placed
 }
 
