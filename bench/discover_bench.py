@@ -2,15 +2,18 @@
 """Benchmark: `enc365-nginx discover --json` against `nginx -t` and crossplane on the same tree.
 
 Usage: bench/discover_bench.py [--sites N] [--runs K] [--tree DIR] [--bin FILE] [--before FILE]
+                               [--reference-runs R]
 
 Generates an N-site shared-hosting tree with bench/gen_vhosts.py (default N=10000), then runs each
 command K times (default 5) in this one invocation and prints the median wall time, the median
 CPU time (user and system: steadier than wall time on a shared machine), the peak RSS, and the
 ratios the project holds itself to: discover at most 1/20 of crossplane's time and 1/10 of
-`nginx -t`'s, with peak RSS under 100 MiB — and, as the floor, its ratio to `cat` of the same
+`nginx -t`'s, with peak RSS under 100 MiB up to 10,000 sites — and, as the floor, its ratio to `cat` of the same
 files (every file nginx reads, fed to one `xargs -0 cat`). `--bin` takes that binary instead of
 building target/release; `--before` also measures an older binary on the same tree, its runs
-taken in turn with ours (so a machine that slows down during the series weighs on both alike).
+taken in turn with ours (so a machine that slows down during the series weighs on both alike),
+and prints both peak RSS figures. `--reference-runs` runs `cat`, `nginx -t` and crossplane fewer
+(or more) times than discover.
 crossplane comes from PyPI (nginx-crossplane) into a venv under target/bench-venv the first time. A reference that fails on the tree (`nginx -t`
 rejecting it) is reported as unavailable with its reason, and the run goes on. Exits 1 when a goal
 is missed.
@@ -122,7 +125,11 @@ def main():
     ap.add_argument("--tree", help="reuse or create the tree here instead of a temp dir")
     ap.add_argument("--bin", help="the enc365-nginx binary to measure (no build)")
     ap.add_argument("--before", help="an older enc365-nginx binary to measure beside it")
+    ap.add_argument("--reference-runs", type=int,
+                    help="runs of `cat`, `nginx -t` and crossplane (default: --runs; crossplane "
+                         "takes about 30 s a run at 50,000 sites)")
     a = ap.parse_args()
+    ref_runs = a.reference_runs or a.runs
 
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     ours = a.bin
@@ -154,7 +161,7 @@ def main():
     measured = measure_pair(contenders, a.runs)
     t_ours, rss_ours, cpu_ours = measured[0]
     if a.before:
-        t_before, _, cpu_before = measured[1]
+        t_before, rss_before, cpu_before = measured[1]
     listing = os.path.join(os.path.dirname(tree), "files-read.lst")
     files, source = nginx_files(nginx, tree, conf, ours)
     with open(listing, "wb") as f:
@@ -162,10 +169,10 @@ def main():
             f.write(path.encode() + b"\0")
     print(f"files for cat: {len(files)}, listed by {source}")
     t_cat, _ = measure("cat of the same files", ["sh", "-c", f"xargs -0 cat < '{listing}' > /dev/null"],
-                       a.runs)
-    t_nginx, why_nginx = measure("nginx -t", [nginx, "-t", "-q", "-p", tree, "-c", conf], a.runs,
+                       ref_runs)
+    t_nginx, why_nginx = measure("nginx -t", [nginx, "-t", "-q", "-p", tree, "-c", conf], ref_runs,
                                  required=False)
-    t_xp, why_xp = measure("crossplane parse", [xp, "parse", conf, "-o", os.devnull], a.runs,
+    t_xp, why_xp = measure("crossplane parse", [xp, "parse", conf, "-o", os.devnull], ref_runs,
                            required=False)
 
     rss_mib = rss_ours / 1024
@@ -178,13 +185,19 @@ def main():
         ratio = t_ref / t_ours
         missed |= ratio < goal
         print(f"{label} / discover = {ratio:6.1f}x   (goal >= {goal}x)   {'ok' if ratio >= goal else 'MISSED'}")
-    missed |= rss_mib >= 100
-    print(f"discover peak RSS     = {rss_mib:6.1f} MiB (goal < 100)   {'ok' if rss_mib < 100 else 'MISSED'}")
+    if a.sites <= 10000:
+        missed |= rss_mib >= 100
+        print(f"discover peak RSS     = {rss_mib:6.1f} MiB (goal < 100 up to 10,000 sites)   "
+              f"{'ok' if rss_mib < 100 else 'MISSED'}")
+    else:
+        print(f"discover peak RSS     = {rss_mib:6.1f} MiB (the < 100 MiB goal is for up to 10,000 "
+              f"sites)")
     print(f"discover / cat        = {t_ours / t_cat:6.2f}x   (the floor: reading the same files; "
           f"cat {t_cat*1000:.1f} ms)")
     if a.before:
         print(f"discover / before     = {t_ours / t_before:6.2f}x   (same tree, same invocation; "
-              f"CPU {cpu_ours / cpu_before:.2f}x)")
+              f"CPU {cpu_ours / cpu_before:.2f}x; peak RSS {rss_mib:.1f} vs "
+              f"{rss_before / 1024:.1f} MiB)")
     print(f"load: {os.getloadavg()[0]:.2f} (1 min) at the end")
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
