@@ -41,6 +41,11 @@ impl LineageFiles {
         [&self.privkey, &self.cert, &self.chain, &self.fullchain]
     }
 
+    /// The lineage directory (`live/<site>`).
+    pub fn dir(&self) -> &Path {
+        self.fullchain.parent().unwrap_or(Path::new("."))
+    }
+
     /// Creates the lineage directory (0755) when missing.
     pub fn ensure_dir(&self) -> anyhow::Result<()> {
         match self.fullchain.parent() {

@@ -459,6 +459,9 @@ fn write_live_files(
             f.write(&item.fullchain_pem, &item.key_pem)
         });
         written.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        // The lineage directories made above are entries of `live/`: flushed once per chunk, so
+        // a crash after the configuration names them never finds them gone.
+        crate::store::sync_dirs(files.iter().filter_map(|f| f.dir().parent()))?;
     }
     ensure_snippet(&env.config_dir)
 }

@@ -255,7 +255,11 @@ fn save(
     // Journaled like every change (`history` lists it; `rollback ID` puts the old files back).
     let mut txn = Transaction::begin(&run.state_dir, &format!("certonly: {name}"))?;
     txn.backup_all(&files.all())?;
-    if let Err(e) = files.write(&chain, &key) {
+    // The lineage directory's own entry is flushed too: the files a deploy hook is told of stay.
+    let written = files
+        .write(&chain, &key)
+        .and_then(|()| crate::store::sync_dirs(files.dir().parent()));
+    if let Err(e) = written {
         let _ = txn.restore();
         return Err(e);
     }
