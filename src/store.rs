@@ -722,6 +722,24 @@ pub struct BackupEntry {
     pub copy: Option<PathBuf>,
 }
 
+impl BackupEntry {
+    /// The entry of a file that did not exist (restoring removes it): `path` as given, `target`
+    /// the file behind it, `symlink` what `path` pointed to when it was a link.
+    fn absent(path: PathBuf, target: PathBuf, symlink: Option<PathBuf>) -> BackupEntry {
+        BackupEntry {
+            path,
+            target,
+            symlink,
+            existed: false,
+            mode: None,
+            uid: None,
+            gid: None,
+            sha256: None,
+            copy: None,
+        }
+    }
+}
+
 /// A transaction's manifest, `backups/<id>/manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -1170,17 +1188,7 @@ impl Transaction {
         };
         let meta = match fs::metadata(&target) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(BackupEntry {
-                    path,
-                    target,
-                    symlink,
-                    existed: false,
-                    mode: None,
-                    uid: None,
-                    gid: None,
-                    sha256: None,
-                    copy: None,
-                });
+                return Ok(BackupEntry::absent(path, target, symlink));
             }
             Err(e) => return Err(io("inspect", &target, &e)),
             Ok(meta) if !meta.is_file() => return Err(TxnError::NotAFile { path }),
@@ -1983,17 +1991,8 @@ mod tests {
 
     #[test]
     fn entries_sharing_a_file_are_not_restored_at_once() {
-        let entry = |path: &str, target: &str| BackupEntry {
-            path: PathBuf::from(path),
-            target: PathBuf::from(target),
-            symlink: None,
-            existed: false,
-            mode: None,
-            uid: None,
-            gid: None,
-            sha256: None,
-            copy: None,
-        };
+        let entry =
+            |path: &str, target: &str| BackupEntry::absent(path.into(), target.into(), None);
         let apart = [entry("/a", "/a"), entry("/l", "/b"), entry("/c", "/c")];
         assert!(touch_different_files(&apart));
         let link_and_file = [entry("/l", "/b"), entry("/b", "/b")];
