@@ -45,9 +45,11 @@ impl Context {
         Context { global }
     }
 
-    /// The config file: `--config` / `ENC365_CONFIG`, else /etc/enc365-nginx/config.toml.
+    /// The config file: `--config` / `ENC365_CONFIG`, else /etc/enc365-nginx/config.toml; made
+    /// absolute, since `live/` and `nginx/` beside it are written into nginx's configuration,
+    /// where a relative path would be read against nginx's prefix.
     pub fn config_path(&self) -> PathBuf {
-        crate::config::config_path(&self.global)
+        absolute(crate::config::config_path(&self.global))
     }
 
     /// The directory of the config file: `live/` and `nginx/` go under it (design §3.4).
@@ -58,12 +60,15 @@ impl Context {
             .unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// The state directory: orders, backups, validation files, the lock.
+    /// The state directory: orders, backups, validation files, the lock; made absolute (its
+    /// paths go into records that a later run, from another directory, reads).
     pub fn state_dir(&self) -> PathBuf {
-        self.global
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx"))
+        absolute(
+            self.global
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("/var/lib/enc365-nginx")),
+        )
     }
 
     /// Loads the config file with environment overrides applied; every problem is exit 2.

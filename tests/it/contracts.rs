@@ -949,3 +949,41 @@ fn a_link_planted_in_a_webroot_is_never_written_through() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert!(!host.dir.path().join("live").exists());
 }
+
+#[test]
+fn a_config_file_and_state_directory_given_relative_to_the_current_directory_install() {
+    let host = Host::with(Faults::default(), ONE_SITE, "");
+    let d = host.dir.path();
+    let pipe = pipeline(&host);
+    let pipe: Vec<&str> = pipe.iter().map(String::as_str).collect();
+    let out = command_in(
+        &host,
+        host.sb.nginx_bin(),
+        Path::new("config.toml"),
+        Path::new("state"),
+        &[&["auto", "--json"][..], &pipe].concat(),
+    )
+    .current_dir(d)
+    .output()
+    .unwrap();
+    let doc = one_object(&out);
+    assert_eq!(out.status.code(), Some(0), "{doc:#}\n{}", text(&out));
+    let live = d.join("live/shop.test/fullchain.pem");
+    let served = common::host::served(&host, "shop.test");
+    assert_eq!(served.fingerprint, common::host::pem_fingerprint(&live));
+    // nginx reads relative paths against its own prefix, not our current directory: every
+    // path we wrote into its configuration is absolute.
+    let conf = std::fs::read_to_string(host.sb.conf_path()).unwrap();
+    for line in conf
+        .lines()
+        .filter(|l| l.contains("# managed by enc365-nginx"))
+    {
+        for word in line
+            .split_whitespace()
+            .filter(|w| w.contains("live/") || w.contains(".pem"))
+        {
+            assert!(word.starts_with('/') || word.starts_with("\"/"), "{line}");
+        }
+    }
+    assert!(d.join("state/orders").is_dir());
+}
