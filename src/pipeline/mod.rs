@@ -329,10 +329,7 @@ pub fn execute(mut run: Run, mut found: Discovery, selection: Vec<Planned>) -> C
     };
     let dirs = validate::DirsMade::after_probes(ready.probes.take_made_dirs());
     let issued = orders.order_and_validate(&mut run, ready.sites, dirs);
-    crate::timings::add("keys", keys.generation_time());
-    if let Some(at) = keys.last_made() {
-        crate::timings::mark("last_key", at);
-    }
+    order::time_keys(&keys);
     drop(keys);
     drop(ready.publications);
     if let Some(mut txn) = ready.temporary {

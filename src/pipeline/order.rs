@@ -31,11 +31,17 @@ pub async fn place_all(
 ) -> Vec<(Site, OrderRecord)> {
     let keys = start_keys(run, &sites);
     let placed = place_with(run, ca, sites, &keys).await;
+    time_keys(&keys);
+    placed
+}
+
+/// Adds what `keys` spent to the run's timings: their CPU time (`keys`) and when the last one
+/// was made (`after_last_key`).
+pub fn time_keys(keys: &KeyPool) {
     crate::timings::add("keys", keys.generation_time());
     if let Some(at) = keys.last_made() {
         crate::timings::mark("last_key", at);
     }
-    placed
 }
 
 /// Starts making the keys of the new orders among `sites` (those without an order to resume) on
